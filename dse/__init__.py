@@ -1,0 +1,1 @@
+"""qdse package dse."""

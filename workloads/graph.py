@@ -1,0 +1,286 @@
+"""The workload graph: the one typed value that leaves `workloads/` for the simulator.
+
+A `Workload` wraps a `networkx.DiGraph` whose nodes are keyed by operation name and carry one
+`Layer` record each (``graph.nodes[name]["layer"]``). Edges carry the tensor that flows between two
+operations: ``shape`` (tuple of ints, batch included), ``bits`` and ``bytes``.
+
+Conventions (the simulator relies on them):
+
+* Every dimension is for the batch the workload was extracted with (``Layer.n``, == ``Workload.batch``).
+  Per-image quantities are the batch quantities divided by ``n``.
+* Compute ops (``Layer.is_compute``) are ``conv`` (incl. depthwise / grouped, ``groups > 1``),
+  ``linear`` and ``matmul``. Their GEMM view is ``groups`` independent GEMMs of
+  ``gemm_m x gemm_k`` by ``gemm_k x gemm_n`` (SCALE-Sim notation: M = output pixels, N = filters,
+  K = R*S*C per group).
+* Memory-only ops (``pool``, ``add``, ``concat``, ``act``, ``flatten``, ``bn``, ...) have ``macs == 0``
+  (pooling records its comparisons/adds in ``vector_ops``) and move ``input_bytes`` / ``output_bytes``.
+* ``input`` / ``output`` pseudo-nodes mark the graph boundary; they have no cost of their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pandas as pd
+
+__all__ = ["COMPUTE_OPS", "Layer", "Workload", "bytes_for"]
+
+COMPUTE_OPS = frozenset({"conv", "linear", "matmul"})
+_FORMAT_VERSION = 1
+
+
+def bytes_for(elements: int, bits: int) -> int:
+    """Bytes needed to store ``elements`` values of ``bits`` bits each, densely packed."""
+    return math.ceil(elements * bits / 8)
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One operation of the workload, lowered to plain numbers.
+
+    Shapes use the convolution names of the issue: input N x C x H x W, K output channels,
+    R x S kernel, output N x K x Ho x Wo. A linear layer is a 1x1 convolution on a 1x1 image
+    (H = W = Ho = Wo = 1) unless it acts on extra leading dims, which are folded into ``h``.
+    """
+
+    name: str
+    op: str
+    n: int = 1
+    c: int = 0
+    h: int = 1
+    w: int = 1
+    k: int = 0
+    r: int = 1
+    s: int = 1
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    groups: int = 1
+    ho: int = 1
+    wo: int = 1
+    macs: int = 0
+    vector_ops: int = 0
+    w_bits: int = 16
+    a_bits: int = 16
+    o_bits: int = 16
+    weight_elems: int = 0
+    input_elems: int = 0
+    output_elems: int = 0
+    module: str = ""
+    """Qualified name of the nn.Module this op came from ('' for functional ops)."""
+    role: str = ""
+    """Free-form tag: 'first', 'last', 'shortcut' (1x1 projection on a residual), or ''."""
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def is_compute(self) -> bool:
+        return self.op in COMPUTE_OPS
+
+    @property
+    def weight_bytes(self) -> int:
+        return bytes_for(self.weight_elems, self.w_bits)
+
+    @property
+    def input_bytes(self) -> int:
+        return bytes_for(self.input_elems, self.a_bits)
+
+    @property
+    def output_bytes(self) -> int:
+        return bytes_for(self.output_elems, self.o_bits)
+
+    @property
+    def gemm_m(self) -> int:
+        """Output pixels (batch included): rows of the GEMM."""
+        return self.n * self.ho * self.wo
+
+    @property
+    def gemm_n(self) -> int:
+        """Filters per group: columns of the GEMM."""
+        return self.k // self.groups if self.groups else self.k
+
+    @property
+    def gemm_k(self) -> int:
+        """Reduction depth per group: R*S*C/groups."""
+        return self.r * self.s * (self.c // self.groups if self.groups else self.c)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["stride"] = list(self.stride)
+        d["padding"] = list(self.padding)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Layer:
+        d = dict(d)
+        d["stride"] = tuple(d.get("stride", (1, 1)))
+        d["padding"] = tuple(d.get("padding", (0, 0)))
+        return cls(**d)
+
+
+class Workload:
+    """A DAG of `Layer` records with tensor edges. Build it with `workloads.extract` or by hand.
+
+    ``graph`` node keys are layer names; ``graph.nodes[name]["layer"]`` is the `Layer`.
+    Edge attributes: ``shape`` (tuple), ``bits`` (int), ``bytes`` (int).
+    """
+
+    def __init__(self, graph: nx.DiGraph, name: str = "", batch: int = 1,
+                 input_shape: tuple[int, ...] = ()) -> None:
+        self.graph = graph
+        self.name = name
+        self.batch = batch
+        self.input_shape = tuple(input_shape)
+        self.check()
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_layers(cls, layers: list[Layer], edges: list[tuple[str, str]] | None = None,
+                    name: str = "", batch: int = 1,
+                    input_shape: tuple[int, ...] = ()) -> Workload:
+        """Build from records; ``edges=None`` chains the layers in the given order.
+
+        Edge tensors default to the producer's output (shape N x K x Ho x Wo, bits o_bits).
+        """
+        g = nx.DiGraph()
+        for layer in layers:
+            g.add_node(layer.name, layer=layer)
+        if edges is None:
+            edges = [(a.name, b.name) for a, b in zip(layers, layers[1:])]
+        by_name = {la.name: la for la in layers}
+        for src, dst in edges:
+            p = by_name[src]
+            g.add_edge(src, dst, shape=(p.n, p.k, p.ho, p.wo), bits=p.o_bits,
+                       bytes=p.output_bytes)
+        return cls(g, name=name, batch=batch, input_shape=input_shape)
+
+    def check(self) -> None:
+        """Raise ValueError listing every structural problem (the graph.lint() habit)."""
+        problems: list[str] = []
+        if not nx.is_directed_acyclic_graph(self.graph):
+            problems.append("graph has a cycle")
+        for name, data in self.graph.nodes(data=True):
+            layer = data.get("layer")
+            if not isinstance(layer, Layer):
+                problems.append(f"node {name!r} has no Layer record under 'layer'")
+            elif layer.name != name:
+                problems.append(f"node key {name!r} != Layer.name {layer.name!r}")
+            elif layer.macs < 0:
+                problems.append(f"layer {name!r}: macs={layer.macs} is negative")
+        if problems:
+            raise ValueError("invalid workload: " + "; ".join(problems))
+
+    # -- iteration and totals --------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Layer]:
+        """Layers in deterministic topological order (lexicographic ties)."""
+        for name in nx.lexicographical_topological_sort(self.graph):
+            yield self.graph.nodes[name]["layer"]
+
+    def __len__(self) -> int:
+        return self.graph.number_of_nodes()
+
+    def __getitem__(self, name: str) -> Layer:
+        return self.graph.nodes[name]["layer"]
+
+    def topo_order(self) -> list[str]:
+        return list(nx.lexicographical_topological_sort(self.graph))
+
+    def compute_layers(self) -> list[Layer]:
+        return [la for la in self if la.is_compute]
+
+    def predecessors(self, name: str) -> list[str]:
+        return sorted(self.graph.predecessors(name))
+
+    def successors(self, name: str) -> list[str]:
+        return sorted(self.graph.successors(name))
+
+    @property
+    def total_macs(self) -> int:
+        return int(sum(la.macs for la in self))
+
+    @property
+    def weight_bytes(self) -> int:
+        return int(sum(la.weight_bytes for la in self))
+
+    @property
+    def activation_bytes(self) -> int:
+        """Bytes of every op's output tensor at its bits (the activation footprint, all layers)."""
+        return int(sum(la.output_bytes for la in self if la.op not in ("input", "output")))
+
+    # -- tables ------------------------------------------------------------------------------------
+    @property
+    def layers(self) -> pd.DataFrame:
+        """One row per compute node, in topological order."""
+        rows = []
+        for la in self.compute_layers():
+            d = la.to_dict()
+            d.pop("meta")
+            d["stride"] = tuple(la.stride)
+            d["padding"] = tuple(la.padding)
+            d["weight_bytes"] = la.weight_bytes
+            d["input_bytes"] = la.input_bytes
+            d["output_bytes"] = la.output_bytes
+            rows.append(d)
+        cols = ["name", "op", "macs", "w_bits", "a_bits", "o_bits", "weight_bytes", "input_bytes",
+                "output_bytes"]
+        df = pd.DataFrame(rows)
+        if df.empty:
+            return pd.DataFrame(columns=cols)
+        return df[cols + [c for c in df.columns if c not in cols]]
+
+    # -- persistence --------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "qdse.workload",
+            "version": _FORMAT_VERSION,
+            "name": self.name,
+            "batch": self.batch,
+            "input_shape": list(self.input_shape),
+            "nodes": [self.graph.nodes[n]["layer"].to_dict() for n in self.topo_order()],
+            "edges": [
+                {"src": u, "dst": v, "shape": list(d.get("shape", ())), "bits": d.get("bits", 0),
+                 "bytes": d.get("bytes", 0)}
+                for u, v, d in sorted(self.graph.edges(data=True), key=lambda e: (e[0], e[1]))
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Workload:
+        if data.get("format") != "qdse.workload":
+            raise ValueError(f"not a qdse workload file: format={data.get('format')!r}, "
+                             "expected 'qdse.workload'")
+        g = nx.DiGraph()
+        for nd in data["nodes"]:
+            layer = Layer.from_dict(nd)
+            g.add_node(layer.name, layer=layer)
+        for e in data["edges"]:
+            g.add_edge(e["src"], e["dst"], shape=tuple(e["shape"]), bits=e["bits"],
+                       bytes=e["bytes"])
+        return cls(g, name=data.get("name", ""), batch=data.get("batch", 1),
+                   input_shape=tuple(data.get("input_shape", ())))
+
+    def save(self, path: str | Path) -> None:
+        """Write JSON atomically (temp file + rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Workload:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Workload):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return (f"Workload({self.name!r}, {len(self)} ops, {len(self.compute_layers())} compute, "
+                f"{self.total_macs / 1e9:.3f} GMACs, batch={self.batch})")
