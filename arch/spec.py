@@ -1,18 +1,23 @@
 """`Accelerator`: a multi-core systolic-array accelerator with shared DRAM, as a frozen value.
 
 The template is the PACT-SAWB paper's Fig. 7(a) (Section 7.1): ``cores`` cores, each a
-``rows x cols`` 2D systolic array of fixed-point MACs of precision ``mac_bits = (w, a)`` with its own
-scratchpad of ``sram_kib`` KiB (one pool per core, shared by inputs, weights and outputs; the
+``rows x cols`` 2D systolic array of fixed-point MACs of precision ``mac_bits = (w, a)`` with its
+own scratchpad of ``sram_kib`` KiB (one pool per core, shared by inputs, weights and outputs; the
 simulator partitions it per tile), all sharing one external DRAM of ``dram_gbps`` GB/s.
 
-Vary designs with ``dataclasses.replace``; every field is validated on construction and a bad value
-raises ValueError naming the field, the value and the allowed range.
+``mac_bits`` may be given as one integer (same bits for weights and activations) or a list; it is
+stored as a tuple ``(weight_bits, act_bits)``. Vary designs with ``dataclasses.replace``; every
+field is validated on construction and a bad value raises ValueError naming the field, the value and
+the allowed range.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+from arch.tech import TECHNOLOGIES
 
 __all__ = ["DATAFLOWS", "HIGH_PRECISION_MODELS", "PEAK_SCALINGS", "Accelerator"]
 
@@ -23,12 +28,17 @@ HIGH_PRECISION_MODELS = ("bit_serial", "configurable")
 """How a layer whose bits exceed the MAC precision runs (see `dse` docs):
 
 * ``bit_serial``: Bit Fusion-style composition, ceil(w/mw) * ceil(a/ma) passes over the array.
-* ``configurable``: a precision-configurable MAC whose high-precision throughput is the iso-area
-  throughput of the area model, i.e. slowed by area(w, a) / area(mw, ma).
+* ``configurable``: a precision-configurable MAC whose high-precision throughput follows the
+  design's ``peak_scaling`` rule at iso-area: slowed by area(w, a) / area(mw, ma) under
+  ``"density"``, by b_eff(w, a) / b_eff(mw, ma) with b_eff = (w + a) / 2 under ``"doubling"``
+  (so a 16-bit layer on the paper's 64-core 2-bit system runs at the 8-core 16-bit system's peak).
+See `arch.area.precision_slowdown` and `Accelerator.precision_slowdown`.
 """
 
 PEAK_SCALINGS = ("doubling", "density")
-"""How iso-area core count scales with precision: the paper's 2x per halving, or the area model."""
+"""How iso-area core count scales with precision: the paper's 2x per halving, or the area model
+(`arch.area`). A design records the rule that sized it (``Accelerator.peak_scaling``); the rule
+also sets the throughput of a ``configurable`` MAC at a precision above its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +46,11 @@ class Accelerator:
     """A multi-core systolic-array accelerator.
 
     Units are in the names: ``sram_kib`` is per core, ``dram_gbps`` is GB/s (1e9 bytes/s) and may be
-    ``float("inf")``, ``dram_latency_ns`` is the fixed latency of one DRAM transfer.
+    ``float("inf")``, ``dram_latency_ns`` is the fixed latency of one DRAM transfer, ``node_nm`` the
+    CMOS node that area and energy are scaled to (one of `arch.tech.TECHNOLOGIES`; 14 nm is the
+    PACT-SAWB paper's MAC implementation and the IBM core it builds on). ``peak_scaling`` is the
+    rule that sized the design (set by `iso_area`) and that a configurable MAC follows above its
+    precision (see `HIGH_PRECISION_MODELS`).
     """
 
     cores: int
@@ -51,6 +65,8 @@ class Accelerator:
     dram_latency_ns: float = 100.0
     high_precision: str = "configurable"
     name: str = ""
+    node_nm: float = 14.0
+    peak_scaling: str = "doubling"
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -63,6 +79,11 @@ class Accelerator:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 bad(f, v, "expected an integer >= 1")
         mb = self.mac_bits
+        if isinstance(mb, int) and not isinstance(mb, bool) and 1 <= mb <= 32:
+            mb = (mb, mb)  # one precision for weights and activations
+        elif isinstance(mb, list):
+            mb = tuple(mb)
+        object.__setattr__(self, "mac_bits", mb)
         if (not isinstance(mb, tuple) or len(mb) != 2
                 or not all(isinstance(b, int) and not isinstance(b, bool) for b in mb)):
             bad("mac_bits", mb, "expected a tuple (weight_bits, act_bits) of two integers")
@@ -71,16 +92,17 @@ class Accelerator:
         if isinstance(self.acc_bits, bool) or not isinstance(self.acc_bits, int) \
                 or not 1 <= self.acc_bits <= 64:
             bad("acc_bits", self.acc_bits, "expected an integer in 1..64")
-        if not (isinstance(self.freq_ghz, int | float) and math.isfinite(self.freq_ghz)
-                and self.freq_ghz > 0):
+        def number(v: object) -> bool:  # int or float, not bool (True is not a clock)
+            return isinstance(v, int | float) and not isinstance(v, bool)
+
+        if not (number(self.freq_ghz) and math.isfinite(self.freq_ghz) and self.freq_ghz > 0):
             bad("freq_ghz", self.freq_ghz, "expected a finite number > 0")
-        if not (isinstance(self.sram_kib, int | float) and math.isfinite(self.sram_kib)
-                and self.sram_kib > 0):
+        if not (number(self.sram_kib) and math.isfinite(self.sram_kib) and self.sram_kib > 0):
             bad("sram_kib", self.sram_kib, "expected a finite number of KiB per core > 0")
-        if not (isinstance(self.dram_gbps, int | float) and not math.isnan(self.dram_gbps)
+        if not (number(self.dram_gbps) and not math.isnan(self.dram_gbps)
                 and self.dram_gbps > 0):
             bad("dram_gbps", self.dram_gbps, "expected GB/s > 0 (float('inf') for unlimited)")
-        if not (isinstance(self.dram_latency_ns, int | float)
+        if not (number(self.dram_latency_ns)
                 and math.isfinite(self.dram_latency_ns) and self.dram_latency_ns >= 0):
             bad("dram_latency_ns", self.dram_latency_ns, "expected a finite number >= 0")
         if self.dataflow not in DATAFLOWS:
@@ -88,8 +110,52 @@ class Accelerator:
         if self.high_precision not in HIGH_PRECISION_MODELS:
             bad("high_precision", self.high_precision,
                 f"expected one of {', '.join(HIGH_PRECISION_MODELS)}")
+        if not isinstance(self.name, str):
+            bad("name", self.name, "expected a string")
+        if self.peak_scaling not in PEAK_SCALINGS:
+            bad("peak_scaling", self.peak_scaling, f"expected one of {', '.join(PEAK_SCALINGS)}")
+        if (isinstance(self.node_nm, bool) or not isinstance(self.node_nm, int | float)
+                or self.node_nm not in TECHNOLOGIES):
+            bad("node_nm", self.node_nm,
+                f"expected one of {', '.join(f'{n:g}' for n in sorted(TECHNOLOGIES))} (nm)")
         if problems:
             raise ValueError("invalid Accelerator: " + "; ".join(problems))
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def iso_area(cls, area_budget: float, mac_bits: int | tuple[int, int], *,
+                 peak_scaling: str = "doubling", total_sram_kib: float | None = None,
+                 **fields: Any) -> Accelerator:
+        """The accelerator of precision ``mac_bits`` with the cores ``area_budget`` mm^2 holds.
+
+        ``peak_scaling``: ``"doubling"`` (the paper's 2x per halving of precision, from the 16-bit
+        system the budget holds) or ``"density"`` (the area model); see `arch.area`.
+        ``total_sram_kib``: chip SRAM held constant across precisions (the paper's setup); each core
+        gets ``total_sram_kib / cores``. If None, every core has ``fields["sram_kib"]`` (default
+        2048 KiB) and the SRAM is replicated with the cores. ``fields``: any other field
+        (rows, cols, freq_ghz, dram_gbps, dataflow, node_nm, ...). Raises ValueError if the budget
+        cannot hold one core.
+        """
+        from arch.area import bits_pair, iso_area_cores
+
+        if "cores" in fields:
+            raise ValueError(f"cores={fields['cores']!r} is not allowed in iso_area; the core "
+                             "count is what it sizes (build Accelerator(cores=...) directly)")
+        if total_sram_kib is not None and "sram_kib" in fields:
+            raise ValueError(f"sram_kib={fields['sram_kib']!r} is not allowed together with "
+                             f"total_sram_kib={total_sram_kib!r}; pass one of them")
+        unknown = sorted(set(fields) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown Accelerator field(s) {unknown}; allowed: "
+                             f"{', '.join(cls.__dataclass_fields__)}")
+        defaults = cls(cores=1, **fields)  # validates the fields once, with their defaults filled
+        bits = bits_pair(mac_bits)
+        cores = iso_area_cores(area_budget, bits, peak_scaling=peak_scaling, rows=defaults.rows,
+                               cols=defaults.cols, node_nm=defaults.node_nm,
+                               sram_kib=defaults.sram_kib, total_sram_kib=total_sram_kib)
+        if total_sram_kib is not None:
+            fields["sram_kib"] = total_sram_kib / cores
+        return cls(cores=cores, mac_bits=bits, peak_scaling=peak_scaling, **fields)
 
     # -- derived quantities -----------------------------------------------------------------------
     @property
@@ -125,6 +191,39 @@ class Accelerator:
     @property
     def dram_bytes_per_s(self) -> float:
         return self.dram_gbps * 1e9
+
+    @property
+    def peak_tops(self) -> float:
+        """Peak tera-ops/s at the MAC precision (1 MAC = 2 ops), as the paper quotes TOPS."""
+        return self.peak_ops_per_s / 1e12
+
+    def precision_slowdown(self, w_bits: int, a_bits: int,
+                           high_precision: str | None = None) -> float:
+        """How many array cycles a (w_bits, a_bits) MAC takes relative to one at ``mac_bits``
+        (>= 1; 1 at or below the MAC precision), under ``high_precision`` (default: the design's).
+        See `arch.area.precision_slowdown`."""
+        from arch.area import precision_slowdown
+
+        return precision_slowdown((w_bits, a_bits), self.mac_bits,
+                                  high_precision=high_precision or self.high_precision,
+                                  peak_scaling=self.peak_scaling)
+
+    def summary(self) -> dict[str, float | int | str]:
+        """Flat scalars for report rows: every field (``mac_bits`` as ``mac_w_bits``/``mac_a_bits``)
+        plus ``mac_count``, ``peak_tops``, ``sram_total_mib`` and the area split in mm^2."""
+        from arch.area import accelerator_area_breakdown_mm2
+
+        row: dict[str, float | int | str] = {}
+        for f in self.__dataclass_fields__:
+            if f == "mac_bits":
+                row["mac_w_bits"], row["mac_a_bits"] = self.mac_bits
+            else:
+                row[f] = getattr(self, f)
+        parts = accelerator_area_breakdown_mm2(self)
+        row.update(mac_count=self.mac_count, peak_tops=self.peak_tops,
+                   sram_total_mib=self.sram_bytes_total / 2**20, area_mm2=sum(parts.values()))
+        row.update({f"area_{k}_mm2": v for k, v in parts.items()})
+        return row
 
     @property
     def area(self) -> float:

@@ -1,0 +1,185 @@
+"""Named accelerator designs from the papers, with every parameter fixed once here.
+
+* `sysml19`: the PACT-SAWB paper's iso-area template (Choi et al., SysML 2019, Section 7.1 and
+  Fig. 7a): cores of 8x64 fixed-point MACs with their own scratchpads sharing one DRAM; the core
+  count scales with the MAC precision at iso-area (8 cores at 16-bit ... 64 cores at 2-bit), the
+  total on-chip SRAM and the DRAM bandwidth are the same at every precision.
+* `llsq40nm`: the LLSQ paper's integer accelerator (Zhao et al., ICLR 2020, Section 4.3, Table 5):
+  one 32x7 systolic array, 40 nm, 800 MHz, bits-bit multipliers and 16-bit accumulators.
+
+The studies use these as they are: parameters are never tuned per study point. The module-level
+constants below are the only knobs; change them (with a reason in the docstring) not the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from arch.area import bits_pair, core_area_mm2
+from arch.spec import PEAK_SCALINGS, Accelerator
+
+__all__ = ["get", "llsq40nm", "names", "sysml19", "sysml19_area_budget"]
+
+# ================================ CALIBRATION CONSTANTS ==========================================
+# Every number here has its source. After 06:00 the studies owner may adjust these (and only these)
+# for calibration, recording the reason next to the value.
+
+SYSML19_ROWS = 8
+"""Rows of each core's systolic array. PACT-SAWB Section 7.1: "2d-array size of 8x64 MACs"."""
+SYSML19_COLS = 64
+"""Columns of each core's systolic array (same source)."""
+SYSML19_FREQ_GHZ = 1.0
+"""Clock. Chosen so that 8 cores of 512 MACs give the paper's "8 TOPs" at 16-bit (8.19 TOPS) and
+64 cores its 64 TOPS at 2-bit (65.5 TOPS); the IBM core it cites runs at 1.5 GHz (Fleischer et al.,
+VLSI 2018), which would give 12.3 TOPS at 16-bit, not the paper's 8."""
+SYSML19_REFERENCE_CORES = 8
+"""Cores of the 16-bit system that defines the area budget (8 TOPS at 16-bit, Section 7.1)."""
+SYSML19_TOTAL_SRAM_KIB = 16 * 1024.0
+"""Total on-chip SRAM, KiB, the same at every precision (Section 7.1: "the total on-chip memory ...
+remains constant"). The paper does not give its size. 16 MiB = 2 MiB per 16-bit core, the per-core
+scratchpad recalled for IBM's RaPiD (ISCA 2021) in ../shared/MODELING.md - UNVERIFIED; studies
+should show the sensitivity to it (pass ``total_sram_kib=``)."""
+SYSML19_NODE_NM = 14.0
+"""Node: the paper's MAC area measurement (Fig. 7b) and the IBM core are 14 nm."""
+SYSML19_DATAFLOW = "os"
+"""Not stated in the paper (DeepMatrix explores dataflows); output-stationary, the Accelerator
+default. SCALE-Sim reference runs exist for both "os" and "ws" (../shared/reference/scalesim)."""
+SYSML19_ACC_BITS = 32
+"""Accumulator width; not stated. 32 bits is the usual width next to 16-bit MAC arrays (a 16x16
+product has 32 bits; TPU v1 accumulates its 8-bit products in 32 bits). Overflow is not modelled."""
+SYSML19_DRAM_LATENCY_NS = 100.0
+"""Fixed latency of one DRAM transfer; not stated. ~100 ns is a loaded DDR4 access latency."""
+SYSML19_HIGH_PRECISION = "configurable"
+"""The paper's MAC is "precision-configurable" (Section 7.1): layers above the MAC precision run at
+the iso-area throughput of the area model (see `arch.spec.HIGH_PRECISION_MODELS`)."""
+
+LLSQ_ROWS = 32
+"""LLSQ Section 4.3: "a 32x7 array of processing elements"."""
+LLSQ_COLS = 7
+"""(same source) -> 224 MACs (Table 5, "#MAC Unit")."""
+LLSQ_FREQ_GHZ = 0.8
+"""LLSQ Section 4.3: "clocked at 800MHz" -> 224 * 0.8 GHz = 179.2 GMAC/s, Table 5's 179.2 GOps/s
+(the paper counts one MAC as one op; `Accelerator.peak_ops_per_s` counts two)."""
+LLSQ_ACC_BITS = 16
+"""LLSQ Section 4.3: "a 16-bit accumulator"."""
+LLSQ_NODE_NM = 40.0
+"""LLSQ Section 4.3: "40nm technology" (Synopsys DC synthesis)."""
+LLSQ_IFMAP_KIB_8BIT = 512.0
+"""Input buffer at 8-bit, KiB. LLSQ does not state buffer sizes; we use SCALE-Sim's reference-run
+split (512 KB ifmap / 512 KB filter / 256 KB ofmap, ../shared/reference/scalesim) for the 8-bit
+design.
+Input and weight buffers hold a fixed number of elements, so their bytes scale with ``bits``."""
+LLSQ_FILTER_KIB_8BIT = 512.0
+"""Weight buffer at 8-bit, KiB (same source and rule as the input buffer)."""
+LLSQ_OFMAP_KIB = 256.0
+"""Output (partial-sum) buffer, KiB; holds 16-bit accumulators, so it does not scale with bits."""
+LLSQ_DRAM_GBPS = 12.8
+"""External bandwidth; not stated in the paper. 12.8 GB/s = one 64-bit DDR3-1600 channel, usual for
+a 40 nm part of this size."""
+# ==================================================================================================
+
+
+def _check_overrides(overrides: dict[str, Any], forbidden: dict[str, str]) -> None:
+    for key, why in forbidden.items():
+        if key in overrides:
+            raise ValueError(f"{key}={overrides[key]!r} is not allowed as an override; {why}")
+
+
+def sysml19_area_budget(**overrides: Any) -> float:
+    """Area budget of the `sysml19` template, mm^2: the 16-bit system of SYSML19_REFERENCE_CORES
+    cores with the total SRAM (``total_sram_kib``, default SYSML19_TOTAL_SRAM_KIB). ``overrides``
+    may change the core geometry (rows, cols) or node_nm, as `sysml19` passes them."""
+    unknown = sorted(set(overrides) - {"total_sram_kib", "rows", "cols", "node_nm"})
+    if unknown:
+        raise ValueError(f"sysml19_area_budget takes no {', '.join(unknown)}; allowed: "
+                         "total_sram_kib, rows, cols, node_nm")
+    total = overrides.pop("total_sram_kib", SYSML19_TOTAL_SRAM_KIB)
+    rows = overrides.pop("rows", SYSML19_ROWS)
+    cols = overrides.pop("cols", SYSML19_COLS)
+    node = overrides.pop("node_nm", SYSML19_NODE_NM)
+    n = SYSML19_REFERENCE_CORES
+    ref = Accelerator(cores=n, rows=rows, cols=cols, mac_bits=(16, 16), sram_kib=total / n,
+                      node_nm=node)
+    return core_area_mm2(ref.rows, ref.cols, 16, ref.sram_kib, node_nm=ref.node_nm) * n
+
+
+def sysml19(mac_bits: int | tuple[int, int] = 2, dram_gbps: float = 32.0, *,
+            peak_scaling: str = "doubling", total_sram_kib: float = SYSML19_TOTAL_SRAM_KIB,
+            **overrides: Any) -> Accelerator:
+    """The PACT-SAWB paper's iso-area system at MAC precision ``mac_bits`` (b or (w, a)).
+
+    Cores of 8x64 MACs at 1.0 GHz, 14 nm, sized by `Accelerator.iso_area` for the area of the
+    8-core 16-bit system (`sysml19_area_budget`); ``total_sram_kib`` (16 MiB) is split evenly over
+    the cores. With ``peak_scaling="doubling"`` (the paper's rule) 16/8/4/2-bit give 8/16/32/64
+    cores = 8.2/16.4/32.8/65.5 TOPS; with ``"density"`` the area model sizes them (8/22/45/64).
+    Mixed precision (e.g. WRPN's W2A4): see `arch.area` for both rules. ``overrides`` set any other
+    Accelerator field (freq_ghz, dataflow, dram_latency_ns, high_precision, rows, cols, name, ...);
+    the budget is computed with the same rows, cols and node.
+    """
+    _check_overrides(overrides, {
+        "cores": "the core count is set by iso-area sizing (use arch.Accelerator directly)",
+        "sram_kib": "the per-core SRAM is total_sram_kib / cores; pass total_sram_kib",
+    })
+    if peak_scaling not in PEAK_SCALINGS:
+        raise ValueError(f"peak_scaling={peak_scaling!r} is not allowed; expected one of "
+                         f"{', '.join(PEAK_SCALINGS)}")
+    w, a = bits_pair(mac_bits)
+    geometry = {k: overrides[k] for k in ("rows", "cols", "node_nm") if k in overrides}
+    budget = sysml19_area_budget(total_sram_kib=total_sram_kib, **geometry)
+    fields: dict[str, Any] = {
+        "rows": SYSML19_ROWS, "cols": SYSML19_COLS, "freq_ghz": SYSML19_FREQ_GHZ,
+        "dataflow": SYSML19_DATAFLOW, "acc_bits": SYSML19_ACC_BITS,
+        "dram_latency_ns": SYSML19_DRAM_LATENCY_NS, "high_precision": SYSML19_HIGH_PRECISION,
+        "node_nm": SYSML19_NODE_NM, "name": f"sysml19-w{w}a{a}-{peak_scaling}",
+        "dram_gbps": dram_gbps,
+    }
+    fields.update(overrides)
+    return Accelerator.iso_area(budget, (w, a), peak_scaling=peak_scaling,
+                                total_sram_kib=total_sram_kib, **fields)
+
+
+def llsq40nm(bits: int | tuple[int, int] = 4, dram_gbps: float = LLSQ_DRAM_GBPS, *,
+             mac_bits: int | tuple[int, int] | None = None, **overrides: Any) -> Accelerator:
+    """The LLSQ paper's ``bits``-bit integer accelerator (Table 5 has 8, 4 and 2 bits).
+
+    One 32x7 array, 800 MHz (179.2 GMAC/s), 16-bit accumulators, 40 nm. The dataflow is not
+    stated; the Accelerator default (output-stationary) is kept. SRAM (one pool) = input and weight
+    buffers of 512 KiB each at 8-bit scaled by bits/8, plus a 256 KiB partial-sum buffer (see the
+    constants). ``bits`` may be ``(w, a)``; w + a <= 16 so that products fit the accumulators.
+    Layers above the MAC precision run by bit-serial composition (the design has fixed MACs).
+    ``mac_bits`` is a synonym of ``bits``, so every preset takes ``(mac_bits=, dram_gbps=)``.
+    """
+    if mac_bits is not None:
+        if bits not in (4, mac_bits):
+            raise ValueError(f"mac_bits={mac_bits!r} is not allowed together with bits={bits!r}; "
+                             "pass one of them")
+        bits = mac_bits
+    w, a = bits_pair(bits, "bits")
+    if w + a > LLSQ_ACC_BITS:
+        raise ValueError(f"bits={bits!r} is not allowed; the {LLSQ_ACC_BITS}-bit accumulators of "
+                         "the LLSQ design need w + a <= 16 (e.g. 8, 4, 2 or (2, 4))")
+    sram = (LLSQ_IFMAP_KIB_8BIT * a + LLSQ_FILTER_KIB_8BIT * w) / 8.0 + LLSQ_OFMAP_KIB
+    fields: dict[str, Any] = {
+        "cores": 1, "rows": LLSQ_ROWS, "cols": LLSQ_COLS, "mac_bits": (w, a),
+        "freq_ghz": LLSQ_FREQ_GHZ, "sram_kib": sram, "dram_gbps": dram_gbps,
+        "acc_bits": LLSQ_ACC_BITS, "node_nm": LLSQ_NODE_NM, "name": f"llsq40nm-w{w}a{a}",
+        "high_precision": "bit_serial",
+    }
+    fields.update(overrides)
+    return Accelerator(**fields)
+
+
+_PRESETS: dict[str, Callable[..., Accelerator]] = {"llsq40nm": llsq40nm, "sysml19": sysml19}
+
+
+def names() -> list[str]:
+    """Names of the presets, sorted."""
+    return sorted(_PRESETS)
+
+
+def get(name: str, *args: Any, **kwargs: Any) -> Accelerator:
+    """The preset ``name`` built with ``args``/``kwargs`` (e.g. ``get("sysml19", 4, 64.0)``)."""
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(names())}")
+    return _PRESETS[name](*args, **kwargs)

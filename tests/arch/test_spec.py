@@ -1,0 +1,104 @@
+"""Accelerator validation and derived quantities."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from arch import Accelerator
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "allowed"),
+    [
+        ("cores", 0, ">= 1"),
+        ("cores", -3, ">= 1"),
+        ("cores", 2.5, "integer"),
+        ("rows", 0, ">= 1"),
+        ("cols", -1, ">= 1"),
+        ("dram_gbps", 0.0, "> 0"),
+        ("dram_gbps", -32.0, "> 0"),
+        ("dram_gbps", float("nan"), "> 0"),
+        ("sram_kib", 0.0, "> 0"),
+        ("sram_kib", -1.0, "> 0"),
+        ("sram_kib", float("inf"), "finite"),
+        ("freq_ghz", 0.0, "> 0"),
+        ("freq_ghz", True, "> 0"),
+        ("dram_gbps", "32", "> 0"),
+        ("mac_bits", (0, 2), "1..32"),
+        ("mac_bits", (2, 33), "1..32"),
+        ("mac_bits", (2,), "tuple"),
+        ("mac_bits", 0, "tuple"),
+        ("mac_bits", "8", "tuple"),
+        ("acc_bits", 65, "1..64"),
+        ("dataflow", "rs", "os, ws, is"),
+        ("high_precision", "magic", "bit_serial, configurable"),
+        ("dram_latency_ns", -1.0, ">= 0"),
+        ("node_nm", 3.0, "14"),
+        ("node_nm", "14", "14"),
+        ("peak_scaling", "linear", "doubling, density"),
+    ],
+)
+def test_bad_field_names_field_value_and_range(field: str, value: object, allowed: str) -> None:
+    with pytest.raises(ValueError, match="invalid Accelerator") as info:
+        Accelerator(cores=1, **{field: value}) if field != "cores" else Accelerator(cores=value)
+    msg = str(info.value)
+    assert f"{field}={value!r}" in msg
+    assert allowed in msg
+
+
+def test_all_problems_reported_at_once() -> None:
+    with pytest.raises(ValueError, match="cores=0") as info:
+        Accelerator(cores=0, dram_gbps=-1.0, dataflow="xx")
+    assert "dram_gbps=-1.0" in str(info.value)
+    assert "dataflow='xx'" in str(info.value)
+
+
+def test_unlimited_bandwidth_allowed() -> None:
+    acc = Accelerator(cores=1, dram_gbps=float("inf"))
+    assert math.isinf(acc.dram_bytes_per_s)
+
+
+def test_derived_quantities(tiny: Accelerator) -> None:
+    assert tiny.mac_count == 2 * 4 * 4
+    assert tiny.macs_per_core == 16
+    assert tiny.peak_macs_per_s == pytest.approx(32 * 1e9)
+    assert tiny.peak_ops_per_s == pytest.approx(2 * 32 * 1e9)
+    assert tiny.peak_tops == pytest.approx(0.064)
+    assert tiny.sram_bytes_per_core == 64 * 1024
+    assert tiny.sram_bytes_total == 2 * 64 * 1024
+    assert tiny.dram_bytes_per_s == pytest.approx(8e9)
+
+
+def test_frozen_and_replace(tiny: Accelerator) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tiny.cores = 4  # type: ignore[misc]
+    assert dataclasses.replace(tiny, cores=4).mac_count == 2 * tiny.mac_count
+    with pytest.raises(ValueError, match="cores=0"):
+        dataclasses.replace(tiny, cores=0)
+
+
+def test_area_delegates_to_area_model(tiny: Accelerator) -> None:
+    from arch.area import accelerator_area_mm2, core_area_mm2
+
+    assert tiny.area == accelerator_area_mm2(tiny)
+    assert tiny.area == pytest.approx(2 * core_area_mm2(4, 4, (4, 4), 64.0, node_nm=14.0))
+
+
+def test_mac_bits_normalised_to_tuple() -> None:
+    assert Accelerator(cores=1, mac_bits=4).mac_bits == (4, 4)
+    assert Accelerator(cores=1, mac_bits=[2, 4]).mac_bits == (2, 4)  # type: ignore[arg-type]
+
+
+def test_summary_row(tiny: Accelerator) -> None:
+    row = tiny.summary()
+    assert (row["cores"], row["mac_w_bits"], row["mac_a_bits"]) == (2, 4, 4)
+    assert row["peak_tops"] == tiny.peak_tops
+    assert row["area_mm2"] == pytest.approx(tiny.area)
+    assert row["area_mm2"] == pytest.approx(
+        row["area_mac_array_mm2"] + row["area_control_mm2"] + row["area_sram_mm2"])
+    assert row["sram_total_mib"] == pytest.approx(128 / 1024)
+    assert row["peak_scaling"] == "doubling"
+    assert all(isinstance(v, int | float | str) for v in row.values())
