@@ -1,0 +1,187 @@
+"""Quantized layers with separate weight and input quantizer slots (Brevitas style).
+
+``QuantConv2d`` / ``QuantLinear`` subclass ``nn.Conv2d`` / ``nn.Linear`` and implement the bits
+protocol of docs/CONTRACTS.md: ``weight_bits`` is the bit width of the weights and ``act_bits``
+the bit width of the layer's INPUT activations (``None`` = not quantized by this layer; a graph
+extractor then uses its default or the bits of the upstream ``QuantAct``). ``QuantAct`` replaces
+an activation function (ReLU, ReLU6) by an activation quantizer and quantizes its OUTPUT to
+``act_bits``. Graph tracers treat all three as leaves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from quant.methods.base import Quantizer
+
+__all__ = ["QuantAct", "QuantConv2d", "QuantLinear", "is_quant_module"]
+
+
+def _check_slot(name: str, q: object) -> Quantizer | None:
+    if q is not None and not isinstance(q, Quantizer):
+        raise ValueError(f"{name} must be a quant.methods.base.Quantizer or None, got {type(q)!r}")
+    return q
+
+
+class _QuantWeightLayer:
+    """Shared slot handling for QuantConv2d and QuantLinear (mixed in before the torch class)."""
+
+    weight_quantizer: Quantizer | None
+    input_quantizer: Quantizer | None
+
+    @property
+    def weight_bits(self) -> int | None:
+        """Bits of the weights, or None if the weights are not quantized."""
+        q = self.weight_quantizer
+        return None if q is None else int(q.bits)
+
+    @property
+    def act_bits(self) -> int | None:
+        """Bits of the INPUT activations quantized by this layer, or None."""
+        q = self.input_quantizer
+        return None if q is None else int(q.bits)
+
+    def _set_quantizers(self, wq: Quantizer | None, iq: Quantizer | None, weight: Tensor) -> None:
+        self.weight_quantizer = _check_slot("weight_quantizer", wq)
+        self.input_quantizer = _check_slot("input_quantizer", iq)
+        if weight.device.type != "meta":  # quantizer parameters live where the layer lives
+            for q in (wq, iq):
+                if q is not None:
+                    q.to(weight.device)
+        if wq is not None:
+            # Weight quantizers see their tensor once at build time (LSQ init 2<|w|>/sqrt(Qp),
+            # QN k-means); activation quantizers wait for quant.hooks.calibrate.
+            wq.calibrate(weight.detach())
+
+    def quantized_weight(self) -> Tensor:
+        """The fake-quantized weight used in the forward pass."""
+        w: Tensor = self.weight  # type: ignore[attr-defined]
+        return w if self.weight_quantizer is None else self.weight_quantizer(w)
+
+
+class QuantConv2d(_QuantWeightLayer, nn.Conv2d):
+    """``nn.Conv2d`` whose weights and inputs pass through optional quantizers."""
+
+    def __init__(
+        self,
+        *args: Any,
+        weight_quantizer: Quantizer | None = None,
+        input_quantizer: Quantizer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        nn.Conv2d.__init__(self, *args, **kwargs)
+        self._set_quantizers(weight_quantizer, input_quantizer, self.weight)
+
+    @classmethod
+    def from_float(
+        cls,
+        conv: nn.Conv2d,
+        weight_quantizer: Quantizer | None = None,
+        input_quantizer: Quantizer | None = None,
+    ) -> QuantConv2d:
+        """Build from a float conv. Parameters are SHARED with ``conv`` (as torch.ao does);
+        :func:`quant.quantize` deep-copies the model first, so its input is never mutated."""
+        if not isinstance(conv, nn.Conv2d):
+            raise ValueError(f"conv must be an nn.Conv2d, got {type(conv)!r}")
+        q = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            device="meta",
+        )
+        q.weight = conv.weight
+        q.bias = conv.bias
+        q._set_quantizers(weight_quantizer, input_quantizer, q.weight)
+        q.train(conv.training)
+        return q
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.input_quantizer is not None:
+            x = self.input_quantizer(x)
+        return self._conv_forward(x, self.quantized_weight(), self.bias)
+
+
+class QuantLinear(_QuantWeightLayer, nn.Linear):
+    """``nn.Linear`` whose weights and inputs pass through optional quantizers."""
+
+    def __init__(
+        self,
+        *args: Any,
+        weight_quantizer: Quantizer | None = None,
+        input_quantizer: Quantizer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        nn.Linear.__init__(self, *args, **kwargs)
+        self._set_quantizers(weight_quantizer, input_quantizer, self.weight)
+
+    @classmethod
+    def from_float(
+        cls,
+        linear: nn.Linear,
+        weight_quantizer: Quantizer | None = None,
+        input_quantizer: Quantizer | None = None,
+    ) -> QuantLinear:
+        """Build from a float linear layer; parameters are shared (see QuantConv2d.from_float)."""
+        if not isinstance(linear, nn.Linear):
+            raise ValueError(f"linear must be an nn.Linear, got {type(linear)!r}")
+        q = cls(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            device="meta",
+        )
+        q.weight = linear.weight
+        q.bias = linear.bias
+        q._set_quantizers(weight_quantizer, input_quantizer, q.weight)
+        q.train(linear.training)
+        return q
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.input_quantizer is not None:
+            x = self.input_quantizer(x)
+        return nn.functional.linear(x, self.quantized_weight(), self.bias)
+
+
+class QuantAct(nn.Module):
+    """An activation quantizer standing in for an activation function.
+
+    Args:
+        quantizer: the activation quantizer; its output bits are this module's ``act_bits``.
+        pre: an activation applied before the quantizer (kept when the quantizer does not
+            itself clip at zero, e.g. LLSQ or QN activations); None when the quantizer replaces
+            the activation (PACT, DoReFa, WRPN, CReLU clip the ReLU range themselves).
+    """
+
+    def __init__(self, quantizer: Quantizer, pre: nn.Module | None = None) -> None:
+        super().__init__()
+        if not isinstance(quantizer, Quantizer):
+            raise ValueError(f"quantizer must be a Quantizer, got {type(quantizer)!r}")
+        self.quantizer = quantizer
+        self.pre = pre
+        if pre is not None:
+            p = next(pre.parameters(), None)
+            if p is not None:
+                quantizer.to(p.device)
+
+    @property
+    def act_bits(self) -> int:
+        """Bits of this module's OUTPUT activations."""
+        return int(self.quantizer.bits)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pre is not None:
+            x = self.pre(x)
+        return self.quantizer(x)
+
+
+def is_quant_module(m: nn.Module) -> bool:
+    """True for the layer types this package builds (graph tracers keep them as leaves)."""
+    return isinstance(m, QuantConv2d | QuantLinear | QuantAct)
