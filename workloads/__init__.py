@@ -1,7 +1,26 @@
-"""Workload graphs from PyTorch models (torch.fx -> networkx), and the model zoo."""
+"""Workload graphs from PyTorch models (torch.fx -> networkx), and the model zoo.
+
+``workloads.extract(model, input_shape, batch=1, default_bits=16, overrides=None)`` turns any
+nn.Module (quantized or not) into a `Workload`; ``workloads.zoo`` builds the papers' networks.
+"""
 
 from __future__ import annotations
 
+from workloads import protocol, zoo
+from workloads.extraction import extract
 from workloads.graph import COMPUTE_OPS, Layer, Workload, bytes_for
+from workloads.protocol import QuantizedModule, is_quantized
+from workloads.trace import ExtractError
 
-__all__ = ["COMPUTE_OPS", "Layer", "Workload", "bytes_for"]
+__all__ = [
+    "COMPUTE_OPS",
+    "ExtractError",
+    "Layer",
+    "QuantizedModule",
+    "Workload",
+    "bytes_for",
+    "extract",
+    "is_quantized",
+    "protocol",
+    "zoo",
+]

@@ -6,20 +6,23 @@ operations: ``shape`` (tuple of ints, batch included), ``bits`` and ``bytes``.
 
 Conventions (the simulator relies on them):
 
-* Every dimension is for the batch the workload was extracted with (``Layer.n``, == ``Workload.batch``).
+* Every dimension is for the batch the workload was extracted with
+  (``Layer.n`` == ``Workload.batch``).
   Per-image quantities are the batch quantities divided by ``n``.
 * Compute ops (``Layer.is_compute``) are ``conv`` (incl. depthwise / grouped, ``groups > 1``),
   ``linear`` and ``matmul``. Their GEMM view is ``groups`` independent GEMMs of
   ``gemm_m x gemm_k`` by ``gemm_k x gemm_n`` (SCALE-Sim notation: M = output pixels, N = filters,
   K = R*S*C per group).
-* Memory-only ops (``pool``, ``add``, ``concat``, ``act``, ``flatten``, ``bn``, ...) have ``macs == 0``
-  (pooling records its comparisons/adds in ``vector_ops``) and move ``input_bytes`` / ``output_bytes``.
+* Memory-only ops (``pool``, ``add``, ``concat``, ``act``, ``flatten``, ``bn``, ...) have
+  ``macs == 0`` (pooling records its comparisons/adds in ``vector_ops``) and move
+  ``input_bytes`` / ``output_bytes``.
 * ``input`` / ``output`` pseudo-nodes mark the graph boundary; they have no cost of their own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -152,7 +155,7 @@ class Workload:
         for layer in layers:
             g.add_node(layer.name, layer=layer)
         if edges is None:
-            edges = [(a.name, b.name) for a, b in zip(layers, layers[1:])]
+            edges = [(a.name, b.name) for a, b in itertools.pairwise(layers)]
         by_name = {la.name: la for la in layers}
         for src, dst in edges:
             p = by_name[src]
@@ -200,6 +203,34 @@ class Workload:
     def successors(self, name: str) -> list[str]:
         return sorted(self.graph.successors(name))
 
+    def input_modules(self, name: str) -> list[str]:
+        """Modules applied to the tensors that reach layer ``name``'s input, nearest last.
+
+        Walks back from ``name`` through the ops that keep values unchanged (max-pooling, concat)
+        to the ops that wrote them, collecting the modules fused there: each producer's output
+        epilogue (``meta["fused"]``), standalone ``act``/``bn`` nodes, and ``name``'s own input
+        prologue (``meta["prologue"]``). It stops at arithmetic (add, average pool, compute).
+        Use it to find the activation quantizer (e.g. a ``QuantAct``) that sets a layer's input
+        precision, wherever extraction fused it.
+        """
+        found: list[str] = []
+        stack, seen = list(self.predecessors(name)), set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            la = self[n]
+            found += [m for m in la.meta.get("fused", []) if m not in found]
+            if la.op in ("act", "bn") and la.module and la.module not in found:
+                found.append(la.module)
+            passes_values = la.op == "concat" or (
+                la.op == "pool" and "max" in str(la.meta.get("pool", "")).lower())
+            if passes_values:
+                stack.extend(self.predecessors(n))
+        found += [m for m in self[name].meta.get("prologue", []) if m not in found]
+        return found
+
     @property
     def total_macs(self) -> int:
         return int(sum(la.macs for la in self))
@@ -234,7 +265,91 @@ class Workload:
             return pd.DataFrame(columns=cols)
         return df[cols + [c for c in df.columns if c not in cols]]
 
-    # -- persistence --------------------------------------------------------------------------------
+    @property
+    def ops(self) -> pd.DataFrame:
+        """One row per node (memory-only and boundary ops included), in topological order."""
+        rows = []
+        for la in self:
+            d = la.to_dict()
+            d.pop("meta")
+            d["stride"] = tuple(la.stride)
+            d["padding"] = tuple(la.padding)
+            d.update(weight_bytes=la.weight_bytes, input_bytes=la.input_bytes,
+                     output_bytes=la.output_bytes, fused=",".join(la.meta.get("fused", [])))
+            rows.append(d)
+        return pd.DataFrame(rows)
+
+    def totals(self) -> dict[str, int]:
+        """Whole-graph sums: MACs, vector ops, weight / activation bytes, compute-op count."""
+        return {"macs": self.total_macs,
+                "vector_ops": int(sum(la.vector_ops for la in self)),
+                "weight_bytes": self.weight_bytes,
+                "activation_bytes": self.activation_bytes,
+                "compute_ops": len(self.compute_layers()),
+                "ops": len(self)}
+
+    def summary(self, compute_only: bool = False) -> str:
+        """Human-readable layer table (one line per op in topological order) with totals."""
+        head = (f"{'name':<28} {'op':<7} {'role':<8} {'in (CxHxW)':>15} {'out (KxHoxWo)':>15} "
+                f"{'RxS/s':>7} {'g':>4} {'MMACs':>9} {'w/a/o bits':>10} {'W KiB':>9} "
+                f"{'in KiB':>9} {'out KiB':>9}")
+        lines = [f"Workload {self.name!r}: batch {self.batch}, input {self.input_shape}",
+                 head, "-" * len(head)]
+        for la in self:
+            if compute_only and not la.is_compute:
+                continue
+            kern = f"{la.r}x{la.s}/{la.stride[0]}" if la.op in ("conv", "pool") else ""
+            w_bits = str(la.w_bits) if la.weight_elems else "-"
+            bits = f"{w_bits}/{la.a_bits}/{la.o_bits}"
+            groups = la.groups if la.is_compute else ""
+            lines.append(
+                f"{la.name[:28]:<28} {la.op:<7} {la.role:<8} {f'{la.c}x{la.h}x{la.w}':>15} "
+                f"{f'{la.k}x{la.ho}x{la.wo}':>15} {kern:>7} {groups:>4} "
+                f"{la.macs / 1e6:>9.2f} {bits:>10} "
+                f"{la.weight_bytes / 1024:>9.1f} {la.input_bytes / 1024:>9.1f} "
+                f"{la.output_bytes / 1024:>9.1f}")
+        t = self.totals()
+        lines += ["-" * len(head),
+                  f"total: {t['ops']} ops ({t['compute_ops']} compute), "
+                  f"{t['macs'] / 1e9:.4f} GMACs, {t['vector_ops'] / 1e6:.2f} M vector ops, "
+                  f"weights {t['weight_bytes'] / 2**20:.3f} MiB, "
+                  f"activations {t['activation_bytes'] / 2**20:.3f} MiB"]
+        return "\n".join(lines)
+
+    def lint(self) -> list[str]:
+        """Consistency problems beyond `check` (empty list = consistent).
+
+        Edges: bytes == ceil(numel(shape) * bits / 8) and bits == the producer's o_bits;
+        conv MACs == N*K*Ho*Wo*(C/groups)*R*S and linear MACs == N*Ho*C*K; memory ops have no MACs;
+        every conv has n == batch. `workloads.extract` raises if this is not empty.
+        """
+        problems: list[str] = []
+        for u, v, d in self.graph.edges(data=True):
+            shape, bits = tuple(d.get("shape", ())), d.get("bits")
+            if bits != self[u].o_bits:
+                problems.append(f"edge {u}->{v}: bits={bits} != o_bits {self[u].o_bits} of {u}")
+            if shape and d.get("bytes") != bytes_for(math.prod(shape), int(bits or 0)):
+                problems.append(f"edge {u}->{v}: bytes={d.get('bytes')} != size of {shape} at "
+                                f"{bits} bits")
+        for la in self:
+            if la.op == "conv":
+                want = la.n * la.k * la.ho * la.wo * (la.c // max(la.groups, 1)) * la.r * la.s
+            elif la.op == "linear":
+                want = la.n * la.ho * la.wo * la.c * la.k
+            elif la.is_compute:
+                continue
+            else:
+                want = 0
+            if la.macs != want:
+                problems.append(f"layer {la.name!r} ({la.op}): macs={la.macs}, dims give {want}")
+            if la.is_compute and la.groups and (la.c % la.groups or la.k % la.groups):
+                problems.append(f"layer {la.name!r}: groups={la.groups} does not divide "
+                                f"c={la.c} and k={la.k}")
+            if la.op == "conv" and la.n != self.batch:
+                problems.append(f"layer {la.name!r}: n={la.n} != batch {self.batch}")
+        return problems
+
+    # -- persistence -----------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {
             "format": "qdse.workload",

@@ -1,0 +1,92 @@
+"""The bits protocol: how a module tells `workloads.extract` its bit widths.
+
+A module is *quantized* when it has an attribute ``weight_bits`` and/or ``act_bits`` (int, or None
+for "not quantized by this module"). Meaning (docs/CONTRACTS.md):
+
+* on an ``nn.Conv2d`` / ``nn.Linear`` subclass (``quant.modules.QuantConv2d``/``QuantLinear``):
+  ``weight_bits`` = bits of its weights, ``act_bits`` = bits of its INPUT activations;
+* on a module without weights (``quant.modules.QuantAct``, e.g. PACT replacing a ReLU):
+  ``act_bits`` = bits of its OUTPUT.
+
+The tracer keeps every such module as one fx leaf and lowers a quantized conv/linear by its
+``nn.Conv2d``/``nn.Linear`` base class. This module never imports ``quant/``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from torch import nn
+
+__all__ = [
+    "QuantizedModule",
+    "act_bits",
+    "check_bits",
+    "is_quantized",
+    "is_quantized_activation",
+    "is_quantized_layer",
+    "require_bits",
+    "weight_bits",
+]
+
+_MAX_BITS = 64
+
+
+@runtime_checkable
+class QuantizedModule(Protocol):
+    """Structural type of a quantized layer (``isinstance`` checks the attributes exist).
+
+    ``runtime_checkable`` matches on attribute presence only, so `is_quantized` also accepts a
+    module exposing just one of the two attributes.
+    """
+
+    weight_bits: int | None
+    act_bits: int | None
+
+
+def check_bits(value: object, field: str, allow_none: bool = False) -> int | None:
+    """Validate a bit width: an int in [1, 64] (or None if ``allow_none``); return it."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_BITS:
+        allowed = "an int in [1, 64]" + (" or None" if allow_none else "")
+        raise ValueError(f"{field}={value!r} is invalid; expected {allowed}")
+    return value
+
+
+def require_bits(value: object, field: str) -> int:
+    """Like `check_bits` without None: an int in [1, 64], else ValueError naming ``field``."""
+    bits = check_bits(value, field)
+    assert bits is not None  # invariant: check_bits returns its argument or raises
+    return bits
+
+
+def _attr_bits(module: nn.Module, attr: str) -> int | None:
+    value = getattr(module, attr, None)
+    return check_bits(value, f"{type(module).__name__}.{attr}", allow_none=True)
+
+
+def is_quantized(module: nn.Module) -> bool:
+    """True if ``module`` speaks the bits protocol (has ``weight_bits`` or ``act_bits``)."""
+    return hasattr(module, "weight_bits") or hasattr(module, "act_bits")
+
+
+def is_quantized_layer(module: nn.Module) -> bool:
+    """A quantized conv/linear: protocol module that subclasses nn.Conv1d/2d or nn.Linear."""
+    return is_quantized(module) and isinstance(module, nn.Conv1d | nn.Conv2d | nn.Linear)
+
+
+def is_quantized_activation(module: nn.Module) -> bool:
+    """A weightless protocol module (e.g. QuantAct): it quantizes its OUTPUT to ``act_bits``."""
+    return is_quantized(module) and not is_quantized_layer(module) and not hasattr(
+        module, "weight") and getattr(module, "weight_bits", None) is None
+
+
+def weight_bits(module: nn.Module) -> int | None:
+    """Bits of the module's weights, or None if it does not quantize them."""
+    return _attr_bits(module, "weight_bits")
+
+
+def act_bits(module: nn.Module) -> int | None:
+    """``act_bits`` of the module (input bits for a layer, output bits for an activation)."""
+    return _attr_bits(module, "act_bits")
