@@ -1,0 +1,144 @@
+"""`SimResult`: the immutable outcome of one `dse.simulate` run, plus its views.
+
+Scalars for search loops and report rows (`to_dict`), the per-layer table (`layers`), the per-core
+busy intervals (`timeline`) and a Chrome/Perfetto trace (`save_trace`, open it in
+https://ui.perfetto.dev or chrome://tracing).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["LAYER_COLUMNS", "TIMELINE_COLUMNS", "Interval", "SimResult"]
+
+LAYER_COLUMNS = (
+    "name", "op", "macs", "w_bits", "a_bits", "split", "cores_used", "compute_cycles",
+    "ideal_cycles", "stall_cycles", "onload_cycles", "offload_cycles", "total_cycles",
+    "dram_bytes", "dram_weight_bytes", "dram_input_bytes", "dram_output_bytes", "bound",
+    "start_s", "end_s", "stationary", "double_buffered", "input_resident", "output_resident",
+    "weights_pinned", "precision_factor", "energy_j",
+)
+TIMELINE_COLUMNS = ("core", "kind", "layer", "start_s", "end_s")
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """Cores ``cores`` were busy with ``kind`` ("compute" | "dma") for ``layer`` in [start, end)."""
+
+    cores: tuple[int, ...]
+    kind: str
+    layer: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SimResult:
+    """Outcome of simulating one workload on one accelerator.
+
+    ``latency_s``: time from the first load to the last store for the whole batch;
+    ``images_per_s`` = batch / latency_s; ``utilization`` = useful MACs / (peak MACs per cycle x
+    cycles); ``dram_bytes`` (int) split in ``dram_bytes_by_operand`` (weights / inputs / outputs);
+    ``sram_accesses``: operand element accesses between SRAM and the arrays plus DRAM fills;
+    ``energy_j`` split in ``energy_by_component`` (mac / sram / dram); ``macs`` of the workload;
+    ``events``: SimPy events processed. ``layers``: one row per compute node (`LAYER_COLUMNS`).
+    """
+
+    workload: str
+    accelerator: str
+    batch: int
+    latency_s: float
+    images_per_s: float
+    utilization: float
+    dram_bytes: int
+    dram_bytes_by_operand: dict[str, int]
+    sram_accesses: int
+    energy_j: float
+    energy_by_component: dict[str, float]
+    macs: int
+    events: int
+    layers: pd.DataFrame
+    peak_macs_per_s: float = 0.0
+    dram_busy_s: float = 0.0
+    intervals: tuple[Interval, ...] = field(default=(), repr=False)
+    memory_ops: pd.DataFrame | None = field(default=None, repr=False)
+    dram_intervals: tuple[tuple[float, float], ...] = field(default=(), repr=False)
+    """Intervals in which the DRAM interface was busy (at full bandwidth, fluid model)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    design: dict[str, Any] = field(default_factory=dict)
+    """The accelerator's fields (``dataclasses.asdict``), for report rows."""
+
+    # -- views ------------------------------------------------------------------------------------
+    def timeline(self) -> pd.DataFrame:
+        """Per-core busy intervals: columns core, kind (compute | dma), layer, start_s, end_s."""
+        rows = [(c, iv.kind, iv.layer, iv.start_s, iv.end_s)
+                for iv in self.intervals for c in iv.cores if iv.end_s > iv.start_s]
+        df = pd.DataFrame(rows, columns=list(TIMELINE_COLUMNS))
+        return df.sort_values(["core", "start_s", "kind"], kind="stable").reset_index(drop=True)
+
+    def trace_events(self) -> list[dict[str, Any]]:
+        """Chrome trace-event records (``ph: "X"`` complete events, microseconds): one process for
+        the accelerator, one thread per core, DMA and compute as separate rows (tid 2c / 2c+1),
+        and a "DRAM interface" row (tid -1) showing when the shared DRAM was busy."""
+        ev: list[dict[str, Any]] = [{"name": "process_name", "ph": "M", "pid": 0, "tid": 0,
+                                     "args": {"name": self.accelerator or "accelerator"}}]
+        cores = sorted({c for iv in self.intervals for c in iv.cores})
+        for c in cores:
+            for kind, off in (("compute", 1), ("dma", 0)):
+                ev.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": 2 * c + off,
+                           "args": {"name": f"core {c} {kind}"}})
+        if self.dram_intervals:
+            ev.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": -1,
+                       "args": {"name": "DRAM interface"}})
+            for start, end in self.dram_intervals:
+                ev.append({"name": "busy", "cat": "dram", "ph": "X", "pid": 0, "tid": -1,
+                           "ts": start * 1e6, "dur": (end - start) * 1e6, "args": {}})
+        for row in self.timeline().itertuples(index=False):
+            ev.append({"name": row.layer, "cat": row.kind, "ph": "X", "pid": 0,
+                       "tid": 2 * int(row.core) + (1 if row.kind == "compute" else 0),
+                       "ts": row.start_s * 1e6, "dur": (row.end_s - row.start_s) * 1e6,
+                       "args": {"core": int(row.core)}})
+        return ev
+
+    def save_trace(self, path: str | Path) -> Path:
+        """Write the timeline as Chrome/Perfetto trace-event JSON; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps({"traceEvents": self.trace_events(),
+                                    "displayTimeUnit": "ns"}))
+        return path
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat scalar metrics (one report row)."""
+        d: dict[str, Any] = {
+            "workload": self.workload, "accelerator": self.accelerator, "batch": self.batch,
+            "latency_s": self.latency_s, "images_per_s": self.images_per_s,
+            "utilization": self.utilization, "dram_bytes": self.dram_bytes,
+            "sram_accesses": self.sram_accesses, "energy_j": self.energy_j, "macs": self.macs,
+            "events": self.events, "dram_busy_s": self.dram_busy_s,
+        }
+        for k, n_bytes in self.dram_bytes_by_operand.items():
+            d[f"dram_{k}_bytes"] = n_bytes
+        for k, joules in self.energy_by_component.items():
+            d[f"energy_{k}_j"] = joules
+        if len(self.layers):
+            d["memory_bound_layers"] = int((self.layers["bound"] == "memory").sum())
+        for k, v in self.options.items():
+            if isinstance(v, str | int | float | bool):
+                d[f"opt_{k}"] = v
+        for k, v in self.design.items():
+            if isinstance(v, str | int | float | bool):
+                d[f"acc_{k}"] = v
+            elif isinstance(v, tuple):
+                d[f"acc_{k}"] = "x".join(str(x) for x in v)
+        return d
+
+    @property
+    def ops_per_s(self) -> float:
+        """Achieved ops/s (2 per MAC)."""
+        return 2.0 * self.macs / self.latency_s if self.latency_s > 0 else math.inf

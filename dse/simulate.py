@@ -1,0 +1,475 @@
+"""`simulate`: play a workload graph on a multi-core systolic-array accelerator with SimPy.
+
+The pipeline, one line per step (ZigZag's habit of writing the whole flow in one place):
+
+1. ``_prepare``      rebatch the graph, fuse alias/element-wise ops into their producer.
+2. ``_reserves``     plan every compute layer with the whole SRAM and all operands in DRAM: the
+                     per-core buffer it needs for its best tiling (its *reserve*).
+3. ``_residency``    SRAM capacity ledger over the topological order: a tensor stays on chip (spread
+                     over all cores' SRAM) iff, at every step of its live range, the tensors already
+                     resident + it + that step's reserve fit in every core. Network input and output
+                     always go through DRAM.
+4. ``_plan``         map each layer (`dse.mapping`) with the SRAM the ledger leaves free, reading
+                     resident inputs from SRAM and not storing resident outputs.
+5. ``_run``          SimPy: each layer is a process that waits for its graph predecessors, takes
+                     cores from the `CorePool`, runs one sub-process per class of identical cores
+                     (on-load -> compute overlapped with streamed loads/stores -> off-load) against
+                     the fair-share `Dram`, and hands the cores back.
+6. ``_collect``      per-layer table, ZigZag-style latency split, energy, `SimResult`.
+
+The model's assumptions and limits are listed in docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import pandas as pd
+import simpy
+
+from arch.spec import Accelerator
+from dse.components import CorePool, CountingEnvironment, Dram
+from dse.mapping import HIGH_PRECISION_MODELS, LayerPlan, plan_compute, plan_memory_op
+from dse.results import LAYER_COLUMNS, Interval, SimResult
+
+if TYPE_CHECKING:  # importing `workloads` pulls in torch; a Workload is used by duck typing
+    from workloads.graph import Layer, Workload
+
+__all__ = ["ALIAS_OPS", "BOUNDARY_OPS", "FUSED_OPS", "simulate"]
+
+log = logging.getLogger(__name__)
+
+BOUNDARY_OPS = frozenset({"input", "output"})
+ALIAS_OPS = frozenset({"view", "flatten", "reshape", "identity", "dropout", "contiguous",
+                       "squeeze", "unsqueeze", "permute", "transpose"})
+"""Ops that only re-label a tensor: free, and the tensor keeps its location."""
+FUSED_OPS = frozenset({"act", "relu", "bn", "quant", "clamp", "hardtanh", "sigmoid", "tanh",
+                       "gelu", "silu", "relu6"})
+"""Single-input element-wise ops applied in the producer's output stage when the producer has no
+other consumer (the usual accelerator post-processing unit): free, and the stored tensor is the
+fused op's output (its ``o_bits``)."""
+
+
+@dataclass(slots=True)
+class _Node:
+    """One schedulable node after fusion: its layer and the tensor it produces."""
+
+    layer: Layer
+    preds: list[str]
+    succs: list[str]
+    out_bytes: int
+    to_dram: bool = False  # network output: must be stored
+    from_dram: bool = False  # network input: lives in DRAM
+    resident: bool = False
+    fused: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Record:
+    start_s: float = 0.0
+    end_s: float = 0.0
+    onload_s: float = 0.0
+    offload_s: float = 0.0
+    intervals: list[Interval] = dataclasses.field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = None, *,
+             high_precision: str | None = None, energy_model: Any = None,
+             onchip_reuse: bool = True, multicast: bool = True,
+             persistent_weights: bool = False, segments: int = 1) -> SimResult:
+    """Simulate inference of ``batch`` images of ``workload`` on ``accelerator``.
+
+    ``batch`` defaults to the batch the workload was extracted with (``workload.batch``); another
+    value re-scales every layer's per-image quantities to that many images.
+
+    Options: ``high_precision`` ("bit_serial" | "configurable", default the accelerator's) - how a
+    layer above the MAC precision runs (`dse.mapping.precision_factor`); ``energy_model``
+    (an `arch.energy.EnergyModel`, default `arch.energy.default_energy_model` at the accelerator's
+    node); ``onchip_reuse`` (False: every tensor goes through DRAM - the ablation of the SRAM
+    ledger); ``segments`` (>= 1: how many pieces each layer's overlapped phase is played in; more
+    pieces follow bandwidth changes from concurrent layers more closely, at more events);
+    ``multicast`` (True: an operand every core of a layer reads in full - the weights of an M split,
+    the input of an N split - crosses the DRAM interface once and is broadcast on chip; False: each
+    core fetches its own copy); ``persistent_weights`` (True: steady-state serving - after the
+    activations are placed, the weights of as many layers as still fit (largest first) stay pinned
+    in SRAM across inferences and cost no DRAM traffic; False: every inference loads all weights).
+    """
+    problems: list[str] = []
+    if not isinstance(getattr(workload, "graph", None), nx.DiGraph):
+        problems.append(f"workload={type(workload).__name__} is not allowed; expected a "
+                        "workloads.Workload (with a networkx DiGraph in .graph)")
+    if not isinstance(accelerator, Accelerator):
+        problems.append(f"accelerator={type(accelerator).__name__} is not allowed; expected an "
+                        "arch.Accelerator")
+    if batch is None:
+        batch = int(getattr(workload, "batch", 1) or 1)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        problems.append(f"batch={batch!r} is not allowed; expected an integer >= 1")
+    hp = high_precision
+    if hp is None and isinstance(accelerator, Accelerator):
+        hp = accelerator.high_precision
+    if hp not in HIGH_PRECISION_MODELS:
+        problems.append(f"high_precision={hp!r} is not allowed; expected one of "
+                        f"{', '.join(HIGH_PRECISION_MODELS)}")
+    if isinstance(segments, bool) or not isinstance(segments, int) or segments < 1:
+        problems.append(f"segments={segments!r} is not allowed; expected an integer >= 1")
+    if problems:
+        raise ValueError("invalid simulate() arguments: " + "; ".join(problems))
+    acc = accelerator
+    em = energy_model if energy_model is not None else _default_energy(acc)
+
+    nodes, order = _prepare(workload, batch)  # 1. rebatch + fuse
+    reserves = _reserves(nodes, order, acc, hp, multicast)  # 2. per-layer SRAM needs
+    resident_at = _residency(nodes, order, acc, reserves, onchip_reuse)  # 3. SRAM ledger
+    pinned = _pin_weights(nodes, order, acc, reserves, resident_at) if persistent_weights \
+        else frozenset()  # 3b. weights kept on chip across inferences
+    plans = _plan(nodes, order, acc, hp, resident_at, multicast, pinned)  # 4. split + tile
+    env, records, dram = _run(nodes, order, plans, acc, segments)  # 5. SimPy
+    return _collect(workload, acc, batch, nodes, order, plans, records, dram, env, em,
+                    {"high_precision": hp, "onchip_reuse": onchip_reuse, "multicast": multicast,
+                     "persistent_weights": persistent_weights, "segments": segments}, pinned)
+
+
+# -- 1. graph preparation --------------------------------------------------------------------------
+def _rebatch(layer: Layer, batch: int) -> Layer:
+    if layer.n == batch or (layer.op in BOUNDARY_OPS and layer.n == 0):
+        return layer
+    n0 = max(1, layer.n)
+    if any(v % n0 for v in (layer.macs, layer.vector_ops, layer.input_elems,
+                            layer.output_elems)):
+        raise ValueError(f"layer {layer.name!r}: cannot rebatch from n={layer.n} to {batch}: "
+                         "its element counts are not multiples of n")
+
+    def f(v: int) -> int:
+        return v // n0 * batch
+
+    return dataclasses.replace(layer, n=batch, macs=f(layer.macs), vector_ops=f(layer.vector_ops),
+                               input_elems=f(layer.input_elems),
+                               output_elems=f(layer.output_elems))
+
+
+def _prepare(workload: Workload, batch: int) -> tuple[dict[str, _Node], list[str]]:
+    g = workload.graph
+    order = list(nx.lexicographical_topological_sort(g))
+    nodes: dict[str, _Node] = {}
+    alias_of: dict[str, str] = {}  # fused/alias node -> node holding its tensor
+    for name in order:
+        layer = _rebatch(g.nodes[name]["layer"], batch)
+        raw_preds = sorted(g.predecessors(name))
+        preds = sorted({alias_of.get(p, p) for p in raw_preds})
+        host = nodes.get(preds[0]) if len(preds) == 1 else None
+        fuse = host is not None and (
+            layer.op in ALIAS_OPS
+            or (layer.op in FUSED_OPS and host.layer.op != "input"
+                and g.out_degree(raw_preds[0]) == 1))
+        if fuse and host is not None:
+            alias_of[name] = preds[0]
+            host.fused = (*host.fused, name)
+            if layer.op in FUSED_OPS:
+                host.out_bytes = layer.output_bytes
+            continue
+        out_bytes = layer.output_bytes if layer.op != "output" else 0
+        if layer.op == "input":
+            out_bytes = layer.output_bytes or layer.input_bytes
+        nodes[name] = _Node(layer=layer, preds=preds, succs=[], out_bytes=out_bytes,
+                            from_dram=layer.op == "input")
+        for p in preds:
+            nodes[p].succs.append(name)
+    kept = [n for n in order if n in nodes]
+    for name in kept:
+        nd = nodes[name]
+        if nd.layer.op == "output":
+            for p in nd.preds:
+                nodes[p].to_dram = True
+        elif not nd.succs and nd.layer.op != "input":
+            nd.to_dram = True  # a sink without an explicit output node is a network output
+    return nodes, kept
+
+
+# -- 2-4. planning ---------------------------------------------------------------------------------
+def _input_dram_bytes(nd: _Node, nodes: dict[str, _Node]) -> tuple[int, int]:
+    """(bytes of this node's inputs that are in DRAM, bytes that are resident) - producer view."""
+    dram = sum(nodes[p].out_bytes for p in nd.preds if not nodes[p].resident)
+    res = sum(nodes[p].out_bytes for p in nd.preds if nodes[p].resident)
+    return dram, res
+
+
+def _plan_one(nd: _Node, nodes: dict[str, _Node], acc: Accelerator, hp: str,
+              free_bytes: int, multicast: bool, pinned: bool = False) -> LayerPlan | None:
+    layer = nd.layer
+    if layer.op in BOUNDARY_OPS:
+        return None
+    in_dram, in_res = _input_dram_bytes(nd, nodes)
+    if layer.is_compute:
+        total_in = in_dram + in_res
+        frac = in_dram / total_in if total_in else 1.0
+        a_dram = math.ceil(layer.input_bytes * frac)
+        return plan_compute(layer, acc, free_bytes=free_bytes, cores=acc.cores,
+                            a_dram_bytes=a_dram, c_to_dram=not nd.resident, high_precision=hp,
+                            multicast=multicast, b_in_dram=not pinned)
+    return plan_memory_op(layer, acc, cores=acc.cores, read_dram_bytes=in_dram,
+                          read_sram_bytes=in_res,
+                          write_dram_bytes=0 if nd.resident else nd.out_bytes)
+
+
+def _reserves(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
+              hp: str, multicast: bool) -> dict[str, int]:
+    """SRAM per core each compute layer's preferred tiling uses when nothing else is on chip."""
+    out: dict[str, int] = {}
+    for name in order:
+        nd = nodes[name]
+        if nd.layer.is_compute:
+            try:
+                plan = _plan_one(nd, nodes, acc, hp, acc.sram_bytes_per_core, multicast)
+            except ValueError as exc:
+                if str(exc).startswith("sram_kib"):
+                    raise ValueError(f"sram_kib={acc.sram_kib!r} is too small for layer "
+                                     f"{name!r}: {exc}") from None
+                raise
+            out[name] = plan.buffer_bytes if plan is not None else 0
+    return out
+
+
+def _residency(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
+               reserves: dict[str, int], enabled: bool) -> list[int]:
+    """Greedy SRAM ledger in topological order; returns resident bytes (all cores) at each step.
+
+    A tensor occupies ``out_bytes / cores`` of every core from its producer's step to its last
+    consumer's step. It is kept iff ``(resident + out_bytes) / cores + reserve(step) <= sram`` at
+    every step of that range; else it is stored to DRAM and consumers read it from there.
+    """
+    pos = {n: i for i, n in enumerate(order)}
+    resident = [0] * len(order)
+    if not enabled:
+        return resident
+    cap = acc.sram_bytes_per_core
+    for name in order:
+        nd = nodes[name]
+        if nd.from_dram or nd.to_dram or nd.out_bytes <= 0 or not nd.succs \
+                or nd.layer.op in BOUNDARY_OPS:
+            continue
+        lo, hi = pos[name], max(pos[s] for s in nd.succs)
+        ok = all((resident[j] + nd.out_bytes) / acc.cores + reserves.get(order[j], 0) <= cap
+                 for j in range(lo, hi + 1))
+        if ok:
+            nd.resident = True
+            for j in range(lo, hi + 1):
+                resident[j] += nd.out_bytes
+    return resident
+
+
+def _pin_weights(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
+                 reserves: dict[str, int], resident_at: list[int]) -> frozenset[str]:
+    """Weights pinned in SRAM for the whole run (``persistent_weights``): the headroom left at the
+    tightest step of the ledger, filled greedily with the largest weight sets first."""
+    cap = acc.sram_bytes_per_core * acc.cores
+    headroom = min((cap - resident_at[j] - reserves.get(name, 0) * acc.cores
+                    for j, name in enumerate(order)), default=0)
+    pinned = []
+    layers = sorted((nodes[n].layer for n in order if nodes[n].layer.is_compute),
+                    key=lambda la: (-la.weight_bytes, la.name))
+    for la in layers:
+        if 0 < la.weight_bytes <= headroom:
+            pinned.append(la.name)
+            headroom -= la.weight_bytes
+    return frozenset(pinned)
+
+
+def _plan(nodes: dict[str, _Node], order: list[str], acc: Accelerator, hp: str,
+          resident_at: list[int], multicast: bool,
+          pinned: frozenset[str] = frozenset()) -> dict[str, LayerPlan]:
+    plans: dict[str, LayerPlan] = {}
+    held = sum(nodes[n].layer.weight_bytes for n in pinned)
+    for j, name in enumerate(order):
+        free = acc.sram_bytes_per_core - math.ceil((resident_at[j] + held) / acc.cores)
+        plan = _plan_one(nodes[name], nodes, acc, hp, free, multicast, name in pinned)
+        if plan is not None:
+            plans[name] = plan
+    return plans
+
+
+# -- 5. SimPy --------------------------------------------------------------------------------------
+def _run(nodes: dict[str, _Node], order: list[str], plans: dict[str, LayerPlan],
+         acc: Accelerator, segments: int) -> tuple[CountingEnvironment, dict[str, _Record], Dram]:
+    env = CountingEnvironment()
+    dram = Dram(env, acc.dram_bytes_per_s, acc.dram_latency_ns * 1e-9)
+    pool = CorePool(env, acc.cores)
+    done = {name: env.event() for name in order}
+    records = {name: _Record() for name in plans}
+    for name in order:
+        deps = [done[p] for p in nodes[name].preds]
+        env.process(_layer(env, name, plans.get(name), deps, done[name], pool, dram,
+                           records.get(name), acc.freq_hz, segments))
+    env.run()
+    return env, records, dram
+
+
+def _layer(env: simpy.Environment, name: str, plan: LayerPlan | None, deps: list[simpy.Event],
+           done: simpy.Event, pool: CorePool, dram: Dram, rec: _Record | None, freq_hz: float,
+           segments: int) -> Generator[simpy.Event, Any, None]:
+    """One graph node: wait for predecessors, take cores, run the layer's pipeline, free them.
+
+    The cores of a layer advance in lock-step phases (`LayerPlan.phases`): all on-load their
+    first fold step (one DRAM flow of their summed bytes, weighted by the core count in the
+    fair share), then compute all but the last step while the rest streams (double buffering) or
+    after it (single), then the last step, then the off-load of the last outputs. A core with
+    less work (the remainder of an uneven split) idles at the end of each compute phase.
+    """
+    if deps:
+        yield simpy.AllOf(env, deps) if len(deps) > 1 else deps[0]
+    if plan is not None and rec is not None:
+        with pool.request(plan.cores_used) as grant:
+            yield grant.event
+            yield from _pipeline(env, name, plan, grant.ids, dram, rec, freq_hz, segments)
+    done.succeed()
+
+
+def _pipeline(env: simpy.Environment, name: str, plan: LayerPlan, ids: tuple[int, ...],
+              dram: Dram, rec: _Record, freq_hz: float,
+              segments: int) -> Generator[simpy.Event, Any, None]:
+    """The lock-step phases of one layer on cores ``ids`` (see `_layer`)."""
+    rec.start_s = t0 = env.now
+    on, stream, off, cycles, steps, db = plan.phases()
+    w = plan.cores_used
+    compute_s = cycles / freq_hz
+    tail_s = compute_s / max(1, steps)  # the last step computes after every load
+    body_s = compute_s - tail_s
+    groups: list[tuple[tuple[int, ...], float]] = []  # (core ids, compute seconds) per class
+    i = 0
+    for t in plan.tasks:
+        groups.append((tuple(ids[i:i + t.count]), (t.compute_cycles + t.vector_cycles) / freq_hz))
+        i += t.count
+    everyone = tuple(ids)
+
+    def compute(start: float, frac_of_body: float, last: bool) -> None:
+        for cores, c_s in groups:
+            dur = c_s / max(1, steps) if last else (c_s - c_s / max(1, steps)) * frac_of_body
+            if dur > 0:
+                rec.intervals.append(Interval(cores, "compute", name, start, start + dur))
+
+    if on > 0:
+        yield dram.transfer(on, w)
+        rec.intervals.append(Interval(everyone, "dma", name, t0, env.now))
+    rec.onload_s = env.now - t0
+    seg_bytes, seg_s = stream / segments, body_s / segments
+    for _ in range(segments):
+        t1 = env.now
+        if db:
+            evs = [e for e in (env.timeout(seg_s) if seg_s > 0 else None,
+                               dram.transfer(seg_bytes, w) if seg_bytes > 0 else None) if e]
+            if evs:
+                yield simpy.AllOf(env, evs) if len(evs) == 2 else evs[0]
+            compute(t1, 1 / segments, last=False)
+            if seg_bytes > 0:
+                rec.intervals.append(Interval(everyone, "dma", name, t1, env.now))
+        else:
+            if seg_bytes > 0:
+                yield dram.transfer(seg_bytes, w)
+                rec.intervals.append(Interval(everyone, "dma", name, t1, env.now))
+            t2 = env.now
+            if seg_s > 0:
+                yield env.timeout(seg_s)
+                compute(t2, 1 / segments, last=False)
+    if tail_s > 0:
+        t3 = env.now
+        yield env.timeout(tail_s)
+        compute(t3, 1.0, last=True)
+    if off > 0:
+        t4 = env.now
+        yield dram.transfer(off, w)
+        rec.intervals.append(Interval(everyone, "dma", name, t4, env.now))
+        rec.offload_s = env.now - t4
+    rec.end_s = env.now
+
+
+# -- 6. results ------------------------------------------------------------------------------------
+def _default_energy(acc: Accelerator) -> Any:
+    from arch.energy import default_energy_model
+
+    node = getattr(acc, "node_nm", None)
+    return default_energy_model(node) if node is not None else default_energy_model()
+
+
+def _mac_pj(em: Any, plan: LayerPlan, acc: Accelerator) -> float:
+    """Energy of one of this layer's MACs: a MAC of the array's precision, or of the layer's
+    precision where that is higher (bit-serial passes or a configurable MAC do that much work)."""
+    mw, ma = acc.mac_bits
+    return float(em.mac_pj(max(plan.w_bits, mw), max(plan.a_bits, ma), acc.acc_bits))
+
+
+def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, _Node],
+             order: list[str], plans: dict[str, LayerPlan], records: dict[str, _Record],
+             dram: Dram, env: CountingEnvironment, em: Any, options: dict[str, Any],
+             pinned: frozenset[str] = frozenset()) -> SimResult:
+    f = acc.freq_hz
+    latency = env.now
+    rows: list[dict[str, Any]] = []
+    mem_rows: list[dict[str, Any]] = []
+    dram_op = {"weights": 0, "inputs": 0, "outputs": 0}
+    e_mac = e_sram_bits = 0.0
+    sram_acc = 0
+    intervals: list[Interval] = []
+    for name in order:
+        plan = plans.get(name)
+        if plan is None:
+            continue
+        rec = records[name]
+        intervals.extend(rec.intervals)
+        by_op = plan.dram_by_operand()
+        for k, v in by_op.items():
+            dram_op[k] += v
+        layer_sram_bits = sum(t.count * t.sram_bits for t in plan.tasks)
+        e_sram_bits += layer_sram_bits
+        sram_acc += sum(t.count * t.sram_accesses for t in plan.tasks)
+        mac_e = plan.macs * _mac_pj(em, plan, acc) * 1e-12 if plan.macs else 0.0
+        e_mac += mac_e
+        total_cyc = (rec.end_s - rec.start_s) * f
+        comp = plan.compute_cycles
+        on_c, off_c = rec.onload_s * f, rec.offload_s * f
+        stall = max(0.0, total_cyc - comp - on_c - off_c)
+        mem_s = plan.dram_bytes / acc.dram_bytes_per_s
+        row = {
+            "name": name, "op": plan.op, "macs": plan.macs, "w_bits": plan.w_bits,
+            "a_bits": plan.a_bits, "split": plan.split, "cores_used": plan.cores_used,
+            "compute_cycles": comp, "ideal_cycles": plan.ideal_cycles, "stall_cycles": stall,
+            "onload_cycles": on_c, "offload_cycles": off_c, "total_cycles": total_cyc,
+            "dram_bytes": plan.dram_bytes, "dram_weight_bytes": by_op["weights"],
+            "dram_input_bytes": by_op["inputs"], "dram_output_bytes": by_op["outputs"],
+            "bound": "memory" if mem_s > comp / f else "compute",
+            "start_s": rec.start_s, "end_s": rec.end_s, "stationary": plan.stationary,
+            "double_buffered": plan.double_buffered,
+            "input_resident": any(nodes[p].resident for p in nodes[name].preds),
+            "output_resident": nodes[name].resident,
+            "weights_pinned": name in pinned,
+            "precision_factor": plan.precision_factor,
+            "energy_j": mac_e + (layer_sram_bits * em.sram_pj_per_bit
+                                 + plan.dram_bytes * 8 * em.dram_pj_per_bit) * 1e-12,
+        }
+        (rows if plan.op in ("conv", "linear", "matmul") else mem_rows).append(row)
+    dram_total = sum(dram_op.values())
+    energy = {"mac": e_mac, "sram": e_sram_bits * em.sram_pj_per_bit * 1e-12,
+              "dram": dram_total * 8 * em.dram_pj_per_bit * 1e-12}
+    static_w = getattr(em, "static_w_per_mm2", 0.0)
+    if static_w:
+        energy["static"] = em.static_w(acc.area) * latency
+    macs = int(sum(p.macs for p in plans.values()))
+    util = macs / (acc.mac_count * latency * f) if latency > 0 else 0.0
+    return SimResult(
+        workload=workload.name, accelerator=acc.name, batch=batch, latency_s=latency,
+        images_per_s=batch / latency if latency > 0 else math.inf, utilization=util,
+        dram_bytes=int(dram_total), dram_bytes_by_operand=dram_op, sram_accesses=int(sram_acc),
+        energy_j=sum(energy.values()), energy_by_component=energy, macs=macs,
+        events=env.events_processed,
+        layers=pd.DataFrame(rows, columns=list(LAYER_COLUMNS)),
+        peak_macs_per_s=acc.peak_macs_per_s, dram_busy_s=dram.busy_s,
+        dram_intervals=tuple(dram.busy_intervals),
+        intervals=tuple(intervals),
+        memory_ops=pd.DataFrame(mem_rows, columns=list(LAYER_COLUMNS)), options=options,
+        design=dataclasses.asdict(acc))
