@@ -1,0 +1,314 @@
+"""Reports of a study: results tables, derived tables, PNG plots and ``summary.md``.
+
+This module reads results and renders them; it never simulates. A study's ``summarize`` returns a
+`Summary` (what to show: derived tables, `Plot` specs, `Target` checks against the paper's numbers,
+notes); `write_report` writes it next to ``results.csv`` / ``results.parquet``. Every file is
+written atomically (temporary file in the same folder, then ``os.replace``), so a reader or an
+interrupted run never sees a half-written report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "FORMATS",
+    "Plot",
+    "RunInfo",
+    "Summary",
+    "Target",
+    "atomic_write",
+    "atomic_write_text",
+    "crossing",
+    "markdown_table",
+    "plot",
+    "write_report",
+    "write_results",
+]
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "parquet")
+"""Result table formats `write_results` knows."""
+
+
+# -- what a study asks the report to show ---------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One reproduced number beside the paper's: passes when ``low <= value <= high``."""
+
+    name: str
+    value: float
+    low: float
+    high: float
+    paper: str
+    """The paper's number as the paper states it, e.g. ``"2.7x-3.1x"``."""
+    source: str
+    """Where the paper states it, e.g. ``"PACT-SAWB Sec. 7.3, Fig. 8a"``."""
+    unit: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.low <= self.value <= self.high)
+
+    def verdict(self) -> str:
+        """'in band', or how far outside the band the value is."""
+        if self.passed:
+            return "in band"
+        if not math.isfinite(self.value):
+            return f"MISSED (value {self.value})"
+        if self.low == self.high:
+            return f"MISSED: expected {self.low:g}, got {self.value:g}"
+        edge = self.low if self.value < self.low else self.high
+        rel = (self.value - edge) / abs(edge) if edge else float("inf")
+        side = "below" if self.value < self.low else "above"
+        return f"MISSED: {abs(self.value - edge):.3g}{self.unit} ({abs(rel):.1%}) {side} the band"
+
+
+@dataclass(frozen=True, slots=True)
+class Plot:
+    """A line plot of ``y`` over ``x``, one line per value of ``hue`` (or a single line)."""
+
+    filename: str
+    title: str
+    data: pd.DataFrame
+    x: str
+    y: str
+    hue: str | None = None
+    xlabel: str = ""
+    ylabel: str = ""
+    logx: bool = False
+    logy: bool = False
+    inf_label: str = "unlimited"
+    """Infinite x values (unlimited bandwidth) are drawn one log-step right of the largest finite x
+    and labelled with this text."""
+    caption: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What ``summary.md`` and the derived files of a study contain."""
+
+    title: str
+    intro: str = ""
+    targets: tuple[Target, ...] = ()
+    tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    """name -> table; each written as ``name.csv`` and shown in the summary."""
+    plots: tuple[Plot, ...] = ()
+    notes: str = ""
+    """Markdown after the tables: model choices that drive the result, missed bands explained."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """How a study run went (for the summary and the CLI's last line)."""
+
+    study: str
+    points: int
+    cached: int
+    computed: int
+    elapsed_s: float
+    params: Mapping[str, Any]
+    fingerprint: str = ""
+    command: str = ""
+    """The command line that produced the run ('' from Python)."""
+
+
+# -- atomic file writes ---------------------------------------------------------------------------
+def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
+    """Call ``writer(tmp)`` on a temporary path beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+# -- analysis helpers for summaries ---------------------------------------------------------------
+def crossing(x: Sequence[float], diff: Sequence[float]) -> float | None:
+    """Where ``diff`` (sorted by ``x``) changes sign from > 0 to < 0, by linear interpolation in
+    log2(x) (an infinite x counts as one doubling past the largest finite x); None if it never
+    does. Used for "curve A is above curve B at low x and below it at high x"."""
+    pts = sorted(zip(map(float, x), map(float, diff)))
+    finite = [p for p, _ in pts if math.isfinite(p)]
+    top = max(finite) if finite else 1.0
+
+    def lx(v: float) -> float:
+        return math.log2(v if math.isfinite(v) else 2 * top)
+
+    if not pts or pts[0][1] <= 0 or pts[-1][1] >= 0:
+        return None
+    for (x0, d0), (x1, d1) in itertools.pairwise(pts):
+        if d0 > 0 >= d1:
+            t = d0 / (d0 - d1)
+            return float(2 ** (lx(x0) + t * (lx(x1) - lx(x0))))
+    return None
+
+
+# -- tables ---------------------------------------------------------------------------------------
+def _fmt(v: object) -> str:
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if math.isnan(v):
+            return ""
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+    return str(v).replace("|", "\\|")
+
+
+def markdown_table(df: pd.DataFrame, max_rows: int = 60) -> str:
+    """A GitHub-flavoured markdown table of ``df`` (numbers to 4 significant digits)."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.head(max_rows).itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+    if len(df) > max_rows:
+        lines.append(f"\n({len(df) - max_rows} more rows in the CSV)")
+    return "\n".join(lines)
+
+
+def write_results(df: pd.DataFrame, out_dir: str | Path, formats: Sequence[str] = FORMATS,
+                  stem: str = "results") -> list[Path]:
+    """Write ``df`` as ``stem.csv`` / ``stem.parquet`` (per ``formats``) atomically."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ValueError(f"format={','.join(formats)!r} is not allowed; "
+                         f"expected a non-empty comma list of {', '.join(FORMATS)}")
+    out_dir = Path(out_dir)
+    paths = []
+    if "csv" in formats:
+        paths.append(atomic_write(out_dir / f"{stem}.csv", lambda p: df.to_csv(p, index=False)))
+    if "parquet" in formats:
+        paths.append(atomic_write(out_dir / f"{stem}.parquet",
+                                  lambda p: df.to_parquet(p, index=False)))
+    return paths
+
+
+# -- plots ----------------------------------------------------------------------------------------
+def plot(spec: Plot, path: str | Path) -> Path:
+    """Render ``spec`` as a PNG at ``path`` (matplotlib Agg backend, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = spec.data
+    for col in (spec.x, spec.y, spec.hue):
+        if col is not None and col not in data.columns:
+            raise ValueError(f"plot {spec.filename!r}: column {col!r} not in the data "
+                             f"(columns: {', '.join(map(str, data.columns))})")
+    x = pd.to_numeric(data[spec.x], errors="coerce")
+    finite = x[x.map(math.isfinite)]
+    inf_x = None
+    if (x == math.inf).any():  # place "unlimited" one step right of the largest finite value
+        top = float(finite.max()) if len(finite) else 1.0
+        inf_x = top * 2.0 if spec.logx else top + (top - float(finite.min() if len(finite) else 0)
+                                                  ) / max(len(finite.unique()) - 1, 1)
+        x = x.where(x != math.inf, inf_x)
+    data = data.assign(_x=x)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    groups = [(None, data)] if spec.hue is None else list(data.groupby(spec.hue, sort=True))
+    for key, g in groups:
+        g = g.sort_values("_x")
+        ax.plot(g["_x"], g[spec.y], marker="o", label=None if key is None else str(key))
+    if spec.logx:
+        ax.set_xscale("log", base=2)
+    if spec.logy:  # base 2 with plain numbers: ratios of 1.5x-16x stay readable
+        from matplotlib.ticker import FormatStrFormatter
+
+        ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ticks = sorted(data["_x"].unique())
+    if len(ticks) <= 12:
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([spec.inf_label if t == inf_x else _fmt(float(t)) for t in ticks])
+        ax.minorticks_off()
+    ax.set_xlabel(spec.xlabel or spec.x)
+    ax.set_ylabel(spec.ylabel or spec.y)
+    ax.set_title(spec.title)
+    ax.grid(True, alpha=0.3)
+    if spec.hue is not None:
+        ax.legend(title=spec.hue)
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda p: fig.savefig(p, format="png"))
+    finally:
+        plt.close(fig)
+
+
+# -- the whole report -----------------------------------------------------------------------------
+def _target_table(targets: Sequence[Target]) -> str:
+    rows = pd.DataFrame([{"quantity": t.name, "paper": t.paper,
+                          "band": f"[{t.low:.3g}, {t.high:.3g}]",
+                          "qdse": _fmt(float(t.value)) + t.unit, "verdict": t.verdict(),
+                          "source": t.source} for t in targets])
+    return markdown_table(rows)
+
+
+def render_summary(summary: Summary, info: RunInfo) -> str:
+    """The markdown text of ``summary.md``."""
+    parts = [f"# {summary.title}", ""]
+    if summary.intro:
+        parts += [summary.intro.strip(), ""]
+    if summary.targets:
+        n_ok = sum(t.passed for t in summary.targets)
+        parts += ["## Reproduced numbers beside the paper's", "",
+                  f"{n_ok} of {len(summary.targets)} targets inside their band.", "",
+                  _target_table(summary.targets), ""]
+    for name, table in summary.tables.items():
+        parts += [f"## {name}", "", f"(`{name}.csv`)", "", markdown_table(table), ""]
+    for p in summary.plots:
+        parts += [f"![{p.title}]({p.filename})", ""]
+        if p.caption:
+            parts += [f"*{p.caption.strip()}*", ""]
+    if summary.notes:
+        parts += [summary.notes.strip(), ""]
+    params = json.dumps(dict(info.params), default=str, sort_keys=True)
+    parts += ["## Run", ""]
+    if info.command:
+        parts.append(f"- command: `{info.command}`")
+    parts += [f"- study `{info.study}`, parameters `{params}`",
+              f"- {info.points} design points: {info.computed} computed, {info.cached} reused "
+              f"from the cache, {info.elapsed_s:.1f} s",
+              f"- code fingerprint `{info.fingerprint}` (cached points are reused only while the "
+              "model code is unchanged)", ""]
+    return "\n".join(parts)
+
+
+def write_report(results: pd.DataFrame, summary: Summary, info: RunInfo, out_dir: str | Path,
+                 formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write results, derived tables (CSV), plots (PNG) and ``summary.md`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    paths = write_results(results, out_dir, formats)
+    for name, table in summary.tables.items():
+        paths.append(atomic_write(out_dir / f"{name}.csv", lambda p, t=table: t.to_csv(p,
+                                                                                     index=False)))
+    for p in summary.plots:
+        paths.append(plot(p, out_dir / p.filename))
+    paths.append(atomic_write_text(out_dir / "summary.md", render_summary(summary, info)))
+    log.info("wrote %d files to %s", len(paths), out_dir)
+    return paths

@@ -1,0 +1,197 @@
+"""``python -m dse.study NAME``: run a study of `studies/` and write its report.
+
+    python -m dse.study --list
+    python -m dse.study wrpn_vs_pact [--out DIR] [--bandwidth LIST] [--batch N]
+                        [--format csv,parquet] [--jobs N] [--set NAME=VALUE ...] [--no-cache]
+
+Writes ``reports/NAME/`` (or ``--out``): results.csv / results.parquet, the study's derived tables,
+PNG plots and summary.md. A rerun reuses finished design points from ``<out>/.cache``.
+Bad input (unknown study, model or recipe, malformed list, unwritable folder) prints one line on
+stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import math
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+__all__ = ["EXIT_BAD_INPUT", "check_writable", "main", "parse_bandwidths", "parse_value"]
+
+EXIT_BAD_INPUT = 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (the CLI contract), not usage + message."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def parse_bandwidths(text: str, field: str = "--bandwidth") -> tuple[float, ...]:
+    """Parse a DRAM bandwidth list in GB/s.
+
+    Comma-separated items; each item is a number, ``inf`` (unlimited), or a range
+    ``START:STOP:xF`` (geometric, factor F > 1) or ``START:STOP:+D`` (arithmetic, step D > 0),
+    STOP included when hit. Example: ``8:256:x2,inf`` -> 8, 16, 32, 64, 128, 256, inf.
+    """
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{field}={text!r} is malformed: {why}; expected a comma list of GB/s "
+                          "values > 0, 'inf', or ranges like 8:256:x2 or 16:128:+16")
+
+    def number(tok: str) -> float:
+        try:
+            v = float(tok)
+        except ValueError:
+            raise bad(f"{tok!r} is not a number") from None
+        if math.isnan(v) or v <= 0:
+            raise bad(f"{tok!r} is not > 0")
+        return v
+
+    if not isinstance(text, str) or not text.strip():
+        raise bad("empty")
+    values: list[float] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise bad("empty item")
+        if ":" not in item:
+            values.append(number(item))
+            continue
+        parts = item.split(":")
+        if len(parts) != 3 or parts[2][:1] not in ("x", "+"):
+            raise bad(f"range {item!r} is not START:STOP:xF or START:STOP:+D")
+        start, stop, step = number(parts[0]), number(parts[1]), number(parts[2][1:])
+        if not (math.isfinite(start) and math.isfinite(stop)) or stop < start:
+            raise bad(f"range {item!r} needs finite START <= STOP")
+        if parts[2][0] == "x" and step <= 1:
+            raise bad(f"range {item!r} needs a factor > 1")
+        v, n = start, 0
+        while v <= stop * (1 + 1e-9):
+            values.append(v)
+            v = v * step if parts[2][0] == "x" else v + step
+            n += 1
+            if n > 10_000:
+                raise bad(f"range {item!r} has more than 10000 values")
+    return tuple(dict.fromkeys(values))  # de-duplicated, order kept
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a Python literal (number, list, tuple, 'inf') or else the plain string."""
+    if text.strip().lower() in ("inf", "+inf"):
+        return math.inf
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe."):
+            pass
+    except OSError as e:
+        raise ValueError(f"--out={str(out)!r} is not a writable folder ({e.strerror or e})"
+                         ) from None
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m dse.study", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", nargs="?", help="study name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the studies and exit")
+    p.add_argument("--out", type=Path, help="output folder (default reports/NAME)")
+    p.add_argument("--bandwidth", help="DRAM GB/s list, e.g. 8,16,32,inf or 8:256:x2,inf")
+    p.add_argument("--batch", type=int, help="images per inference batch")
+    p.add_argument("--format", default="csv,parquet", help="result formats (csv,parquet)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override any study parameter (repeatable), e.g. --set sram_kib=1024")
+    p.add_argument("--no-cache", action="store_true", help="recompute every design point")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in args.set:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r} is malformed; expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        params[k.strip()] = parse_value(v)
+    if args.bandwidth is not None:
+        params["bandwidth"] = parse_bandwidths(args.bandwidth)
+    if args.batch is not None:
+        if args.batch < 1:
+            raise ValueError(f"--batch={args.batch} is not allowed; expected an integer >= 1")
+        params["batch"] = args.batch
+    return params
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status."""
+    parser = _build_parser()
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+        import studies
+        from dse.runner import run_study
+
+        if args.list:
+            for name in studies.names():
+                print(f"{name:24s} {studies.get(name).TITLE}")
+            return 0
+        if not args.name:
+            raise ValueError("missing study NAME; run with --list to see the studies")
+        study = studies.get(args.name)
+        formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+        params = _params(args)
+        if args.jobs < 1:
+            raise ValueError(f"--jobs={args.jobs} is not allowed; expected an integer >= 1")
+        out = args.out if args.out is not None else Path("reports") / args.name
+        check_writable(out)
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        run = run_study(study, params=params, out=out, jobs=args.jobs, formats=formats,
+                        progress=not args.quiet, use_cache=not args.no_cache,
+                        command=" ".join(["python -m dse.study",
+                                          *(sys.argv[1:] if argv is None else argv)]))
+    except (_UsageError, ValueError) as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: finished design points are cached; rerun the same command to "
+              "resume", file=sys.stderr)
+        return 130
+    info = run.info
+    reuse = (f"{info.cached} reused from cache, {info.computed} computed" if info.cached
+             else f"all {info.computed} computed, none cached")
+    print(f"{info.study}: {info.points} design points ({reuse}) in {info.elapsed_s:.1f} s")
+    summary = out / "summary.md"
+    for line in summary.read_text(encoding="utf-8").splitlines():
+        if line.startswith("| ") and ("in band" in line or "MISSED" in line):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            print(f"  {cells[0]}: {cells[3]} (paper {cells[1]}, band {cells[2]}) {cells[4]}")
+    print(f"wrote {', '.join(sorted({p.name for p in run.files}))} to {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error of ours
+        sys.stderr.close()
+        sys.exit(0)

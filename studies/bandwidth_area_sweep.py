@@ -1,0 +1,194 @@
+"""The architect's sweep: any zoo model and recipe over DRAM bandwidth x area x SRAM per core.
+
+For each design (area budget, SRAM per core, or an explicit core count) and each bandwidth the
+pipeline (zoo -> quant recipe -> workload -> simulate) gives the throughput surface; the summary
+finds the bandwidth at which each design turns compute-bound:
+
+* ``compute_bound_gbps``: the smallest swept bandwidth whose images/s is within ``knee_tolerance``
+  (default 5%) of the design's best images/s over the sweep (its unlimited-bandwidth value when
+  ``inf`` is swept);
+* ``demand_gbps``: DRAM bytes / latency of the fastest run - the bandwidth the design consumes when
+  it is not starved (a roofline ridge estimate independent of the sweep's resolution).
+
+Cores are sized by `arch.Accelerator.iso_area` for the area budget (the ``preset``'s array shape,
+clock and node, the given SRAM per core), unless ``cores`` is given. Also ``python -m dse.sweep``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import pandas as pd
+
+from dse.report import Plot, Summary
+from dse.runner import Context, expand_grid
+from dse.runner import run as _run
+from studies import pipeline
+from studies._params import (
+    check_bandwidths,
+    check_batch,
+    check_choice,
+    check_positive,
+    check_tuple_of,
+    describe_params,
+)
+
+NAME = "bandwidth_area_sweep"
+TITLE = "Throughput surface over DRAM bandwidth x area (x SRAM, cores) for any model and recipe"
+
+PARAMS: dict[str, Any] = {
+    "model": "alexnet",
+    "recipe": "pact_sawb",
+    "w_bits": 2,
+    "a_bits": 2,
+    "first_last_bits": None,
+    "width": 1,
+    "mac_bits": None,
+    "bandwidth": (8.0, 16.0, 32.0, 64.0, 128.0, 256.0, math.inf),
+    "area": ("0.5x", "1x", "2x"),
+    "sram_kib": (256.0, 1024.0),
+    "cores": None,
+    "batch": pipeline.DEFAULT_BATCH,
+    "high_precision": "configurable",
+    "peak_scaling": "density",
+    "preset": "sysml19",
+    "knee_tolerance": 0.05,
+}
+"""``area``: mm^2, or ``"<f>x"`` = f times the preset's iso-area budget (sysml19: the 8-core 16-bit
+system). ``mac_bits=None``: (w_bits, a_bits). ``cores``: explicit core counts instead of area."""
+
+
+def parse_area(value: Any, budget: float) -> float:
+    """An area budget in mm^2 from a number or ``"<f>x"`` (a multiple of ``budget``)."""
+    if isinstance(value, str) and value.strip().lower().endswith("x"):
+        try:
+            f = float(value.strip()[:-1])
+        except ValueError:
+            f = math.nan
+        if not math.isfinite(f) or f <= 0:
+            raise ValueError(f"area={value!r} is not allowed; expected mm^2 > 0 or '<f>x' with "
+                             "f > 0 (a multiple of the preset's area budget)")
+        return f * budget
+    return float(check_positive(value, "area")[0])
+
+
+def _budget(preset: str) -> float:
+    from arch import presets
+
+    fn = getattr(presets, f"{preset}_area_budget", None)
+    if fn is None:
+        raise ValueError(f"preset={preset!r} has no area budget "
+                         f"(arch.presets.{preset}_area_budget)")
+    return float(fn())
+
+
+def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
+    pipeline.check_model(params["model"])
+    pipeline.check_recipe(params["recipe"])
+    w, a = params["w_bits"], params["a_bits"]
+    for f, v in (("w_bits", w), ("a_bits", a), ("width", params["width"])):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32:
+            raise ValueError(f"{f}={v!r} is not allowed; expected an integer in 1..32")
+    mac = params["mac_bits"] or (w, a)
+    if isinstance(mac, int):
+        mac = (mac, mac)
+    check_choice("high_precision", params["high_precision"], ("configurable", "bit_serial"))
+    check_choice("peak_scaling", params["peak_scaling"], ("density", "doubling"))
+    tol = params["knee_tolerance"]
+    if not isinstance(tol, int | float) or not 0 < tol < 1:
+        raise ValueError(f"knee_tolerance={tol!r} is not allowed; expected a number in (0, 1)")
+    fixed = {"model": params["model"], "recipe": params["recipe"], "w_bits": w, "a_bits": a,
+             "first_last_bits": params["first_last_bits"], "width": params["width"],
+             "mac_w_bits": int(mac[0]), "mac_a_bits": int(mac[1]),
+             "batch": check_batch(params["batch"]), "high_precision": params["high_precision"],
+             "peak_scaling": params["peak_scaling"], "preset": params["preset"]}
+    bws = check_bandwidths(params["bandwidth"])
+    srams = check_positive(params["sram_kib"], "sram_kib")
+    if params["cores"] is not None:
+        cores = check_tuple_of("cores", params["cores"], ())
+        for c in cores:
+            if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+                raise ValueError(f"cores={params['cores']!r} is not allowed; "
+                                 "expected integers >= 1")
+        return expand_grid({"cores": cores, "sram_kib": srams, "dram_gbps": bws}, **fixed,
+                           area_budget_mm2=None)
+    budget = _budget(params["preset"])
+    areas = tuple(parse_area(v, budget) for v in check_tuple_of("area", params["area"], ()))
+    return expand_grid({"area_budget_mm2": areas, "sram_kib": srams, "dram_gbps": bws}, **fixed,
+                       cores=None)
+
+
+def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+    import dataclasses
+
+    from arch import Accelerator
+
+    wl = pipeline.workload_for(point["model"], point["recipe"], w_bits=point["w_bits"],
+                               a_bits=point["a_bits"], first_last_bits=point["first_last_bits"],
+                               width=point["width"], cache_dir=ctx.cache_dir)
+    mac = (point["mac_w_bits"], point["mac_a_bits"])
+    template = pipeline.accelerator(mac, point["dram_gbps"], preset=point["preset"],
+                                    high_precision=point["high_precision"])
+    fields = {f: getattr(template, f) for f in ("rows", "cols", "freq_ghz", "dataflow",
+                                                "acc_bits", "dram_latency_ns", "node_nm",
+                                                "high_precision", "dram_gbps")
+              if hasattr(template, f)}
+    if point["cores"] is not None:
+        acc = dataclasses.replace(template, cores=point["cores"], sram_kib=point["sram_kib"])
+    else:
+        acc = Accelerator.iso_area(point["area_budget_mm2"], mac,
+                                   peak_scaling=point["peak_scaling"],
+                                   sram_kib=point["sram_kib"], **fields)
+    acc = dataclasses.replace(acc, name=f"{acc.cores}c-{point['sram_kib']:g}KiB")
+    return [pipeline.simulate_row(wl, acc, batch=point["batch"])]
+
+
+def knees(results: pd.DataFrame, tolerance: float = 0.05) -> pd.DataFrame:
+    """Per design: best images/s, the bandwidth where it turns compute-bound, its demand."""
+    rows = []
+    for key, g in results.groupby(["area_budget_mm2", "sram_kib", "cores"], dropna=False,
+                                  sort=True):
+        g = g.sort_values("dram_gbps")
+        best = g.loc[g["images_per_s"].idxmax()]
+        ok = g[g["images_per_s"] >= (1 - tolerance) * best["images_per_s"]]
+        knee = float(ok["dram_gbps"].min())
+        fastest = g.iloc[-1]
+        rows.append({"area_budget_mm2": key[0], "sram_kib": key[1], "cores": int(key[2]),
+                     "area_mm2": float(best["area_mm2"]), "peak_tops": float(best["peak_tops"]),
+                     "best_images_per_s": float(best["images_per_s"]),
+                     "compute_bound_gbps": knee,
+                     "demand_gbps": float(fastest["dram_bytes"]) / float(fastest["latency_s"])
+                     / 1e9,
+                     "utilization_at_best": float(best["utilization"])})
+    return pd.DataFrame(rows)
+
+
+def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
+    table = knees(results, params["knee_tolerance"])
+    label = results["cores"].astype(str) + " cores, " + results["sram_kib"].map(
+        lambda v: f"{v:g}") + " KiB/core"
+    if results["area_budget_mm2"].notna().any():
+        label = results["area_budget_mm2"].map(lambda v: f"{v:.3g} mm2, ") + label
+    data = results.assign(design=label)
+    return Summary(
+        title=f"Bandwidth x area sweep: {params['model']} with {params['recipe']}",
+        intro=("Throughput surface of iso-area designs over DRAM bandwidth. "
+               + describe_params(params)),
+        tables={"compute_bound": table},
+        plots=(Plot("images_per_s.png", "Throughput vs. DRAM bandwidth", data, x="dram_gbps",
+                    y="images_per_s", hue="design", xlabel="DRAM bandwidth (GB/s)",
+                    ylabel="images/s", logx=True, logy=True),
+               Plot("utilization.png", "MAC utilization vs. DRAM bandwidth", data,
+                    x="dram_gbps", y="utilization", hue="design",
+                    xlabel="DRAM bandwidth (GB/s)", ylabel="utilization", logx=True)),
+        notes=(f"`compute_bound_gbps`: smallest swept bandwidth within "
+               f"{params['knee_tolerance']:.0%} of the design's best images/s; `demand_gbps`: "
+               "DRAM bytes / latency of the fastest run (the bandwidth it consumes unstarved)."),
+    )
+
+
+def run(**kw: Any) -> pd.DataFrame:
+    """`python -m dse.study bandwidth_area_sweep` from Python (see dse.runner.run)."""
+    return _run(sys.modules[__name__], **kw)

@@ -1,0 +1,282 @@
+"""The pipeline every simulating study runs, written down in one place.
+
+    zoo model --quant.quantize(recipe, bits)--> quantized model --workloads.extract--> Workload
+    --dse.simulate(workload, arch.presets.<preset>(mac_bits, dram_gbps, ...))--> SimResult -> row
+
+Extracted workloads are cached as JSON (``Workload.save``) under the runner's artefact folder, keyed
+by everything that decides them, so the 14-56 points of a study trace each model once. torch is
+imported only when a workload has to be traced (cache hits and the simulator never need it).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from arch import Accelerator
+    from workloads.graph import Workload
+
+__all__ = ["DEFAULT_BATCH", "accelerator", "array_utilization", "check_model", "check_recipe",
+           "layer_bits_summary", "preset_defaults", "simulate_row", "workload_for"]
+
+log = logging.getLogger(__name__)
+
+_MEMO: dict[str, Workload] = {}
+
+DEFAULT_BATCH = 8
+"""Images per inference batch of every simulating study unless told otherwise.
+
+The papers report throughput (images/s) and do not state a batch. Batch 8 is chosen once, for all
+studies, for a physical reason: the PACT-SAWB paper's claim of a near-linear gain up to 4 bits at
+unlimited bandwidth (Sec. 7.2) needs ResNet-50 to fill 32 cores of 8x64 MACs, and at batch 1 its
+7x7 late layers give each core few output pixels and channels (with the simulator's mapping the
+32-core 4-bit system then reaches 68% utilization vs. 79% for the 8-core 16-bit one: 16->4 bits
+gives 3.42x; at batch 8, 78% vs. 83% and 3.75x). Both studies report their bands at this batch
+and show batch 1 beside it (`--batch` changes it)."""
+
+
+def check_model(model: str, field: str = "model") -> str:
+    """``model`` if the zoo has it, else ValueError listing the zoo."""
+    from workloads import zoo
+
+    names = list(zoo.names())
+    if model not in names:
+        raise ValueError(f"unknown {field} {model!r}; available: {', '.join(names)}")
+    return model
+
+
+def check_recipe(recipe: str, field: str = "recipe") -> str:
+    """``recipe`` if quant knows it, else ValueError listing the recipes."""
+    import quant
+
+    names = list(quant.recipes())
+    if recipe not in names:
+        raise ValueError(f"unknown {field} {recipe!r}; available: {', '.join(names)}")
+    return recipe
+
+
+@functools.cache
+def _code() -> str:
+    """The model code's fingerprint, once per process (it keys the workload cache)."""
+    from dse.runner import code_fingerprint
+
+    return code_fingerprint()
+
+
+def _key(**spec: Any) -> str:
+    text = json.dumps({**spec, "code": _code()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def workload_for(model: str, recipe: str, *, w_bits: int, a_bits: int,
+                 first_last_bits: int | None = None, shortcut_bits: int | None = None,
+                 store_bits: int | None = None, width: int = 1, batch: int = 1,
+                 cache_dir: Path | None = None) -> Workload:
+    """The workload graph of zoo ``model`` (``width`` x channels) quantized by ``recipe``.
+
+    Steps: ``workloads.zoo.get(model, width=width)`` -> ``quant.quantize(model, recipe, w_bits,
+    a_bits, first_last_bits, shortcut_bits)`` -> ``workloads.extract(..., batch=batch,
+    default_bits=16)``: layers the recipe leaves unquantized (first/last by default) run at 16 bits.
+
+    ``store_bits``: if set, every stored intermediate tensor (``o_bits``) wider than it is stored
+    at ``store_bits`` (the network's output excepted). `workloads.extract` stores a tensor at the
+    precision its readers need, so the raw values feeding a residual add or a BN stay at 16 bits;
+    ``store_bits`` models a datapath that requantizes those too (integer-only inference, LLSQ
+    Sec. 3.4), i.e. every data structure at the network's precision.
+    """
+    from workloads.graph import Workload
+
+    spec = {"model": model, "recipe": recipe, "w_bits": w_bits, "a_bits": a_bits,
+            "first_last_bits": first_last_bits, "shortcut_bits": shortcut_bits,
+            "store_bits": store_bits, "width": width, "batch": batch}
+    key = _key(**spec)
+    if key in _MEMO:
+        return _MEMO[key]
+    path = Path(cache_dir) / "workloads" / f"{model}-{recipe}-{key}.json" if cache_dir else None
+    if path is not None and path.exists():
+        try:
+            wl = Workload.load(path)
+            _MEMO[key] = wl
+            return wl
+        except (OSError, ValueError, KeyError):
+            log.warning("unreadable cached workload %s; tracing again", path)
+    try:
+        wl = _trace(**spec)
+    except (RuntimeError, NotImplementedError, ValueError) as err:  # e.g. .item() on meta
+        log.info("tracing %s on the meta device failed (%s); retrying on the CPU", model, err)
+        wl = _trace(**spec, device="cpu")
+    if path is not None:
+        from dse.report import atomic_write
+
+        atomic_write(path, wl.save)
+    _MEMO[key] = wl
+    return wl
+
+
+def _compute_modules(model: Any) -> list[str]:
+    import torch.nn as nn
+
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def _trace(*, model: str, recipe: str, w_bits: int, a_bits: int, first_last_bits: int | None,
+           shortcut_bits: int | None, store_bits: int | None = None, width: int, batch: int,
+           device: str = "meta") -> Workload:
+    """Trace one workload. The recipe's quantizers set the body's bits (the bits protocol); the
+    first/last layers (first and last Conv2d/Linear in ``model.modules()`` order, the rule quant
+    uses) and the projection shortcuts get ``first_last_bits`` / ``shortcut_bits`` for weights AND
+    input activations through `workloads.extract` overrides, because the hardware runs them at
+    that precision whatever the recipe's quantizers can represent (SAWB has no 16-bit grid).
+    If the recipe cannot quantize the body at ``w_bits``/``a_bits`` (e.g. SAWB above 4 bits),
+    the same bits are set by overrides on every conv/linear and the workload name says so.
+
+    The model is built on torch's ``meta`` device: shapes and bits are all a workload needs, and
+    AlexNet x2 (226 M parameters) then costs no memory and no initialisation time. If tracing on
+    meta fails, it is retried on the CPU (tests check both give the same workload)."""
+    import torch
+
+    import quant
+    from workloads import extract, zoo
+
+    check_model(model)
+    check_recipe(recipe)
+    with torch.no_grad(), torch.device(device):
+        net = zoo.get(model, width=width)
+        layers = _compute_modules(net)
+        overrides: dict[str, Any] = {}
+        source = "recipe"
+        if recipe == "fp32":
+            qnet = net
+            overrides = {n: (w_bits, a_bits) for n in layers} if (w_bits, a_bits) != (16, 16) \
+                else {}
+        else:
+            try:
+                qnet = quant.quantize(net, recipe, w_bits=w_bits, a_bits=a_bits)
+            except ValueError as err:
+                log.info("recipe %r cannot build W%dA%d (%s); setting the same bits by "
+                            "workload overrides", recipe, w_bits, a_bits, err)
+                qnet, source = net, "overrides"
+                overrides = {n: (w_bits, a_bits) for n in layers}
+        if shortcut_bits is not None:
+            overrides.update({n: (shortcut_bits, shortcut_bits) for n in layers
+                              if "shortcut" in n or "downsample" in n})
+        if first_last_bits is not None and layers:
+            overrides.update({layers[0]: (first_last_bits, first_last_bits),
+                              layers[-1]: (first_last_bits, first_last_bits)})
+        name = (f"{model}{'-x' + str(width) if width != 1 else ''}-{recipe}-w{w_bits}a{a_bits}"
+                f"{'' if source == 'recipe' else '-bits_by_overrides'}")
+        shape = zoo.input_shape(model)
+        wl = extract(qnet, input_shape=shape, batch=batch, default_bits=16, overrides=overrides,
+                     name=name)
+        if store_bits is None:
+            return wl
+        # second pass: cap every stored tensor at store_bits (extract applies overrides last)
+        final = {n for n in wl.topo_order() if "output" in {wl[s].op for s in wl.successors(n)}}
+        capped: dict[str, Any] = {}
+        for lay in wl:
+            if lay.op in ("input", "output") or lay.name in final or lay.o_bits <= store_bits:
+                continue
+            entry: dict[str, int] = {"o_bits": store_bits}
+            if lay.is_compute:
+                entry.update(w_bits=lay.w_bits, a_bits=lay.a_bits)
+            capped[lay.name] = entry
+        if not capped:
+            return wl
+        return extract(qnet, input_shape=shape, batch=batch, default_bits=16,
+                       overrides={**overrides, **capped}, name=f"{name}-store{store_bits}")
+
+
+def accelerator(mac_bits: tuple[int, int], dram_gbps: float, *, preset: str = "sysml19",
+                **overrides: Any) -> Accelerator:
+    """``arch.presets.<preset>(mac_bits, dram_gbps, **overrides)``; None overrides dropped."""
+    from arch import presets
+
+    fn = getattr(presets, preset, None)
+    if fn is None or not callable(fn):
+        raise ValueError(f"preset={preset!r} is not allowed; expected a function of arch.presets")
+    kw = {k: v for k, v in overrides.items() if v is not None}
+    accepted = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(kw) - set(accepted))
+        if unknown:
+            raise ValueError(f"arch.presets.{preset} takes no {', '.join(unknown)}; "
+                             f"it takes {', '.join(accepted)}")
+    return fn(mac_bits=tuple(mac_bits), dram_gbps=float(dram_gbps), **kw)
+
+
+def preset_defaults(preset: str = "sysml19") -> tuple[str, str]:
+    """(high_precision, peak_scaling) a preset uses when not told otherwise: the studies' headline
+    model choices come from the preset, where they are fixed once with their sources."""
+    from arch import presets
+
+    acc = accelerator((2, 2), 32.0, preset=preset)
+    fn = getattr(presets, preset)
+    p = inspect.signature(fn).parameters.get("peak_scaling")
+    scaling = p.default if p is not None and isinstance(p.default, str) else "doubling"
+    return acc.high_precision, scaling
+
+
+def layer_bits_summary(workload: Workload) -> dict[str, Any]:
+    """How many MACs run at which (w, a) bits - a check that the recipe's bits reached the graph."""
+    macs: dict[str, int] = {}
+    for layer in workload.compute_layers():
+        k = f"{layer.w_bits}x{layer.a_bits}"
+        macs[k] = macs.get(k, 0) + layer.macs
+    total = sum(macs.values()) or 1
+    return {"workload": workload.name, "workload_macs": int(sum(macs.values())),
+            "workload_weight_bytes": int(workload.weight_bytes),
+            "macs_by_bits": json.dumps({k: round(v / total, 5) for k, v in sorted(macs.items())})}
+
+
+def array_utilization(res: Any, acc: Accelerator) -> float:
+    """Fraction of MAC-slot cycles the arrays are occupied: sum_l MACs_l * precision_factor_l /
+    (MAC units * clock * latency).
+
+    `SimResult.utilization` counts useful MACs only (a 16-bit MAC on a 2-bit array counts once
+    although it holds the MAC for ``precision_factor`` slots); this counts what an occupancy
+    counter on the array would, so a layer above the MAC precision keeps the array busy for as long
+    as it really runs. Both are reported; they differ only on layers above the MAC precision.
+    """
+    layers = res.layers
+    if res.latency_s <= 0 or not len(layers):
+        return 0.0
+    if "precision_factor" not in layers:  # not in the SimResult contract's minimum columns
+        return math.nan
+    slots = float((layers["macs"] * layers["precision_factor"]).sum())
+    return slots / (acc.mac_count * acc.freq_hz * res.latency_s)
+
+
+def simulate_row(workload: Workload, acc: Accelerator, *, batch: int = 1,
+                 **options: Any) -> dict[str, Any]:
+    """Simulate one design point and flatten it to a row: accelerator + workload + SimResult."""
+    from dse import simulate
+
+    res = simulate(workload, acc, batch=batch, **options)
+    row: dict[str, Any] = {
+        "accelerator": acc.name, "cores": acc.cores, "rows": acc.rows, "cols": acc.cols,
+        "mac_w_bits": acc.mac_bits[0], "mac_a_bits": acc.mac_bits[1], "freq_ghz": acc.freq_ghz,
+        "sram_kib": acc.sram_kib, "sram_total_mib": acc.sram_bytes_total / 2**20,
+        "dataflow": acc.dataflow, "high_precision_model": options.get("high_precision",
+                                                                       acc.high_precision),
+        "peak_tops": acc.peak_ops_per_s / 1e12, "area_mm2": acc.area,
+    }
+    row.update(layer_bits_summary(workload))
+    metrics = res.to_dict()
+    for k, v in metrics.items():
+        if isinstance(v, Mapping):  # to_dict is flat by contract; flatten defensively
+            for kk, vv in v.items():
+                row[f"{k}_{kk}"] = vv
+        else:
+            row[k] = v
+    row["array_utilization"] = array_utilization(res, acc)
+    if isinstance(row.get("dram_gbps"), float) and math.isinf(row["dram_gbps"]):
+        row["dram_gbps"] = math.inf
+    return row
