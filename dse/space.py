@@ -1,0 +1,314 @@
+"""The design space the search samples: accelerator parameters and per-layer bit widths.
+
+A `SearchSpace` is a frozen, validated value. `SearchSpace.suggest(trial, workload)` asks an Optuna
+trial for one `Design`: an accelerator (core count, array shape, MAC precision, SRAM per core) and
+the (weight, activation) bits of every compute layer of the workload.
+
+Core count has two modes:
+
+* ``cores=None`` (default, *iso-area fill*): the core count is the largest that fits the area
+  budget for the sampled array shape, MAC precision and SRAM per core. Choosing more SRAM per core
+  then means fewer cores: the sampler searches the area split between compute and memory.
+* ``cores=(lo, hi)``: the core count is sampled (log-uniform integer); designs over the budget are
+  infeasible and the search prunes them.
+
+Layer bits have three modes (``layer_bits``):
+
+* ``"recipe"``: every layer keeps the bits the workload was extracted with (the quant recipe's).
+* ``"mac"``: every non-fixed compute layer runs at the sampled MAC precision (uniform precision).
+* ``"search"``: every non-fixed compute layer gets its own weight and activation bits, sampled from
+  ``layer_w_bits`` x ``layer_a_bits`` (mixed precision).
+
+``fixed_roles`` names the layer roles that are never searched (default: the first and last
+layers, ``Layer.role`` "first"/"last", and residual projection shortcuts, "shortcut"), as in the
+PACT-SAWB paper (Section 5: full-precision shortcuts; Section 7.3: 16-bit first/last layers). A
+fixed layer keeps the bits it was extracted with (the recipe's), or ``first_last_bits`` /
+``shortcut_bits`` when given. Drop a role from ``fixed_roles`` to search those layers too.
+
+Optuna categorical choices must be scalars, so pairs are encoded as strings: ``"2x4"`` for
+``mac_bits=(2, 4)``, ``"8x64"`` for an 8-row, 64-column array.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # optuna and arch are imported lazily: a worker imports what it uses
+    import optuna
+
+    from arch import Accelerator
+    from workloads.graph import Workload
+
+__all__ = ["LAYER_BITS_MODES", "Design", "SearchSpace", "apply_layer_bits", "decode_pair",
+           "encode_pair", "max_cores_within"]
+
+LAYER_BITS_MODES = ("recipe", "mac", "search")
+ROLES = ("first", "last", "shortcut")
+_MAX_CORES = 1 << 16
+
+
+def encode_pair(pair: tuple[int, int]) -> str:
+    """``(2, 4) -> "2x4"`` (Optuna categorical values must be scalars)."""
+    return f"{int(pair[0])}x{int(pair[1])}"
+
+
+def decode_pair(text: str) -> tuple[int, int]:
+    """``"2x4" -> (2, 4)``; ValueError on anything else."""
+    parts = str(text).split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"pair={text!r} is not allowed; expected 'AxB' with integers A, B")
+    return int(parts[0]), int(parts[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Design:
+    """One sampled design: the accelerator and the bits of every compute layer."""
+
+    accelerator: Accelerator
+    layer_bits: Mapping[str, tuple[int, int]]
+    """Compute-layer name -> (w_bits, a_bits)."""
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSpace:
+    """Bounds and choices of the design search; validated on construction."""
+
+    mac_bits: tuple[tuple[int, int], ...] = ((2, 2), (2, 4), (4, 4), (8, 8), (16, 16))
+    array_shapes: tuple[tuple[int, int], ...] = ((8, 64),)
+    sram_kib: tuple[float, ...] = (512.0, 1024.0, 2048.0)
+    cores: tuple[int, int] | None = None
+    layer_bits: str = "recipe"
+    layer_w_bits: tuple[int, ...] = (2, 4, 8)
+    layer_a_bits: tuple[int, ...] = (2, 4, 8)
+    first_last_bits: int | None = None
+    shortcut_bits: int | None = None
+    fixed_roles: tuple[str, ...] = ("first", "last", "shortcut")
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+
+        def bad(name: str, value: object, allowed: str) -> None:
+            problems.append(f"{name}={value!r} is not allowed; {allowed}")
+
+        def bits_ok(b: object) -> bool:
+            return _is_int(b) and 1 <= b <= 32  # type: ignore[operator]
+
+        def pairs(name: str, value: object, lo: int, hi: int) -> None:
+            if not isinstance(value, tuple) or not value:
+                bad(name, value, "expected a non-empty tuple of (int, int) pairs")
+                return
+            for p in value:
+                if not (isinstance(p, tuple) and len(p) == 2 and all(_is_int(x) for x in p)
+                        and all(lo <= x <= hi for x in p)):
+                    bad(name, value, f"expected every entry a pair of integers in {lo}..{hi}")
+                    return
+            if len(set(value)) != len(value):
+                bad(name, value, "expected distinct entries")
+
+        pairs("mac_bits", self.mac_bits, 1, 32)
+        pairs("array_shapes", self.array_shapes, 1, 4096)
+        if not isinstance(self.sram_kib, tuple) or not self.sram_kib:
+            bad("sram_kib", self.sram_kib, "expected a non-empty tuple of KiB per core")
+        elif not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                     and v > 0 for v in self.sram_kib):
+            bad("sram_kib", self.sram_kib, "expected finite numbers of KiB > 0")
+        elif len(set(self.sram_kib)) != len(self.sram_kib):
+            bad("sram_kib", self.sram_kib, "expected distinct entries")
+        if self.cores is not None:
+            c = self.cores
+            if not (isinstance(c, tuple) and len(c) == 2 and all(_is_int(x) for x in c)):
+                bad("cores", c, "expected None (iso-area fill) or a (lo, hi) pair of integers")
+            elif not 1 <= c[0] <= c[1] <= _MAX_CORES:
+                bad("cores", c, f"expected 1 <= lo <= hi <= {_MAX_CORES}")
+        if self.layer_bits not in LAYER_BITS_MODES:
+            bad("layer_bits", self.layer_bits, f"expected one of {', '.join(LAYER_BITS_MODES)}")
+        for name in ("layer_w_bits", "layer_a_bits"):
+            v = getattr(self, name)
+            if not isinstance(v, tuple) or not v or not all(bits_ok(b) for b in v):
+                bad(name, v, "expected a non-empty tuple of integers in 1..32")
+            elif len(set(v)) != len(v):
+                bad(name, v, "expected distinct entries")
+        for name in ("first_last_bits", "shortcut_bits"):
+            v = getattr(self, name)
+            if v is not None and not bits_ok(v):
+                bad(name, v, "expected None (keep the recipe's bits) or an integer in 1..32")
+        if not isinstance(self.fixed_roles, tuple) or not set(self.fixed_roles) <= set(ROLES):
+            bad("fixed_roles", self.fixed_roles, f"expected a tuple of roles from {ROLES}")
+        if problems:
+            raise ValueError("invalid SearchSpace: " + "; ".join(problems))
+
+    # -- layers --------------------------------------------------------------------------------
+    def fixed_bits(self, workload: Workload) -> dict[str, tuple[int, int]]:
+        """Compute layers whose bits the space fixes (roles in ``fixed_roles``) -> (w, a)."""
+        out: dict[str, tuple[int, int]] = {}
+        for la in workload.compute_layers():
+            if la.role not in self.fixed_roles or not la.role:
+                continue
+            b = self.shortcut_bits if la.role == "shortcut" else self.first_last_bits
+            out[la.name] = (b, b) if b is not None else (la.w_bits, la.a_bits)
+        return out
+
+    def searched_layers(self, workload: Workload) -> list[str]:
+        """Compute layers whose bits a trial samples (empty unless ``layer_bits == "search"``)."""
+        if self.layer_bits != "search":
+            return []
+        fixed = self.fixed_bits(workload)
+        return [la.name for la in workload.compute_layers() if la.name not in fixed]
+
+    def layer_bits_for(self, workload: Workload, mac_bits: tuple[int, int],
+                       sampled: Mapping[str, tuple[int, int]] | None = None
+                       ) -> dict[str, tuple[int, int]]:
+        """(w, a) of every compute layer for a design with ``mac_bits`` and sampled layer bits."""
+        fixed = self.fixed_bits(workload)
+        sampled = sampled or {}
+        out: dict[str, tuple[int, int]] = {}
+        for la in workload.compute_layers():
+            if la.name in fixed:
+                out[la.name] = fixed[la.name]
+            elif self.layer_bits == "mac":
+                out[la.name] = mac_bits
+            elif self.layer_bits == "search":
+                out[la.name] = sampled[la.name]
+            else:
+                out[la.name] = (la.w_bits, la.a_bits)
+        return out
+
+    # -- sampling --------------------------------------------------------------------------------
+    def suggest(self, trial: optuna.trial.BaseTrial, workload: Workload, *, area_budget: float,
+                dram_gbps: float) -> Design | None:
+        """Ask ``trial`` for one design; None when no design with these choices fits the budget.
+
+        Parameter names: ``mac_bits``, ``array``, ``sram_kib``, ``cores`` (when searched) and
+        ``w:<layer>`` / ``a:<layer>`` per searched layer.
+        """
+        mac = decode_pair(trial.suggest_categorical(
+            "mac_bits", [encode_pair(p) for p in self.mac_bits]))
+        rows, cols = decode_pair(trial.suggest_categorical(
+            "array", [encode_pair(p) for p in self.array_shapes]))
+        sram = float(trial.suggest_categorical("sram_kib", [float(s) for s in self.sram_kib]))
+        sampled: dict[str, tuple[int, int]] = {}
+        for name in self.searched_layers(workload):
+            sampled[name] = (int(trial.suggest_categorical(f"w:{name}", list(self.layer_w_bits))),
+                             int(trial.suggest_categorical(f"a:{name}", list(self.layer_a_bits))))
+        template = self.template(mac, rows, cols, sram, dram_gbps)
+        if self.cores is None:
+            n = max_cores_within(template, area_budget)
+            if n == 0:
+                return None
+        else:
+            n = trial.suggest_int("cores", self.cores[0], self.cores[1], log=True)
+        acc = dataclasses.replace(template, cores=n)
+        return Design(acc, self.layer_bits_for(workload, mac, sampled))
+
+    @staticmethod
+    def template(mac_bits: tuple[int, int], rows: int, cols: int, sram_kib: float,
+                 dram_gbps: float) -> Accelerator:
+        """One-core design on the sysml19 template (clock, dataflow, latencies from the preset)."""
+        return dataclasses.replace(_sysml19_base(float(dram_gbps)), cores=1, rows=rows, cols=cols,
+                                   mac_bits=(int(mac_bits[0]), int(mac_bits[1])),
+                                   sram_kib=float(sram_kib), name="")
+
+    # -- persistence -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: (list(map(list, v)) if k in ("mac_bits", "array_shapes")
+                    else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SearchSpace:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown SearchSpace fields {unknown}; allowed: {sorted(known)}")
+        kw: dict[str, Any] = {}
+        for k, v in d.items():
+            if k in ("mac_bits", "array_shapes"):
+                kw[k] = tuple(tuple(p) for p in v)
+            elif isinstance(v, list):
+                kw[k] = tuple(v)
+            else:
+                kw[k] = v
+        return cls(**kw)
+
+
+@lru_cache(maxsize=16)
+def _sysml19_base(dram_gbps: float) -> Accelerator:
+    """The preset's 16-bit system: its clock, node, dataflow, latencies and high-precision model
+    do not depend on the MAC precision, so every template starts from it."""
+    from arch.presets import sysml19
+
+    return sysml19(mac_bits=(16, 16), dram_gbps=dram_gbps)
+
+
+def max_cores_within(template: Accelerator, area_budget: float) -> int:
+    """Largest core count whose area is <= ``area_budget`` mm^2 (0 if not even one core fits).
+
+    Area grows with the core count (each core brings its array and SRAM), so a doubling search
+    followed by bisection finds the boundary in O(log n) area evaluations.
+    """
+    if not (math.isfinite(area_budget) and area_budget > 0):
+        raise ValueError(f"area_budget={area_budget!r} is not allowed; expected mm^2 > 0")
+
+    def fits(n: int) -> bool:
+        return dataclasses.replace(template, cores=n).area <= area_budget
+
+    if not fits(1):
+        return 0
+    lo, hi = 1, 2
+    while hi <= _MAX_CORES and fits(hi):
+        lo, hi = hi, hi * 2
+    hi = min(hi, _MAX_CORES + 1)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def apply_layer_bits(workload: Workload, bits: Mapping[str, tuple[int, int]]) -> Workload:
+    """A copy of ``workload`` whose compute layers carry ``bits`` (name -> (w_bits, a_bits)).
+
+    No retracing: each `Layer` is rewritten with `dataclasses.replace`. The tensors feeding a
+    rewritten layer are stored at its activation bits, so its in-edges get ``bits = a_bits`` and
+    recomputed ``bytes``, and a memory-only producer (activation, pooling, flatten: the op whose
+    output the activation quantizer writes) gets ``o_bits`` = the largest ``a_bits`` among its
+    compute consumers (rewritten or not). Compute layers' own ``o_bits`` (accumulator-side
+    outputs) are left as extracted.
+    """
+    from workloads.graph import Workload, bytes_for
+
+    g = workload.graph.copy()
+    unknown = sorted(set(bits) - {la.name for la in workload.compute_layers()})
+    if unknown:
+        raise ValueError(f"layer bits for unknown compute layers {unknown[:5]}; expected names "
+                         f"from workload {workload.name!r}")
+    producer_bits: dict[str, int] = {}
+    for name, (w, a) in bits.items():
+        la = g.nodes[name]["layer"]
+        if (la.w_bits, la.a_bits) != (w, a):
+            g.nodes[name]["layer"] = dataclasses.replace(la, w_bits=int(w), a_bits=int(a))
+        for src in g.predecessors(name):
+            e = g.edges[src, name]
+            elems = math.prod(e.get("shape", ())) if e.get("shape") else 0
+            g.edges[src, name].update(bits=int(a), bytes=bytes_for(elems, int(a)))
+            p = g.nodes[src]["layer"]
+            if not p.is_compute and p.op not in ("input", "output"):
+                producer_bits[src] = 0
+    for src in producer_bits:  # widest reader among ALL its compute consumers (new bits)
+        readers = [g.nodes[d]["layer"] for d in g.successors(src)]
+        b = max(la.a_bits for la in readers if la.is_compute)
+        p = g.nodes[src]["layer"]
+        if p.o_bits != b:
+            g.nodes[src]["layer"] = dataclasses.replace(p, o_bits=b)
+    return Workload(g, name=workload.name, batch=workload.batch, input_shape=workload.input_shape)

@@ -1,0 +1,93 @@
+"""Data flows one way: model -> quantized model -> workload graph -> simulator -> studies/search.
+
+These tests read every module's imports (AST, nothing executed) and check each package only reaches
+the packages before it in the chain, and that the hardware side starts without torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("quant", "workloads", "arch", "dse", "studies")
+
+# Which first-party packages each package may import. The zoo (model definitions) is the head of
+# the chain, so the quantization trainer may take its models from `workloads.zoo`.
+ALLOWED: dict[str, set[str]] = {
+    "arch": set(),
+    "workloads": set(),
+    "quant": {"workloads.zoo"},
+    "dse": {"arch", "workloads"},
+    "studies": {"arch", "workloads", "quant", "dse"},
+}
+# Top-of-chain entry points inside dse/: CLIs that run studies and searches.
+DSE_FRONTENDS = {"dse.study", "dse.sweep", "dse.search", "dse.report", "dse.runner",
+                 "dse.accuracy", "dse.space"}
+# The simulator proper: no torch, no quantization, no studies.
+SIMULATOR = ("dse.simulate", "dse.components", "dse.mapping", "dse.results", "dse.systolic")
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _first_party_modules() -> list[tuple[str, Path]]:
+    out = []
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            out.append((_module_name(path), path))
+    return out
+
+
+def _allowed(importer: str, imported: str) -> bool:
+    pkg = importer.split(".")[0]
+    target = imported.split(".")[0]
+    if target not in PACKAGES or target == pkg:
+        return True
+    if pkg == "dse" and importer in DSE_FRONTENDS:
+        return True
+    return any(imported == a or imported.startswith(a + ".") for a in ALLOWED[pkg])
+
+
+@pytest.mark.parametrize(("module", "path"), _first_party_modules(), ids=lambda v: str(v))
+def test_imports_follow_the_chain(module: str, path: Path) -> None:
+    bad = sorted(i for i in _imports(path) if not _allowed(module, i))
+    assert not bad, f"{module} imports {bad}, which are downstream of or beside it"
+
+
+@pytest.mark.parametrize("module", SIMULATOR)
+def test_simulator_modules_never_import_torch(module: str) -> None:
+    path = ROOT / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        pytest.fail(f"{module} is missing")
+    imported = _imports(path)
+    assert not any(i.split(".")[0] in {"torch", "quant", "studies"} for i in imported), imported
+
+
+def test_hardware_side_starts_without_torch() -> None:
+    code = ("import sys, arch, arch.presets, dse, dse.simulate; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
