@@ -29,7 +29,9 @@ Model (docs/simulator.md has the long form):
 * **Resident operands.** An input already on chip (`dse.simulate`'s SRAM ledger) costs no DRAM
   bytes and no tile buffer; an output kept on chip is written to its resident space.
 * **Bits.** Bytes are elements x bits / 8 with the layer's ``w_bits`` / ``a_bits`` / ``o_bits``.
-  A layer whose bits exceed the MAC's is slowed by `precision_factor` (named model).
+  A layer whose bits exceed the MAC's is slowed by the design's own rule,
+  `Accelerator.precision_slowdown` (named ``high_precision`` model x the ``peak_scaling`` that
+  sized the design; `arch.area.precision_slowdown`).
 """
 
 from __future__ import annotations
@@ -40,8 +42,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from arch.area import mac_area
-from arch.spec import Accelerator
+from arch.spec import HIGH_PRECISION_MODELS, Accelerator
 from dse.systolic import fold_shape, sram_reads
 
 if TYPE_CHECKING:  # `workloads` imports torch at package level; the simulator must not
@@ -57,37 +58,14 @@ __all__ = [
     "min_tile_bytes",
     "plan_compute",
     "plan_memory_op",
-    "precision_factor",
     "tile_gemm",
 ]
 
 SPLITS = ("n", "m", "mn", "batch")
-HIGH_PRECISION_MODELS = ("bit_serial", "configurable")
 
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def precision_factor(w_bits: int, a_bits: int, mac_bits: tuple[int, int], model: str) -> float:
-    """Slowdown of a (w_bits, a_bits) layer on a MAC of precision ``mac_bits`` (>= 1.0).
-
-    * ``"bit_serial"`` (Bit Fusion-style composition): ``ceil(w/mw) * ceil(a/ma)`` passes;
-    * ``"configurable"``: a precision-configurable MAC at iso-area throughput, i.e. throughput
-      scaled by ``mac_area(w, a) / mac_area(mw, ma)`` (PACT-SAWB Fig. 7b area model, `arch.area`).
-
-    Bits at or below the MAC precision run at the MAC rate (factor 1).
-    """
-    mw, ma = mac_bits
-    w, a = max(w_bits, mw), max(a_bits, ma)
-    if (w, a) == (mw, ma):
-        return 1.0
-    if model == "bit_serial":
-        return float(_ceil_div(w, mw) * _ceil_div(a, ma))
-    if model == "configurable":
-        return mac_area(w, a) / mac_area(mw, ma)
-    raise ValueError(f"high_precision={model!r} is not allowed; expected one of "
-                     f"{', '.join(HIGH_PRECISION_MODELS)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,7 +442,7 @@ def _plan_compute(layer: Layer, acc: Accelerator, free_bytes: int, cores: int,
         if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 32:
             raise ValueError(f"layer {layer.name!r}: {f}={b!r} is not allowed; expected an "
                              "integer in 1..32")
-    pf = precision_factor(layer.w_bits, layer.a_bits, acc.mac_bits, high_precision)
+    pf = acc.precision_slowdown(layer.w_bits, layer.a_bits, high_precision)
     a_in_dram = a_dram_bytes > 0
     a_total = a_dram_bytes if a_in_dram else layer.input_bytes
     images = max(1, layer.n)

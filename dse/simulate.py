@@ -397,11 +397,12 @@ def _default_energy(acc: Accelerator) -> Any:
     return default_energy_model(node) if node is not None else default_energy_model()
 
 
-def _mac_pj(em: Any, plan: LayerPlan, acc: Accelerator) -> float:
-    """Energy of one of this layer's MACs: a MAC of the array's precision, or of the layer's
-    precision where that is higher (bit-serial passes or a configurable MAC do that much work)."""
-    mw, ma = acc.mac_bits
-    return float(em.mac_pj(max(plan.w_bits, mw), max(plan.a_bits, ma), acc.acc_bits))
+def _mac_pj(em: Any, plan: LayerPlan, acc: Accelerator, high_precision: str) -> float:
+    """Energy of one of this layer's MACs on this array: one array MAC at or below its precision;
+    above it a configurable MAC does one wide MAC and bit-serial composition pays every pass's
+    accumulation (`arch.energy.EnergyModel.mac_pj_on`)."""
+    return float(em.mac_pj_on((plan.w_bits, plan.a_bits), acc.mac_bits,
+                              high_precision=high_precision, acc_bits=acc.acc_bits))
 
 
 def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, _Node],
@@ -428,7 +429,8 @@ def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, 
         layer_sram_bits = sum(t.count * t.sram_bits for t in plan.tasks)
         e_sram_bits += layer_sram_bits
         sram_acc += sum(t.count * t.sram_accesses for t in plan.tasks)
-        mac_e = plan.macs * _mac_pj(em, plan, acc) * 1e-12 if plan.macs else 0.0
+        mac_pj = _mac_pj(em, plan, acc, options["high_precision"]) if plan.macs else 0.0
+        mac_e = plan.macs * mac_pj * 1e-12
         e_mac += mac_e
         total_cyc = (rec.end_s - rec.start_s) * f
         comp = plan.compute_cycles

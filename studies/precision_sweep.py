@@ -208,7 +208,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         "what makes the bandwidth-limited gains super-linear. " + causal,
         f"- **First/last layers** at {fl} bits on a low-precision array run with the "
         f"`{params['high_precision']}` cost model; quantizing them removes that overhead. "
-        + _first_last_bound(df, fl, params["high_precision"]),
+        + _first_last_bound(df, fl, params["high_precision"], params["peak_scaling"]),
         *(["", "**Missed bands.** " + "; ".join(f"{t.name}: {t.verdict()}" for t in missed)
            + "."] if missed else []),
         "", _sram_note(everything[everything["batch"] == params["batch"]], fl),
@@ -247,11 +247,11 @@ def _sram_note(df: pd.DataFrame, fl: int) -> str:
             "unlimited-bandwidth numbers do not depend on the SRAM size.")
 
 
-def _first_last_bound(df: pd.DataFrame, fl: int, model: str) -> str:
+def _first_last_bound(df: pd.DataFrame, fl: int, model: str, peak_scaling: str) -> str:
     """The compute-side ceiling of the first/last gain: 1 + f * (factor - 1), f = their MACs."""
     import json
 
-    from dse.mapping import precision_factor
+    from arch.area import precision_slowdown
 
     parts = []
     for bits in sorted({int(b) for b in df["mac_bits"] if b < fl}, reverse=True):
@@ -261,7 +261,7 @@ def _first_last_bound(df: pd.DataFrame, fl: int, model: str) -> str:
             continue
         shares = json.loads(sel["macs_by_bits"].iloc[0])
         f = float(shares.get(f"{fl}x{fl}", 0.0))
-        pf = precision_factor(fl, fl, (bits, bits), model)
+        pf = precision_slowdown(fl, bits, high_precision=model, peak_scaling=peak_scaling)
         parts.append(f"{bits}-bit: {f:.1%} of the MACs at {pf:.2f} slots each, so at most "
                      f"{1 + f * (pf - 1):.3f}x on the compute side")
     if not parts:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from arch.area import precision_slowdown
 from dse.report import Plot, Summary, Target, crossing
 from dse.runner import Context, expand_grid
 from dse.runner import run as _run
@@ -261,6 +262,11 @@ def _notes(hp0: str, sc0: str, cross: float | None, missed: list[Target],
     def bw(v: float) -> str:
         return "unlimited bandwidth" if math.isinf(v) else f"{v:g} GB/s"
 
+    def slots(row: pd.Series) -> float:  # MAC slots one first/last-layer MAC holds on this array
+        fl = int(row["first_last_bits"])
+        return precision_slowdown(fl, (int(row["mac_w_bits"]), int(row["mac_a_bits"])),
+                                  high_precision=hp0, peak_scaling=sc0)
+
     lines = [
         "## What drives the result", "",
         f"- **Compute side** ({bw(hi_bw)}: {sp_hi:.2f}x). WRPN has "
@@ -268,10 +274,11 @@ def _notes(hp0: str, sc0: str, cross: float | None, missed: list[Target],
         "layers, 2x in the 16-bit first/last layers) on a system with "
         f"{pact['peak_tops'] / wrpn['peak_tops']:.2f}x less peak (`{sc0}` iso-area scaling: "
         f"{int(pact['cores'])} vs. {int(wrpn['cores'])} cores). The 16-bit first and last "
-        "layers are few MACs but, with the `" + hp0 + "` high-precision model, cost "
-        "area(16,16)/area(mac) MAC slots each on the low-precision arrays (14x on 2x2, 10.9x on "
-        "2x4), which holds the speedup near 3x instead of the ~6x the body alone would give "
-        "(the paper's own explanation, Sec. 7.3).",
+        "layers are few MACs but, with the `" + hp0 + "` high-precision model on `" + sc0
+        + f"`-sized arrays, cost {slots(pact):.3g} MAC slots each on PACT-SAWB's 2x2 array and "
+        f"{slots(wrpn):.3g} on WRPN's 2x4 (`arch.area.precision_slowdown`), which holds the "
+        "speedup near 3x instead of the ~6x the body alone would give (the paper's own "
+        "explanation, Sec. 7.3).",
         f"- **Memory side** ({bw(lo_bw)}: {sp_lo:.2f}x). Both systems are memory-bound; the "
         f"speedup approaches the DRAM-traffic ratio, {traffic:.2f}x "
         f"({pact['dram_bytes'] / 1e6:.1f} MB vs. {wrpn['dram_bytes'] / 1e6:.1f} MB per batch of "

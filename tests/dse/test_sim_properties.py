@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from test_sim_helpers import conv_layer
 
+from arch.area import precision_slowdown
 from arch.spec import Accelerator
 from dse import simulate
-from dse.mapping import plan_compute, precision_factor
+from dse.mapping import plan_compute
 from workloads.graph import Layer, Workload
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
@@ -79,7 +80,7 @@ def test_lower_bounds_and_compulsory_traffic(wl: Workload, acc: Accelerator, hp:
     if res is None:
         return
     # peak at each layer's precision: layers above the MAC precision are slowed by the named model
-    t_compute = sum(la.macs * precision_factor(la.w_bits, la.a_bits, acc.mac_bits, hp)
+    t_compute = sum(la.macs * acc.precision_slowdown(la.w_bits, la.a_bits, hp)
                     for la in wl if la.is_compute) / acc.peak_macs_per_s
     comp = _compulsory_bytes(wl)
     t_mem = comp / acc.dram_bytes_per_s
@@ -159,11 +160,15 @@ def test_per_core_macs_sum_to_the_layer(acc: Accelerator, n: int, c: int, h: int
 
 
 def test_high_precision_models() -> None:
-    assert precision_factor(16, 16, (2, 2), "bit_serial") == 64
-    assert precision_factor(8, 2, (2, 2), "bit_serial") == 4
-    assert precision_factor(2, 2, (8, 8), "bit_serial") == 1  # below the MAC precision
-    assert precision_factor(16, 16, (2, 2), "configurable") > 10  # ~14x density, Fig. 7b
-    assert precision_factor(8, 8, (8, 8), "configurable") == 1
+    assert precision_slowdown((16, 16), (2, 2), high_precision="bit_serial") == 64
+    assert precision_slowdown((8, 2), (2, 2), high_precision="bit_serial") == 4
+    assert precision_slowdown((2, 2), (8, 8), high_precision="bit_serial") == 1  # below the MAC
+    # configurable follows the rule that sized the design: MAC density (Fig. 7b, 14x) or the
+    # paper's 2x per halving (a 2-bit array runs 16-bit ops at the 16-bit system's peak, 8x)
+    density = precision_slowdown((16, 16), (2, 2), peak_scaling="density")
+    assert density == pytest.approx(14.0, rel=1e-3)
+    assert precision_slowdown((16, 16), (2, 2), peak_scaling="doubling") == 8.0
+    assert precision_slowdown((8, 8), (8, 8)) == 1
     # and the simulator applies it: a 16-bit layer on a 2-bit array, unlimited bandwidth
     la = conv_layer("x", c=64, h=16, w=16, k=64, r=3, bits=(16, 16))
     wl = Workload.from_layers([la])
@@ -173,7 +178,11 @@ def test_high_precision_models() -> None:
     serial = simulate(wl, acc, high_precision="bit_serial").layers.compute_cycles[0]
     conf = simulate(wl, acc, high_precision="configurable").layers.compute_cycles[0]
     assert serial == 64 * (base + 1) - 1
-    assert conf == math.ceil(precision_factor(16, 16, (2, 2), "configurable") * (base + 1)) - 1
+    assert conf == math.ceil(acc.precision_slowdown(16, 16, "configurable") * (base + 1)) - 1
+    # the design's sizing rule decides the configurable slowdown (doubling 8x, density 14x)
+    dense = simulate(wl, replace(acc, peak_scaling="density"), high_precision="configurable")
+    pf = precision_slowdown((16, 16), (2, 2), peak_scaling="density")
+    assert dense.layers.compute_cycles[0] == math.ceil(pf * (base + 1)) - 1 > conf
 
 
 def test_low_precision_lets_the_activation_stay_on_chip() -> None:

@@ -7,7 +7,6 @@ import pytest
 
 from arch.spec import Accelerator
 from dse import simulate
-from dse.mapping import precision_factor
 
 workloads = pytest.importorskip("workloads")
 
@@ -23,8 +22,7 @@ def test_extracted_networks(name: str, bits: int) -> None:
     comp = [la for la in wl if la.is_compute]
     assert res.macs == wl.total_macs == sum(la.macs for la in comp)
     assert list(res.layers.name) == [la.name for la in comp]
-    t_compute = sum(la.macs * precision_factor(la.w_bits, la.a_bits, acc.mac_bits,
-                                               acc.high_precision) for la in comp)
+    t_compute = sum(la.macs * acc.precision_slowdown(la.w_bits, la.a_bits) for la in comp)
     t_compute /= acc.peak_macs_per_s
     assert res.latency_s >= t_compute
     assert res.latency_s >= wl.weight_bytes / acc.dram_bytes_per_s

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from dse.mapping import precision_factor
+from arch.area import precision_slowdown
 from studies import pipeline, wrpn_vs_pact
 
 
@@ -62,8 +62,9 @@ def test_throughput_respects_roofline_bounds(study_run):
     for r in df.itertuples():
         wl = workloads[r.scheme]
         mac = (r.mac_w_bits, r.mac_a_bits)
-        slots = sum(lay.macs / lay.n * precision_factor(lay.w_bits, lay.a_bits, mac,
-                                                          r.high_precision)
+        slots = sum(lay.macs / lay.n * precision_slowdown(
+            (lay.w_bits, lay.a_bits), mac, high_precision=r.high_precision,
+            peak_scaling=r.acc_peak_scaling)
                     for lay in wl.compute_layers())  # MAC-slot cycles per image
         compute_bound = r.cores * r.rows * r.cols * r.freq_ghz * 1e9 / slots
         assert r.images_per_s <= compute_bound * (1 + 1e-9)
