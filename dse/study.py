@@ -18,24 +18,63 @@ import logging
 import math
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-__all__ = ["EXIT_BAD_INPUT", "check_writable", "main", "parse_bandwidths", "parse_value"]
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from dse.runner import StudyRun
+
+__all__ = ["EXIT_BAD_INPUT", "CliParser", "check_writable", "main", "parse_bandwidths",
+           "parse_value", "run_cli", "run_study_cli"]
 
 EXIT_BAD_INPUT = 2
 
 
-class _UsageError(Exception):
-    pass
+class UsageError(Exception):
+    """A malformed command line (reported like any other bad input: one line, status 2)."""
 
 
-class _Parser(argparse.ArgumentParser):
+class CliParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line (the CLI contract), not usage + message."""
 
     def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
+        raise UsageError(message)
+
+
+def run_cli(body: Callable[[], int], argv: Sequence[str] | None) -> int:
+    """Run a CLI ``body`` under the contract shared by `dse.study` and `dse.sweep`: bad input
+    (ValueError, usage error) prints one ``error:`` line and returns 2 (a traceback only with
+    ``--debug``); Ctrl-C returns 130 and says that finished points are cached."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        return body()
+    except (UsageError, ValueError) as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: finished design points are cached; rerun the same command to "
+              "resume", file=sys.stderr)
+        return 130
+
+
+def run_study_cli(study: ModuleType, params: dict[str, Any], args: argparse.Namespace, *,
+                  out: Path, prog: str, argv: Sequence[str] | None) -> StudyRun:
+    """Check ``--jobs``, ``--out`` and ``--format``, then run ``study`` through the runner with a
+    progress bar (unless ``--quiet``) and the command line recorded in the report."""
+    from dse.runner import run_study
+
+    if args.jobs < 1:
+        raise ValueError(f"--jobs={args.jobs} is not allowed; expected an integer >= 1")
+    check_writable(out)
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    return run_study(study, params=params, out=out, jobs=args.jobs, formats=formats,
+                     progress=not args.quiet, use_cache=not args.no_cache,
+                     command=" ".join([prog, *(sys.argv[1:] if argv is None else argv)]))
 
 
 def parse_bandwidths(text: str, field: str = "--bandwidth") -> tuple[float, ...]:
@@ -107,7 +146,7 @@ def check_writable(out: Path) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m dse.study", description=__doc__.split("\n\n")[0],
+    p = CliParser(prog="python -m dse.study", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", help="study name (see --list)")
     p.add_argument("--list", action="store_true", help="list the studies and exit")
@@ -142,40 +181,24 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
-    parser = _build_parser()
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    try:
-        args = parser.parse_args(argv)
-        import studies
-        from dse.runner import run_study
+    return run_cli(lambda: _main(argv), argv)
 
-        if args.list:
-            for name in studies.names():
-                print(f"{name:24s} {studies.get(name).TITLE}")
-            return 0
-        if not args.name:
-            raise ValueError("missing study NAME; run with --list to see the studies")
-        study = studies.get(args.name)
-        formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-        params = _params(args)
-        if args.jobs < 1:
-            raise ValueError(f"--jobs={args.jobs} is not allowed; expected an integer >= 1")
-        out = args.out if args.out is not None else Path("reports") / args.name
-        check_writable(out)
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        run = run_study(study, params=params, out=out, jobs=args.jobs, formats=formats,
-                        progress=not args.quiet, use_cache=not args.no_cache,
-                        command=" ".join(["python -m dse.study",
-                                          *(sys.argv[1:] if argv is None else argv)]))
-    except (_UsageError, ValueError) as e:
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted: finished design points are cached; rerun the same command to "
-              "resume", file=sys.stderr)
-        return 130
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = _build_parser().parse_args(argv)
+    import studies
+
+    if args.list:
+        for name in studies.names():
+            print(f"{name:24s} {studies.get(name).TITLE}")
+        return 0
+    if not args.name:
+        raise ValueError("missing study NAME; run with --list to see the studies")
+    study = studies.get(args.name)
+    out = args.out if args.out is not None else Path("reports") / args.name
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    run = run_study_cli(study, _params(args), args, out=out, prog="python -m dse.study",
+                        argv=argv)
     info = run.info
     reuse = (f"{info.cached} reused from cache, {info.computed} computed" if info.cached
              else f"all {info.computed} computed, none cached")
@@ -187,7 +210,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {cells[0]}: {cells[3]} (paper {cells[1]}, band {cells[2]}) {cells[4]}")
     print(f"wrote {', '.join(sorted({p.name for p in run.files}))} to {out}/")
     return 0
-
 
 if __name__ == "__main__":
     try:

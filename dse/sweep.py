@@ -18,20 +18,11 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from dse.study import EXIT_BAD_INPUT, check_writable, parse_bandwidths
+from dse.study import CliParser, parse_bandwidths, run_cli, run_study_cli
 
 __all__ = ["main"]
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
 
 
 def _list(text: str, field: str, kind: type) -> tuple[Any, ...]:
@@ -62,7 +53,7 @@ def _areas(text: str) -> tuple[Any, ...]:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m dse.sweep", description=__doc__.split("\n\n")[0])
+    p = CliParser(prog="python -m dse.sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="zoo model (workloads.zoo.names())")
     p.add_argument("--recipe", required=True, help="quant recipe (quant.recipes())")
     p.add_argument("--bandwidth", default="8:256:x2,inf", help="DRAM GB/s list or ranges")
@@ -104,41 +95,26 @@ def _mac_bits(text: str | None) -> tuple[int, int] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    try:
-        args = _build_parser().parse_args(argv)
-        from dse.runner import run_study
-        from studies import bandwidth_area_sweep as study
+    return run_cli(lambda: _main(argv), argv)
 
-        params: dict[str, Any] = {
-            "model": args.model, "recipe": args.recipe, "w_bits": args.w_bits,
-            "a_bits": args.a_bits, "mac_bits": _mac_bits(args.mac_bits),
-            "first_last_bits": args.first_last_bits, "width": args.width,
-            "bandwidth": parse_bandwidths(args.bandwidth), "area": _areas(args.area),
-            "sram_kib": _list(args.sram_kib, "--sram-kib", float),
-            "cores": _list(args.cores, "--cores", int) if args.cores else None,
-            "high_precision": args.high_precision, "peak_scaling": args.peak_scaling,
-        }
-        if args.batch is not None:
-            params["batch"] = args.batch
-        if args.jobs < 1:
-            raise ValueError(f"--jobs={args.jobs} is not allowed; expected an integer >= 1")
-        out = args.out or Path("reports") / f"sweep-{args.model}-{args.recipe}"
-        check_writable(out)
-        formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-        run = run_study(study, params=params, out=out, jobs=args.jobs, formats=formats,
-                        progress=not args.quiet, use_cache=not args.no_cache,
-                        command=" ".join(["python -m dse.sweep",
-                                          *(sys.argv[1:] if argv is None else argv)]))
-    except (_UsageError, ValueError) as e:
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted: finished design points are cached; rerun the same command to "
-              "resume", file=sys.stderr)
-        return 130
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = _build_parser().parse_args(argv)
+    from studies import bandwidth_area_sweep as study
+
+    params: dict[str, Any] = {
+        "model": args.model, "recipe": args.recipe, "w_bits": args.w_bits,
+        "a_bits": args.a_bits, "mac_bits": _mac_bits(args.mac_bits),
+        "first_last_bits": args.first_last_bits, "width": args.width,
+        "bandwidth": parse_bandwidths(args.bandwidth), "area": _areas(args.area),
+        "sram_kib": _list(args.sram_kib, "--sram-kib", float),
+        "cores": _list(args.cores, "--cores", int) if args.cores else None,
+        "high_precision": args.high_precision, "peak_scaling": args.peak_scaling,
+    }
+    if args.batch is not None:
+        params["batch"] = args.batch
+    out = args.out or Path("reports") / f"sweep-{args.model}-{args.recipe}"
+    run = run_study_cli(study, params, args, out=out, prog="python -m dse.sweep", argv=argv)
     info = run.info
     print(f"sweep {args.model}/{args.recipe}: {info.points} design points ({info.cached} reused "
           f"from cache, {info.computed} computed) in {info.elapsed_s:.1f} s")
