@@ -78,17 +78,17 @@ class Accelerator:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 bad(f, v, "expected an integer >= 1")
-        mb = self.mac_bits
+        given = mb = self.mac_bits
         if isinstance(mb, int) and not isinstance(mb, bool) and 1 <= mb <= 32:
             mb = (mb, mb)  # one precision for weights and activations
         elif isinstance(mb, list):
             mb = tuple(mb)
         object.__setattr__(self, "mac_bits", mb)
-        if (not isinstance(mb, tuple) or len(mb) != 2
-                or not all(isinstance(b, int) and not isinstance(b, bool) for b in mb)):
-            bad("mac_bits", mb, "expected a tuple (weight_bits, act_bits) of two integers")
-        elif not all(1 <= b <= 32 for b in mb):
-            bad("mac_bits", mb, "each of (weight_bits, act_bits) must be in 1..32")
+        if not (isinstance(mb, tuple) and len(mb) == 2
+                and all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 32
+                        for b in mb)):
+            bad("mac_bits", given, "expected an integer in 1..32 or a tuple (weight_bits, "
+                "act_bits) of two integers in 1..32")
         if isinstance(self.acc_bits, bool) or not isinstance(self.acc_bits, int) \
                 or not 1 <= self.acc_bits <= 64:
             bad("acc_bits", self.acc_bits, "expected an integer in 1..64")

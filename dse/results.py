@@ -1,8 +1,9 @@
 """`SimResult`: the immutable outcome of one `dse.simulate` run, plus its views.
 
-Scalars for search loops and report rows (`to_dict`), the per-layer table (`layers`), the per-core
-busy intervals (`timeline`) and a Chrome/Perfetto trace (`save_trace`, open it in
-https://ui.perfetto.dev or chrome://tracing).
+Scalars for search loops and report rows (`to_dict`), the network latency split
+(`latency_breakdown`, ZigZag-style), the per-layer table (`layers`), the per-core busy intervals
+(`timeline`) and a Chrome/Perfetto trace (`save_trace`, open it in https://ui.perfetto.dev or
+chrome://tracing).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["LAYER_COLUMNS", "TIMELINE_COLUMNS", "Interval", "SimResult"]
+__all__ = ["LATENCY_PARTS", "LAYER_COLUMNS", "TIMELINE_COLUMNS", "Interval", "SimResult"]
 
 LAYER_COLUMNS = (
     "name", "op", "macs", "w_bits", "a_bits", "split", "cores_used", "compute_cycles",
@@ -24,18 +25,31 @@ LAYER_COLUMNS = (
     "start_s", "end_s", "stationary", "double_buffered", "input_resident", "output_resident",
     "weights_pinned", "precision_factor", "energy_j",
 )
-TIMELINE_COLUMNS = ("core", "kind", "layer", "start_s", "end_s")
+TIMELINE_COLUMNS = ("core", "kind", "layer", "start_s", "end_s", "macs")
+LATENCY_PARTS = ("ideal_compute", "precision", "spatial", "vector", "stall", "onload", "offload",
+                 "overlap", "idle")
+"""The parts of `SimResult.latency_breakdown`, which sum to ``latency_s``. Time when exactly one
+node runs goes to that node's current phase: ``onload`` (its first fold step's loads, before any
+compute), ``offload`` (its last outputs, after all compute), and in between ``ideal_compute``
+(its MACs at one per MAC unit of the whole system per cycle: ``macs / peak_macs_per_s``),
+``precision`` (the extra array time of a layer above the MAC precision: ideal x (factor - 1)),
+``spatial`` (the rest of its slowest core's stall-free array cycles: fold fill/drain, partly
+filled folds, idle or unused cores - the mapping losses), ``vector`` (element-wise work of a
+memory-only op) and ``stall`` (waiting for streamed DRAM traffic beyond compute). Time when two or
+more nodes run concurrently is ``overlap``; time when none runs is ``idle``."""
 
 
 @dataclass(frozen=True, slots=True)
 class Interval:
-    """Cores ``cores`` were busy with ``kind`` ("compute" | "dma") for ``layer`` in [start, end)."""
+    """Cores ``cores`` were busy with ``kind`` ("compute" | "dma") for ``layer`` in [start, end);
+    ``macs``: the MACs each of these cores executed in it (0 for DMA)."""
 
     cores: tuple[int, ...]
     kind: str
     layer: str
     start_s: float
     end_s: float
+    macs: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -48,6 +62,7 @@ class SimResult:
     ``sram_accesses``: operand element accesses between SRAM and the arrays plus DRAM fills;
     ``energy_j`` split in ``energy_by_component`` (mac / sram / dram); ``macs`` of the workload;
     ``events``: SimPy events processed. ``layers``: one row per compute node (`LAYER_COLUMNS`).
+    ``latency_breakdown``: ``latency_s`` split into `LATENCY_PARTS` (seconds, summing to it).
     """
 
     workload: str
@@ -73,11 +88,14 @@ class SimResult:
     options: dict[str, Any] = field(default_factory=dict)
     design: dict[str, Any] = field(default_factory=dict)
     """The accelerator's fields (``dataclasses.asdict``), for report rows."""
+    latency_breakdown: dict[str, float] = field(default_factory=dict)
+    """``latency_s`` split into `LATENCY_PARTS`, seconds (they sum to ``latency_s``)."""
 
     # -- views ------------------------------------------------------------------------------------
     def timeline(self) -> pd.DataFrame:
-        """Per-core busy intervals: columns core, kind (compute | dma), layer, start_s, end_s."""
-        rows = [(c, iv.kind, iv.layer, iv.start_s, iv.end_s)
+        """Per-core busy intervals: columns core, kind (compute | dma), layer, start_s, end_s and
+        macs (MACs that core executed in the interval; their sum is the workload's MACs)."""
+        rows = [(c, iv.kind, iv.layer, iv.start_s, iv.end_s, iv.macs)
                 for iv in self.intervals for c in iv.cores if iv.end_s > iv.start_s]
         df = pd.DataFrame(rows, columns=list(TIMELINE_COLUMNS))
         return df.sort_values(["core", "start_s", "kind"], kind="stable").reset_index(drop=True)
@@ -103,7 +121,8 @@ class SimResult:
             ev.append({"name": row.layer, "cat": row.kind, "ph": "X", "pid": 0,
                        "tid": 2 * int(row.core) + (1 if row.kind == "compute" else 0),
                        "ts": row.start_s * 1e6, "dur": (row.end_s - row.start_s) * 1e6,
-                       "args": {"core": int(row.core)}})
+                       "args": {"core": int(row.core), **({"macs": float(row.macs)}
+                                                          if row.kind == "compute" else {})}})
         return ev
 
     def save_trace(self, path: str | Path) -> Path:
@@ -126,6 +145,8 @@ class SimResult:
             d[f"dram_{k}_bytes"] = n_bytes
         for k, joules in self.energy_by_component.items():
             d[f"energy_{k}_j"] = joules
+        for k, sec in self.latency_breakdown.items():
+            d[f"latency_{k}_s"] = sec
         if len(self.layers):
             d["memory_bound_layers"] = int((self.layers["bound"] == "memory").sum())
         for k, v in self.options.items():

@@ -11,11 +11,18 @@ The pipeline, one line per step (ZigZag's habit of writing the whole flow in one
                      always go through DRAM.
 4. ``_plan``         map each layer (`dse.mapping`) with the SRAM the ledger leaves free, reading
                      resident inputs from SRAM and not storing resident outputs.
-5. ``_run``          SimPy: each layer is a process that waits for its graph predecessors, takes
-                     cores from the `CorePool`, runs one sub-process per class of identical cores
-                     (on-load -> compute overlapped with streamed loads/stores -> off-load) against
-                     the fair-share `Dram`, and hands the cores back.
-6. ``_collect``      per-layer table, ZigZag-style latency split, energy, `SimResult`.
+5. ``_run``          SimPy: each scheduled node is one process that waits for its graph
+                     predecessors, takes cores from the `CorePool` and plays the layer's lock-step
+                     pipeline (`_pipeline`: on-load -> compute overlapped with streamed
+                     loads/stores -> last step -> off-load) as one flow for all its cores against
+                     the fair-share `Dram` (each DRAM phase is one transfer of the bytes summed
+                     over the cores, weighted by the core count); then it hands the cores back.
+                     Classes of identical cores are not separate processes: each class only gets
+                     its own compute intervals in the timeline, and a class with less work idles
+                     at the end of each compute phase.
+6. ``_collect``      per-layer table, network latency breakdown (`_latency_split`: ideal compute,
+                     precision, spatial under-use, vector, stall, on-/off-load, overlap, idle),
+                     energy, `SimResult`.
 
 The model's assumptions and limits are listed in docs/simulator.md.
 """
@@ -36,7 +43,7 @@ import simpy
 from arch.spec import Accelerator
 from dse.components import CorePool, CountingEnvironment, Dram
 from dse.mapping import HIGH_PRECISION_MODELS, LayerPlan, plan_compute, plan_memory_op
-from dse.results import LAYER_COLUMNS, Interval, SimResult
+from dse.results import LATENCY_PARTS, LAYER_COLUMNS, Interval, SimResult
 
 if TYPE_CHECKING:  # importing `workloads` pulls in torch; a Workload is used by duck typing
     from workloads.graph import Layer, Workload
@@ -73,6 +80,8 @@ class _Node:
 @dataclass(slots=True)
 class _Record:
     start_s: float = 0.0
+    loaded_s: float = 0.0  # the on-load ended: compute (and streaming) starts
+    storing_s: float = 0.0  # the off-load started: compute (and streaming) has ended
     end_s: float = 0.0
     onload_s: float = 0.0
     offload_s: float = 0.0
@@ -341,23 +350,30 @@ def _pipeline(env: simpy.Environment, name: str, plan: LayerPlan, ids: tuple[int
     compute_s = cycles / freq_hz
     tail_s = compute_s / max(1, steps)  # the last step computes after every load
     body_s = compute_s - tail_s
-    groups: list[tuple[tuple[int, ...], float]] = []  # (core ids, compute seconds) per class
+    # (core ids, compute seconds, MACs per core) per class of identical cores
+    groups: list[tuple[tuple[int, ...], float, int]] = []
     i = 0
     for t in plan.tasks:
-        groups.append((tuple(ids[i:i + t.count]), (t.compute_cycles + t.vector_cycles) / freq_hz))
+        groups.append((tuple(ids[i:i + t.count]), (t.compute_cycles + t.vector_cycles) / freq_hz,
+                       t.macs))
         i += t.count
     everyone = tuple(ids)
 
     def compute(start: float, frac_of_body: float, last: bool) -> None:
-        for cores, c_s in groups:
-            dur = c_s / max(1, steps) if last else (c_s - c_s / max(1, steps)) * frac_of_body
+        # a class computes its last step (1/steps of its work) in the tail and the rest in the
+        # body, spread evenly over the body's segments; MACs follow the same shares
+        share = 1 / max(1, steps) if last else (1 - 1 / max(1, steps)) * frac_of_body
+        for cores, c_s, macs in groups:
+            dur = c_s * share
             if dur > 0:
-                rec.intervals.append(Interval(cores, "compute", name, start, start + dur))
+                rec.intervals.append(Interval(cores, "compute", name, start, start + dur,
+                                              macs * share))
 
     if on > 0:
         yield dram.transfer(on, w)
         rec.intervals.append(Interval(everyone, "dma", name, t0, env.now))
     rec.onload_s = env.now - t0
+    rec.loaded_s = env.now
     seg_bytes, seg_s = stream / segments, body_s / segments
     for _ in range(segments):
         t1 = env.now
@@ -381,6 +397,7 @@ def _pipeline(env: simpy.Environment, name: str, plan: LayerPlan, ids: tuple[int
         t3 = env.now
         yield env.timeout(tail_s)
         compute(t3, 1.0, last=True)
+    rec.storing_s = env.now
     if off > 0:
         t4 = env.now
         yield dram.transfer(off, w)
@@ -405,6 +422,63 @@ def _mac_pj(em: Any, plan: LayerPlan, acc: Accelerator, high_precision: str) -> 
                               high_precision=high_precision, acc_bits=acc.acc_bits))
 
 
+def _phases(plan: LayerPlan, rec: _Record, f: float) -> list[tuple[float, float, dict[str, float]]]:
+    """One node's time in three consecutive pieces, (start, end, {part: seconds}), the seconds of
+    each piece summing to its length: on-load; the middle (array time split into ideal compute
+    at full array use, the precision slow-down above it and spatial under-use, or vector time of
+    a memory-only op, plus stall - the rest of the middle); off-load."""
+    mid = rec.storing_s - rec.loaded_s
+    comp = plan.compute_cycles / f
+    if plan.macs > 0:
+        ideal = min(plan.ideal_cycles / f, comp)
+        prec = min(plan.ideal_cycles * (plan.precision_factor - 1.0) / f, comp - ideal)
+        parts = {"ideal_compute": ideal, "precision": prec, "spatial": comp - ideal - prec}
+    else:
+        parts = {"vector": comp}
+    scale = min(1.0, mid / comp) if comp > 0 else 0.0  # float round-off only: mid >= comp
+    middle = {k: v * scale for k, v in parts.items()}
+    middle["stall"] = max(0.0, mid - sum(middle.values()))
+    return [(rec.start_s, rec.loaded_s, {"onload": rec.loaded_s - rec.start_s}),
+            (rec.loaded_s, rec.storing_s, middle),
+            (rec.storing_s, rec.end_s, {"offload": rec.end_s - rec.storing_s})]
+
+
+def _latency_split(pieces: list[tuple[float, float, dict[str, float]]],
+                   latency: float) -> dict[str, float]:
+    """Network latency split into `LATENCY_PARTS` (seconds, summing to ``latency``).
+
+    A sweep over time: where exactly one node is active, the time goes to the part of that
+    node's current piece (pro rata within the piece); where two or more are active, to
+    ``overlap``; where none is, to ``idle``. Each node's pieces are consecutive, so the number
+    of active pieces is the number of active nodes.
+    """
+    events: list[tuple[float, int, int]] = []
+    for i, (start, end, _) in enumerate(pieces):
+        if end > start:
+            events += [(start, 1, i), (end, 0, i)]  # at equal times, ends come first
+    events.sort()
+    out = dict.fromkeys(LATENCY_PARTS, 0.0)
+    active: set[int] = set()
+    now = 0.0
+    for t, starts, i in events:
+        dt = t - now
+        if dt > 0:
+            if len(active) == 1:
+                (j,) = active
+                start, end, shares = pieces[j]
+                for part, sec in shares.items():
+                    out[part] += dt * sec / (end - start)
+            else:
+                out["overlap" if active else "idle"] += dt
+            now = t
+        if starts:
+            active.add(i)
+        else:
+            active.discard(i)
+    out["idle"] += max(0.0, latency - now)
+    return out
+
+
 def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, _Node],
              order: list[str], plans: dict[str, LayerPlan], records: dict[str, _Record],
              dram: Dram, env: CountingEnvironment, em: Any, options: dict[str, Any],
@@ -417,12 +491,14 @@ def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, 
     e_mac = e_sram_bits = 0.0
     sram_acc = 0
     intervals: list[Interval] = []
+    pieces: list[tuple[float, float, dict[str, float]]] = []
     for name in order:
         plan = plans.get(name)
         if plan is None:
             continue
         rec = records[name]
         intervals.extend(rec.intervals)
+        pieces += _phases(plan, rec, f)
         by_op = plan.dram_by_operand()
         for k, v in by_op.items():
             dram_op[k] += v
@@ -468,6 +544,7 @@ def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, 
         images_per_s=batch / latency if latency > 0 else math.inf, utilization=util,
         dram_bytes=int(dram_total), dram_bytes_by_operand=dram_op, sram_accesses=int(sram_acc),
         energy_j=sum(energy.values()), energy_by_component=energy, macs=macs,
+        latency_breakdown=_latency_split(pieces, latency),
         events=env.events_processed,
         layers=pd.DataFrame(rows, columns=list(LAYER_COLUMNS)),
         peak_macs_per_s=acc.peak_macs_per_s, dram_busy_s=dram.busy_s,

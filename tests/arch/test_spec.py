@@ -32,7 +32,20 @@ from arch import Accelerator
         ("mac_bits", (2,), "tuple"),
         ("mac_bits", 0, "tuple"),
         ("mac_bits", "8", "tuple"),
+        ("mac_bits", 40, "1..32"),
+        ("mac_bits", 0, "1..32"),
+        ("mac_bits", (2, 40), "1..32"),
+        ("mac_bits", [2, 40], "1..32"),
+        ("mac_bits", (2, 4, 8), "1..32"),
+        ("mac_bits", 2.0, "1..32"),
+        ("mac_bits", True, "1..32"),
         ("acc_bits", 65, "1..64"),
+        ("acc_bits", 0, "1..64"),
+        ("rows", 2.5, ">= 1"),
+        ("cols", True, ">= 1"),
+        ("freq_ghz", float("inf"), "finite"),
+        ("dram_latency_ns", float("inf"), "finite"),
+        ("name", 3, "string"),
         ("dataflow", "rs", "os, ws, is"),
         ("high_precision", "magic", "bit_serial, configurable"),
         ("dram_latency_ns", -1.0, ">= 0"),
@@ -47,6 +60,35 @@ def test_bad_field_names_field_value_and_range(field: str, value: object, allowe
     msg = str(info.value)
     assert f"{field}={value!r}" in msg
     assert allowed in msg
+
+
+BAD_VALUE = {
+    "cores": 0, "rows": 0, "cols": 0, "mac_bits": 40, "freq_ghz": -1.0, "sram_kib": 0.0,
+    "dram_gbps": 0.0, "dataflow": "rs", "acc_bits": 0, "dram_latency_ns": -1.0,
+    "high_precision": "x", "name": 3, "node_nm": 3.0, "peak_scaling": "x",
+}
+
+
+def test_every_field_is_validated_with_field_value_and_allowed_range() -> None:
+    assert set(BAD_VALUE) == set(Accelerator.__dataclass_fields__)  # a new field needs a row
+    for field, value in BAD_VALUE.items():
+        kw = {"cores": 1, field: value}
+        with pytest.raises(ValueError) as info:
+            Accelerator(**kw)
+        msg = str(info.value)
+        assert f"{field}={value!r} is not allowed; expected" in msg, msg
+        # the rule: a range, a set of choices or a type
+        assert any(s in msg for s in (">", "..", "one of", "string")), msg
+
+
+def test_mac_bits_out_of_range_states_the_range() -> None:
+    with pytest.raises(ValueError, match=r"mac_bits=40 is not allowed; expected an integer in "
+                                         r"1\.\.32 or a tuple \(weight_bits, act_bits\)"):
+        Accelerator(cores=1, mac_bits=40)
+    with pytest.raises(ValueError, match=r"mac_bits=\(2, 40\) is not allowed; .*1\.\.32"):
+        Accelerator(cores=1, mac_bits=(2, 40))
+    assert Accelerator(cores=1, mac_bits=32).mac_bits == (32, 32)  # the bounds are allowed
+    assert Accelerator(cores=1, mac_bits=(1, 32)).mac_bits == (1, 32)
 
 
 def test_all_problems_reported_at_once() -> None:

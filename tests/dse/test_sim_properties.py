@@ -86,8 +86,19 @@ def test_lower_bounds_and_compulsory_traffic(wl: Workload, acc: Accelerator, hp:
     t_mem = comp / acc.dram_bytes_per_s
     assert res.latency_s >= max(t_compute, t_mem) * (1 - REL)
     assert res.dram_bytes >= comp
-    assert res.macs == wl.total_macs
     assert 0 < res.utilization <= 1 + REL
+    tl = res.timeline()
+    # MAC conservation from the work the cores actually played (the compute intervals of the
+    # timeline), not from the plans: every layer's MACs, no more, no less
+    played = tl.groupby("layer")["macs"].sum()
+    for la in wl:
+        if la.is_compute:
+            assert played[la.name] == pytest.approx(la.macs, rel=REL)
+    assert tl.macs.sum() == pytest.approx(wl.total_macs, rel=REL)
+    assert (tl[tl.kind == "dma"].macs == 0).all()
+    # and no core executes more MACs in an interval than its array can: rows x cols per cycle
+    dur_cycles = (tl.end_s - tl.start_s) * acc.freq_hz
+    assert (tl.macs <= acc.macs_per_core * dur_cycles * (1 + REL) + 1e-6).all()
     for row in res.layers.itertuples(index=False):
         la = wl[row.name]
         assert row.total_cycles >= row.compute_cycles * (1 - REL) - 1e-6
@@ -98,11 +109,52 @@ def test_lower_bounds_and_compulsory_traffic(wl: Workload, acc: Accelerator, hp:
             + (0 if row.output_resident else la.output_bytes)
         assert row.dram_bytes >= need
         assert row.stall_cycles >= 0
-        assert row.total_cycles == (row.end_s - row.start_s) * acc.freq_hz
+        # total_cycles against the timeline: the layer's cores are busy (DMA or compute) without
+        # a gap from its first on-load to its last store, so the union of its intervals is its time
+        spans = sorted(zip(tl.start_s[tl.layer == row.name], tl.end_s[tl.layer == row.name],
+                           strict=True))
+        covered, reach = 0.0, spans[0][0]
+        for s0, s1 in spans:
+            assert s0 <= reach * (1 + REL) + 1e-18  # no gap
+            covered += max(0.0, s1 - max(s0, reach))
+            reach = max(reach, s1)
+        assert row.total_cycles == pytest.approx(covered * acc.freq_hz, rel=1e-9, abs=1e-6)
     by_op = res.dram_bytes_by_operand
     assert sum(by_op.values()) == res.dram_bytes
     assert by_op["weights"] >= sum(la.weight_bytes for la in wl if la.is_compute)
     assert sum(res.energy_by_component.values()) == res.energy_j > 0
+
+
+@SETTINGS
+@given(wl=networks(), acc=designs(), hp=st.sampled_from(["bit_serial", "configurable"]))
+def test_latency_breakdown_of_a_chain(wl: Workload, acc: Accelerator, hp: str) -> None:
+    """On a chain every layer runs alone, so the network split is the sum of the per-layer
+    splits: no overlap, no idle time, and ideal compute = MACs / peak (hence = utilization)."""
+    res = _ok(lambda: simulate(wl, acc, high_precision=hp))
+    if res is None:
+        return
+    b = res.latency_breakdown
+    f = acc.freq_hz
+    assert sum(b.values()) == pytest.approx(res.latency_s, rel=1e-12)
+    assert min(b.values()) >= 0
+    assert b["overlap"] == 0
+    assert b["idle"] == pytest.approx(0.0, abs=1e-12 * res.latency_s)
+    comp = [la for la in wl if la.is_compute]
+    assert b["ideal_compute"] == pytest.approx(
+        sum(la.macs for la in comp) / acc.peak_macs_per_s, rel=1e-9)
+    assert b["ideal_compute"] == pytest.approx(res.utilization * res.latency_s, rel=1e-9)
+    assert b["precision"] == pytest.approx(sum(
+        la.macs * (acc.precision_slowdown(la.w_bits, la.a_bits, hp) - 1) for la in comp)
+        / acc.peak_macs_per_s, rel=1e-9, abs=1e-18)
+    lay = res.layers
+    tol = {"rel": 1e-9, "abs": 1e-9 * res.latency_s}
+    assert b["ideal_compute"] + b["precision"] + b["spatial"] == pytest.approx(
+        lay.compute_cycles.sum() / f, **tol)
+    assert b["stall"] == pytest.approx(lay.stall_cycles.sum() / f, **tol)
+    assert b["onload"] == pytest.approx(lay.onload_cycles.sum() / f, **tol)
+    assert b["offload"] == pytest.approx(lay.offload_cycles.sum() / f, **tol)
+    assert b["vector"] == 0  # no memory-only op in these chains
+    assert res.to_dict()["latency_stall_s"] == b["stall"]
 
 
 @SETTINGS

@@ -96,7 +96,9 @@ def test_trace_json_has_every_core(tmp_path) -> None:
     assert all(e["dur"] >= 0 and e["ts"] >= 0 for e in evs)
     assert max(e["ts"] + e["dur"] for e in evs) == pytest.approx(res.latency_s * 1e6)
     tl = res.timeline()
-    assert list(tl.columns) == ["core", "kind", "layer", "start_s", "end_s"]
+    assert list(tl.columns) == ["core", "kind", "layer", "start_s", "end_s", "macs"]
+    assert tl.macs.sum() == pytest.approx(res.macs)
+    assert sum(e["args"].get("macs", 0) for e in evs) == pytest.approx(res.macs)
     # a core never computes two things at once
     for _, g in tl[tl.kind == "compute"].groupby("core"):
         g = g.sort_values("start_s")

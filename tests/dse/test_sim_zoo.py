@@ -20,7 +20,14 @@ def test_extracted_networks(name: str, bits: int) -> None:
                       dram_gbps=16.0)
     res = simulate(wl, acc)
     comp = [la for la in wl if la.is_compute]
+    # the MACs the cores played (timeline) are the network's, layer by layer
+    played = res.timeline().groupby("layer")["macs"].sum()
+    for la in comp:
+        assert played[la.name] == pytest.approx(la.macs, rel=1e-9)
     assert res.macs == wl.total_macs == sum(la.macs for la in comp)
+    # the network latency split (incl. overlap of concurrent branches) sums to the latency
+    assert sum(res.latency_breakdown.values()) == pytest.approx(res.latency_s, rel=1e-12)
+    assert min(res.latency_breakdown.values()) >= 0
     assert list(res.layers.name) == [la.name for la in comp]
     t_compute = sum(la.macs * acc.precision_slowdown(la.w_bits, la.a_bits) for la in comp)
     t_compute /= acc.peak_macs_per_s
