@@ -47,7 +47,9 @@ __all__ = [
 
 def to_integer(model: nn.Module, acc_bits: int = 16, **kwargs: Any) -> nn.Module:
     """Integer-only inference module (BN folded, bias and scales quantized, saturating
-    ``acc_bits`` accumulator); see :func:`quant.integer.to_integer` (imported lazily)."""
+    ``acc_bits`` accumulator); see :func:`quant.integer.to_integer` (imported lazily). Compile
+    the output of :func:`quant.export.finetune_for_integer` (LLSQ Section 4.2) so the default
+    8-bit bias and scales cost no accuracy."""
     from quant.integer import to_integer as _to_integer
 
     return _to_integer(model, acc_bits=acc_bits, **kwargs)

@@ -33,6 +33,11 @@ ReLU, max/avg pooling, flatten/view, dropout (identity) and residual adds run on
 an add rescales both operands to the finer of the two scales with the same mantissa/shift
 multipliers and saturates to ``acc_bits``. The only float operations are the quantization of
 the real input by the first quantizer and the dequantization of the final output (``s * q``).
+
+The fake-quant model models neither the bias clamp nor the quantized multipliers.
+:func:`quantize_biases_`, :func:`quantize_scales_` and :func:`project_to_integer_` move its
+biases (BN beta) and BN gamma onto exactly what this export computes, for the projected
+fine-tune of LLSQ Section 4.2 (:func:`quant.export.finetune_for_integer`).
 """
 
 from __future__ import annotations
@@ -55,8 +60,10 @@ __all__ = [
     "Grid",
     "IntegerModel",
     "LayerStats",
+    "project_to_integer_",
     "quantize_biases_",
     "quantize_multiplier",
+    "quantize_scales_",
     "to_integer",
 ]
 
@@ -192,10 +199,15 @@ def _weight_codes(layer: QuantConv2d | QuantLinear, where: str) -> tuple[Tensor,
 # ---- the integer tensor -------------------------------------------------------------------
 @dataclass(slots=True)
 class _IntT:
-    """Integer tensor ``q`` (int64) with positive real scale ``s`` broadcastable to (1, ...)."""
+    """Integer tensor ``q`` (int64) with positive real scale ``s`` broadcastable to (1, ...).
+
+    ``src``: the conv/linear whose accumulator this is, through scale-preserving ops only
+    (ReLU, pooling, reshapes); None after a residual add or a stand-alone BN. A requantization
+    of a tensor with a ``src`` records its multipliers for :func:`quantize_scales_`."""
 
     q: Tensor
     s: Tensor
+    src: str | None = None
 
     def value(self) -> Tensor:
         return self.q.double() * self.s
@@ -293,6 +305,10 @@ class IntegerModel(nn.Module):
         self._find_bn_folds()
         self._plans: dict[str, _LayerPlan] = {}
         self._act_grids: dict[str, Grid] = {}
+        # layer -> (real, quantized) requantization multipliers per output channel, or None
+        # when the layer's output is requantized twice with different multipliers
+        self._multipliers: dict[str, tuple[Tensor, Tensor] | None] = {}
+        self._warned_clip = False
         self.stats: dict[str, LayerStats] = {}
         self._compile()
 
@@ -376,9 +392,27 @@ class IntegerModel(nn.Module):
         """Real input -> codes, or integer tensor -> codes on ``grid`` via mantissa/shift."""
         if isinstance(t, Tensor):
             return _IntT(grid.encode(t), torch.tensor(grid.step, dtype=torch.float64))
-        mant, shift = quantize_multiplier(t.s / grid.step, self.scale_bits, self.pow2_scales)
+        m = t.s / grid.step
+        mant, shift = quantize_multiplier(m, self.scale_bits, self.pow2_scales)
+        if t.src is not None:
+            self._record_multiplier(t.src, t.q, m, mant.double() * torch.exp2(-shift.double()))
         q = _apply_multiplier(t.q, mant, shift).clamp(grid.qmin, grid.qmax)
         return _IntT(q, torch.tensor(grid.step, dtype=torch.float64))
+
+    def _record_multiplier(self, src: str, q: Tensor, real: Tensor, quant: Tensor) -> None:
+        """Remember the per-channel multipliers (real, quantized) applied to ``src``'s output;
+        None if they are not per channel or ``src`` is requantized twice differently."""
+        try:
+            rec = (_per_channel(_IntT(q, real)), _per_channel(_IntT(q, quant)))
+        except ValueError:  # scales mixed within a channel: no per-channel correction exists
+            self._multipliers[src] = None
+            return
+        if src in self._multipliers:
+            old = self._multipliers[src]
+            if old is None or not torch.equal(old[1], rec[1]):
+                self._multipliers[src] = None
+                return
+        self._multipliers[src] = rec
 
     def _accumulate(self, name: str, cols: Tensor, w: Tensor, qb: Tensor) -> Tensor:
         """Saturating MACs. cols (B, K, L) int64 inputs, w (N, K) codes, qb (N,) -> (B, N, L)."""
@@ -468,7 +502,7 @@ class IntegerModel(nn.Module):
         sign = torch.sign(s_acc)  # keep scales positive: (q, s) == (-q, -s)
         sign = torch.where(sign == 0, torch.ones_like(sign), sign).long()
         acc = (acc * _chan_scale(sign, acc.dim())).clamp(*self._sat())
-        return _IntT(acc, _chan_scale(s_acc.abs(), acc.dim()))
+        return _IntT(acc, _chan_scale(s_acc.abs(), acc.dim()), name)
 
     def _saturate(self, name: str, v: Tensor) -> Tensor:
         """Clamp a vector-unit result (BN offset, residual add) to ``acc_bits``; count it."""
@@ -496,11 +530,11 @@ class IntegerModel(nn.Module):
         return _IntT(self._saturate(name, qa + qb), s)
 
     def _pool(self, fn: Callable[..., Tensor], x: _IntT, avg_div: int | None) -> _IntT:
-        x = _IntT(x.q, _chan_scale(_per_channel(x), x.q.dim()))
+        x = _IntT(x.q, _chan_scale(_per_channel(x), x.q.dim()), x.src)
         q = fn(x.q.double())
         if avg_div is None:
-            return _IntT(q.long(), x.s)
-        return _IntT(torch.round(q * avg_div).long(), x.s / avg_div)  # exact window sums
+            return _IntT(q.long(), x.s, x.src)
+        return _IntT(torch.round(q * avg_div).long(), x.s / avg_div, x.src)  # exact sums
 
     def _call_module(self, node: fx.Node, mod: nn.Module, args: list[Any]) -> Any:
         x = args[0]
@@ -515,7 +549,7 @@ class IntegerModel(nn.Module):
         if isinstance(mod, nn.BatchNorm2d | nn.BatchNorm1d):
             return x if node.name in self._alias else self._bn(node.name, mod, x)
         if isinstance(mod, nn.ReLU):
-            return _IntT(x.q.clamp_min(0), x.s)
+            return _IntT(x.q.clamp_min(0), x.s, x.src)
         if isinstance(mod, nn.Dropout | nn.Identity):
             return x
         if isinstance(mod, nn.Flatten):
@@ -533,9 +567,9 @@ class IntegerModel(nn.Module):
     def _reshape(x: _IntT, fn: Callable[[Tensor], Tensor]) -> _IntT:
         q = fn(x.q)
         if x.s.numel() == 1:
-            return _IntT(q, x.s)
+            return _IntT(q, x.s, x.src)
         s = fn(x.s.expand((1, *x.q.shape[1:])).contiguous())
-        return _IntT(q, s)
+        return _IntT(q, s, x.src)
 
     def forward(self, x: Tensor) -> Tensor:
         env: dict[str, Any] = {}
@@ -558,6 +592,11 @@ class IntegerModel(nn.Module):
                 env[node.name] = self._call_method(node, args, kwargs)
             elif node.op == "output":
                 out = args[0]
+        if self.bias_clipped and not self._warned_clip:
+            self._warned_clip = True
+            log.warning("to_integer: %d biases do not fit %d bits and were clipped (Eq. 6); "
+                        "fine-tune with them quantized first: quant.export.finetune_for_integer "
+                        "(LLSQ Section 4.2)", self.bias_clipped, self.bias_bits)
         return _dequant(out)
 
     def _call_function(self, node: fx.Node, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
@@ -566,7 +605,7 @@ class IntegerModel(nn.Module):
             return f(*args, **kw)  # shapes, sizes, real pre-quantizer math
         x = args[0]
         if f in _RELU_FNS:
-            return _IntT(x.q.clamp_min(0), x.s)
+            return _IntT(x.q.clamp_min(0), x.s, x.src)
         if f in _ADD_FNS and len(args) == 2 and all(isinstance(a, _IntT) for a in args):
             return self._add(node.name, args[0], args[1])
         if f is torch.flatten:
@@ -592,7 +631,7 @@ class IntegerModel(nn.Module):
         if m in _RESHAPE_METHODS:
             return self._reshape(x, lambda t: getattr(t, m)(*rest, **kw))
         if m == "relu":
-            return _IntT(x.q.clamp_min(0), x.s)
+            return _IntT(x.q.clamp_min(0), x.s, x.src)
         if m == "contiguous":
             return x
         if m == "add" and len(rest) == 1 and isinstance(rest[0], _IntT):
@@ -634,6 +673,12 @@ def to_integer(
 ) -> IntegerModel:
     """Compile ``model`` (a fake-quantized model, not mutated) to integer-only inference.
 
+    The defaults are LLSQ's accelerator formats (16-bit accumulator, 8-bit bias and scaling
+    factors, Section 4.2-4.3). An 8-bit bias clips on most trained models (the paper's Fig. 4;
+    a warning says how many), so compile the output of
+    :func:`quant.export.finetune_for_integer` (the paper's fine-tune with quantized bias and
+    scales), which then agrees with its fake-quant twin up to rounding ties.
+
     Args:
         acc_bits: accumulator width; sums saturate at ``[-2^(b-1), 2^(b-1)-1]``.
         bias_bits: k_b of Eq. 6, bits of the bias at scale ``alpha_a alpha_w^``.
@@ -661,6 +706,45 @@ def to_integer(
 
 
 
+def _project_(model: nn.Module, x: Tensor, *, biases: bool, scales: bool, bias_bits: int,
+               bias_frac_bits: int, scale_bits: int, pow2_scales: bool) -> tuple[int, int]:
+    """The projections of :func:`quantize_biases_` / :func:`quantize_scales_` with one compile.
+
+    Returns (layers whose multipliers moved, biases clipped)."""
+    im = to_integer(model, acc_bits=62, bias_bits=bias_bits, scale_bits=scale_bits,
+                    pow2_scales=pow2_scales, bias_frac_bits=bias_frac_bits, accumulate="final")
+    im._warned_clip = True  # clipping is what this projection resolves
+    im(x[:1])
+    root = nn.Sequential(model) if isinstance(model, QuantConv2d | QuantLinear) else model
+    mods = dict(root.named_modules())  # same names as the traced copy
+    lim = 2 ** (bias_bits - 1)
+    moved = 0
+    with torch.no_grad():
+        for name, plan in im._plans.items():
+            if plan.s_acc is None:
+                continue  # layer not reached by the sample
+            layer = mods[name]
+            bn_name = im._folded_names.get(name)
+            bn = mods[bn_name] if bn_name is not None else None
+            rec = im._multipliers.get(name)
+            ratio = torch.ones_like(plan.s_acc)
+            if scales and bn is not None and rec is not None:
+                real, quant = rec  # gamma, beta *= M_q / M: b^ and alpha_w^ scale with them
+                ratio = torch.where(real > 0, quant / real.clamp_min(1e-300), ratio)
+                bn.weight.mul_(ratio.to(bn.weight.dtype))
+                bn.bias.mul_(ratio.to(bn.bias.dtype))
+                moved += 1
+            if not biases:
+                continue
+            s_acc, b = plan.s_acc * ratio, plan.bias_real * ratio
+            grid = torch.round(b / s_acc).clamp(-lim, lim - 1) * s_acc  # Eq. 6
+            if bn is not None:  # b^ = (b - mu) zeta + beta: correct beta
+                bn.bias.add_((grid - b).to(bn.bias.dtype))
+            elif layer.bias is not None:
+                layer.bias.copy_(grid.to(layer.bias.dtype))
+    return moved, im.bias_clipped
+
+
 def quantize_biases_(
     model: nn.Module, x: Tensor, bias_bits: int = 8, bias_frac_bits: int = 0
 ) -> int:
@@ -674,22 +758,39 @@ def quantize_biases_(
     ``x`` is a sample input used to read the activation scales. Returns the number of clipped
     biases.
     """
-    im = to_integer(model, acc_bits=62, bias_bits=bias_bits, bias_frac_bits=bias_frac_bits,
-                    accumulate="final")
-    im(x[:1])
-    root = nn.Sequential(model) if isinstance(model, QuantConv2d | QuantLinear) else model
-    mods = dict(root.named_modules())  # same names as the traced copy
-    lim = 2 ** (bias_bits - 1)
-    with torch.no_grad():
-        for name, plan in im._plans.items():
-            if plan.s_acc is None:
-                continue  # layer not reached by the sample
-            layer = mods[name]
-            grid = torch.round(plan.bias_real / plan.s_acc).clamp(-lim, lim - 1) * plan.s_acc
-            bn_name = im._folded_names.get(name)
-            if bn_name is not None:  # b^ = (b - mu) zeta + beta: correct beta
-                bn = mods[bn_name]
-                bn.bias.add_((grid - plan.bias_real).to(bn.bias.dtype))
-            elif layer.bias is not None:
-                layer.bias.copy_(grid.to(layer.bias.dtype))
-    return im.bias_clipped
+    return _project_(model, x, biases=True, scales=False, bias_bits=bias_bits,
+                     bias_frac_bits=bias_frac_bits, scale_bits=8, pow2_scales=False)[1]
+
+
+def quantize_scales_(
+    model: nn.Module, x: Tensor, scale_bits: int = 8, pow2_scales: bool = False
+) -> int:
+    """Put the requantization multipliers of the fake-quantized ``model`` on their integer
+    grid (a ``scale_bits`` mantissa and a shift, or a pure shift), in place.
+
+    For a conv/linear with a folded BN whose output is requantized (directly or through ReLU,
+    pooling, reshapes), the multiplier ``M = alpha_a alpha_w^ / alpha_o`` (Eq. 6) becomes
+    ``M_q = m 2^-shift`` in :func:`to_integer`. Scaling that BN's gamma and beta by
+    ``M_q / M`` per channel makes the float model compute what the integer model computes
+    (the channel's pre-activation times ``M_q / M``, Eq. 5 with the quantized scaling factor).
+    Layers without a folded BN, or requantized after a residual add, keep their multipliers.
+    ``x`` is a sample input. Returns the number of layers whose multipliers it put on the grid.
+    """
+    return _project_(model, x, biases=False, scales=True, bias_bits=62, bias_frac_bits=0,
+                     scale_bits=scale_bits, pow2_scales=pow2_scales)[0]
+
+
+def project_to_integer_(
+    model: nn.Module, x: Tensor, *, bias_bits: int = 8, scale_bits: int = 8,
+    pow2_scales: bool = False, bias_frac_bits: int = 0,
+) -> int:
+    """:func:`quantize_scales_` then :func:`quantize_biases_` (in place, one compile): the float
+    model then computes what ``to_integer(model, bias_bits=..., scale_bits=...,
+    pow2_scales=...)`` computes, up to rounding ties. Apply it after every optimizer step of a
+    short fine-tune with BN in eval mode (LLSQ Section 4.2: bias and scaling factors quantized
+    to 8 bits, then fine-tuned; :func:`quant.export.finetune_for_integer`). Returns the number
+    of biases that did not fit ``bias_bits`` before this projection (now clamped).
+    """
+    return _project_(model, x, biases=True, scales=True, bias_bits=bias_bits,
+                     bias_frac_bits=bias_frac_bits, scale_bits=scale_bits,
+                     pow2_scales=pow2_scales)[1]

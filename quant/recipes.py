@@ -26,7 +26,8 @@ wrpn                    WRPN                WRPN                relu       fp   
 Bits equal to 32 mean "leave that tensor in full precision": ``quantize(m, "pact_sawb",
 w_bits=32, a_bits=2)`` is Table 3's W32-Ap2 row. For ``crelu_binary`` ``w_bits`` is the number
 m of binary levels. WRPN's 2x widening is the model's business (``workloads.zoo.get(name,
-width=2)``).
+width=2)``); ``wrpn`` rescales each quantized layer's latent weights once onto its scale-free
+grid (``Recipe.rescale_weights``, see quant/methods/wrpn.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
 from torch import nn
 
 from quant.methods.base import Quantizer
@@ -102,6 +104,10 @@ class Recipe:
         first_input: with ``"relu"``, kwargs of an input quantizer (built from ``act``) put on a
             quantized FIRST layer's input (the image); None = the image is not quantized.
         shortcut_bits: default bits of shortcut layers, None = like the other layers.
+        rescale_weights: multiply the latent weights of every layer with a weight quantizer,
+            once, by that quantizer's ``weight_gain(w)``, for a fixed grid without a scale
+            factor (WRPN: its grid only covers weights in [-1, 1]; a BN after the conv absorbs
+            the gain, see quant/methods/wrpn.py).
     """
 
     name: str
@@ -113,6 +119,7 @@ class Recipe:
     first_last: Literal["fp", "same"] | int = "fp"
     first_input: tuple[tuple[str, Any], ...] | None = None
     shortcut_bits: int | None = None
+    rescale_weights: bool = False
 
 
 _PACT = MethodSpec("quant.methods.pact", "PACT")
@@ -152,7 +159,8 @@ _RECIPES: dict[str, Recipe] = {
                act=MethodSpec("quant.methods.dorefa", "DoReFaActQuantizer")),
         Recipe("wrpn", "WRPN weights (clip [-1, 1]) and activations (clip [0, 1])",
                weight=MethodSpec("quant.methods.wrpn", "WRPNWeightQuantizer"),
-               act=MethodSpec("quant.methods.wrpn", "WRPNActQuantizer")),
+               act=MethodSpec("quant.methods.wrpn", "WRPNActQuantizer"),
+               rescale_weights=True),
     )
 }
 
@@ -324,6 +332,10 @@ def quantize(
             elif name == first and r.first_input is not None:
                 iq = _build(r.act, la, recipe, f"a_bits of {name!r}",
                             **{**akw, **dict(r.first_input)})
+        if wq is not None and r.rescale_weights and not layer.weight.is_meta:
+            # (a meta-device model, as studies trace for shapes and bits, has no values to fit)
+            with torch.no_grad():  # q is our deep copy: the caller's model is not touched
+                layer.weight.mul_(wq.weight_gain(layer.weight))  # type: ignore[operator]
         cls = QuantConv2d if isinstance(layer, nn.Conv2d) else QuantLinear
         _set_module(q, name, cls.from_float(layer, wq, iq))  # type: ignore[arg-type]
 

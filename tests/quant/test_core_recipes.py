@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import quant
+import workloads
 from quant import QuantAct, QuantConv2d, QuantLinear, hooks, quantize, recipes
 from quant.methods.lsq import LSQActQuantizer
 from quant.methods.pact import PACT
@@ -172,9 +173,6 @@ def test_public_api() -> None:
 
 
 def test_workloads_extract_sees_the_recipe_bits() -> None:
-    workloads = pytest.importorskip("workloads")
-    if not hasattr(workloads, "extract") or "resnet20" not in workloads.zoo.names():
-        pytest.skip("workloads.extract / zoo resnet20 not available")
     model = workloads.zoo.get("resnet20", num_classes=10)
     q = quantize(model, "pact_sawb_fpsc", w_bits=2, a_bits=2)
     layers = workloads.extract(q, workloads.zoo.input_shape("resnet20")).layers

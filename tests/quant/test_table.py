@@ -52,9 +52,12 @@ def test_tiny_table_writes_csv_and_markdown_and_resumes(tmp_path: Path) -> None:
     assert df["delta_pts"].tolist() == pytest.approx(  # CSV keeps 6 significant digits
         (100 * (df["accuracy"] - df["fp_accuracy"])).tolist(), abs=1e-3)
     assert 0.1 < df.loc[0, "accuracy"] <= 1.0  # one FP epoch on digits is well above chance
+    assert df[["body_w_bits", "body_a_bits"]].values.tolist() == [[32, 32], [4, 4]]
+    assert not any(str(r).startswith("/") for r in runs["run"])  # relative to the out folder
     md = (tmp_path / "accuracy.md").read_text()
-    assert "| pact_sawb | 4 | 4 |" in md
-    assert "W4A4 within 3 points" in md
+    assert "| pact_sawb | W4A4 | W4A4 |" in md
+    assert "pact_sawb W4A4 within 3 points" in md
+    assert "Command: `python -m quant.table --out" in md
     # Rerun: every run folder is reloaded, nothing retrained, same table.
     ckpts = sorted((tmp_path / "runs").glob("*/checkpoint.pt"))
     stamps = [p.stat().st_mtime_ns for p in ckpts]
@@ -96,7 +99,8 @@ def test_check_verdicts_follow_the_accuracies(tmp_path: Path) -> None:
         recs += [{"recipe": r.name, "w_bits": r.w_bits, "a_bits": r.a_bits, "seed": 0,
                   "accuracy": a} for r, a in zip(rows + best_rows, accs)]
         df = pd.DataFrame(recs)
-        return df.assign(epochs=1, width=1, time_s=0.0, cpu_s=0.0, error="", run="")
+        return df.assign(epochs=1, width=1, time_s=0.0, cpu_s=0.0, error="", run="",
+                         init="fp", body_w_bits=df["w_bits"], body_a_bits=df["a_bits"])
 
     best_text = best_claim.removeprefix("best: ")
     qtable.write_table(tmp_path, runs([0.5, 0.6, 0.7, 0.6, 0.5, 0.7]), main_rows=main)
@@ -122,3 +126,61 @@ def test_cli_bad_arguments_exit_2(argv: list[str], tmp_path: Path,
     assert len(err) == 1
     assert err[0].startswith("python -m quant.table: error:")
     assert not (tmp_path / "accuracy.csv").exists()
+
+
+def _layers(recipe: str, bits: int, **kwargs: object) -> list[dict[str, object]]:
+    """metrics["layers"] of digits_cnn under ``recipe`` (what quant.train records)."""
+    from quant import quantize
+    from workloads import zoo
+
+    return qtrain._layer_bits(quantize(zoo.get("digits_cnn"), recipe, bits, bits, **kwargs))
+
+
+@pytest.mark.parametrize(("recipe", "bits", "body"), [
+    ("fp32", 32, (32, 32)),
+    ("pact", 4, (32, 4)),  # PACT activations only: weights stay full precision
+    ("sawb", 2, (2, 32)),  # SAWB weights only: activations stay full precision
+    ("pact_sawb", 2, (2, 2)),
+    ("lsq", 4, (4, 4)),  # input-site quantizers; first/last 8-bit are not the body
+    ("llsqf", 2, (2, 2)),
+    ("wrpn", 2, (2, 2)),
+    ("crelu_binary", 3, (3, 3)),
+])
+def test_body_bits_are_read_from_the_quantized_model(recipe: str, bits: int,
+                                                     body: tuple[int, int]) -> None:
+    assert qtable.body_bits(_layers(recipe, bits)) == body
+
+
+def test_body_bits_see_overrides_inside_the_body() -> None:
+    """A body layer left in full precision makes the body's widest precision 32."""
+    assert qtable.body_bits(_layers("pact_sawb", 2, overrides={"features.3": 32})) == (32, 2)
+    assert qtable.body_bits(_layers("pact_sawb", 2, first_last_bits=8)) == (2, 2)
+    with pytest.raises(ValueError, match="no conv/linear"):
+        qtable.body_bits([{"name": "a", "type": "QuantAct", "weight_bits": None, "act_bits": 2}])
+
+
+def test_targets_are_judged_on_the_real_precision(tmp_path: Path) -> None:
+    """pact asked for W4A4 is W32A4: the W4A4 target is not judged on it, whatever its score."""
+    recs = [("fp32", 32, 32, 32, 32, 0.99), ("pact", 4, 4, 32, 4, 0.985),
+            ("lsq", 4, 4, 4, 4, 0.90), ("pact_sawb_fpsc", 2, 2, 2, 2, 0.97)]
+    runs = pd.DataFrame([{"recipe": r, "w_bits": w, "a_bits": a, "body_w_bits": bw,
+                          "body_a_bits": ba, "seed": 0, "accuracy": acc}
+                         for r, w, a, bw, ba, acc in recs])
+    runs = runs.assign(epochs=1, width=1, time_s=0.0, cpu_s=0.0, error="", run="", init="fp")
+    main = qtable.plan(["fp32", "pact", "lsq", "pact_sawb_fpsc"], [4, 2])
+    qtable.write_table(tmp_path, runs, main_rows=main)
+    md = (tmp_path / "accuracy.md").read_text()
+    assert "- pact asked for W4A4: not judged, its body is really W32A4 (-0.50 points" in md
+    assert "| pact | W4A4 | **W32A4** |" in md
+    assert "- lsq W4A4 within 3 points of FP: NOT met (-9.00)" in md
+    assert "- pact_sawb_fpsc W2A2 within 5 points of FP: met (-2.00)" in md
+    csv = pd.read_csv(tmp_path / "accuracy.csv")
+    assert list(csv.columns[:7]) == ["recipe", "w_bits", "a_bits", "accuracy", "fp_accuracy",
+                                     "body_w_bits", "body_a_bits"]
+
+
+def test_a_diverged_run_still_reports_its_body_bits() -> None:
+    """A run that diverged wrote no metrics.json; its bits come from the model it would train."""
+    layers = qtable._untrained_layers(qtable.Row("wrpn", 2, 4))
+    assert qtable.body_bits(layers) == (2, 4)
+    assert qtable.body_bits(qtable._untrained_layers(qtable.Row("sawb", 2, 2))) == (2, 32)
