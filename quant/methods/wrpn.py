@@ -35,7 +35,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from quant.methods.base import Quantizer, round_ste, uniform_quantize_unit
+from quant.methods.base import Quantizer, round_ste
+from quant.methods.dorefa import DoReFaActQuantizer
 from quant.methods.sawb import optimal_scale
 
 __all__ = ["GAIN_SAMPLE", "WRPNActQuantizer", "WRPNWeightQuantizer"]
@@ -89,26 +90,9 @@ class WRPNWeightQuantizer(Quantizer):
         return 1.0 / alpha if alpha > 0.0 else 1.0
 
 
-class WRPNActQuantizer(Quantizer):
-    """WRPN activation quantizer: clip(a, 0, 1), k-bit uniform (replaces a ReLU)."""
+class WRPNActQuantizer(DoReFaActQuantizer):
+    """WRPN activation quantizer: clip(a, 0, 1), k-bit uniform (replaces a ReLU).
 
-    max_bits = 16
-
-    def __init__(self, bits: int) -> None:
-        super().__init__(bits, signed=False)
-
-    qmin = 0
-
-    @property
-    def qmax(self) -> int:
-        return 2**self.bits - 1
-
-    def scale(self) -> Tensor:
-        """The fixed step 1 / (2^k - 1)."""
-        return torch.tensor(1.0 / self.qmax)
-
-    def codes(self, x: Tensor) -> Tensor:
-        return torch.round(torch.clamp(x, 0.0, 1.0) * self.qmax)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return uniform_quantize_unit(torch.clamp(x, 0.0, 1.0), self.bits)
+    The rule is DoReFa's activation quantizer (clip to [0, 1], k-bit uniform; research notes
+    2.7, as Distiller implements both), so it is that class under WRPN's name.
+    """
