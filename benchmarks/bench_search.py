@@ -6,7 +6,9 @@ Steps: (1) extract AlexNet under PACT-SAWB once and cache workload + proxy as JS
 only torch step, timed separately); (2) run ``python -m dse.search`` with ``--jobs`` processes on
 the journal file in DIR and time it end to end (process start-up, sampling, storage, simulation,
 CSV rewrites, final reports); (3) time the simulator alone on designs the search visited, and
-compare: with J processes the search can at best reach J / t_sim trials/s.
+compare: with J processes the search can at best reach J / t_sim trials/s. It also counts the
+trials the accuracy constraint rejected (``--min-accuracy recipe``, the CLI default: the proxy of
+the recipe's W2A2 bits; per-layer choices 1, 2, 4, 8) and those the area budget pruned.
 """
 
 from __future__ import annotations
@@ -60,10 +62,15 @@ def main() -> int:
     print(r.stdout.strip())
     df = pd.read_csv(out / "trials.csv")
     done = df[df["state"] == "COMPLETE"]
+    feasible = int(done["feasible"].astype("boolean").fillna(False).sum())
+    pruned = int((df["state"] == "PRUNED").sum())
     rate = a.trials / wall
     print(f"search: {a.trials} trials, jobs={a.jobs}: {wall:.1f} s wall "
-          f"({rate:.2f} trials/s); {len(done)} complete, {len(df) - len(done)} other; "
-          f"target < 300 s: {'met' if wall < 300 else 'MISSED'}")
+          f"({rate:.2f} trials/s); target < 300 s: {'met' if wall < 300 else 'MISSED'}")
+    print(f"trials: {len(done)} complete = {feasible} feasible + {len(done) - feasible} "
+          f"infeasible (accuracy_proxy below the floor {done['min_accuracy'].max():.4g}, "
+          f"{done['accuracy_model'].dropna().iloc[0] if len(done) else 'n/a'}); "
+          f"{pruned} pruned (area); {len(df) - len(done) - pruned} other")
     print(f"per-trial duration recorded by Optuna: median {df['duration_s'].median():.3f} s")
 
     # the simulator alone, on a sample of the designs the search visited
@@ -95,7 +102,9 @@ def main() -> int:
           "rewrites, final reports)")
     print(json.dumps({"trials": a.trials, "jobs": a.jobs, "wall_s": round(wall, 2),
                       "trials_per_s": round(rate, 3), "sim_median_s": round(t_sim, 4),
-                      "extract_s": round(t_extract, 2), "out": str(out)}))
+                      "extract_s": round(t_extract, 2), "complete": len(done),
+                      "feasible": feasible, "infeasible": len(done) - feasible,
+                      "pruned": pruned, "out": str(out)}))
     return 0
 
 

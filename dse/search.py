@@ -26,16 +26,18 @@ trial), ``pareto.csv`` (the non-dominated feasible designs), and at the end ``pa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,7 +80,7 @@ if TYPE_CHECKING:
 
 __all__ = ["METRIC_COLUMNS", "OBJECTIVES", "SAMPLERS", "Problem", "best_trial", "main",
            "make_objective", "make_storage", "pareto_front", "plot_pareto", "prepare_workload",
-           "run", "trials_frame", "worker", "write_reports", "write_tables"]
+           "problem_errors", "run", "trials_frame", "worker", "write_reports", "write_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -117,27 +119,17 @@ class Problem:
     simulate_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
-        objs = self.objectives
-        if not objs or not all(o in OBJECTIVES for o in objs) or len(set(objs)) != len(objs):
-            problems.append(f"objectives={objs!r} is not allowed; expected distinct names from "
-                            f"{', '.join(OBJECTIVES)}")
-        if not (isinstance(self.area_budget, int | float) and math.isfinite(self.area_budget)
-                and self.area_budget > 0):
-            problems.append(f"area_budget={self.area_budget!r} is not allowed; expected mm^2 > 0")
-        if not (isinstance(self.dram_gbps, int | float) and self.dram_gbps > 0):
-            problems.append(f"dram_gbps={self.dram_gbps!r} is not allowed; expected GB/s > 0 "
-                            "(inf for unlimited)")
-        if self.sampler not in SAMPLERS:
-            problems.append(f"sampler={self.sampler!r} is not allowed; expected one of "
-                            f"{', '.join(SAMPLERS)}")
-        if self.min_accuracy is not None and self.accuracy is None:
-            problems.append(f"min_accuracy={self.min_accuracy!r} needs an accuracy model; pass "
-                            "accuracy=")
-        if not isinstance(self.batch, int) or self.batch < 1:
-            problems.append(f"batch={self.batch!r} is not allowed; expected an integer >= 1")
+        problems = problem_errors(self.space, self.objectives, self.area_budget,
+                                  dram_gbps=self.dram_gbps, sampler=self.sampler,
+                                  batch=self.batch, min_accuracy=self.min_accuracy,
+                                  has_accuracy=self.accuracy is not None)
         if problems:
             raise ValueError("invalid search problem: " + "; ".join(problems))
+
+    @property
+    def accuracy_label(self) -> str:
+        """What the ``accuracy_proxy`` column holds: the model's label, or "none"."""
+        return self.accuracy.label if self.accuracy is not None else "none"
 
     @property
     def directions(self) -> list[optuna.study.StudyDirection]:
@@ -167,6 +159,51 @@ class Problem:
                    int(d.get("batch", 1)), dict(d.get("simulate_options") or {}))
 
 
+def problem_errors(space: SearchSpace, objectives: Sequence[str], area_budget: float, *,
+                   dram_gbps: float = 32.0, sampler: str = "tpe", batch: int = 1,
+                   min_accuracy: float | None = None, has_accuracy: bool = True) -> list[str]:
+    """Every problem with a search problem's settings, each naming the field, value and rule.
+
+    Needs no workload, so the CLI checks its input before the (slow, torch) extraction. Beyond
+    each field's own rule, the space must hold at least one design within the area budget:
+    otherwise every trial would be pruned.
+    """
+    problems: list[str] = []
+    objs = tuple(objectives)
+    if not objs or not all(o in OBJECTIVES for o in objs) or len(set(objs)) != len(objs):
+        problems.append(f"objectives={objs!r} is not allowed; expected distinct names from "
+                        f"{', '.join(OBJECTIVES)}")
+    budget_ok = (isinstance(area_budget, int | float) and not isinstance(area_budget, bool)
+                 and math.isfinite(area_budget) and area_budget > 0)
+    if not budget_ok:
+        problems.append(f"area_budget={area_budget!r} is not allowed; expected mm^2 > 0")
+    bw_ok = (isinstance(dram_gbps, int | float) and not isinstance(dram_gbps, bool)
+             and dram_gbps > 0)
+    if not bw_ok:
+        problems.append(f"dram_gbps={dram_gbps!r} is not allowed; expected GB/s > 0 "
+                        "(inf for unlimited)")
+    if sampler not in SAMPLERS:
+        problems.append(f"sampler={sampler!r} is not allowed; expected one of "
+                        f"{', '.join(SAMPLERS)}")
+    if min_accuracy is not None:
+        if not has_accuracy:
+            problems.append(f"min_accuracy={min_accuracy!r} needs an accuracy model; pass "
+                            "accuracy=")
+        elif isinstance(min_accuracy, bool) or not isinstance(min_accuracy, int | float) \
+                or math.isnan(min_accuracy):
+            problems.append(f"min_accuracy={min_accuracy!r} is not allowed; expected a number "
+                            "(proxy: SQNR dB; measured: top-1 in 0..1) or None")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        problems.append(f"batch={batch!r} is not allowed; expected an integer >= 1")
+    if budget_ok and bw_ok:
+        area, what = space.smallest_design(float(dram_gbps))
+        if area > area_budget:
+            problems.append(f"area_budget={area_budget!r} is not allowed for this space: its "
+                            f"smallest design ({what}) needs {area:.4g} mm^2; raise the budget "
+                            "or add smaller choices (MAC bits, array, SRAM, cores)")
+    return problems
+
+
 def _encode_float(x: float) -> float | str:
     return "inf" if math.isinf(x) else float(x)
 
@@ -175,22 +212,80 @@ def _encode_float(x: float) -> float | str:
 def make_storage(storage: str | None, out: str | Path | None, *,
                  fsync: bool = False) -> optuna.storages.BaseStorage:
     """Resolve ``storage``: None -> journal file in ``out``; ``journal:PATH`` -> that journal
-    file; any other URL -> Optuna RDB with heartbeat. ``fsync``: see `_journal`."""
+    file; any other URL -> Optuna RDB with heartbeat. ``fsync``: see `_journal`.
+
+    A storage that cannot be opened (server down, folder missing, driver not installed) raises
+    one ValueError naming the URL (password masked) and the reason.
+    """
     if storage is None:
         if out is None:
             return optuna.storages.InMemoryStorage()
         path = Path(out) / "study.journal"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return _journal(path, fsync)
-    if storage.startswith("journal:"):
-        return _journal(Path(storage.removeprefix("journal:").removeprefix("//")), fsync)
-    if "://" not in storage:
-        raise ValueError(f"storage={storage!r} is not allowed; expected an Optuna URL "
-                         "(sqlite:///file.db, postgresql://user@host:port/db) or journal:PATH")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(_postgres_driver(storage), heartbeat_interval=10,
-                                          grace_period=30, engine_kwargs={"pool_pre_ping": True})
+        with _storage_errors(str(path)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return _journal(path, fsync)
+    if not isinstance(storage, str) or (not storage.startswith("journal:")
+                                        and "://" not in storage):
+        raise ValueError(f"storage={_mask_url(str(storage))!r} is not allowed; expected an Optuna "
+                         "URL (sqlite:///file.db, postgresql://user@host:port/db) or journal:PATH")
+    with _storage_errors(storage):
+        if storage.startswith("journal:"):
+            return _journal(Path(storage.removeprefix("journal:").removeprefix("//")), fsync)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                _postgres_driver(storage), heartbeat_interval=10, grace_period=30,
+                engine_kwargs={"pool_pre_ping": True})
+
+
+def _mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (``postgresql://me:pw@h/db`` ->
+    ``postgresql://me:***@h/db``), for messages and logs."""
+    return re.sub(r"^([A-Za-z][\w+.-]*://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+def _is_storage_error(e: BaseException) -> bool:
+    """OSError, a missing database driver, or any SQLAlchemy error (checked without importing
+    SQLAlchemy: a journal-only worker never loads it, so it cannot have raised)."""
+    if isinstance(e, OSError | ModuleNotFoundError):
+        return True
+    exc = sys.modules.get("sqlalchemy.exc")
+    return exc is not None and isinstance(e, exc.SQLAlchemyError)
+
+
+@contextlib.contextmanager
+def _storage_errors(storage: str) -> Iterator[None]:
+    """Turn a storage failure into ``ValueError("storage='URL' cannot be opened: REASON")``."""
+    try:
+        yield
+    except Exception as e:
+        if not _is_storage_error(e):
+            raise
+        raise ValueError(f"storage={_mask_url(storage)!r} cannot be opened: "
+                         f"{_storage_reason(e, storage)}") from e
+
+
+def _storage_reason(e: BaseException, storage: str) -> str:
+    """One line saying why, from the driver's own message (SQLAlchemy keeps it in ``orig``)."""
+    if isinstance(e, ModuleNotFoundError):
+        return f"its database driver is not installed ({e}); install it or use another URL"
+    if isinstance(e, OSError) and e.strerror:
+        where = f" ({e.filename})" if e.filename else ""
+        text = f"{e.strerror}{where}"
+    else:
+        orig = getattr(e, "orig", None) or e
+        lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+        text = lines[0] if lines else type(orig).__name__
+    secret = re.match(r"^[A-Za-z][\w+.-]*://[^:/@]*:([^@]*)@", storage)
+    if secret and secret.group(1):
+        text = text.replace(secret.group(1), "***")
+    if storage.startswith("sqlite:///"):
+        folder = Path(storage.removeprefix("sqlite:///")).parent
+        if str(folder) not in ("", ".") and not folder.is_dir():
+            text += f" (folder {str(folder)!r} does not exist)"
+    elif "://" in storage and not storage.startswith("sqlite"):
+        text += "; is the database server running and the URL right?"
+    return text
 
 
 def _postgres_driver(url: str) -> str:
@@ -213,6 +308,10 @@ def _journal(path: Path, fsync: bool = False) -> optuna.storages.BaseStorage:
     more than the simulation. Without fsync the records still reach the kernel before the call
     returns, so a killed process (SIGKILL, crash) loses nothing - only a power loss or kernel
     crash can drop the last records. ``fsync=True`` (``--fsync``) buys that durability back.
+
+    Skipping the fsync needs Optuna's private lock helper
+    (``optuna.storages.journal._file.get_lock_file``). If a future Optuna drops or moves it, the
+    journal falls back to Optuna's own append (with fsync): slower, never wrong.
     """
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
@@ -221,15 +320,31 @@ def _journal(path: Path, fsync: bool = False) -> optuna.storages.BaseStorage:
     # enough not to break a live holder and short enough for a quick --resume.
     lock = JournalFileOpenLock(str(path), grace_period=10)
     backend = JournalFileBackend(str(path), lock_obj=lock)
-    if not fsync and hasattr(backend, "_lock") and hasattr(backend, "_file_path"):
-        backend.append_logs = _append_without_fsync.__get__(backend)  # type: ignore[method-assign]
+    if not fsync:
+        if _lock_helper() is not None and hasattr(backend, "_lock") \
+                and hasattr(backend, "_file_path"):
+            backend.append_logs = _append_without_fsync.__get__(backend)  # type: ignore
+        else:
+            log.debug("optuna %s lacks the journal lock helper; appends keep Optuna's fsync",
+                      optuna.__version__)
     return optuna.storages.JournalStorage(backend)
 
 
-def _append_without_fsync(self: Any, logs: list[dict[str, Any]]) -> None:
-    """`JournalFileBackend.append_logs` minus the fsync: one locked O_APPEND write per batch."""
-    from optuna.storages.journal._file import get_lock_file
+def _lock_helper() -> Callable[[Any], Any] | None:
+    """Optuna's private ``get_lock_file`` context manager, or None when this Optuna lacks it."""
+    try:
+        from optuna.storages.journal._file import get_lock_file
+    except ImportError:
+        return None
+    return get_lock_file  # type: ignore[no-any-return]
 
+
+def _append_without_fsync(self: Any, logs: list[dict[str, Any]]) -> None:
+    """`JournalFileBackend.append_logs` minus the fsync: one locked O_APPEND write per batch.
+
+    Installed only when `_lock_helper` found Optuna's lock helper (see `_journal`)."""
+    get_lock_file = _lock_helper()
+    assert get_lock_file is not None  # _journal installs this method only then
     with get_lock_file(self._lock):
         text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
         with open(self._file_path, "ab") as f:
@@ -298,10 +413,15 @@ def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]
         budget = problem.area_budget
         design = problem.space.suggest(trial, problem.workload, area_budget=budget,
                                        dram_gbps=problem.dram_gbps)
+        # the design as sampled, recorded before any pruning: every row says what was tried
         attrs: dict[str, Any] = {"area_budget": budget, "dram_gbps": _encode_float(
-            problem.dram_gbps)}
+            problem.dram_gbps), **_design_attrs(trial.params)}
+        if problem.accuracy is not None:  # which model fills accuracy_proxy, on every row
+            attrs["accuracy_model"] = problem.accuracy.label
+            if problem.min_accuracy is not None:
+                attrs["min_accuracy"] = problem.min_accuracy
         if design is None:  # not even one core of this kind fits: infeasible
-            attrs.update(feasible=False, reason="no core fits budget")
+            attrs.update(cores=0, feasible=False, reason="no core fits budget")
             _set_attrs(trial, attrs)
             _set_constraints(trial, 1.0, 0.0)
             raise optuna.TrialPruned("no core of this design fits the area budget")
@@ -318,9 +438,8 @@ def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]
         shortfall = 0.0
         if problem.accuracy is not None:
             score = float(problem.accuracy(design.layer_bits))
-            attrs.update(accuracy_proxy=score, accuracy_model=problem.accuracy.label)
+            attrs["accuracy_proxy"] = score
             if problem.min_accuracy is not None:
-                attrs["min_accuracy"] = problem.min_accuracy
                 shortfall = problem.min_accuracy - score if math.isfinite(score) else -1.0
         _set_constraints(trial, area - budget, shortfall)
         attrs["feasible"] = shortfall <= 0
@@ -338,6 +457,24 @@ def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]
         return [float(attrs[o]) for o in problem.objectives]
 
     return objective
+
+
+def _design_attrs(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The hardware columns of trials.csv from a trial's parameters (`SearchSpace.suggest`'s
+    names): ``mac_bits``, ``rows``/``cols`` (from ``array``), ``sram_kib``, ``cores`` (when
+    sampled). Only what the trial has sampled so far."""
+    from dse.space import decode_pair
+
+    out: dict[str, Any] = {}
+    if "mac_bits" in params:
+        out["mac_bits"] = str(params["mac_bits"])
+    if "array" in params:
+        out["rows"], out["cols"] = decode_pair(params["array"])
+    if "sram_kib" in params:
+        out["sram_kib"] = float(params["sram_kib"])
+    if "cores" in params:
+        out["cores"] = int(params["cores"])
+    return out
 
 
 def _set_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
@@ -361,14 +498,15 @@ def _sampler(problem: Problem, worker_index: int) -> optuna.samplers.BaseSampler
 
 
 # -- tables and plots ------------------------------------------------------------------------------
-_PARAM_SKIP = ("mac_bits", "cores", "sram_kib", "array")  # the design itself is in the metrics
+_PARAM_SKIP = ("mac_bits", "cores", "sram_kib", "array")  # in the design columns instead
 _FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
 def _trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """One trials.csv row: number, state, metrics (METRIC_COLUMNS), per-layer bits, duration."""
     row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-    m = t.user_attrs.get(METRICS_ATTR, {})
+    # a trial that died before recording its metrics still shows its sampled design
+    m = {**_design_attrs(t.params), **t.user_attrs.get(METRICS_ATTR, {})}
     for k in METRIC_COLUMNS:
         v = m.get(k, np.nan)
         row[k] = float(v) if k == "dram_gbps" and isinstance(v, str) else v
@@ -521,7 +659,8 @@ def plot_pareto(df: pd.DataFrame, objectives: Sequence[str], path: Path, title: 
     done = df[df["state"] == "COMPLETE"]
     feas = done["feasible"].astype("boolean").fillna(False)
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    ax.scatter(done.loc[~feas, x], done.loc[~feas, y], s=10, c="0.75", label="infeasible")
+    ax.scatter(done.loc[~feas, x], done.loc[~feas, y], s=10, c="0.75",
+               label="infeasible (below the accuracy floor)")
     ax.scatter(done.loc[feas, x], done.loc[feas, y], s=12, c="tab:blue", label="feasible")
     f = front.sort_values(x)
     ax.plot(f[x], f[y], "o-", c="tab:red", ms=5, label="Pareto front")
@@ -529,8 +668,7 @@ def plot_pareto(df: pd.DataFrame, objectives: Sequence[str], path: Path, title: 
     ax.set_ylabel(y)
     if (done[y] > 0).all() and done[y].max() > 20 * max(done[y].min(), 1e-30):
         ax.set_yscale("log")
-    acc = df["accuracy_model"].dropna()
-    sub = f"constraint: {acc.iloc[0]}" if len(acc) else "no accuracy constraint"
+    sub = _accuracy_caption(df)
     ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -538,6 +676,17 @@ def plot_pareto(df: pd.DataFrame, objectives: Sequence[str], path: Path, title: 
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def _accuracy_caption(df: pd.DataFrame) -> str:
+    """Which model filled the ``accuracy_proxy`` column, and the floor, for plot titles."""
+    acc = df["accuracy_model"].dropna() if "accuracy_model" in df else pd.Series(dtype=object)
+    if not len(acc):
+        return "no accuracy model"
+    floor = df["min_accuracy"].dropna() if "min_accuracy" in df else pd.Series(dtype=float)
+    text = f"accuracy_proxy column = {acc.iloc[0]}"
+    return text + (f"\nconstraint: accuracy_proxy >= {float(floor.iloc[0]):.4g}" if len(floor)
+                   else "\nno accuracy constraint")
 
 
 def best_trial(study: optuna.Study, problem: Problem) -> optuna.trial.FrozenTrial | None:
@@ -600,36 +749,68 @@ def _shares(n_trials: int, jobs: int) -> list[int]:
     return [n_trials // jobs + (1 if i < n_trials % jobs else 0) for i in range(jobs)]
 
 
-def _open_study(problem: Problem, storage: Any, study_name: str, resume: bool) -> optuna.Study:
-    names = [s.study_name
-             for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-    if study_name in names:
+SETTINGS_ATTRS = ("sampler", "seed", "accuracy")
+"""Settings recorded as study user attributes ``qdse.<name>`` on creation and checked on resume
+(``accuracy``: the accuracy model's label, "none" without one)."""
+
+
+def _settings(problem: Problem) -> dict[str, Any]:
+    return {"sampler": problem.sampler, "seed": problem.seed,
+            "accuracy": problem.accuracy_label}
+
+
+def _open_study(problem: Problem, storage: Any, study_name: str, resume: bool,
+                url: str = "") -> optuna.Study:
+    with _storage_errors(url or "in-memory"):
+        names = [s.study_name
+                 for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        if study_name not in names:
+            study = optuna.create_study(study_name=study_name, storage=storage,
+                                        directions=problem.directions)
+            study.set_user_attr(PROBLEM_ATTR, problem.to_json())
+            for k, v in _settings(problem).items():
+                study.set_user_attr(f"qdse.{k}", v)
+            return study
         if not resume:
             raise ValueError(f"study {study_name!r} already exists in this storage; pass "
                              "resume=True (--resume) to continue it, or choose another study "
                              "name / --out")
         study = optuna.load_study(study_name=study_name, storage=storage)
-        stored = Problem.from_json(study.user_attrs[PROBLEM_ATTR])
-        for what in ("objectives", "area_budget", "dram_gbps", "min_accuracy"):
-            if getattr(stored, what) != getattr(problem, what):
-                raise ValueError(f"{what}={getattr(problem, what)!r} differs from the stored "
-                                 f"study's {getattr(stored, what)!r}; resume with the same "
-                                 "settings or start a new study")
-        if stored.space != problem.space or stored.workload != problem.workload:
-            raise ValueError("the search space or workload differs from the stored study's; "
-                             "resume with the same settings or start a new study")
-        return study
-    study = optuna.create_study(study_name=study_name, storage=storage,
-                                directions=problem.directions)
-    study.set_user_attr(PROBLEM_ATTR, problem.to_json())
+    _check_resume(study, problem)
     return study
+
+
+def _check_resume(study: optuna.Study, problem: Problem) -> None:
+    """Raise one ValueError listing every setting that differs from the stored study's."""
+    stored = Problem.from_json(study.user_attrs[PROBLEM_ATTR])
+    was = _settings(stored)  # studies from before the qdse.<setting> attributes
+    was.update({k: study.user_attrs[f"qdse.{k}"] for k in SETTINGS_ATTRS
+                if f"qdse.{k}" in study.user_attrs})
+    now = _settings(problem)
+    diffs = [f"{k}={now[k]!r} differs from the stored study's {was[k]!r}"
+             for k in SETTINGS_ATTRS if now[k] != was[k]]
+    if not diffs and stored.accuracy is not None and problem.accuracy is not None \
+            and stored.accuracy.to_dict() != problem.accuracy.to_dict():
+        diffs.append(f"accuracy={now['accuracy']!r} has other parameters (table, cache, "
+                     "training run) than the stored study's")
+    for what in ("objectives", "area_budget", "dram_gbps", "min_accuracy", "batch",
+                 "simulate_options"):
+        if getattr(stored, what) != getattr(problem, what):
+            diffs.append(f"{what}={getattr(problem, what)!r} differs from the stored study's "
+                         f"{getattr(stored, what)!r}")
+    if stored.space != problem.space:
+        diffs.append("the search space differs from the stored study's")
+    if stored.workload != problem.workload:
+        diffs.append("the workload differs from the stored study's")
+    if diffs:
+        raise ValueError(f"cannot resume study {study.study_name!r}: " + "; ".join(diffs)
+                         + "; resume with the stored settings or start a new study")
 
 
 def _optimize(study: optuna.Study, problem: Problem, n_trials: int, out: Path | None,
               worker_index: int) -> None:
     study.sampler = _sampler(problem, worker_index)
     callbacks = [] if out is None else [_TableWriter(out, problem.objectives)]
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(make_objective(problem), n_trials=n_trials, callbacks=callbacks,
                    catch=(ValueError,), gc_after_trial=False)
 
@@ -653,6 +834,7 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
         raise ValueError(f"n_trials={n_trials!r} is not allowed; expected an integer >= 0")
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs={jobs!r} is not allowed; expected an integer >= 1")
+    _quiet_optuna()
     if area_budget is None:
         from arch.presets import sysml19_area_budget
 
@@ -663,7 +845,8 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
     st = make_storage(storage, out_path, fsync=fsync)
-    study = _open_study(problem, st, study_name, resume)
+    study = _open_study(problem, st, study_name, resume,
+                        storage or (str(out_path / "study.journal") if out_path else ""))
     if resume and not isinstance(st, optuna.storages.RDBStorage):
         _fail_dead_local_trials(study)
     shares = _shares(n_trials, jobs)
@@ -691,6 +874,12 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
     return study
 
 
+def _quiet_optuna() -> None:
+    """Optuna logs an INFO line per study and per trial; keep only its warnings. Called before
+    any study is created or loaded (the "A new study created" line is logged on creation)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def _die_with_parent() -> None:
     """Child workers get SIGKILL when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
     try:
@@ -705,13 +894,14 @@ def _die_with_parent() -> None:
 def worker(storage: str, study_name: str, n_trials: int, *, out: str | Path | None = None,
            worker_index: int = 0, fsync: bool = False) -> optuna.Study:
     """Run ``n_trials`` trials of an existing study (its problem is read from the storage)."""
+    _quiet_optuna()
     st = make_storage(storage, None, fsync=fsync)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=st)
-    except KeyError as e:
+    with _storage_errors(storage):
         names = [s.study_name for s in optuna.get_all_study_summaries(st, False)]
-        raise ValueError(f"unknown study {study_name!r}; available: {', '.join(names) or 'none'}"
-                         ) from e
+        if study_name not in names:
+            raise ValueError(f"unknown study {study_name!r}; available: "
+                             f"{', '.join(names) or 'none'}")
+        study = optuna.load_study(study_name=study_name, storage=st)
     problem = Problem.from_json(study.user_attrs[PROBLEM_ATTR])
     out_path = Path(out) if out is not None else None
     if out_path is not None:
@@ -822,7 +1012,9 @@ def _build_parser() -> Any:
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="default: nsga2 for several objectives, tpe for one")
     p.add_argument("--layer-bits", choices=("recipe", "mac", "search"), default="search")
-    p.add_argument("--bits", default="2,4,8", help="per-layer bit choices (w and a)")
+    p.add_argument("--bits", default="1,2,4,8",
+                   help="per-layer bit choices (w and a); the default reaches below the 2-bit "
+                        "recipes so that --min-accuracy recipe can reject designs")
     p.add_argument("--mac-bits", default="2x2,2x4,4x4,8x8,16x16")
     p.add_argument("--arrays", default="8x64", help="array shapes ROWSxCOLS")
     p.add_argument("--sram-kib", default="512,1024,2048", help="SRAM per core choices, KiB")
@@ -839,8 +1031,9 @@ def _build_parser() -> Any:
     p.add_argument("--a-bits", type=int, default=None,
                    help="recipe activation bits (default 2; 4 for wrpn)")
     p.add_argument("--min-accuracy", default="recipe",
-                   help="accuracy floor (proxy: SQNR dB; measured: top-1 0..1); 'recipe' "
-                        "(default) = the score of the recipe's own bits; 'none'")
+                   help="floor on the accuracy_proxy column (proxy model: output SQNR dB; "
+                        "measured model: top-1 in 0..1); 'recipe' (default) = the score of the "
+                        "recipe's own bits; 'none'")
     p.add_argument("--accuracy", choices=("proxy", "measured", "none"), default="proxy",
                    help="accuracy model: data-free proxy (any zoo model), measured (digits_cnn "
                         "trained on digits, post-training bits), or none")
@@ -896,35 +1089,34 @@ def _main(argv: Sequence[str]) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"--out={str(out)!r} is not writable: {e.strerror}") from e
+    # 1. every check that needs no workload, before the (torch, ~20 s) extraction
     objectives = tuple(o for o in a.objectives.split(",") if o)
     sampler = a.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
     w_bits, a_bits = _RECIPE_BITS.get(a.recipe, (2, 2))
     w_bits = a.w_bits if a.w_bits is not None else w_bits
     a_bits = a.a_bits if a.a_bits is not None else a_bits
+    space = _space_from_args(a)
+    min_acc_arg = _min_accuracy_arg(a.min_accuracy)
+    if a.accuracy == "measured" and a.model != "digits_cnn":
+        raise ValueError(f"--accuracy measured needs --model digits_cnn (got {a.model!r}); "
+                         "zoo models have no trained weights here: use --accuracy proxy")
+    if a.area_budget is None:
+        from arch.presets import sysml19_area_budget
+
+        a.area_budget = float(sysml19_area_budget())
+    problems = problem_errors(space, objectives, a.area_budget, dram_gbps=a.dram_gbps,
+                              sampler=sampler, batch=a.batch,
+                              min_accuracy=min_acc_arg if isinstance(min_acc_arg, float)
+                              else None, has_accuracy=a.accuracy != "none")
+    if problems:
+        raise ValueError("invalid search problem: " + "; ".join(problems))
+    if a.storage is not None:
+        _check_storage(a.storage)
+    # 2. the workload (extracted once, cached in --out) and the accuracy model
     wl, proxy = prepare_workload(a.model, a.recipe, out, w_bits=w_bits, a_bits=a_bits,
                                  batch=a.batch, sensitivity=a.sensitivity, seed=a.seed)
-    cores = None
-    if a.cores:
-        lo, _, hi = a.cores.partition(":")
-        try:
-            cores = (int(lo), int(hi or lo))
-        except ValueError as e:
-            raise ValueError(f"--cores={a.cores!r} is not allowed; expected LO:HI") from e
-    space = SearchSpace(
-        mac_bits=_pair_list(a.mac_bits, "--mac-bits"),
-        array_shapes=_pair_list(a.arrays, "--arrays"),
-        sram_kib=_float_list(a.sram_kib, "--sram-kib"), cores=cores,
-        layer_bits=a.layer_bits, layer_w_bits=_int_list(a.bits, "--bits"),
-        layer_a_bits=_int_list(a.bits, "--bits"),
-        first_last_bits=a.first_last_bits, shortcut_bits=a.shortcut_bits,
-        fixed_roles=tuple(r for r, searched in (("first", a.search_first_last),
-                                                ("last", a.search_first_last),
-                                                ("shortcut", a.search_shortcuts)) if not searched))
     accuracy: AccuracyModel | None = proxy
     if a.accuracy == "measured":
-        if a.model != "digits_cnn":
-            raise ValueError(f"--accuracy measured needs --model digits_cnn (got {a.model!r}); "
-                             "zoo models have no trained weights here: use --accuracy proxy")
         from dse.accuracy import digits_measured_accuracy
 
         accuracy = digits_measured_accuracy(
@@ -932,16 +1124,13 @@ def _main(argv: Sequence[str]) -> int:
             cache_path=str(out / "measured_accuracy.json"))
     elif a.accuracy == "none":
         accuracy = None
-    if a.min_accuracy == "none" or accuracy is None:
+    if min_acc_arg is None or accuracy is None:
         min_acc = None
-    elif a.min_accuracy == "recipe":
+    elif min_acc_arg == "recipe":
         min_acc = accuracy({la.name: (la.w_bits, la.a_bits) for la in wl.compute_layers()})
     else:
-        try:
-            min_acc = float(a.min_accuracy)
-        except ValueError as e:
-            raise ValueError(f"--min-accuracy={a.min_accuracy!r} is not allowed; expected dB, "
-                             "'recipe' or 'none'") from e
+        min_acc = float(min_acc_arg)
+    # 3. the search
     options = {"high_precision": a.high_precision} if a.high_precision else {}
     t0 = time.perf_counter()
     study = run(space, objectives, workload=wl, n_trials=a.trials,
@@ -953,14 +1142,71 @@ def _main(argv: Sequence[str]) -> int:
     df = pd.read_csv(out / "trials.csv")
     front = pd.read_csv(out / "pareto.csv")
     print(f"{a.trials} trials in {dt:.1f} s ({a.trials / dt if dt else 0:.2f} trials/s, "
-          f"jobs={a.jobs}); study {study.study_name!r} holds {len(df)} trials, "
-          f"{int((df['state'] == 'COMPLETE').sum())} complete, {len(front)} on the Pareto front")
-    if min_acc is not None and accuracy is not None:
-        print(f"accuracy constraint: {accuracy.label} >= {min_acc:.4g}")
+          f"jobs={a.jobs}); study {study.study_name!r} holds {len(df)} trials: "
+          f"{_state_counts(df)}; {len(front)} on the Pareto front")
+    label = accuracy.label if accuracy is not None else "none"
+    print(f"accuracy_proxy column = {label}"
+          + (f"; constraint accuracy_proxy >= {min_acc:.4g}" if min_acc is not None
+             else "; no accuracy constraint"))
     print(f"wrote {out / 'trials.csv'}, {out / 'pareto.csv'}"
           + (f", {out / 'pareto.png'}, {out / 'best.json'}" if (out / "best.json").exists()
              else ""))
     return 0
+
+
+def _state_counts(df: pd.DataFrame) -> str:
+    """E.g. "12 complete (9 feasible, 3 below the accuracy floor), 4 pruned (area), 0 failed"."""
+    state = df["state"] if len(df) else pd.Series(dtype=object)
+    done = df[state == "COMPLETE"]
+    feasible = int(done["feasible"].astype("boolean").fillna(False).sum()) if len(done) else 0
+    return (f"{len(done)} complete ({feasible} feasible, {len(done) - feasible} below the "
+            f"accuracy floor), {int((state == 'PRUNED').sum())} pruned (area), "
+            f"{int((state == 'FAIL').sum())} failed")
+
+
+def _space_from_args(a: Any) -> SearchSpace:
+    """The SearchSpace of the CLI flags (raises the space's one ValueError on bad bounds)."""
+    cores = None
+    if a.cores:
+        lo, _, hi = a.cores.partition(":")
+        try:
+            cores = (int(lo), int(hi or lo))
+        except ValueError as e:
+            raise ValueError(f"--cores={a.cores!r} is not allowed; expected LO:HI") from e
+    return SearchSpace(
+        mac_bits=_pair_list(a.mac_bits, "--mac-bits"),
+        array_shapes=_pair_list(a.arrays, "--arrays"),
+        sram_kib=_float_list(a.sram_kib, "--sram-kib"), cores=cores,
+        layer_bits=a.layer_bits, layer_w_bits=_int_list(a.bits, "--bits"),
+        layer_a_bits=_int_list(a.bits, "--bits"),
+        first_last_bits=a.first_last_bits, shortcut_bits=a.shortcut_bits,
+        fixed_roles=tuple(r for r, searched in (("first", a.search_first_last),
+                                                ("last", a.search_first_last),
+                                                ("shortcut", a.search_shortcuts)) if not searched))
+
+
+def _min_accuracy_arg(text: str) -> float | str | None:
+    """--min-accuracy: a number, "recipe" (resolved once the model is known) or None."""
+    if text == "none":
+        return None
+    if text == "recipe":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value):
+        raise ValueError(f"--min-accuracy={text!r} is not allowed; expected a number (proxy: "
+                         "SQNR dB; measured: top-1 in 0..1), 'recipe' or 'none'")
+    return value
+
+
+def _check_storage(storage: str) -> None:
+    """Open ``storage`` once, so an unreachable one fails before the extraction."""
+    st = make_storage(storage, None)
+    engine = getattr(st, "engine", None)
+    if engine is not None:  # RDBStorage: release the connection pool now
+        engine.dispose()
 
 
 if __name__ == "__main__":  # pragma: no cover

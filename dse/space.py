@@ -17,7 +17,10 @@ Layer bits have three modes (``layer_bits``):
 * ``"recipe"``: every layer keeps the bits the workload was extracted with (the quant recipe's).
 * ``"mac"``: every non-fixed compute layer runs at the sampled MAC precision (uniform precision).
 * ``"search"``: every non-fixed compute layer gets its own weight and activation bits, sampled from
-  ``layer_w_bits`` x ``layer_a_bits`` (mixed precision).
+  ``layer_w_bits`` x ``layer_a_bits`` (mixed precision). The default choices (1, 2, 4, 8) reach
+  below the 2-bit recipes (W2A2 PACT-SAWB, W2A4 WRPN): with only choices >= the recipe's bits,
+  no assignment can be less accurate than the recipe, and an accuracy floor at the recipe's score
+  (the CLI's ``--min-accuracy recipe``) could never reject a design.
 
 ``fixed_roles`` names the layer roles that are never searched (default: the first and last
 layers, ``Layer.role`` "first"/"last", and residual projection shortcuts, "shortcut"), as in the
@@ -87,8 +90,8 @@ class SearchSpace:
     sram_kib: tuple[float, ...] = (512.0, 1024.0, 2048.0)
     cores: tuple[int, int] | None = None
     layer_bits: str = "recipe"
-    layer_w_bits: tuple[int, ...] = (2, 4, 8)
-    layer_a_bits: tuple[int, ...] = (2, 4, 8)
+    layer_w_bits: tuple[int, ...] = (1, 2, 4, 8)
+    layer_a_bits: tuple[int, ...] = (1, 2, 4, 8)
     first_last_bits: int | None = None
     shortcut_bits: int | None = None
     fixed_roles: tuple[str, ...] = ("first", "last", "shortcut")
@@ -209,6 +212,25 @@ class SearchSpace:
         acc = dataclasses.replace(template, cores=n)
         return Design(acc, self.layer_bits_for(workload, mac, sampled))
 
+    def smallest_design(self, dram_gbps: float) -> tuple[float, str]:
+        """Area in mm^2 of the space's smallest design, and a description of it.
+
+        Every combination of MAC bits, array shape and SRAM at the fewest cores the space allows
+        (1 in iso-area fill mode, ``cores[0]`` when sampled): area grows with the core count, so
+        no design of the space is smaller. A budget below this prunes every trial.
+        """
+        n = 1 if self.cores is None else self.cores[0]
+        best: tuple[float, str] = (math.inf, "")
+        for mac in self.mac_bits:
+            for rows, cols in self.array_shapes:
+                for sram in self.sram_kib:
+                    acc = dataclasses.replace(self.template(mac, rows, cols, sram, dram_gbps),
+                                              cores=n)
+                    if acc.area < best[0]:
+                        best = (float(acc.area), f"{n} core{'s' * (n > 1)} of {rows}x{cols} "
+                                f"{encode_pair(mac)} MACs with {sram:g} KiB SRAM")
+        return best
+
     @staticmethod
     def template(mac_bits: tuple[int, int], rows: int, cols: int, sram_kib: float,
                  dram_gbps: float) -> Accelerator:
@@ -243,10 +265,16 @@ class SearchSpace:
 @lru_cache(maxsize=16)
 def _sysml19_base(dram_gbps: float) -> Accelerator:
     """The preset's 16-bit system: its clock, node, dataflow, latencies and high-precision model
-    do not depend on the MAC precision, so every template starts from it."""
+    do not depend on the MAC precision, so every template starts from it.
+
+    Searched designs are sized by the area model (`max_cores_within`), not by the paper's
+    2x-per-halving rule, so they carry ``peak_scaling="density"``: a layer above the MAC
+    precision is then slowed by the same area ratio that sized the design
+    (`Accelerator.precision_slowdown`)."""
     from arch.presets import sysml19
 
-    return sysml19(mac_bits=(16, 16), dram_gbps=dram_gbps)
+    return dataclasses.replace(sysml19(mac_bits=(16, 16), dram_gbps=dram_gbps),
+                               peak_scaling="density")
 
 
 def max_cores_within(template: Accelerator, area_budget: float) -> int:

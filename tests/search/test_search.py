@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -299,3 +300,123 @@ def test_resume_fails_only_trials_of_dead_local_processes(tmp_path):
     assert _fail_dead_local_trials(study) == 1
     states = [t.state.name for t in study.trials]
     assert states == ["FAIL", "RUNNING", "RUNNING"]  # live or remote owners are left alone
+
+
+def test_pruned_trials_keep_their_design_in_trials_csv(tmp_path, tiny_workload):
+    """A design not even one core of which fits is pruned, but its row still says what it was."""
+    from dse.search import make_storage
+
+    space = SearchSpace(sram_kib=(256.0, 4096.0), mac_bits=((2, 2),))
+    small = SearchSpace.template((2, 2), 8, 64, 256.0, 32.0).area
+    large = SearchSpace.template((2, 2), 8, 64, 4096.0, 32.0).area
+    budget = (small + large) / 2  # one core with 256 KiB fits, one with 4096 KiB does not
+    kw = dict(workload=tiny_workload, sampler="random", out=tmp_path, area_budget=budget,
+              study_name="p")
+    run(space, ["images_per_s"], n_trials=0, **kw)
+    study = optuna.load_study(study_name="p", storage=make_storage(None, tmp_path))
+    for kib in (4096.0, 256.0):
+        study.enqueue_trial({"mac_bits": "2x2", "array": "8x64", "sram_kib": kib})
+    run(space, ["images_per_s"], n_trials=2, resume=True, **kw)
+    df = pd.read_csv(tmp_path / "trials.csv").set_index("number")
+    pruned, done = df.loc[0], df.loc[1]
+    assert (pruned["state"], pruned["reason"]) == ("PRUNED", "no core fits budget")
+    assert done["state"] == "COMPLETE"
+    for row, kib in ((pruned, 4096.0), (done, 256.0)):
+        assert (row["mac_bits"], row["rows"], row["cols"], row["sram_kib"]) == \
+            ("2x2", 8, 64, kib)
+    assert pruned["cores"] == 0  # iso-area fill: zero cores fit
+    assert done["cores"] >= 1
+    assert not df[["mac_bits", "rows", "cols", "sram_kib", "cores"]].isna().any().any()
+
+
+def test_study_records_settings_and_resume_checks_them(tmp_path, tiny_workload, tiny_accuracy):
+    space = SearchSpace(layer_bits="search", first_last_bits=16, shortcut_bits=16)
+    kw = dict(workload=tiny_workload, out=tmp_path, area_budget=BUDGET, study_name="r")
+    study = run(space, ["images_per_s"], n_trials=1, sampler="random", seed=5,
+                accuracy=tiny_accuracy, **kw)
+    attrs = study.user_attrs
+    assert (attrs["qdse.sampler"], attrs["qdse.seed"]) == ("random", 5)
+    assert attrs["qdse.accuracy"] == tiny_accuracy.label
+    with pytest.raises(ValueError, match="sampler='tpe' differs from the stored study's 'random'"):
+        run(space, ["images_per_s"], n_trials=1, sampler="tpe", seed=5, accuracy=tiny_accuracy,
+            resume=True, **kw)
+    with pytest.raises(ValueError, match="seed=6 differs from the stored study's 5"):
+        run(space, ["images_per_s"], n_trials=1, sampler="random", seed=6,
+            accuracy=tiny_accuracy, resume=True, **kw)
+    with pytest.raises(ValueError, match="accuracy='none' differs from the stored study's "
+                                         "'proxy: "):
+        run(space, ["images_per_s"], n_trials=1, sampler="random", seed=5, resume=True, **kw)
+    other = dataclasses.replace(tiny_accuracy, sensitivity={n: 2.0 for n in tiny_accuracy.layers})
+    with pytest.raises(ValueError, match="other parameters"):
+        run(space, ["images_per_s"], n_trials=1, sampler="random", seed=5, accuracy=other,
+            resume=True, **kw)
+    # every mismatch in one error
+    with pytest.raises(ValueError, match=r"sampler=.*; seed=.*; accuracy="):
+        run(space, ["images_per_s"], n_trials=1, sampler="tpe", seed=9, resume=True, **kw)
+    study = run(space, ["images_per_s"], n_trials=1, sampler="random", seed=5,
+                accuracy=tiny_accuracy, resume=True, **kw)
+    assert len(study.trials) == 2
+
+
+def test_every_row_names_its_accuracy_model(tmp_path, tiny_workload):
+    """A measured model's rows, plot caption and best.json say "measured", never "proxy"."""
+    from dse.accuracy import MeasuredAccuracy
+    from dse.search import _accuracy_caption
+
+    def top1(bits):  # a stand-in evaluation: fewer bits, lower accuracy
+        return 0.5 + sum(w + a for w, a in bits.values()) / 400
+
+    measured = MeasuredAccuracy(top1, label="top-1 (stand-in)")
+    space = SearchSpace(layer_bits="search", first_last_bits=16, shortcut_bits=16,
+                        cores=(1, 256), sram_kib=(256.0, 1024.0))
+    run(space, ["images_per_s"], workload=tiny_workload, n_trials=12, sampler="random",
+        out=tmp_path, accuracy=measured, min_accuracy=0.6, area_budget=BUDGET)
+    df = pd.read_csv(tmp_path / "trials.csv")
+    assert (df["state"] == "PRUNED").any()  # over-budget rows are labelled too
+    assert (df["accuracy_model"] == "measured: top-1 (stand-in)").all()
+    caption = _accuracy_caption(df)
+    assert caption.startswith("accuracy_proxy column = measured: top-1")
+    assert "proxy:" not in caption
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["accuracy_model"].startswith("measured:")
+
+
+def test_default_bit_choices_let_the_recipe_floor_bite(tiny_workload, tiny_accuracy):
+    """With only choices >= the recipe's 2 bits no design could fall below its score."""
+    space = SearchSpace(layer_bits="search")
+    recipe = {la.name: (la.w_bits, la.a_bits) for la in tiny_workload.compute_layers()}
+    floor = tiny_accuracy(recipe)
+    lowest = space.layer_bits_for(tiny_workload, (2, 2), {
+        n: (min(space.layer_w_bits), min(space.layer_a_bits))
+        for n in space.searched_layers(tiny_workload)})
+    assert min(space.layer_w_bits) < 2
+    assert tiny_accuracy(lowest) < floor
+
+
+def test_journal_falls_back_to_optunas_append_without_the_private_lock_helper(
+        tmp_path, monkeypatch):
+    import dse.search
+
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    monkeypatch.setattr(dse.search, "_lock_helper", lambda: None)
+    st = dse.search.make_storage(None, tmp_path)
+    study = optuna.create_study(storage=st, study_name="f")
+    study.set_user_attr("k", 1)
+    assert calls  # Optuna's own append_logs (with fsync) is in use
+    assert optuna.load_study(study_name="f", storage=st).user_attrs["k"] == 1
+
+
+def test_problem_errors_need_no_workload():
+    from dse.search import problem_errors
+
+    space = SearchSpace(sram_kib=(2048.0,), mac_bits=((16, 16),))
+    assert problem_errors(space, ["images_per_s"], 14.0) == []
+    errs = problem_errors(space, ["speed"], -1.0, dram_gbps=0.0, sampler="x", batch=0,
+                          min_accuracy=3.0, has_accuracy=False)
+    assert [e.split("=")[0] for e in errs] == ["objectives", "area_budget", "dram_gbps",
+                                               "sampler", "min_accuracy", "batch"]
+    (err,) = problem_errors(space, ["images_per_s"], 0.5)
+    assert err.startswith("area_budget=0.5 is not allowed for this space: its smallest design "
+                          "(1 core of 8x64 16x16 MACs with 2048 KiB SRAM) needs")

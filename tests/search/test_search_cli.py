@@ -10,6 +10,7 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -141,13 +142,167 @@ def test_worker_unknown_study(tmp_path, capsys):
     assert "unknown study 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("url", "why"), [
+    # port 1 refuses at once: no server needed
+    ("postgresql://me:s3cret@127.0.0.1:1/qdse", "127.0.0.1"),
+    ("sqlite:////nonexistent/dir/x.db", "'/nonexistent/dir' does not exist"),
+    ("journal:/nonexistent/dir/study.journal", "No such file or directory"),
+])
+@pytest.mark.parametrize("worker", [False, True])
+def test_unreachable_storage_is_one_line_exit_2(tmp_path, capsys, monkeypatch, url, why, worker):
+    import dse.search
+
+    def no_extraction(*_a, **_k):
+        raise AssertionError("the storage must be checked before the extraction")
+
+    monkeypatch.setattr(dse.search, "prepare_workload", no_extraction)
+    if worker:
+        argv = ["worker", "--storage", url, "--study", "s", "--trials", "1"]
+    else:
+        argv = ["--model", "alexnet", "--recipe", "pact_sawb", "--out", str(tmp_path / "o"),
+                "--trials", "1", "--storage", url]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    masked = url.replace("s3cret", "***")
+    assert err[0].startswith(f"error: storage={masked!r} cannot be opened: ")
+    assert why in err[0]
+    assert "s3cret" not in err[0]
+
+
+def test_run_raises_value_error_for_unreachable_storage(tiny_workload):
+    with pytest.raises(ValueError, match=r"storage='postgresql://u:\*\*\*@127.0.0.1:1/x'"):
+        run(SearchSpace(), ["images_per_s"], workload=tiny_workload, n_trials=1,
+            storage="postgresql://u:pw@127.0.0.1:1/x", area_budget=14.0)
+
+
+@pytest.mark.parametrize("args", [
+    ["--cores", "8:2"],
+    ["--area-budget", "0.1"],  # not even the smallest design of the space fits
+    ["--area-budget", "-1"],
+    ["--objectives", "speed"],
+    ["--sampler", "random", "--dram-gbps", "0"],
+    ["--min-accuracy", "high"],
+    ["--bits", "0,2"],
+    ["--batch", "0"],
+    ["--accuracy", "measured"],
+])
+def test_bad_space_or_problem_fails_before_extraction(tmp_path, capsys, monkeypatch, args):
+    """No cached workload in --out: reaching prepare_workload would mean a ~20 s extraction."""
+    import dse.search
+
+    def no_extraction(*_a, **_k):
+        raise AssertionError("bad input must be rejected before the workload is extracted")
+
+    monkeypatch.setattr(dse.search, "prepare_workload", no_extraction)
+    code = main(["--model", "alexnet", "--recipe", "pact_sawb", "--out", str(tmp_path / "o"),
+                 "--trials", "1", *args])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error:")
+
+
+def test_cli_output_has_no_optuna_info_lines(tmp_path):
+    out = tmp_path / "quiet"
+    _seed_cache(out)
+    r = subprocess.run(_cli(out, "--trials", "2"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "A new study created" not in r.stderr + r.stdout
+    assert "[I " not in r.stderr  # no Optuna INFO record at all
+    assert r.stderr.strip() == ""
+
+
+def test_cli_default_constraint_rejects_designs_and_reports_it(tmp_path, capsys):
+    """Default --bits reach below the recipe's 2 bits, so --min-accuracy recipe can bite."""
+    out = tmp_path / "floor"
+    _seed_cache(out)
+    assert main(["--model", "tiny_resnet", "--recipe", "pact_sawb", "--out", str(out),
+                 "--trials", "16", "--sampler", "random"]) == 0
+    text = capsys.readouterr().out
+    df = pd.read_csv(out / "trials.csv")
+    assert df["w:c2"].min() == 1  # a choice below the recipe's bits
+    done = df[df["state"] == "COMPLETE"]
+    below = done[~done["feasible"].astype(bool)]
+    assert len(below) > 0
+    assert (below["accuracy_proxy"] < below["min_accuracy"]).all()
+    assert f"{len(done) - len(below)} feasible, {len(below)} below the accuracy floor" in text
+    assert "accuracy_proxy column = proxy:" in text
+
+
+def test_cli_resume_with_other_settings_is_one_line_exit_2(tmp_path, capsys):
+    out = tmp_path / "resume"
+    _seed_cache(out)  # cached for --seed 0 (another seed would re-extract; see test_search.py)
+    base = ["--model", "tiny_resnet", "--recipe", "pact_sawb", "--out", str(out)]
+    assert main([*base, "--trials", "2", "--sampler", "random"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--trials", "1", "--resume", "--sampler", "tpe"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "sampler='tpe' differs from the stored study's 'random'" in err[0]
+    assert main([*base, "--trials", "1", "--resume", "--sampler", "random",
+                 "--accuracy", "none", "--min-accuracy", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "accuracy='none' differs from the stored study's 'proxy:" in err[0]
+    assert main([*base, "--trials", "1", "--resume", "--sampler", "random"]) == 0
+    assert len(pd.read_csv(out / "trials.csv")) == 3
+
+
+def test_temp_base_skips_a_private_tmpdir(tmp_path, monkeypatch):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    uid = gid = 65534  # 'nobody' on Debian; owns nothing here
+    assert not _enterable_by(private, uid, gid)
+    base = _temp_base_for(uid, gid)
+    if base is not None:
+        assert private not in (base, *base.parents)
+        assert _enterable_by(base, uid, gid)
+
+
 # -- PostgreSQL --------------------------------------------------------------------------------
+def _pg_version(path: str) -> tuple[int, ...]:
+    """``/usr/lib/postgresql/9.6/bin/pg_ctl`` -> (9, 6): versions compare as numbers."""
+    folder = Path(path).parent.parent.name
+    return tuple(int(x) if x.isdigit() else -1 for x in folder.split("."))
+
+
 def _pg_bin() -> Path | None:
     exe = shutil.which("pg_ctl")
     if exe:
         return Path(exe).resolve().parent
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(found[-1]).parent if found else None
+    found = glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")
+    return Path(max(found, key=_pg_version)).parent if found else None
+
+
+def test_pg_bin_prefers_the_newest_version_numerically():
+    paths = [f"/usr/lib/postgresql/{v}/bin/pg_ctl" for v in ("9.6", "15", "10", "13")]
+    assert max(paths, key=_pg_version) == "/usr/lib/postgresql/15/bin/pg_ctl"
+
+
+def _enterable_by(path: Path, uid: int, gid: int) -> bool:
+    """Whether a process with this uid/gid (no other groups) can traverse path and parents."""
+    for d in (path, *path.parents):
+        st = d.stat()
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def _temp_base_for(uid: int, gid: int) -> Path | None:
+    """A temp folder the server's user can reach: $TMPDIR may be private to root."""
+    for c in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
+        d = Path(c).resolve()
+        if d.is_dir() and os.access(d, os.W_OK) and _enterable_by(d, uid, gid):
+            return d
+    return None
 
 
 def _free_port() -> int:
@@ -163,10 +318,13 @@ def postgres_url():
     if bindir is None:
         pytest.skip("no PostgreSQL server binaries (pg_ctl) on PATH or in /usr/lib/postgresql")
     pytest.importorskip("psycopg2")
-    root = Path(tempfile.mkdtemp(prefix="qdse-pg-"))
     prefix: list[str] = []
     if os.geteuid() == 0:  # postgres refuses to run as root: drop to 'nobody'
         user = pwd.getpwnam("nobody")
+        base = _temp_base_for(user.pw_uid, user.pw_gid)
+        if base is None:
+            pytest.skip("no temp folder that 'nobody' can enter for the PostgreSQL data dir")
+        root = Path(tempfile.mkdtemp(prefix="qdse-pg-", dir=base))
         os.chown(root, user.pw_uid, user.pw_gid)
         os.chmod(root, 0o700)
         if shutil.which("setpriv"):
@@ -174,6 +332,8 @@ def postgres_url():
                       "--clear-groups"]
         else:
             prefix = ["runuser", "-u", "nobody", "--"]
+    else:
+        root = Path(tempfile.mkdtemp(prefix="qdse-pg-"))
     data, port = root / "data", _free_port()
     subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U",
                     "postgres"], check=True, capture_output=True, timeout=120)
