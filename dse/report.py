@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 __all__ = [
+    "DOC_FLAGS",
     "FORMATS",
     "Plot",
     "RunInfo",
@@ -31,8 +33,11 @@ __all__ = [
     "atomic_write",
     "atomic_write_text",
     "crossing",
+    "digest",
+    "doc_block",
     "markdown_table",
     "plot",
+    "sync_doc",
     "write_report",
     "write_results",
 ]
@@ -108,6 +113,9 @@ class Summary:
     plots: tuple[Plot, ...] = ()
     notes: str = ""
     """Markdown after the tables: model choices that drive the result, missed bands explained."""
+    headline: tuple[str, ...] = ()
+    """Names of ``tables`` and plot filenames that `digest` shows in the docs beside the targets
+    (the README's reproduced table and plot)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +184,9 @@ def _fmt(v: object) -> str:
             return "inf" if v > 0 else "-inf"
         if math.isnan(v):
             return ""
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+        if 1e3 <= abs(v) < 1e7:  # 12197, not 1.22e+04
+            return f"{v:.0f}"
+        return f"{v:.4g}" if abs(v) < 1e3 else f"{v:.3e}"
     return str(v).replace("|", "\\|")
 
 
@@ -297,6 +307,78 @@ def render_summary(summary: Summary, info: RunInfo) -> str:
               f"- code fingerprint `{info.fingerprint}` (cached points are reused only while the "
               "model code is unchanged)", ""]
     return "\n".join(parts)
+
+
+def digest(summary: Summary, study: str, image_links: Mapping[str, str] | None = None,
+           notes: bool = False) -> str:
+    """The block a document shows for a study: its targets beside the paper's bands, the
+    ``headline`` tables, for headline plots links from ``image_links`` (filename -> link) and,
+    with ``notes``, the study's notes (what drives the result, missed bands explained).
+
+    Only what the study computes goes in (no timings, no paths), so the same code gives the same
+    block: `sync_doc` writes it and a test compares a fresh run with what the docs say.
+    """
+    parts = [f"Reproduced by `python -m dse.study {study}`: {summary.title}.", ""]
+    if summary.targets:
+        n_ok = sum(t.passed for t in summary.targets)
+        parts += [f"{n_ok} of {len(summary.targets)} targets inside their band.", "",
+                  _target_table(summary.targets), ""]
+    for name in summary.headline:
+        if name in summary.tables:
+            parts += [f"`{name}.csv`:", "", markdown_table(summary.tables[name]), ""]
+    for p in summary.plots:
+        if p.filename in summary.headline and image_links and p.filename in image_links:
+            parts += [f"![{p.title}]({image_links[p.filename]})", ""]
+    if notes and summary.notes:
+        parts += [re.sub(r"(?m)^## ", "#### ", summary.notes.strip()), ""]
+    return "\n".join(parts).strip() + "\n"
+
+
+DOC_FLAGS = ("+notes",)
+"""Options a results marker may carry: ``<!-- qdse:results NAME +notes -->``."""
+
+
+def doc_block(text: str, study: str) -> tuple[str, tuple[str, ...]] | None:
+    """The text between study ``study``'s result markers in a document and the flags of its
+    opening marker; None when the document has no block for it."""
+    span = _block_span(text, study)
+    if span is None:
+        return None
+    i, j, flags = span
+    return text[i:j].strip("\n") + "\n", flags
+
+
+def _block_span(text: str, study: str) -> tuple[int, int, tuple[str, ...]] | None:
+    m = re.search(rf"<!-- qdse:results {re.escape(study)}((?: \+\w+)*) -->", text)
+    end = text.find(f"<!-- /qdse:results {study} -->", m.end()) if m else -1
+    if m is None or end < 0:
+        return None
+    flags = tuple(m.group(1).split())
+    bad = [f for f in flags if f not in DOC_FLAGS]
+    if bad:
+        raise ValueError(f"results marker of {study!r} has flags {bad}; allowed: "
+                         f"{', '.join(DOC_FLAGS)}")
+    return m.end(), end, flags
+
+
+def sync_doc(path: str | Path, study: str, render: Callable[[tuple[str, ...]], str]) -> Path:
+    """Replace the text between ``<!-- qdse:results STUDY [+flags] -->`` and ``<!-- /qdse:results
+    STUDY -->`` in the markdown file ``path`` with ``render(flags)`` (atomically). ValueError if
+    the file has no such markers: a document opts in by holding them."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ValueError(f"--update-doc={str(path)!r} cannot be read ({e.strerror or e})"
+                         ) from None
+    span = _block_span(text, study)
+    if span is None:
+        raise ValueError(f"--update-doc={str(path)!r} has no block for study {study!r}; add the "
+                         f"lines '<!-- qdse:results {study} -->' and "
+                         f"'<!-- /qdse:results {study} -->' where its results belong")
+    i, j, flags = span
+    block = render(flags)
+    return atomic_write_text(path, text[:i] + "\n" + block.rstrip("\n") + "\n" + text[j:])
 
 
 def write_report(results: pd.DataFrame, summary: Summary, info: RunInfo, out_dir: str | Path,

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from dse.report import FORMATS, RunInfo, atomic_write_text, write_report
+from dse.report import FORMATS, RunInfo, Summary, atomic_write_text, write_report
 
 __all__ = ["Context", "StudyRun", "code_fingerprint", "expand_grid", "point_key", "resolve_params",
            "run", "run_study"]
@@ -67,6 +67,8 @@ class StudyRun:
     results: pd.DataFrame
     info: RunInfo
     files: tuple[Path, ...]
+    summary: Summary | None = None
+    """What the report shows (None when no report was written)."""
 
 
 def expand_grid(axes: Mapping[str, Iterable[Any]], **fixed: Any) -> list[dict[str, Any]]:
@@ -232,12 +234,13 @@ def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
                    elapsed_s=time.perf_counter() - t_start, params=_jsonable(resolved),
                    fingerprint=fingerprint, command=command)
     files: tuple[Path, ...] = ()
+    summary: Summary | None = None
     if out_dir is not None and report:
         summary = study.summarize(df, resolved)
         files = tuple(write_report(df, summary, info, out_dir, formats))
     log.info("%s: %d points (%d cached, %d computed) in %.1f s", study.NAME, info.points,
              info.cached, info.computed, info.elapsed_s)
-    return StudyRun(results=df, info=info, files=files)
+    return StudyRun(results=df, info=info, files=files, summary=summary)
 
 
 def _json_default(v: Any) -> Any:

@@ -16,6 +16,8 @@ import argparse
 import ast
 import logging
 import math
+import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -25,10 +27,21 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from dse.report import Summary
     from dse.runner import StudyRun
 
-__all__ = ["EXIT_BAD_INPUT", "CliParser", "check_writable", "main", "parse_bandwidths",
-           "parse_value", "run_cli", "run_study_cli"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "CliParser",
+    "check_writable",
+    "doc_digest",
+    "main",
+    "parse_bandwidths",
+    "parse_value",
+    "run_cli",
+    "run_study_cli",
+    "update_docs",
+]
 
 EXIT_BAD_INPUT = 2
 
@@ -160,7 +173,52 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute every design point")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--update-doc", action="append", default=[], type=Path, metavar="MD",
+                   help="rewrite this study's results block in a markdown file (repeatable; "
+                        "the file holds <!-- qdse:results NAME --> ... <!-- /qdse:results NAME "
+                        "--> markers), copying its headline plots to --doc-images")
+    p.add_argument("--doc-images", type=Path, default=Path("docs") / "studies",
+                   help="folder for the plots --update-doc links (default docs/studies)")
     return p
+
+
+def doc_digest(name: str, summary: Summary, doc: Path, images: Path,
+               flags: Sequence[str] = ()) -> str:
+    """Study ``name``'s `dse.report.digest` as document ``doc`` shows it: headline plots linked
+    at ``images / NAME_<file>`` relative to the document's folder; ``+notes`` in ``flags`` adds
+    the study's notes."""
+    from dse.report import digest
+
+    links = {p.filename: Path(os.path.relpath(images / f"{name}_{p.filename}", doc.parent))
+             .as_posix() for p in summary.plots if p.filename in summary.headline}
+    return digest(summary, name, links, notes="+notes" in flags)
+
+
+def _check_docs(name: str, docs: Sequence[Path]) -> None:
+    from dse.report import doc_block, sync_doc
+
+    for doc in docs:
+        try:
+            text = doc.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        if doc_block(text, name) is None:
+            sync_doc(doc, name, lambda flags: "")  # raises the error that names the fix
+
+
+def update_docs(name: str, summary: Summary, out: Path, docs: Sequence[Path],
+                images: Path) -> list[Path]:
+    """Write study ``name``'s results block (`doc_digest`) into each markdown file of ``docs``;
+    its headline plots are copied from the report folder ``out`` to ``images``."""
+    from dse.report import sync_doc
+
+    plots = [p.filename for p in summary.plots if p.filename in summary.headline]
+    if plots and docs:
+        images.mkdir(parents=True, exist_ok=True)
+        for f in plots:
+            shutil.copyfile(out / f, images / f"{name}_{f}")
+    return [sync_doc(doc, name, lambda flags, d=doc: doc_digest(name, summary, d, images, flags))
+            for doc in docs]
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,6 +254,7 @@ def _main(argv: Sequence[str] | None) -> int:
         raise ValueError("missing study NAME; run with --list to see the studies")
     study = studies.get(args.name)
     out = args.out if args.out is not None else Path("reports") / args.name
+    _check_docs(study.NAME, args.update_doc)  # before the run, not after it
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     run = run_study_cli(study, _params(args), args, out=out, prog="python -m dse.study",
                         argv=argv)
@@ -209,6 +268,9 @@ def _main(argv: Sequence[str] | None) -> int:
             cells = [c.strip() for c in line.strip("|").split("|")]
             print(f"  {cells[0]}: {cells[3]} (paper {cells[1]}, band {cells[2]}) {cells[4]}")
     print(f"wrote {', '.join(sorted({p.name for p in run.files}))} to {out}/")
+    if args.update_doc and run.summary is not None:
+        for doc in update_docs(study.NAME, run.summary, out, args.update_doc, args.doc_images):
+            print(f"updated the {study.NAME} results in {doc}")
     return 0
 
 if __name__ == "__main__":

@@ -175,6 +175,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         targets=tuple(targets),
         tables={"eq11": eq, "simulated": simt},
         notes=notes,
+        headline=("simulated",),
     )
 
 

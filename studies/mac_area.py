@@ -122,6 +122,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                Plot("iso_area_peak.png", "Iso-area peak TOPS", systems, x="mac_bits",
                     y="peak_tops", hue="peak_scaling", xlabel="MAC precision (bits)",
                     ylabel="peak TOPS", logx=True, logy=True)),
+        headline=("llsq_area", "mac_density.png"),
         notes=("System-level gains are far below MAC-level density: per-core SRAM and control "
                "do not shrink with precision (LLSQ's whole-chip area is nearly linear in bits)."),
     )

@@ -228,6 +228,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                     y="speedup", hue="bandwidth", xlabel="MAC precision (bits)",
                     ylabel="speedup over 16-bit (x)", logx=True),),
         notes=notes,
+        headline=("speedup.png",),
     )
 
 

@@ -238,6 +238,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                  ylabel="speedup (x)", logx=True),
         ),
         notes=notes,
+        headline=("speedup", "images_per_s.png", "utilization.png"),
     )
 
 
