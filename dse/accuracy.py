@@ -85,7 +85,7 @@ def _symmetric_mse(w: np.ndarray, alphas: np.ndarray, levels: int) -> np.ndarray
     a = alphas[:, None]
     k = np.clip(np.rint((w[None, :] / a + 1.0) * (levels - 1) / 2.0), 0, levels - 1)
     q = a * (2.0 * k / (levels - 1) - 1.0)
-    return np.mean((w[None, :] - q) ** 2, axis=1)
+    return np.asarray(np.mean((w[None, :] - q) ** 2, axis=1))
 
 
 def _unsigned_mse(x: np.ndarray, alphas: np.ndarray, levels: int) -> np.ndarray:
@@ -93,7 +93,7 @@ def _unsigned_mse(x: np.ndarray, alphas: np.ndarray, levels: int) -> np.ndarray:
     a = alphas[:, None]
     y = np.clip(x[None, :], 0.0, a)
     q = np.rint(y * (levels - 1) / a) * a / (levels - 1)
-    return np.mean((x[None, :] - q) ** 2, axis=1)
+    return np.asarray(np.mean((x[None, :] - q) ** 2, axis=1))
 
 
 def _min_over_alpha(mse: Callable[[np.ndarray], np.ndarray], top: float) -> float:

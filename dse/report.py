@@ -381,14 +381,20 @@ def sync_doc(path: str | Path, study: str, render: Callable[[tuple[str, ...]], s
     return atomic_write_text(path, text[:i] + "\n" + block.rstrip("\n") + "\n" + text[j:])
 
 
+def _csv_writer(table: pd.DataFrame) -> Callable[[Path], object]:
+    def write(path: Path) -> object:
+        return table.to_csv(path, index=False)
+
+    return write
+
+
 def write_report(results: pd.DataFrame, summary: Summary, info: RunInfo, out_dir: str | Path,
                  formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write results, derived tables (CSV), plots (PNG) and ``summary.md`` into ``out_dir``."""
     out_dir = Path(out_dir)
     paths = write_results(results, out_dir, formats)
     for name, table in summary.tables.items():
-        paths.append(atomic_write(out_dir / f"{name}.csv", lambda p, t=table: t.to_csv(p,
-                                                                                     index=False)))
+        paths.append(atomic_write(out_dir / f"{name}.csv", _csv_writer(table)))
     for p in summary.plots:
         paths.append(plot(p, out_dir / p.filename))
     paths.append(atomic_write_text(out_dir / "summary.md", render_summary(summary, info)))

@@ -140,7 +140,8 @@ def resolve_params(study: ModuleType, overrides: Mapping[str, Any] | None) -> di
     return {**study.PARAMS, **overrides}
 
 
-def _evaluate(module_name: str, point: dict[str, Any], ctx: Context) -> tuple[list[dict], float]:
+def _evaluate(module_name: str, point: dict[str, Any], ctx: Context
+              ) -> tuple[list[dict[str, Any]], float]:
     """Worker entry point (module-level so it pickles): rows of one point and its wall time."""
     study = importlib.import_module(module_name)
     t0 = time.perf_counter()
@@ -151,7 +152,7 @@ def _evaluate(module_name: str, point: dict[str, Any], ctx: Context) -> tuple[li
     return rows, time.perf_counter() - t0
 
 
-def _load_cached(path: Path) -> list[dict] | None:
+def _load_cached(path: Path) -> list[dict[str, Any]] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return list(data["rows"])
@@ -185,7 +186,7 @@ def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
     ctx = Context(cache_dir=cache_dir / "artefacts" if cache_dir is not None else None)
     point_dir = cache_dir / study.NAME if cache_dir is not None else None
 
-    results: list[list[dict] | None] = [None] * len(points)
+    results: list[list[dict[str, Any]] | None] = [None] * len(points)
     keys = [point_key(study.NAME, p, fingerprint) for p in points]
     if use_cache and point_dir is not None:
         for i, key in enumerate(keys):
@@ -198,7 +199,7 @@ def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
     bar = tqdm(total=len(points), initial=n_cached, desc=study.NAME, unit="point",
                disable=not progress, dynamic_ncols=True)
 
-    def finish(i: int, rows: list[dict], seconds: float) -> None:
+    def finish(i: int, rows: list[dict[str, Any]], seconds: float) -> None:
         # round-trip through JSON so a fresh run and a cached rerun give identical tables
         rows = json.loads(json.dumps(rows, default=_json_default))
         results[i] = rows

@@ -336,7 +336,7 @@ def _lock_helper() -> Callable[[Any], Any] | None:
         from optuna.storages.journal._file import get_lock_file
     except ImportError:
         return None
-    return get_lock_file  # type: ignore[no-any-return]
+    return get_lock_file
 
 
 def _append_without_fsync(self: Any, logs: list[dict[str, Any]]) -> None:

@@ -217,8 +217,10 @@ def update_docs(name: str, summary: Summary, out: Path, docs: Sequence[Path],
         images.mkdir(parents=True, exist_ok=True)
         for f in plots:
             shutil.copyfile(out / f, images / f"{name}_{f}")
-    return [sync_doc(doc, name, lambda flags, d=doc: doc_digest(name, summary, d, images, flags))
-            for doc in docs]
+    def render(doc: Path) -> Callable[[tuple[str, ...]], str]:
+        return lambda flags: doc_digest(name, summary, doc, images, flags)
+
+    return [sync_doc(doc, name, render(doc)) for doc in docs]
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
