@@ -34,12 +34,12 @@ import pandas as pd
 
 from dse.report import FORMATS, RunInfo, Summary, atomic_write_text, write_report
 
-__all__ = ["Context", "StudyRun", "code_fingerprint", "expand_grid", "point_key", "resolve_params",
-           "run", "run_study"]
+__all__ = ["DEFAULT_CODE", "Context", "StudyRun", "code_fingerprint", "expand_grid", "point_key",
+           "resolve_params", "run", "run_study"]
 
 log = logging.getLogger(__name__)
 
-_CODE_PACKAGES = ("arch", "dse", "workloads", "quant", "studies/__init__.py",
+DEFAULT_CODE = ("arch", "dse", "workloads", "quant", "studies/__init__.py",
                   "studies/_params.py", "studies/pipeline.py")
 """What a study's points depend on by default (plus the study's own module): the model code and the
 shared study helpers, not the other studies."""
@@ -81,7 +81,7 @@ def expand_grid(axes: Mapping[str, Iterable[Any]], **fixed: Any) -> list[dict[st
     return [{**fixed, **dict(zip(keys, combo))} for combo in itertools.product(*values)]
 
 
-def code_fingerprint(packages: Sequence[str] = _CODE_PACKAGES) -> str:
+def code_fingerprint(packages: Sequence[str] = DEFAULT_CODE) -> str:
     """Short hash of the model code a point's result depends on (not the report/CLI code).
 
     ``packages``: top-level packages (or single files, e.g. ``"studies/mac_area.py"``) to hash;
@@ -111,7 +111,7 @@ def _study_code(study: ModuleType) -> tuple[str, ...]:
     path = Path(getattr(study, "__file__", "") or "").resolve()
     if path.is_file() and _ROOT in path.parents:
         own = (path.relative_to(_ROOT).as_posix(),)
-    return _CODE_PACKAGES + own
+    return DEFAULT_CODE + own
 
 
 def _canonical(obj: Any) -> str:

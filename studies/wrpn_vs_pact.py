@@ -101,7 +101,9 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     return points
 
 
-def _workload(point: dict[str, Any], ctx: Context) -> Any:
+def scheme_workload(point: dict[str, Any], ctx: Context) -> Any:
+    """The workload graph of ``point["scheme"]`` (`SCHEMES`) on ``point["model"]``, first/last
+    layers at ``point["first_last_bits"]`` (cached under ``ctx.cache_dir``)."""
     s = SCHEMES[point["scheme"]]
     return pipeline.workload_for(point["model"], s["recipe"], w_bits=s["w_bits"],
                                  a_bits=s["a_bits"], first_last_bits=point["first_last_bits"],
@@ -111,12 +113,12 @@ def _workload(point: dict[str, Any], ctx: Context) -> Any:
 def prepare(points: list[dict[str, Any]], ctx: Context) -> None:
     """Trace each scheme's workload once (cached as JSON) before points run in workers."""
     for point in points:
-        _workload(point, ctx)
+        scheme_workload(point, ctx)
 
 
 def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     s = SCHEMES[point["scheme"]]
-    wl = _workload(point, ctx)
+    wl = scheme_workload(point, ctx)
     acc = pipeline.accelerator(s["mac_bits"], point["dram_gbps"], preset=point["preset"],
                                peak_scaling=point["peak_scaling"],
                                high_precision=point["high_precision"],

@@ -29,19 +29,22 @@ from typing import Any
 import pandas as pd
 
 from dse.report import Plot, Summary, Target
-from dse.runner import Context, expand_grid
+from dse.runner import DEFAULT_CODE, Context, expand_grid
 from dse.runner import run as _run
 from studies import pipeline
 from studies._params import check_bandwidths, check_tuple_of, describe_params
+from studies.wrpn_vs_pact import SCHEMES
+from studies.wrpn_vs_pact import scheme_workload as _workload  # same schemes, same graphs
 
 NAME = "wrpn_vs_pact_search"
 TITLE = ("Searched best iso-area designs for PACT-SAWB vs. WRPN over bandwidth, and per-layer "
          "mixed precision vs. uniform 2-bit (proxy accuracy)")
 
-SCHEMES: dict[str, dict[str, Any]] = {
-    "pact_sawb": {"width": 1, "recipe": "pact_sawb", "w_bits": 2, "a_bits": 2},
-    "wrpn": {"width": 2, "recipe": "wrpn", "w_bits": 2, "a_bits": 4},
-}
+
+CODE = (*DEFAULT_CODE, "dse/search.py", "dse/space.py", "dse/accuracy.py",
+        "studies/wrpn_vs_pact.py", "studies/wrpn_vs_pact_search.py")
+"""The points run searches (dse.search, its space and accuracy proxy, which the default leaves
+out as non-model code) on the schemes of `studies.wrpn_vs_pact`: a change there recomputes."""
 
 PARAMS: dict[str, Any] = {
     "model": "alexnet",
@@ -98,13 +101,6 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
                    "trials": params["mixed_trials"], "mac_bits": tuple(params["mixed_mac_bits"]),
                    "mixed_bits": tuple(params["mixed_bits"])})
     return points
-
-
-def _workload(point: dict[str, Any], ctx: Context) -> Any:
-    s = SCHEMES[point["scheme"]]
-    return pipeline.workload_for(point["model"], s["recipe"], w_bits=s["w_bits"],
-                                 a_bits=s["a_bits"], first_last_bits=point["first_last_bits"],
-                                 width=s["width"], cache_dir=ctx.cache_dir)
 
 
 def _row(study: Any, point: dict[str, Any], label: str) -> dict[str, Any]:
