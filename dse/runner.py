@@ -45,9 +45,13 @@ DEFAULT_CODE = ("arch", "dse", "workloads", "quant", "studies/__init__.py",
 shared study helpers, not the other studies."""
 _PRESENTATION = frozenset({
     # reporting, CLIs, search and training code: a change there cannot change a design point
-    "dse/report.py", "dse/study.py", "dse/sweep.py", "dse/runner.py", "dse/search.py",
+    "dse/report.py", "dse/cli.py", "dse/study.py", "dse/sweep.py", "dse/runner.py",
     "dse/space.py", "dse/accuracy.py", "quant/train.py", "quant/table.py", "quant/data.py",
     "workloads/show.py",
+    # the search package (a study that runs searches names "dse/search" in its CODE)
+    "dse/search/__init__.py", "dse/search/__main__.py", "dse/search/cli.py",
+    "dse/search/driver.py", "dse/search/objective.py", "dse/search/problem.py",
+    "dse/search/reports.py", "dse/search/storage.py", "dse/search/workload.py",
 })
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,8 +88,11 @@ def expand_grid(axes: Mapping[str, Iterable[Any]], **fixed: Any) -> list[dict[st
 def code_fingerprint(packages: Sequence[str] = DEFAULT_CODE) -> str:
     """Short hash of the model code a point's result depends on (not the report/CLI code).
 
-    ``packages``: top-level packages (or single files, e.g. ``"studies/mac_area.py"``) to hash;
-    a study narrows it with an optional ``CODE = (...)`` attribute."""
+    ``packages``: top-level packages, sub-packages (``"dse/search"``) or single files
+    (``"studies/mac_area.py"``) to hash; a study narrows or widens it with an optional
+    ``CODE = (...)`` attribute. A top-level package is hashed without its presentation modules
+    (`_PRESENTATION`); a sub-package or file is hashed whole, presentation or not: that is how a
+    study whose points run such code (e.g. the search) puts it in its cache key."""
     packages = tuple(dict.fromkeys(packages))
     h = hashlib.sha256()
     for pkg in packages:
@@ -93,9 +100,10 @@ def code_fingerprint(packages: Sequence[str] = DEFAULT_CODE) -> str:
             h.update(pkg.encode())
             h.update((_ROOT / pkg).read_bytes())
             continue
+        whole = "/" in pkg.strip("/")  # a sub-package named on its own
         for path in sorted((_ROOT / pkg).rglob("*.py")):
             rel = path.relative_to(_ROOT).as_posix()
-            if rel in _PRESENTATION:
+            if rel in _PRESENTATION and not whole:
                 continue
             h.update(rel.encode())
             h.update(path.read_bytes())

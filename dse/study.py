@@ -19,10 +19,18 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
+
+from dse.cli import (
+    EXIT_BAD_INPUT,
+    CliParser,
+    check_writable,
+    parse_bandwidths,
+    run_as_program,
+    run_cli,
+)
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -41,38 +49,7 @@ __all__ = [
     "run_cli",
     "run_study_cli",
     "update_docs",
-]
-
-EXIT_BAD_INPUT = 2
-
-
-class UsageError(Exception):
-    """A malformed command line (reported like any other bad input: one line, status 2)."""
-
-
-class CliParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line (the CLI contract), not usage + message."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def run_cli(body: Callable[[], int], argv: Sequence[str] | None) -> int:
-    """Run a CLI ``body`` under the contract shared by `dse.study` and `dse.sweep`: bad input
-    (ValueError, usage error) prints one ``error:`` line and returns 2 (a traceback only with
-    ``--debug``); Ctrl-C returns 130 and says that finished points are cached."""
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    try:
-        return body()
-    except (UsageError, ValueError) as e:
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted: finished design points are cached; rerun the same command to "
-              "resume", file=sys.stderr)
-        return 130
+]  # EXIT_BAD_INPUT, CliParser, check_writable, parse_bandwidths, run_cli: from dse.cli
 
 
 def run_study_cli(study: ModuleType, params: dict[str, Any], args: argparse.Namespace, *,
@@ -90,54 +67,6 @@ def run_study_cli(study: ModuleType, params: dict[str, Any], args: argparse.Name
                      command=" ".join([prog, *(sys.argv[1:] if argv is None else argv)]))
 
 
-def parse_bandwidths(text: str, field: str = "--bandwidth") -> tuple[float, ...]:
-    """Parse a DRAM bandwidth list in GB/s.
-
-    Comma-separated items; each item is a number, ``inf`` (unlimited), or a range
-    ``START:STOP:xF`` (geometric, factor F > 1) or ``START:STOP:+D`` (arithmetic, step D > 0),
-    STOP included when hit. Example: ``8:256:x2,inf`` -> 8, 16, 32, 64, 128, 256, inf.
-    """
-    def bad(why: str) -> ValueError:
-        return ValueError(f"{field}={text!r} is malformed: {why}; expected a comma list of GB/s "
-                          "values > 0, 'inf', or ranges like 8:256:x2 or 16:128:+16")
-
-    def number(tok: str) -> float:
-        try:
-            v = float(tok)
-        except ValueError:
-            raise bad(f"{tok!r} is not a number") from None
-        if math.isnan(v) or v <= 0:
-            raise bad(f"{tok!r} is not > 0")
-        return v
-
-    if not isinstance(text, str) or not text.strip():
-        raise bad("empty")
-    values: list[float] = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            raise bad("empty item")
-        if ":" not in item:
-            values.append(number(item))
-            continue
-        parts = item.split(":")
-        if len(parts) != 3 or parts[2][:1] not in ("x", "+"):
-            raise bad(f"range {item!r} is not START:STOP:xF or START:STOP:+D")
-        start, stop, step = number(parts[0]), number(parts[1]), number(parts[2][1:])
-        if not (math.isfinite(start) and math.isfinite(stop)) or stop < start:
-            raise bad(f"range {item!r} needs finite START <= STOP")
-        if parts[2][0] == "x" and step <= 1:
-            raise bad(f"range {item!r} needs a factor > 1")
-        v, n = start, 0
-        while v <= stop * (1 + 1e-9):
-            values.append(v)
-            v = v * step if parts[2][0] == "x" else v + step
-            n += 1
-            if n > 10_000:
-                raise bad(f"range {item!r} has more than 10000 values")
-    return tuple(dict.fromkeys(values))  # de-duplicated, order kept
-
-
 def parse_value(text: str) -> Any:
     """A ``--set`` value: a Python literal (number, list, tuple, 'inf') or else the plain string."""
     if text.strip().lower() in ("inf", "+inf"):
@@ -146,16 +75,6 @@ def parse_value(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
-
-
-def check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe."):
-            pass
-    except OSError as e:
-        raise ValueError(f"--out={str(out)!r} is not a writable folder ({e.strerror or e})"
-                         ) from None
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -275,9 +194,6 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"updated the {study.NAME} results in {doc}")
     return 0
 
+
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # output piped into e.g. `head`: not an error of ours
-        sys.stderr.close()
-        sys.exit(0)
+    run_as_program(main)

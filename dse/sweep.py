@@ -14,30 +14,14 @@ turns compute-bound), PNG plots and summary.md. Bad input: one line on stderr, e
 from __future__ import annotations
 
 import argparse
-import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dse.study import CliParser, parse_bandwidths, run_cli, run_study_cli
+from dse.cli import CliParser, float_list, int_list, parse_bandwidths, run_as_program, run_cli
+from dse.study import run_study_cli
 
 __all__ = ["main"]
-
-
-def _list(text: str, field: str, kind: type) -> tuple[Any, ...]:
-    out = []
-    for tok in text.split(","):
-        tok = tok.strip()
-        try:
-            v = kind(tok)
-        except ValueError:
-            raise ValueError(f"{field}={text!r} is malformed: {tok!r} is not "
-                             f"{'an integer' if kind is int else 'a number'}") from None
-        if (isinstance(v, float) and not math.isfinite(v)) or v <= 0:
-            raise ValueError(f"{field}={text!r} is malformed: {tok!r} is not a finite value > 0")
-        out.append(v)
-    return tuple(out)
 
 
 def _areas(text: str) -> tuple[Any, ...]:
@@ -45,10 +29,10 @@ def _areas(text: str) -> tuple[Any, ...]:
     for tok in text.split(","):
         tok = tok.strip()
         if tok.lower().endswith("x"):
-            _list(tok[:-1], "--area", float)  # validates the factor
+            float_list(tok[:-1], "--area", positive=True)  # validates the factor
             out.append(tok.lower())
         else:
-            out.append(_list(tok, "--area", float)[0])
+            out.append(float_list(tok, "--area", positive=True)[0])
     return tuple(out)
 
 
@@ -107,8 +91,8 @@ def _main(argv: Sequence[str] | None) -> int:
         "a_bits": args.a_bits, "mac_bits": _mac_bits(args.mac_bits),
         "first_last_bits": args.first_last_bits, "width": args.width,
         "bandwidth": parse_bandwidths(args.bandwidth), "area": _areas(args.area),
-        "sram_kib": _list(args.sram_kib, "--sram-kib", float),
-        "cores": _list(args.cores, "--cores", int) if args.cores else None,
+        "sram_kib": float_list(args.sram_kib, "--sram-kib", positive=True),
+        "cores": int_list(args.cores, "--cores", positive=True) if args.cores else None,
         "high_precision": args.high_precision, "peak_scaling": args.peak_scaling,
     }
     if args.batch is not None:
@@ -133,8 +117,4 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # output piped into e.g. `head`: not an error of ours
-        sys.stderr.close()
-        sys.exit(0)
+    run_as_program(main)

@@ -41,10 +41,11 @@ TITLE = ("Searched best iso-area designs for PACT-SAWB vs. WRPN over bandwidth, 
          "mixed precision vs. uniform 2-bit (proxy accuracy)")
 
 
-CODE = (*DEFAULT_CODE, "dse/search.py", "dse/space.py", "dse/accuracy.py",
+CODE = (*DEFAULT_CODE, "dse/search", "dse/space.py", "dse/accuracy.py",
         "studies/wrpn_vs_pact.py", "studies/wrpn_vs_pact_search.py")
-"""The points run searches (dse.search, its space and accuracy proxy, which the default leaves
-out as non-model code) on the schemes of `studies.wrpn_vs_pact`: a change there recomputes."""
+"""The points run searches (the dse.search package, hashed whole, its space and accuracy proxy,
+which the default leaves out as non-model code) on the schemes of `studies.wrpn_vs_pact`: a
+change there recomputes."""
 
 PARAMS: dict[str, Any] = {
     "model": "alexnet",

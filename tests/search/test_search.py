@@ -235,7 +235,7 @@ def test_journal_fsync_option(tmp_path, monkeypatch, fsync):
 
 def test_incremental_table_writer_matches_batch_pareto(tmp_path):
     """The per-trial writer keeps its front incrementally; it must equal pareto_front's."""
-    from dse.search import _TableWriter
+    from dse.search.reports import _TableWriter
 
     rng = np.random.default_rng(5)
     study = optuna.create_study(directions=["maximize", "minimize"])
@@ -287,7 +287,8 @@ def test_jobs_need_a_shared_storage(tiny_workload):
 def test_resume_fails_only_trials_of_dead_local_processes(tmp_path):
     import socket
 
-    from dse.search import _fail_dead_local_trials, make_storage
+    from dse.search import make_storage
+    from dse.search.storage import _fail_dead_local_trials
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -361,7 +362,7 @@ def test_study_records_settings_and_resume_checks_them(tmp_path, tiny_workload, 
 def test_every_row_names_its_accuracy_model(tmp_path, tiny_workload):
     """A measured model's rows, plot caption and best.json say "measured", never "proxy"."""
     from dse.accuracy import MeasuredAccuracy
-    from dse.search import _accuracy_caption
+    from dse.search.reports import _accuracy_caption
 
     def top1(bits):  # a stand-in evaluation: fewer bits, lower accuracy
         return 0.5 + sum(w + a for w, a in bits.values()) / 400
@@ -395,13 +396,13 @@ def test_default_bit_choices_let_the_recipe_floor_bite(tiny_workload, tiny_accur
 
 def test_journal_falls_back_to_optunas_append_without_the_private_lock_helper(
         tmp_path, monkeypatch):
-    import dse.search
+    import dse.search.storage
 
     calls = []
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
-    monkeypatch.setattr(dse.search, "_lock_helper", lambda: None)
-    st = dse.search.make_storage(None, tmp_path)
+    monkeypatch.setattr(dse.search.storage, "_lock_helper", lambda: None)
+    st = dse.search.storage.make_storage(None, tmp_path)
     study = optuna.create_study(storage=st, study_name="f")
     study.set_user_attr("k", 1)
     assert calls  # Optuna's own append_logs (with fsync) is in use

@@ -150,12 +150,12 @@ def test_worker_unknown_study(tmp_path, capsys):
 ])
 @pytest.mark.parametrize("worker", [False, True])
 def test_unreachable_storage_is_one_line_exit_2(tmp_path, capsys, monkeypatch, url, why, worker):
-    import dse.search
+    import dse.search.cli
 
     def no_extraction(*_a, **_k):
         raise AssertionError("the storage must be checked before the extraction")
 
-    monkeypatch.setattr(dse.search, "prepare_workload", no_extraction)
+    monkeypatch.setattr(dse.search.cli, "prepare_workload", no_extraction)
     if worker:
         argv = ["worker", "--storage", url, "--study", "s", "--trials", "1"]
     else:
@@ -189,12 +189,12 @@ def test_run_raises_value_error_for_unreachable_storage(tiny_workload):
 ])
 def test_bad_space_or_problem_fails_before_extraction(tmp_path, capsys, monkeypatch, args):
     """No cached workload in --out: reaching prepare_workload would mean a ~20 s extraction."""
-    import dse.search
+    import dse.search.cli
 
     def no_extraction(*_a, **_k):
         raise AssertionError("bad input must be rejected before the workload is extracted")
 
-    monkeypatch.setattr(dse.search, "prepare_workload", no_extraction)
+    monkeypatch.setattr(dse.search.cli, "prepare_workload", no_extraction)
     code = main(["--model", "alexnet", "--recipe", "pact_sawb", "--out", str(tmp_path / "o"),
                  "--trials", "1", *args])
     assert code == 2

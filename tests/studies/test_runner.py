@@ -139,3 +139,28 @@ def test_protocol_check_lists_every_gap():
     mod.TITLE, mod.evaluate, mod.summarize, mod.run = "t", len, len, len
     with pytest.raises(ValueError, match=r"PARAMS=list must be a dict; grid is not callable"):
         studies.check(mod)
+
+
+def test_search_package_is_in_the_search_study_key_and_not_in_the_default_one(
+        tmp_path, monkeypatch):
+    """Every module of dse/search is presentation code for the default key (a change there keeps
+    every other study's cache) but is hashed by wrpn_vs_pact_search, which names the folder."""
+    import shutil
+    from pathlib import Path
+
+    import dse.runner
+    from studies import wrpn_vs_pact_search
+
+    root = Path(dse.runner.__file__).resolve().parent.parent
+    shutil.copytree(root / "dse", tmp_path / "dse",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(dse.runner, "_ROOT", tmp_path)
+    code = ("dse", *(c for c in wrpn_vs_pact_search.CODE if c.startswith("dse/search")))
+    assert code == ("dse", "dse/search")
+    modules = sorted((tmp_path / "dse" / "search").glob("*.py"))
+    assert len(modules) > 1
+    for path in modules:
+        default, search = dse.runner.code_fingerprint(("dse",)), dse.runner.code_fingerprint(code)
+        path.write_text(path.read_text() + "\n# changed\n")
+        assert dse.runner.code_fingerprint(("dse",)) == default, path.name
+        assert dse.runner.code_fingerprint(code) != search, path.name

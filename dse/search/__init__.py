@@ -1,0 +1,56 @@
+"""Optuna design-space search over accelerators and per-layer bit widths, local or distributed.
+
+The pipeline of one trial, one line per step:
+
+    design  = space.suggest(trial, workload)          # cores, array, MAC bits, SRAM, layer bits
+    area    = design.accelerator.area                 # over the budget -> pruned (infeasible)
+    score   = accuracy(design.layer_bits)             # proxy or measured; constraint >= min
+    result  = dse.simulate(apply_layer_bits(workload, bits), design.accelerator)
+    return    [images_per_s, energy_j, area][objectives]
+
+Everything a worker needs (workload JSON, space, objectives, accuracy table, budget) is stored in
+the study itself (user attribute ``qdse.problem``), so ``python -m dse.search worker --storage URL
+--study NAME --trials N`` runs on any machine that reaches the storage, without torch and without
+the model: extraction happens once, in the process that creates the study.
+
+Storage: ``storage=None`` with ``out`` = an Optuna journal file ``out/study.journal`` (file lock,
+safe for several processes on one machine); any Optuna URL (``sqlite:///...``,
+``postgresql://...``) = Optuna's RDB storage (with heartbeats, so a killed worker's trial is
+failed and not left RUNNING).
+
+Outputs in ``out`` (rewritten atomically after every finished trial): ``trials.csv`` (one row per
+trial), ``pareto.csv`` (the non-dominated feasible designs), and at the end ``pareto.png``,
+``best.json``, ``best_layers.csv`` (the best design's full SimResult) and ``best_trace.json``
+(its schedule as a Chrome/Perfetto trace).
+
+The modules, in pipeline order:
+
+    workload.py   prepare_workload (the one torch step) and the torch-free Workload import
+    problem.py    Problem, problem_errors, OBJECTIVES, SAMPLERS, METRIC_COLUMNS
+    storage.py    storage URLs, journal/SQLite/PostgreSQL, opening and resuming studies
+    objective.py  one trial (make_objective) and the constrained samplers
+    reports.py    trials.csv, pareto.csv, pareto.png, best.json/best_layers.csv/best_trace.json
+    driver.py     run (local jobs) and worker (join a stored study)
+    cli.py        python -m dse.search [worker] (run through __main__.py)
+"""
+
+from __future__ import annotations
+
+from dse.search.cli import main
+from dse.search.driver import run, worker
+from dse.search.objective import make_objective
+from dse.search.problem import METRIC_COLUMNS, OBJECTIVES, SAMPLERS, Problem, problem_errors
+from dse.search.reports import (
+    best_trial,
+    pareto_front,
+    plot_pareto,
+    trials_frame,
+    write_reports,
+    write_tables,
+)
+from dse.search.storage import make_storage
+from dse.search.workload import prepare_workload
+
+__all__ = ["METRIC_COLUMNS", "OBJECTIVES", "SAMPLERS", "Problem", "best_trial", "main",
+           "make_objective", "make_storage", "pareto_front", "plot_pareto", "prepare_workload",
+           "problem_errors", "run", "trials_frame", "worker", "write_reports", "write_tables"]

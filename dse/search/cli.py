@@ -1,0 +1,241 @@
+"""``python -m dse.search``: create (or resume) a search study and run it; ``python -m dse.search
+worker --storage URL --study NAME --trials N``: add trials to a stored study.
+
+Every check that needs no workload runs before the (torch, ~20 s) extraction; bad input is one
+``error:`` line and exit status 2 (`dse.cli`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dse.accuracy import AccuracyModel
+from dse.cli import CliParser, check_writable, float_list, int_list, pair_list, run_cli
+from dse.search.driver import run, worker
+from dse.search.problem import OBJECTIVES, SAMPLERS, problem_errors
+from dse.search.storage import check_storage
+from dse.search.workload import prepare_workload
+from dse.space import SearchSpace
+
+__all__ = ["main"]
+
+_INTERRUPTED = ("interrupted: finished trials are stored in the study; rerun the same command "
+                "with --resume to continue")
+_RECIPE_BITS = {"wrpn": (2, 4)}  # WRPN: W2A4 on a 2x-wide network (PACT-SAWB paper Section 7.3)
+
+
+def _build_parser() -> CliParser:
+    p = CliParser(
+        prog="python -m dse.search",
+        description="Optuna design-space search (cores, array, MAC bits, SRAM, per-layer bits). "
+                    "Subcommand 'worker' joins an existing study: python -m dse.search worker "
+                    "--storage URL --study NAME --trials N")
+    p.add_argument("--model", required=True)
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--trials", required=True, type=int, help="number of (more) trials to run")
+    p.add_argument("--area-budget", type=float, default=None,
+                   help="mm^2 (default: arch.presets.sysml19_area_budget())")
+    p.add_argument("--dram-gbps", type=float, default=32.0, help="GB/s; 'inf' for unlimited")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL (default: journal file in --out)")
+    p.add_argument("--study", default=None, help="study name (default: MODEL-RECIPE)")
+    p.add_argument("--resume", action="store_true", help="continue the stored study")
+    p.add_argument("--fsync", action="store_true",
+                   help="fsync every journal append (survives power loss, slower; default: "
+                        "survives killed processes)")
+    p.add_argument("--objectives", default="images_per_s,energy_j",
+                   help=f"comma list from {', '.join(OBJECTIVES)}")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help="default: nsga2 for several objectives, tpe for one")
+    p.add_argument("--layer-bits", choices=("recipe", "mac", "search"), default="search")
+    p.add_argument("--bits", default="1,2,4,8",
+                   help="per-layer bit choices (w and a); the default reaches below the 2-bit "
+                        "recipes so that --min-accuracy recipe can reject designs")
+    p.add_argument("--mac-bits", default="2x2,2x4,4x4,8x8,16x16")
+    p.add_argument("--arrays", default="8x64", help="array shapes ROWSxCOLS")
+    p.add_argument("--sram-kib", default="512,1024,2048", help="SRAM per core choices, KiB")
+    p.add_argument("--cores", default=None, help="LO:HI to sample cores (default: fill budget)")
+    p.add_argument("--first-last-bits", type=int, default=None,
+                   help="bits of the (fixed) first/last layers (default: the recipe's)")
+    p.add_argument("--shortcut-bits", type=int, default=None,
+                   help="bits of the (fixed) shortcut convs (default: the recipe's)")
+    p.add_argument("--search-first-last", action="store_true",
+                   help="search the first/last layers' bits too (default: fixed)")
+    p.add_argument("--search-shortcuts", action="store_true",
+                   help="search the shortcut convs' bits too (default: fixed)")
+    p.add_argument("--w-bits", type=int, default=None, help="recipe weight bits (default 2)")
+    p.add_argument("--a-bits", type=int, default=None,
+                   help="recipe activation bits (default 2; 4 for wrpn)")
+    p.add_argument("--min-accuracy", default="recipe",
+                   help="floor on the accuracy_proxy column (proxy model: output SQNR dB; "
+                        "measured model: top-1 in 0..1); 'recipe' (default) = the score of the "
+                        "recipe's own bits; 'none'")
+    p.add_argument("--accuracy", choices=("proxy", "measured", "none"), default="proxy",
+                   help="accuracy model: data-free proxy (any zoo model), measured (digits_cnn "
+                        "trained on digits, post-training bits), or none")
+    p.add_argument("--train-cache", type=Path, default=None,
+                   help="where measured accuracy keeps trained digits runs (default OUT/train)")
+    p.add_argument("--sensitivity", choices=("noise_gain", "uniform"), default="noise_gain")
+    p.add_argument("--high-precision", choices=("configurable", "bit_serial"), default=None)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _worker_main(argv: Sequence[str]) -> int:
+    p = CliParser(prog="python -m dse.search worker",
+                  description="Run trials of an existing search study.")
+    p.add_argument("--storage", required=True)
+    p.add_argument("--study", required=True)
+    p.add_argument("--trials", required=True, type=int)
+    p.add_argument("--out", type=Path, default=None, help="also maintain trials.csv here")
+    p.add_argument("--worker-index", type=int, default=None,
+                   help="sampler seed offset (default: from the pid)")
+    p.add_argument("--fsync", action="store_true", help="fsync journal appends")
+    a = p.parse_args(argv)
+    index = a.worker_index if a.worker_index is not None else os.getpid()
+    study = worker(a.storage, a.study, a.trials, out=a.out, worker_index=index, fsync=a.fsync)
+    print(f"worker {index}: study {a.study!r} now has {len(study.trials)} trials")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; bad input -> one-line error and exit status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def body() -> int:
+        return _worker_main(argv[1:]) if argv[:1] == ["worker"] else _main(argv)
+
+    return run_cli(body, argv, interrupted=_INTERRUPTED, debug_flag=None)
+
+
+def _main(argv: Sequence[str]) -> int:
+    import time
+
+    a = _build_parser().parse_args(argv)
+    if a.trials < 0:
+        raise ValueError(f"--trials={a.trials} is not allowed; expected an integer >= 0")
+    out: Path = a.out
+    check_writable(out)
+    # 1. every check that needs no workload, before the (torch, ~20 s) extraction
+    objectives = tuple(o for o in a.objectives.split(",") if o)
+    sampler = a.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
+    w_bits, a_bits = _RECIPE_BITS.get(a.recipe, (2, 2))
+    w_bits = a.w_bits if a.w_bits is not None else w_bits
+    a_bits = a.a_bits if a.a_bits is not None else a_bits
+    space = _space_from_args(a)
+    min_acc_arg = _min_accuracy_arg(a.min_accuracy)
+    if a.accuracy == "measured" and a.model != "digits_cnn":
+        raise ValueError(f"--accuracy measured needs --model digits_cnn (got {a.model!r}); "
+                         "zoo models have no trained weights here: use --accuracy proxy")
+    if a.area_budget is None:
+        from arch.presets import sysml19_area_budget
+
+        a.area_budget = float(sysml19_area_budget())
+    problems = problem_errors(space, objectives, a.area_budget, dram_gbps=a.dram_gbps,
+                              sampler=sampler, batch=a.batch,
+                              min_accuracy=min_acc_arg if isinstance(min_acc_arg, float)
+                              else None, has_accuracy=a.accuracy != "none")
+    if problems:
+        raise ValueError("invalid search problem: " + "; ".join(problems))
+    if a.storage is not None:
+        check_storage(a.storage)
+    # 2. the workload (extracted once, cached in --out) and the accuracy model
+    wl, proxy = prepare_workload(a.model, a.recipe, out, w_bits=w_bits, a_bits=a_bits,
+                                 batch=a.batch, sensitivity=a.sensitivity, seed=a.seed)
+    accuracy: AccuracyModel | None = proxy
+    if a.accuracy == "measured":
+        from dse.accuracy import digits_measured_accuracy
+
+        accuracy = digits_measured_accuracy(
+            a.recipe, w_bits, a_bits, str(a.train_cache or out / "train"), wl, seed=a.seed,
+            cache_path=str(out / "measured_accuracy.json"))
+    elif a.accuracy == "none":
+        accuracy = None
+    if min_acc_arg is None or accuracy is None:
+        min_acc = None
+    elif min_acc_arg == "recipe":
+        min_acc = accuracy({la.name: (la.w_bits, la.a_bits) for la in wl.compute_layers()})
+    else:
+        min_acc = float(min_acc_arg)
+    # 3. the search
+    options = {"high_precision": a.high_precision} if a.high_precision else {}
+    t0 = time.perf_counter()
+    study = run(space, objectives, workload=wl, n_trials=a.trials,
+                study_name=a.study or f"{a.model}-{a.recipe}", storage=a.storage,
+                sampler=sampler, jobs=a.jobs, out=out, accuracy=accuracy, min_accuracy=min_acc,
+                area_budget=a.area_budget, dram_gbps=a.dram_gbps, batch=a.batch, seed=a.seed,
+                resume=a.resume, simulate_options=options, fsync=a.fsync)
+    dt = time.perf_counter() - t0
+    df = pd.read_csv(out / "trials.csv")
+    front = pd.read_csv(out / "pareto.csv")
+    print(f"{a.trials} trials in {dt:.1f} s ({a.trials / dt if dt else 0:.2f} trials/s, "
+          f"jobs={a.jobs}); study {study.study_name!r} holds {len(df)} trials: "
+          f"{_state_counts(df)}; {len(front)} on the Pareto front")
+    label = accuracy.label if accuracy is not None else "none"
+    print(f"accuracy_proxy column = {label}"
+          + (f"; constraint accuracy_proxy >= {min_acc:.4g}" if min_acc is not None
+             else "; no accuracy constraint"))
+    print(f"wrote {out / 'trials.csv'}, {out / 'pareto.csv'}"
+          + (f", {out / 'pareto.png'}, {out / 'best.json'}" if (out / "best.json").exists()
+             else ""))
+    return 0
+
+
+def _state_counts(df: pd.DataFrame) -> str:
+    """E.g. "12 complete (9 feasible, 3 below the accuracy floor), 4 pruned (area), 0 failed"."""
+    state = df["state"] if len(df) else pd.Series(dtype=object)
+    done = df[state == "COMPLETE"]
+    feasible = int(done["feasible"].astype("boolean").fillna(False).sum()) if len(done) else 0
+    return (f"{len(done)} complete ({feasible} feasible, {len(done) - feasible} below the "
+            f"accuracy floor), {int((state == 'PRUNED').sum())} pruned (area), "
+            f"{int((state == 'FAIL').sum())} failed")
+
+
+def _space_from_args(a: Any) -> SearchSpace:
+    """The SearchSpace of the CLI flags (raises the space's one ValueError on bad bounds)."""
+    cores = None
+    if a.cores:
+        lo, _, hi = a.cores.partition(":")
+        try:
+            cores = (int(lo), int(hi or lo))
+        except ValueError as e:
+            raise ValueError(f"--cores={a.cores!r} is not allowed; expected LO:HI") from e
+    return SearchSpace(
+        mac_bits=pair_list(a.mac_bits, "--mac-bits"),
+        array_shapes=pair_list(a.arrays, "--arrays"),
+        sram_kib=float_list(a.sram_kib, "--sram-kib"), cores=cores,
+        layer_bits=a.layer_bits, layer_w_bits=int_list(a.bits, "--bits"),
+        layer_a_bits=int_list(a.bits, "--bits"),
+        first_last_bits=a.first_last_bits, shortcut_bits=a.shortcut_bits,
+        fixed_roles=tuple(r for r, searched in (("first", a.search_first_last),
+                                                ("last", a.search_first_last),
+                                                ("shortcut", a.search_shortcuts)) if not searched))
+
+
+def _min_accuracy_arg(text: str) -> float | str | None:
+    """--min-accuracy: a number, "recipe" (resolved once the model is known) or None."""
+    if text == "none":
+        return None
+    if text == "recipe":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value):
+        raise ValueError(f"--min-accuracy={text!r} is not allowed; expected a number (proxy: "
+                         "SQNR dB; measured: top-1 in 0..1), 'recipe' or 'none'")
+    return value
+

@@ -1,0 +1,140 @@
+"""Running a search: `run` (create or resume the study, start ``jobs - 1`` worker processes on
+this machine, run a share of the trials itself, write the reports) and `worker` (join a stored
+study: ``python -m dse.search worker``, on any machine that reaches the storage).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from dse.accuracy import AccuracyModel
+from dse.search.objective import _sampler, make_objective
+from dse.search.problem import PROBLEM_ATTR, Problem
+from dse.search.reports import _TableWriter, write_reports
+from dse.search.storage import (
+    _fail_dead_local_trials,
+    _open_study,
+    _storage_errors,
+    _storage_url,
+    make_storage,
+)
+from dse.space import SearchSpace
+
+if TYPE_CHECKING:
+    from workloads.graph import Workload
+
+__all__ = ["run", "worker"]
+
+
+def _shares(n_trials: int, jobs: int) -> list[int]:
+    return [n_trials // jobs + (1 if i < n_trials % jobs else 0) for i in range(jobs)]
+
+
+def _optimize(study: optuna.Study, problem: Problem, n_trials: int, out: Path | None,
+              worker_index: int) -> None:
+    study.sampler = _sampler(problem, worker_index)
+    callbacks = [] if out is None else [_TableWriter(out, problem.objectives)]
+    study.optimize(make_objective(problem), n_trials=n_trials, callbacks=callbacks,
+                   catch=(ValueError,), gc_after_trial=False)
+
+
+def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_trials: int,
+        study_name: str = "qdse-search", storage: str | None = None, sampler: str = "tpe",
+        jobs: int = 1, out: str | Path | None = None, accuracy: AccuracyModel | None = None,
+        min_accuracy: float | None = None, area_budget: float | None = None,
+        dram_gbps: float = 32.0, batch: int = 1, seed: int = 0, resume: bool = False,
+        simulate_options: Mapping[str, Any] | None = None, fsync: bool = False) -> optuna.Study:
+    """Search ``space`` for designs running ``workload``; returns the Optuna study.
+
+    ``objectives``: names from OBJECTIVES (one -> single-objective, e.g. TPE; several ->
+    multi-objective, e.g. NSGA-II). ``accuracy`` + ``min_accuracy``: the accuracy constraint
+    (Optuna ``constraints_func`` for both samplers). ``area_budget`` (mm^2, default the sysml19
+    iso-area budget): designs over it are pruned. ``jobs`` > 1: that many processes share the
+    storage (journal file in ``out`` by default). ``n_trials`` more trials run (on top of stored
+    ones with ``resume=True``); the count is exact across jobs.
+    """
+    if not isinstance(n_trials, int) or n_trials < 0:
+        raise ValueError(f"n_trials={n_trials!r} is not allowed; expected an integer >= 0")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r} is not allowed; expected an integer >= 1")
+    _quiet_optuna()
+    if area_budget is None:
+        from arch.presets import sysml19_area_budget
+
+        area_budget = float(sysml19_area_budget())
+    problem = Problem(workload, space, tuple(objectives), float(area_budget), float(dram_gbps),
+                      accuracy, min_accuracy, sampler, seed, batch, dict(simulate_options or {}))
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        out_path.mkdir(parents=True, exist_ok=True)
+    st = make_storage(storage, out_path, fsync=fsync)
+    study = _open_study(problem, st, study_name, resume,
+                        storage or (str(out_path / "study.journal") if out_path else ""))
+    if resume and not isinstance(st, optuna.storages.RDBStorage):
+        _fail_dead_local_trials(study)
+    shares = _shares(n_trials, jobs)
+    children = []
+    if jobs > 1:
+        url = _storage_url(storage, out_path)
+        for i, n in enumerate(shares[1:], start=1):
+            if n == 0:
+                continue
+            cmd = [sys.executable, "-m", "dse.search", "worker", "--storage", url, "--study",
+                   study_name, "--trials", str(n), "--worker-index", str(i)]
+            if out_path is not None:
+                cmd += ["--out", str(out_path)]
+            if fsync:
+                cmd.append("--fsync")
+            children.append(subprocess.Popen(cmd, preexec_fn=_die_with_parent))
+    try:
+        _optimize(study, problem, shares[0], out_path, 0)
+    finally:
+        codes = [c.wait() for c in children]
+    if any(codes):
+        raise RuntimeError(f"search workers exited with codes {codes}; see their stderr")
+    if out_path is not None:
+        write_reports(study, problem, out_path)
+    return study
+
+
+def _quiet_optuna() -> None:
+    """Optuna logs an INFO line per study and per trial; keep only its warnings. Called before
+    any study is created or loaded (the "A new study created" line is logged on creation)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _die_with_parent() -> None:
+    """Child workers get SIGKILL when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: children finish their share
+        pass
+
+
+def worker(storage: str, study_name: str, n_trials: int, *, out: str | Path | None = None,
+           worker_index: int = 0, fsync: bool = False) -> optuna.Study:
+    """Run ``n_trials`` trials of an existing study (its problem is read from the storage)."""
+    _quiet_optuna()
+    st = make_storage(storage, None, fsync=fsync)
+    with _storage_errors(storage):
+        names = [s.study_name for s in optuna.get_all_study_summaries(st, False)]
+        if study_name not in names:
+            raise ValueError(f"unknown study {study_name!r}; available: "
+                             f"{', '.join(names) or 'none'}")
+        study = optuna.load_study(study_name=study_name, storage=st)
+    problem = Problem.from_json(study.user_attrs[PROBLEM_ATTR])
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        out_path.mkdir(parents=True, exist_ok=True)
+    _optimize(study, problem, n_trials, out_path, worker_index)
+    return study
+

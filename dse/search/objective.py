@@ -1,0 +1,130 @@
+"""One trial: sample a design, prune it when over the area budget, score its accuracy, simulate
+it, and record every metric on the trial (see the steps in `dse.search`); plus the sampler
+that proposes the designs, with the area and accuracy constraints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import optuna
+
+from dse.search.problem import METRICS_ATTR, WORKER_ATTR, Problem, _encode_float
+from dse.space import apply_layer_bits
+
+__all__ = ["make_objective"]
+
+_HAS_SET_CONSTRAINT = hasattr(optuna.Trial, "set_constraint")  # optuna >= 5
+
+
+def _constraints(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
+    """Optuna constraint values (feasible when all <= 0): area over budget, accuracy shortfall."""
+    m = trial.user_attrs.get(METRICS_ATTR, {})
+    return (m.get("area", 0.0) - m.get("area_budget", 0.0) if "area" in m else 1.0,
+            m.get("min_accuracy", -math.inf) - m.get("accuracy_proxy", math.inf)
+            if "min_accuracy" in m else 0.0)
+
+
+def _set_constraints(trial: optuna.Trial, area_excess_mm2: float, shortfall: float) -> None:
+    if _HAS_SET_CONSTRAINT:  # older optuna reads them through constraints_func instead
+        trial.set_constraint("area_excess_mm2", area_excess_mm2)
+        trial.set_constraint("accuracy_shortfall", shortfall)
+
+
+def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]]:
+    """The Optuna objective of ``problem`` (see the module docstring for the steps)."""
+    from dse.simulate import simulate
+
+    def objective(trial: optuna.Trial) -> Sequence[float]:
+        trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+        budget = problem.area_budget
+        design = problem.space.suggest(trial, problem.workload, area_budget=budget,
+                                       dram_gbps=problem.dram_gbps)
+        # the design as sampled, recorded before any pruning: every row says what was tried
+        attrs: dict[str, Any] = {"area_budget": budget, "dram_gbps": _encode_float(
+            problem.dram_gbps), **_design_attrs(trial.params)}
+        if problem.accuracy is not None:  # which model fills accuracy_proxy, on every row
+            attrs["accuracy_model"] = problem.accuracy.label
+            if problem.min_accuracy is not None:
+                attrs["min_accuracy"] = problem.min_accuracy
+        if design is None:  # not even one core of this kind fits: infeasible
+            attrs.update(cores=0, feasible=False, reason="no core fits budget")
+            _set_attrs(trial, attrs)
+            _set_constraints(trial, 1.0, 0.0)
+            raise optuna.TrialPruned("no core of this design fits the area budget")
+        acc_hw = design.accelerator
+        area = float(acc_hw.area)
+        attrs.update(area=area, cores=acc_hw.cores, rows=acc_hw.rows, cols=acc_hw.cols,
+                     mac_bits=f"{acc_hw.mac_bits[0]}x{acc_hw.mac_bits[1]}",
+                     sram_kib=acc_hw.sram_kib)
+        if area > budget:  # checked first: no accuracy evaluation (maybe costly) is wasted
+            attrs.update(feasible=False, reason="over area budget")
+            _set_attrs(trial, attrs)
+            _set_constraints(trial, area - budget, 0.0)
+            raise optuna.TrialPruned(f"area {area:.2f} mm^2 > budget {budget:.2f} mm^2")
+        shortfall = 0.0
+        if problem.accuracy is not None:
+            score = float(problem.accuracy(design.layer_bits))
+            attrs["accuracy_proxy"] = score
+            if problem.min_accuracy is not None:
+                shortfall = problem.min_accuracy - score if math.isfinite(score) else -1.0
+        _set_constraints(trial, area - budget, shortfall)
+        attrs["feasible"] = shortfall <= 0
+        wl = apply_layer_bits(problem.workload, design.layer_bits)
+        try:
+            res = simulate(wl, acc_hw, batch=problem.batch, **dict(problem.simulate_options))
+        except ValueError as e:  # e.g. SRAM too small for the smallest tile: the trial FAILs
+            attrs.update(feasible=False, reason=f"simulate: {e}"[:300])
+            _set_attrs(trial, attrs)
+            raise
+        attrs.update(images_per_s=float(res.images_per_s), energy_j=float(res.energy_j),
+                     latency_s=float(res.latency_s), utilization=float(res.utilization),
+                     dram_bytes=int(res.dram_bytes))
+        _set_attrs(trial, attrs)
+        return [float(attrs[o]) for o in problem.objectives]
+
+    return objective
+
+
+def _design_attrs(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The hardware columns of trials.csv from a trial's parameters (`SearchSpace.suggest`'s
+    names): ``mac_bits``, ``rows``/``cols`` (from ``array``), ``sram_kib``, ``cores`` (when
+    sampled). Only what the trial has sampled so far."""
+    from dse.space import decode_pair
+
+    out: dict[str, Any] = {}
+    if "mac_bits" in params:
+        out["mac_bits"] = str(params["mac_bits"])
+    if "array" in params:
+        out["rows"], out["cols"] = decode_pair(params["array"])
+    if "sram_kib" in params:
+        out["sram_kib"] = float(params["sram_kib"])
+    if "cores" in params:
+        out["cores"] = int(params["cores"])
+    return out
+
+
+def _set_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+    # one storage write per trial (a journal write is an fsync): all metrics in one attribute
+    trial.set_user_attr(METRICS_ATTR, dict(attrs))
+
+
+def _sampler(problem: Problem, worker_index: int) -> optuna.samplers.BaseSampler:
+    # distinct, reproducible streams per worker (numpy seeds must stay below 2**32)
+    seed = (problem.seed + 1000 * worker_index) % 2**31
+    cf = None if _HAS_SET_CONSTRAINT else _constraints
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if problem.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cf,
+                                                 population_size=20)
+        if problem.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, constraints_func=cf,
+                                          multivariate=True, n_startup_trials=10)
+

@@ -1,0 +1,276 @@
+"""Where a study lives and how it is opened: storage URLs (journal file, SQLite, PostgreSQL),
+storage failures as one-line errors, creating or resuming a study (with the resume checks), and
+failing the trials of killed local workers.
+
+``storage=None`` with ``out`` = an Optuna journal file ``out/study.journal`` (file lock, safe for
+several processes on one machine); any Optuna URL (``sqlite:///...``, ``postgresql://...``) =
+Optuna's RDB storage (with heartbeats, so a killed worker's trial is failed and not left RUNNING).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from dse.search.problem import PROBLEM_ATTR, WORKER_ATTR, Problem
+
+__all__ = ["SETTINGS_ATTRS", "check_storage", "make_storage"]
+
+# one logger for the package: records read "dse.search: ..." whichever module logs them
+log = logging.getLogger("dse.search")
+
+
+def make_storage(storage: str | None, out: str | Path | None, *,
+                 fsync: bool = False) -> optuna.storages.BaseStorage:
+    """Resolve ``storage``: None -> journal file in ``out``; ``journal:PATH`` -> that journal
+    file; any other URL -> Optuna RDB with heartbeat. ``fsync``: see `_journal`.
+
+    A storage that cannot be opened (server down, folder missing, driver not installed) raises
+    one ValueError naming the URL (password masked) and the reason.
+    """
+    if storage is None:
+        if out is None:
+            return optuna.storages.InMemoryStorage()
+        path = Path(out) / "study.journal"
+        with _storage_errors(str(path)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return _journal(path, fsync)
+    if not isinstance(storage, str) or (not storage.startswith("journal:")
+                                        and "://" not in storage):
+        raise ValueError(f"storage={_mask_url(str(storage))!r} is not allowed; expected an Optuna "
+                         "URL (sqlite:///file.db, postgresql://user@host:port/db) or journal:PATH")
+    with _storage_errors(storage):
+        if storage.startswith("journal:"):
+            return _journal(Path(storage.removeprefix("journal:").removeprefix("//")), fsync)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                _postgres_driver(storage), heartbeat_interval=10, grace_period=30,
+                engine_kwargs={"pool_pre_ping": True})
+
+
+def _mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (``postgresql://me:pw@h/db`` ->
+    ``postgresql://me:***@h/db``), for messages and logs."""
+    return re.sub(r"^([A-Za-z][\w+.-]*://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+def _is_storage_error(e: BaseException) -> bool:
+    """OSError, a missing database driver, or any SQLAlchemy error (checked without importing
+    SQLAlchemy: a journal-only worker never loads it, so it cannot have raised)."""
+    if isinstance(e, OSError | ModuleNotFoundError):
+        return True
+    exc = sys.modules.get("sqlalchemy.exc")
+    return exc is not None and isinstance(e, exc.SQLAlchemyError)
+
+
+@contextlib.contextmanager
+def _storage_errors(storage: str) -> Iterator[None]:
+    """Turn a storage failure into ``ValueError("storage='URL' cannot be opened: REASON")``."""
+    try:
+        yield
+    except Exception as e:
+        if not _is_storage_error(e):
+            raise
+        raise ValueError(f"storage={_mask_url(storage)!r} cannot be opened: "
+                         f"{_storage_reason(e, storage)}") from e
+
+
+def _storage_reason(e: BaseException, storage: str) -> str:
+    """One line saying why, from the driver's own message (SQLAlchemy keeps it in ``orig``)."""
+    if isinstance(e, ModuleNotFoundError):
+        return f"its database driver is not installed ({e}); install it or use another URL"
+    if isinstance(e, OSError) and e.strerror:
+        where = f" ({e.filename})" if e.filename else ""
+        text = f"{e.strerror}{where}"
+    else:
+        orig = getattr(e, "orig", None) or e
+        lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+        text = lines[0] if lines else type(orig).__name__
+    secret = re.match(r"^[A-Za-z][\w+.-]*://[^:/@]*:([^@]*)@", storage)
+    if secret and secret.group(1):
+        text = text.replace(secret.group(1), "***")
+    if storage.startswith("sqlite:///"):
+        folder = Path(storage.removeprefix("sqlite:///")).parent
+        if str(folder) not in ("", ".") and not folder.is_dir():
+            text += f" (folder {str(folder)!r} does not exist)"
+    elif "://" in storage and not storage.startswith("sqlite"):
+        text += "; is the database server running and the URL right?"
+    return text
+
+
+def _postgres_driver(url: str) -> str:
+    """``postgresql://`` with the installed driver: SQLAlchemy 2.1 defaults to psycopg (3); when
+    only psycopg2 is installed (the project's ``postgres`` extra), name it explicitly."""
+    import importlib.util
+
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme) and importlib.util.find_spec("psycopg") is None \
+                and importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url.removeprefix(scheme)
+    return url
+
+
+def _journal(path: Path, fsync: bool = False) -> optuna.storages.BaseStorage:
+    """Optuna journal file with a cross-process file lock.
+
+    ``fsync=False`` (default) skips the fsync after each append: a trial writes ~20 journal
+    records (one per parameter, attribute and state change) and on a busy disk the fsyncs cost
+    more than the simulation. Without fsync the records still reach the kernel before the call
+    returns, so a killed process (SIGKILL, crash) loses nothing - only a power loss or kernel
+    crash can drop the last records. ``fsync=True`` (``--fsync``) buys that durability back.
+
+    Skipping the fsync needs Optuna's private lock helper
+    (``optuna.storages.journal._file.get_lock_file``). If a future Optuna drops or moves it, the
+    journal falls back to Optuna's own append (with fsync): slower, never wrong.
+    """
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    # A process killed while holding the lock leaves the lock file behind; others break it
+    # after the grace period. Appends take milliseconds (one O_APPEND write), so 10 s is long
+    # enough not to break a live holder and short enough for a quick --resume.
+    lock = JournalFileOpenLock(str(path), grace_period=10)
+    backend = JournalFileBackend(str(path), lock_obj=lock)
+    if not fsync:
+        if _lock_helper() is not None and hasattr(backend, "_lock") \
+                and hasattr(backend, "_file_path"):
+            backend.append_logs = _append_without_fsync.__get__(backend)  # type: ignore
+        else:
+            log.debug("optuna %s lacks the journal lock helper; appends keep Optuna's fsync",
+                      optuna.__version__)
+    return optuna.storages.JournalStorage(backend)
+
+
+def _lock_helper() -> Callable[[Any], Any] | None:
+    """Optuna's private ``get_lock_file`` context manager, or None when this Optuna lacks it."""
+    try:
+        from optuna.storages.journal._file import get_lock_file
+    except ImportError:
+        return None
+    return get_lock_file
+
+
+def _append_without_fsync(self: Any, logs: list[dict[str, Any]]) -> None:
+    """`JournalFileBackend.append_logs` minus the fsync: one locked O_APPEND write per batch.
+
+    Installed only when `_lock_helper` found Optuna's lock helper (see `_journal`)."""
+    get_lock_file = _lock_helper()
+    assert get_lock_file is not None  # _journal installs this method only then
+    with get_lock_file(self._lock):
+        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+        with open(self._file_path, "ab") as f:
+            f.write(text.encode("utf-8"))
+            f.flush()
+
+
+# -- workers and studies ---------------------------------------------------------------------------
+def _storage_url(storage: str | None, out: str | Path | None) -> str:
+    """The string a child worker is given to reach the same storage."""
+    if storage is not None:
+        return storage
+    if out is None:
+        raise ValueError("jobs > 1 needs out= (the journal file lives there) or storage=")
+    return f"journal:{Path(out).resolve() / 'study.journal'}"
+
+
+def _fail_dead_local_trials(study: optuna.Study) -> int:
+    """Mark RUNNING trials of dead processes on this host FAIL (journal files have no heartbeat)."""
+    host, n = socket.gethostname(), 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        who = t.user_attrs.get(WORKER_ATTR, {})
+        pid = who.get("pid")
+        if who.get("host") != host or not isinstance(pid, int) or _alive(pid):
+            continue
+        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        n += 1
+    if n:
+        log.info("marked %d trials of killed processes as FAIL", n)
+    return n
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+SETTINGS_ATTRS = ("sampler", "seed", "accuracy")
+"""Settings recorded as study user attributes ``qdse.<name>`` on creation and checked on resume
+(``accuracy``: the accuracy model's label, "none" without one)."""
+
+
+def _settings(problem: Problem) -> dict[str, Any]:
+    return {"sampler": problem.sampler, "seed": problem.seed,
+            "accuracy": problem.accuracy_label}
+
+
+def _open_study(problem: Problem, storage: Any, study_name: str, resume: bool,
+                url: str = "") -> optuna.Study:
+    with _storage_errors(url or "in-memory"):
+        names = [s.study_name
+                 for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        if study_name not in names:
+            study = optuna.create_study(study_name=study_name, storage=storage,
+                                        directions=problem.directions)
+            study.set_user_attr(PROBLEM_ATTR, problem.to_json())
+            for k, v in _settings(problem).items():
+                study.set_user_attr(f"qdse.{k}", v)
+            return study
+        if not resume:
+            raise ValueError(f"study {study_name!r} already exists in this storage; pass "
+                             "resume=True (--resume) to continue it, or choose another study "
+                             "name / --out")
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    _check_resume(study, problem)
+    return study
+
+
+def _check_resume(study: optuna.Study, problem: Problem) -> None:
+    """Raise one ValueError listing every setting that differs from the stored study's."""
+    stored = Problem.from_json(study.user_attrs[PROBLEM_ATTR])
+    was = _settings(stored)  # studies from before the qdse.<setting> attributes
+    was.update({k: study.user_attrs[f"qdse.{k}"] for k in SETTINGS_ATTRS
+                if f"qdse.{k}" in study.user_attrs})
+    now = _settings(problem)
+    diffs = [f"{k}={now[k]!r} differs from the stored study's {was[k]!r}"
+             for k in SETTINGS_ATTRS if now[k] != was[k]]
+    if not diffs and stored.accuracy is not None and problem.accuracy is not None \
+            and stored.accuracy.to_dict() != problem.accuracy.to_dict():
+        diffs.append(f"accuracy={now['accuracy']!r} has other parameters (table, cache, "
+                     "training run) than the stored study's")
+    for what in ("objectives", "area_budget", "dram_gbps", "min_accuracy", "batch",
+                 "simulate_options"):
+        if getattr(stored, what) != getattr(problem, what):
+            diffs.append(f"{what}={getattr(problem, what)!r} differs from the stored study's "
+                         f"{getattr(stored, what)!r}")
+    if stored.space != problem.space:
+        diffs.append("the search space differs from the stored study's")
+    if stored.workload != problem.workload:
+        diffs.append("the workload differs from the stored study's")
+    if diffs:
+        raise ValueError(f"cannot resume study {study.study_name!r}: " + "; ".join(diffs)
+                         + "; resume with the stored settings or start a new study")
+
+
+def check_storage(storage: str) -> None:
+    """Open ``storage`` once, so an unreachable one fails before the extraction."""
+    st = make_storage(storage, None)
+    engine = getattr(st, "engine", None)
+    if engine is not None:  # RDBStorage: release the connection pool now
+        engine.dispose()
+

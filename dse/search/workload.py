@@ -1,0 +1,95 @@
+"""The workload of a search: extracted from a zoo model once (the only torch step), loaded
+everywhere else without torch.
+
+`prepare_workload` quantizes and extracts the model and caches the workload and its accuracy
+proxy as JSON in the output folder; workers read the workload from the study (`Problem`) through
+`_Workload`, the `workloads.graph.Workload` class imported without running ``workloads/__init__``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dse.accuracy import AccuracyModel
+    from workloads.graph import Workload
+
+__all__ = ["prepare_workload"]
+
+# one logger for the package: records read "dse.search: ..." whichever module logs them
+log = logging.getLogger("dse.search")
+
+
+def _import_workload_graph() -> Any:
+    """``workloads.graph`` without running ``workloads/__init__`` (which imports torch for the
+    zoo and the extractor). A worker needs only the `Workload` record; keeping torch out makes
+    it start in well under a second. Once ``workloads`` is imported normally, that copy is used.
+    """
+    import importlib
+    import importlib.util
+
+    if "workloads" in sys.modules or "workloads.graph" in sys.modules:
+        return importlib.import_module("workloads.graph")
+    pkg = importlib.util.find_spec("workloads")  # locates the package without executing it
+    if pkg is None or not pkg.submodule_search_locations:
+        return importlib.import_module("workloads.graph")
+    path = Path(next(iter(pkg.submodule_search_locations))) / "graph.py"
+    spec = importlib.util.spec_from_file_location("workloads.graph", path)
+    if spec is None or spec.loader is None:
+        return importlib.import_module("workloads.graph")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["workloads.graph"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_Workload = _import_workload_graph().Workload  # the runtime class (see above)
+
+
+def prepare_workload(model: str, recipe: str, out: Path, *, w_bits: int, a_bits: int,
+                     batch: int = 1, sensitivity: str = "noise_gain", seed: int = 0
+                     ) -> tuple[Workload, AccuracyModel]:
+    """Extract ``model`` quantized by ``recipe`` once and cache it (and the proxy) as JSON in out.
+
+    This is the only step that imports torch; workers load ``workload.json`` and the proxy table.
+    """
+    from dse.accuracy import ProxyAccuracy
+
+    source = {"model": model, "recipe": recipe, "w_bits": w_bits, "a_bits": a_bits,
+              "batch": batch, "sensitivity": sensitivity, "seed": seed}
+    wl_path, acc_path, src_path = out / "workload.json", out / "accuracy.json", out / "source.json"
+    if src_path.exists() and wl_path.exists() and acc_path.exists() \
+            and json.loads(src_path.read_text()) == source:
+        log.info("reusing the cached workload in %s", wl_path)
+        return _Workload.load(wl_path), ProxyAccuracy.from_dict(json.loads(acc_path.read_text()))
+    import torch
+
+    import quant
+    from workloads import extract, zoo
+
+    if model not in zoo.names():
+        raise ValueError(f"model={model!r} is not allowed; expected one of "
+                         f"{', '.join(zoo.names())}")
+    if recipe not in quant.recipes():
+        raise ValueError(f"recipe={recipe!r} is not allowed; expected one of "
+                         f"{', '.join(quant.recipes())}")
+    torch.manual_seed(seed)  # the proxy reads the (initial) weights: make them reproducible
+    float_model = zoo.get(model, width=2 if recipe == "wrpn" else 1)
+    shape = tuple(zoo.input_shape(model))
+    qmodel = float_model if recipe == "fp32" else quant.quantize(
+        float_model, recipe, w_bits=w_bits, a_bits=a_bits)
+    wl = extract(qmodel, input_shape=shape, batch=batch, default_bits=16, name=model)
+    modules = {la.name: la.module for la in wl.compute_layers()}
+    proxy = ProxyAccuracy.from_model(float_model, modules, shape, sensitivity=sensitivity,
+                                     seed=seed)
+    wl.save(wl_path)
+    tmp = acc_path.with_name(acc_path.name + ".tmp")
+    tmp.write_text(json.dumps(proxy.to_dict()))
+    tmp.replace(acc_path)
+    src_path.write_text(json.dumps(source))
+    return wl, proxy
+
