@@ -42,14 +42,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from arch.spec import HIGH_PRECISION_MODELS, Accelerator
+from arch.spec import Accelerator
 from dse.systolic import fold_shape, sram_reads
 
 if TYPE_CHECKING:  # `workloads` imports torch at package level; the simulator must not
     from workloads.graph import Layer
 
 __all__ = [
-    "HIGH_PRECISION_MODELS",
     "SPLITS",
     "CoreTask",
     "LayerPlan",

@@ -32,6 +32,7 @@ __all__ = [
     "Target",
     "atomic_write",
     "atomic_write_text",
+    "check_doc",
     "crossing",
     "digest",
     "doc_block",
@@ -361,13 +362,12 @@ def _block_span(text: str, study: str) -> tuple[int, int, tuple[str, ...]] | Non
     return m.end(), end, flags
 
 
-def sync_doc(path: str | Path, study: str, render: Callable[[tuple[str, ...]], str]) -> Path:
-    """Replace the text between ``<!-- qdse:results STUDY [+flags] -->`` and ``<!-- /qdse:results
-    STUDY -->`` in the markdown file ``path`` with ``render(flags)`` (atomically). ValueError if
-    the file has no such markers: a document opts in by holding them."""
-    path = Path(path)
+def check_doc(path: str | Path, study: str) -> tuple[str, int, int, tuple[str, ...]]:
+    """The text of markdown file ``path`` and the span and flags of study ``study``'s results
+    block; ValueError if the file cannot be read or has no such block (a document opts in by
+    holding the markers)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ValueError(f"--update-doc={str(path)!r} cannot be read ({e.strerror or e})"
                          ) from None
@@ -376,7 +376,14 @@ def sync_doc(path: str | Path, study: str, render: Callable[[tuple[str, ...]], s
         raise ValueError(f"--update-doc={str(path)!r} has no block for study {study!r}; add the "
                          f"lines '<!-- qdse:results {study} -->' and "
                          f"'<!-- /qdse:results {study} -->' where its results belong")
-    i, j, flags = span
+    return (text, *span)
+
+
+def sync_doc(path: str | Path, study: str, render: Callable[[tuple[str, ...]], str]) -> Path:
+    """Replace the text between ``<!-- qdse:results STUDY [+flags] -->`` and ``<!-- /qdse:results
+    STUDY -->`` in the markdown file ``path`` with ``render(flags)`` (atomically); errors as
+    `check_doc`."""
+    text, i, j, flags = check_doc(path, study)
     block = render(flags)
     return atomic_write_text(path, text[:i] + "\n" + block.rstrip("\n") + "\n" + text[j:])
 

@@ -40,9 +40,9 @@ import networkx as nx
 import pandas as pd
 import simpy
 
-from arch.spec import Accelerator
+from arch.spec import HIGH_PRECISION_MODELS, Accelerator
 from dse.components import CorePool, CountingEnvironment, Dram
-from dse.mapping import HIGH_PRECISION_MODELS, LayerPlan, plan_compute, plan_memory_op
+from dse.mapping import LayerPlan, plan_compute, plan_memory_op
 from dse.results import LATENCY_PARTS, LAYER_COLUMNS, Interval, SimResult
 
 if TYPE_CHECKING:  # importing `workloads` pulls in torch; a Workload is used by duck typing

@@ -114,15 +114,10 @@ def doc_digest(name: str, summary: Summary, doc: Path, images: Path,
 
 
 def _check_docs(name: str, docs: Sequence[Path]) -> None:
-    from dse.report import doc_block, sync_doc
+    from dse.report import check_doc
 
     for doc in docs:
-        try:
-            text = doc.read_text(encoding="utf-8")
-        except OSError:
-            text = ""
-        if doc_block(text, name) is None:
-            sync_doc(doc, name, lambda flags: "")  # raises the error that names the fix
+        check_doc(doc, name)
 
 
 def update_docs(name: str, summary: Summary, out: Path, docs: Sequence[Path],

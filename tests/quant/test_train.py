@@ -6,7 +6,7 @@ import json
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -78,18 +78,23 @@ def test_same_seed_is_bit_identical_other_seed_differs(
     assert other.metrics["train_loss"][0] != first.metrics["train_loss"][0]
 
 
+def _interrupt_at_epoch(n: int, real: Callable[[torch.nn.Module, int], None]
+                        ) -> Callable[[torch.nn.Module, int], None]:
+    """An ``on_epoch_start`` hook that stops training like Ctrl-C at the start of epoch ``n``."""
+    def hook(model: torch.nn.Module, epoch: int) -> None:
+        if epoch == n:
+            raise KeyboardInterrupt
+        real(model, epoch)
+
+    return hook
+
+
 def test_resume_after_interruption_matches_uninterrupted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         fp_run: tuple[Path, qtrain.TrainResult]) -> None:
     _, straight = fp_run
     real = hooks.on_epoch_start
-
-    def crash_at_epoch_1(model: torch.nn.Module, epoch: int) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
-        real(model, epoch)
-
-    monkeypatch.setattr(hooks, "on_epoch_start", crash_at_epoch_1)
+    monkeypatch.setattr(hooks, "on_epoch_start", _interrupt_at_epoch(1, real))
     with pytest.raises(KeyboardInterrupt):
         qtrain.train("digits_cnn", "fp32", 32, 32, epochs=2, out=tmp_path, **FAST)
     ckpt = torch.load(tmp_path / qtrain.CHECKPOINT, weights_only=True)
@@ -119,13 +124,7 @@ def test_quantized_resume_and_reload_restore_state_outside_the_state_dict(
     kw = {"epochs": 2, "lr": 0.01, "batch_size": 32, "init_from": fp_dir}
     straight = qtrain.train("digits_cnn", "lsq", 3, 3, **kw)
     real = hooks.on_epoch_start
-
-    def crash_at_epoch_1(model: torch.nn.Module, epoch: int) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
-        real(model, epoch)
-
-    monkeypatch.setattr(hooks, "on_epoch_start", crash_at_epoch_1)
+    monkeypatch.setattr(hooks, "on_epoch_start", _interrupt_at_epoch(1, real))
     with pytest.raises(KeyboardInterrupt):
         qtrain.train("digits_cnn", "lsq", 3, 3, out=tmp_path, **kw)
     monkeypatch.setattr(hooks, "on_epoch_start", real)
