@@ -77,8 +77,8 @@ def main() -> int:
     import optuna
 
     from dse.search import Problem, make_storage
-    from dse.simulate import simulate
-    from dse.space import apply_layer_bits
+    from dse.search.space import apply_layer_bits
+    from dse.sim import simulate
 
     study = optuna.load_study(study_name=f"{a.model}-{a.recipe}",
                               storage=make_storage(None, out))

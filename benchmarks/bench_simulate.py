@@ -1,4 +1,4 @@
-"""Benchmark `dse.simulate`: wall time, SimPy events and peak memory per design point.
+"""Benchmark `dse.sim.simulate`: wall time, SimPy events and peak memory per design point.
 
     python benchmarks/bench_simulate.py [--repeats 7]
 

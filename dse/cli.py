@@ -111,8 +111,8 @@ def float_list(text: str, flag: str, *, positive: bool = False) -> tuple[float, 
 
 
 def pair_list(text: str, flag: str) -> tuple[tuple[int, int], ...]:
-    """``"2x2,2x4"`` -> ``((2, 2), (2, 4))`` (`dse.space.decode_pair` per item)."""
-    from dse.space import decode_pair
+    """``"2x2,2x4"`` -> ``((2, 2), (2, 4))`` (`dse.search.space.decode_pair` per item)."""
+    from dse.search.space import decode_pair
 
     return _items(text, flag, decode_pair, "an AxB pair",
                   "comma-separated AxB pairs such as 2x2,2x4")

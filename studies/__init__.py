@@ -7,11 +7,11 @@ A study is a plain module in this package (the protocol, documented in ``docs/st
     PARAMS: dict[str, object]      # parameters and their defaults (CLI / run() overridable)
     def grid(params) -> list[dict] # validate params, return the design points (flat dicts)
     def evaluate(point, ctx) -> list[dict]   # rows for one design point; pure, picklable by name
-    def summarize(results, params) -> dse.report.Summary   # derived tables, plots, paper targets
-    def run(**kw) -> pandas.DataFrame        # = dse.runner.run(<this module>, **kw)
+    def summarize(results, params) -> dse.study.report.Summary  # tables, plots, paper targets
+    def run(**kw) -> pandas.DataFrame        # = dse.study.runner.run(<this module>, **kw)
 
-Data, not logic: a study declares its grid and its paper targets; `dse.runner` executes points
-(progress, cache, processes, atomic writes) and `dse.report` renders what `summarize` returns.
+Data, not logic: a study declares its grid and its paper targets; `dse.study.runner` executes points
+(progress, cache, processes, atomic writes) and `dse.study.report` renders what `summarize` returns.
 Importing a study module must stay cheap (no torch at import time): `--list` imports them all.
 """
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from dse.report import Plot, Summary
-from dse.runner import Context, expand_grid
-from dse.runner import run as _run
+from dse.study.report import Plot, Summary
+from dse.study.runner import Context, expand_grid
+from dse.study.runner import run as _run
 from studies import pipeline
 from studies._params import (
     check_bandwidths,
@@ -190,5 +190,5 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
 
 
 def run(**kw: Any) -> pd.DataFrame:
-    """`python -m dse.study bandwidth_area_sweep` from Python (see dse.runner.run)."""
+    """`python -m dse.study bandwidth_area_sweep` from Python (see dse.study.runner.run)."""
     return _run(sys.modules[__name__], **kw)

@@ -25,9 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from dse.report import Summary, Target
-from dse.runner import Context, expand_grid
-from dse.runner import run as _run
+from dse.study.report import Summary, Target
+from dse.study.runner import Context, expand_grid
+from dse.study.runner import run as _run
 from studies import pipeline
 from studies._params import check_bandwidths, check_batch, check_tuple_of, describe_params
 
@@ -180,5 +180,5 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
 
 
 def run(**kw: Any) -> pd.DataFrame:
-    """`python -m dse.study binary_speedup` from Python (see dse.runner.run)."""
+    """`python -m dse.study binary_speedup` from Python (see dse.study.runner.run)."""
     return _run(sys.modules[__name__], **kw)

@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from dse.report import Plot, Summary, Target
-from dse.runner import Context
-from dse.runner import run as _run
+from dse.study.report import Plot, Summary, Target
+from dse.study.runner import Context
+from dse.study.runner import run as _run
 from studies._params import check_tuple_of, describe_params
 
 NAME = "mac_area"
@@ -129,5 +129,5 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
 
 
 def run(**kw: Any) -> pd.DataFrame:
-    """`python -m dse.study mac_area` from Python (see dse.runner.run)."""
+    """`python -m dse.study mac_area` from Python (see dse.study.runner.run)."""
     return _run(sys.modules[__name__], **kw)

@@ -66,7 +66,7 @@ def check_recipe(recipe: str, field: str = "recipe") -> str:
 @functools.cache
 def _code() -> str:
     """The model code's fingerprint, once per process (it keys the workload cache)."""
-    from dse.runner import code_fingerprint
+    from dse.study.runner import code_fingerprint
 
     return code_fingerprint()
 
@@ -114,7 +114,7 @@ def workload_for(model: str, recipe: str, *, w_bits: int, a_bits: int,
         log.info("tracing %s on the meta device failed (%s); retrying on the CPU", model, err)
         wl = _trace(**spec, device="cpu")
     if path is not None:
-        from dse.report import atomic_write
+        from dse.study.report import atomic_write
 
         atomic_write(path, wl.save)
     _MEMO[key] = wl

@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from dse.report import Plot, Summary, Target
-from dse.runner import Context
-from dse.runner import run as _run
+from dse.study.report import Plot, Summary, Target
+from dse.study.runner import Context
+from dse.study.runner import run as _run
 from studies import pipeline
 from studies._params import (
     check_bandwidths,
@@ -286,5 +286,5 @@ def _by(df: pd.DataFrame, col: str, label: str) -> dict[str, pd.DataFrame]:
 
 
 def run(**kw: Any) -> pd.DataFrame:
-    """`python -m dse.study precision_sweep` from Python (see dse.runner.run)."""
+    """`python -m dse.study precision_sweep` from Python (see dse.study.runner.run)."""
     return _run(sys.modules[__name__], **kw)

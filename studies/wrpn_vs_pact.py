@@ -23,9 +23,9 @@ from typing import Any
 import pandas as pd
 
 from arch.area import precision_slowdown
-from dse.report import Plot, Summary, Target, crossing
-from dse.runner import Context, expand_grid
-from dse.runner import run as _run
+from dse.study.report import Plot, Summary, Target, crossing
+from dse.study.runner import Context, expand_grid
+from dse.study.runner import run as _run
 from studies import pipeline
 from studies._params import (
     check_bandwidths,
@@ -328,5 +328,5 @@ def _notes(hp0: str, sc0: str, cross: float | None, missed: list[Target],
 
 
 def run(**kw: Any) -> pd.DataFrame:
-    """`python -m dse.study wrpn_vs_pact` from Python: the results table (see dse.runner.run)."""
+    """`python -m dse.study wrpn_vs_pact` from Python: the results table (dse.study.runner.run)."""
     return _run(sys.modules[__name__], **kw)

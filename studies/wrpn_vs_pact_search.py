@@ -13,8 +13,9 @@ fixed template each, answered here with `dse.search` (Optuna TPE):
    WRPN a 2x4 array and PACT a 2x2 one, as the paper does, or something better for either).
 2. ``mixed`` point: PACT-SAWB AlexNet with per-layer weight/activation bits searched (first/last
    fixed at 16) together with the hardware, maximizing images/s subject to the *proxy* accuracy
-   (`dse.accuracy.ProxyAccuracy`, data-free output SQNR, noise-gain sensitivity) being at least
-   that of uniform 2-bit; compared with the best uniform-2-bit design of the same hardware space
+   (`dse.search.accuracy.ProxyAccuracy`, data-free output SQNR, noise-gain sensitivity) being at
+   least that of uniform 2-bit; compared with the best uniform-2-bit design of the same hardware
+   space
    (found exhaustively: with layer bits fixed, the iso-area-fill space is small). Reported as
    found, including when mixed precision does not win.
 """
@@ -28,9 +29,9 @@ from typing import Any
 
 import pandas as pd
 
-from dse.report import Plot, Summary, Target
-from dse.runner import DEFAULT_CODE, Context, expand_grid
-from dse.runner import run as _run
+from dse.study.report import Plot, Summary, Target
+from dse.study.runner import DEFAULT_CODE, Context, expand_grid
+from dse.study.runner import run as _run
 from studies import pipeline
 from studies._params import check_bandwidths, check_tuple_of, describe_params
 from studies.wrpn_vs_pact import SCHEMES
@@ -41,7 +42,7 @@ TITLE = ("Searched best iso-area designs for PACT-SAWB vs. WRPN over bandwidth, 
          "mixed precision vs. uniform 2-bit (proxy accuracy)")
 
 
-CODE = (*DEFAULT_CODE, "dse/search", "dse/space.py", "dse/accuracy.py",
+CODE = (*DEFAULT_CODE, "dse/search",
         "studies/wrpn_vs_pact.py", "studies/wrpn_vs_pact_search.py")
 """The points run searches (the dse.search package, hashed whole, its space and accuracy proxy,
 which the default leaves out as non-model code) on the schemes of `studies.wrpn_vs_pact`: a
@@ -68,7 +69,7 @@ SOURCE = "PACT-SAWB (SysML'19) Sec. 7.3, Fig. 8a (fixed template, not searched)"
 
 
 def _pairs(field: str, value: Any) -> tuple[tuple[int, int], ...]:
-    from dse.space import decode_pair
+    from dse.search.space import decode_pair
 
     vals = check_tuple_of(field, value, ())
     try:
@@ -132,7 +133,7 @@ def _row(study: Any, point: dict[str, Any], label: str) -> dict[str, Any]:
 
 def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     from dse.search import run as search
-    from dse.space import SearchSpace
+    from dse.search.space import SearchSpace
 
     wl = _workload(point, ctx)
     mac = _pairs("mac_bits", point["mac_bits"])
@@ -165,8 +166,8 @@ def _uniform_baseline(wl: Any, mac: tuple[tuple[int, int], ...], sram: tuple[flo
     import optuna
 
     from arch.presets import sysml19_area_budget
-    from dse.simulate import simulate
-    from dse.space import SearchSpace, apply_layer_bits
+    from dse.search.space import SearchSpace, apply_layer_bits
+    from dse.sim import simulate
 
     space = SearchSpace(mac_bits=mac, sram_kib=sram, layer_bits="recipe")
     budget = sysml19_area_budget()
@@ -194,7 +195,7 @@ def _uniform_baseline(wl: Any, mac: tuple[tuple[int, int], ...], sram: tuple[flo
 
 def _proxy(point: dict[str, Any], wl: Any, ctx: Context) -> Any:
     """Data-free proxy of the zoo model (seeded init weights), cached as JSON in ctx.cache_dir."""
-    from dse.accuracy import ProxyAccuracy
+    from dse.search.accuracy import ProxyAccuracy
 
     path = (ctx.cache_dir / "search" / f"proxy-{point['model']}-{wl.name}.json"
             if ctx.cache_dir else None)
@@ -210,7 +211,7 @@ def _proxy(point: dict[str, Any], wl: Any, ctx: Context) -> Any:
     proxy = ProxyAccuracy.from_model(model, modules, tuple(zoo.input_shape(point["model"])),
                                      sensitivity="noise_gain", seed=int(point["seed"]))
     if path is not None:
-        from dse.report import atomic_write_text
+        from dse.study.report import atomic_write_text
 
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(proxy.to_dict()))
@@ -282,5 +283,5 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
 
 
 def run(**kw: Any) -> pd.DataFrame:
-    """`python -m dse.study wrpn_vs_pact_search` from Python (see dse.runner.run)."""
+    """`python -m dse.study wrpn_vs_pact_search` from Python (see dse.study.runner.run)."""
     return _run(sys.modules[__name__], **kw)

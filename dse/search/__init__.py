@@ -36,21 +36,26 @@ The modules, in pipeline order:
 
 from __future__ import annotations
 
-from dse.search.cli import main
-from dse.search.driver import run, worker
-from dse.search.objective import make_objective
-from dse.search.problem import METRIC_COLUMNS, OBJECTIVES, SAMPLERS, Problem, problem_errors
-from dse.search.reports import (
-    best_trial,
-    pareto_front,
-    plot_pareto,
-    trials_frame,
-    write_reports,
-    write_tables,
-)
-from dse.search.storage import make_storage
-from dse.search.workload import prepare_workload
+import importlib
+from typing import Any
 
-__all__ = ["METRIC_COLUMNS", "OBJECTIVES", "SAMPLERS", "Problem", "best_trial", "main",
-           "make_objective", "make_storage", "pareto_front", "plot_pareto", "prepare_workload",
-           "problem_errors", "run", "trials_frame", "worker", "write_reports", "write_tables"]
+# Lazy re-exports: `dse.search.space` and `dse.search.accuracy` are used by studies without optuna,
+# so importing the package must not import the driver (optuna) until a name from it is used.
+_EXPORTS = {
+    "main": "dse.search.cli", "run": "dse.search.driver", "worker": "dse.search.driver",
+    "make_objective": "dse.search.objective", "METRIC_COLUMNS": "dse.search.problem",
+    "OBJECTIVES": "dse.search.problem", "SAMPLERS": "dse.search.problem",
+    "Problem": "dse.search.problem", "problem_errors": "dse.search.problem",
+    "best_trial": "dse.search.reports", "pareto_front": "dse.search.reports",
+    "plot_pareto": "dse.search.reports", "trials_frame": "dse.search.reports",
+    "write_reports": "dse.search.reports", "write_tables": "dse.search.reports",
+    "make_storage": "dse.search.storage", "prepare_workload": "dse.search.workload",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dse.search' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

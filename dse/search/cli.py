@@ -17,13 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from dse.accuracy import AccuracyModel
 from dse.cli import CliParser, check_writable, float_list, int_list, pair_list, run_cli
+from dse.search.accuracy import AccuracyModel
 from dse.search.driver import run, worker
 from dse.search.problem import OBJECTIVES, SAMPLERS, problem_errors
+from dse.search.space import SearchSpace
 from dse.search.storage import check_storage
 from dse.search.workload import prepare_workload
-from dse.space import SearchSpace
 
 __all__ = ["main"]
 
@@ -156,7 +156,7 @@ def _main(argv: Sequence[str]) -> int:
                                  batch=a.batch, sensitivity=a.sensitivity, seed=a.seed)
     accuracy: AccuracyModel | None = proxy
     if a.accuracy == "measured":
-        from dse.accuracy import digits_measured_accuracy
+        from dse.search.accuracy import digits_measured_accuracy
 
         accuracy = digits_measured_accuracy(
             a.recipe, w_bits, a_bits, str(a.train_cache or out / "train"), wl, seed=a.seed,

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from dse.accuracy import AccuracyModel
+from dse.search.accuracy import AccuracyModel
 from dse.search.objective import _sampler, make_objective
 from dse.search.problem import PROBLEM_ATTR, Problem
 from dse.search.reports import _TableWriter, write_reports
+from dse.search.space import SearchSpace
 from dse.search.storage import (
     _fail_dead_local_trials,
     _open_study,
@@ -24,7 +25,6 @@ from dse.search.storage import (
     _storage_url,
     make_storage,
 )
-from dse.space import SearchSpace
 
 if TYPE_CHECKING:
     from workloads.graph import Workload

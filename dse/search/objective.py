@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 
 from dse.search.problem import METRICS_ATTR, WORKER_ATTR, Problem, _encode_float
-from dse.space import apply_layer_bits
+from dse.search.space import apply_layer_bits
 
 __all__ = ["make_objective"]
 
@@ -38,7 +38,7 @@ def _set_constraints(trial: optuna.Trial, area_excess_mm2: float, shortfall: flo
 
 def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]]:
     """The Optuna objective of ``problem`` (see the module docstring for the steps)."""
-    from dse.simulate import simulate
+    from dse.sim import simulate
 
     def objective(trial: optuna.Trial) -> Sequence[float]:
         trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
@@ -95,7 +95,7 @@ def _design_attrs(params: Mapping[str, Any]) -> dict[str, Any]:
     """The hardware columns of trials.csv from a trial's parameters (`SearchSpace.suggest`'s
     names): ``mac_bits``, ``rows``/``cols`` (from ``array``), ``sram_kib``, ``cores`` (when
     sampled). Only what the trial has sampled so far."""
-    from dse.space import decode_pair
+    from dse.search.space import decode_pair
 
     out: dict[str, Any] = {}
     if "mac_bits" in params:

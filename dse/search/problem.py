@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from dse.accuracy import AccuracyModel
-from dse.accuracy import from_dict as accuracy_from_dict
+from dse.search.accuracy import AccuracyModel
+from dse.search.accuracy import from_dict as accuracy_from_dict
+from dse.search.space import SearchSpace
 from dse.search.workload import _Workload
-from dse.space import SearchSpace
 
 if TYPE_CHECKING:
     from workloads.graph import Workload

@@ -21,7 +21,7 @@ import pandas as pd
 
 from dse.search.objective import _design_attrs
 from dse.search.problem import METRIC_COLUMNS, METRICS_ATTR, OBJECTIVES, Problem
-from dse.space import apply_layer_bits
+from dse.search.space import apply_layer_bits
 
 __all__ = ["best_trial", "pareto_front", "plot_pareto", "trials_frame", "write_reports",
            "write_tables"]
@@ -234,7 +234,7 @@ def best_trial(study: optuna.Study, problem: Problem) -> optuna.trial.FrozenTria
 
 def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.DataFrame:
     """Final outputs: tables, pareto.png, best.json and best_layers.csv (full SimResult)."""
-    from dse.simulate import simulate
+    from dse.sim import simulate
 
     out = Path(out)
     df = write_tables(study, out, problem.objectives)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dse.accuracy import AccuracyModel
+    from dse.search.accuracy import AccuracyModel
     from workloads.graph import Workload
 
 __all__ = ["prepare_workload"]
@@ -57,7 +57,7 @@ def prepare_workload(model: str, recipe: str, out: Path, *, w_bits: int, a_bits:
 
     This is the only step that imports torch; workers load ``workload.json`` and the proxy table.
     """
-    from dse.accuracy import ProxyAccuracy
+    from dse.search.accuracy import ProxyAccuracy
 
     source = {"model": model, "recipe": recipe, "w_bits": w_bits, "a_bits": a_bits,
               "batch": batch, "sensitivity": sensitivity, "seed": seed}

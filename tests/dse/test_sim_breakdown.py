@@ -12,7 +12,7 @@ from test_sim_helpers import conv_layer, memory_op, resnet50_graph
 
 from arch.spec import Accelerator
 from dse import SimResult, simulate
-from dse.results import LATENCY_PARTS
+from dse.sim.results import LATENCY_PARTS
 from workloads.graph import Layer, Workload
 
 NS = 1e-9

@@ -14,7 +14,7 @@ from test_sim_helpers import conv_layer
 from arch.area import precision_slowdown
 from arch.spec import Accelerator
 from dse import simulate
-from dse.mapping import plan_compute
+from dse.sim.mapping import plan_compute
 from workloads.graph import Layer, Workload
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,

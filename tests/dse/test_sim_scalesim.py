@@ -11,7 +11,7 @@ from test_sim_helpers import scalesim_layers, scalesim_table
 
 from arch.spec import Accelerator
 from dse import simulate
-from dse.systolic import compute_cycles, mapping_efficiency, sram_reads
+from dse.sim.systolic import compute_cycles, mapping_efficiency, sram_reads
 from workloads.graph import Workload
 
 CASES = [(net, df) for net in ("alexnet", "resnet50") for df in ("os", "ws")]

@@ -145,8 +145,9 @@ def test_sram_error_states_the_minimum(tiny_acc: Accelerator) -> None:
 
 
 def test_importing_the_simulator_does_not_import_torch() -> None:
-    code = ("import sys, dse, dse.simulate, dse.mapping, dse.components, dse.results, "
-            "dse.systolic; assert 'torch' not in sys.modules, 'torch imported'; "
+    code = ("import sys, dse, dse.sim.simulate, dse.sim.mapping, dse.sim.components, "
+            "dse.sim.results, dse.sim.systolic; "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
             "assert 'optuna' not in sys.modules, 'optuna imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -155,7 +156,7 @@ def test_dram_is_a_fair_share_server() -> None:
     """Processor sharing, closed form: at 1 byte/ns, transfers of 100 B and 300 B started together
     share the bandwidth until the first ends at 200 ns; the second then runs alone to 400 ns. A
     weight-3 transfer gets 3/4 of the bandwidth; latency delays the start."""
-    from dse.components import CountingEnvironment, Dram
+    from dse.sim.components import CountingEnvironment, Dram
 
     env = CountingEnvironment()
     dram = Dram(env, bytes_per_s=1e9, latency_s=0.0)

@@ -80,7 +80,7 @@ def test_soft_approaches_hard_monotonically_as_temperature_grows() -> None:
 
 def test_autograd_matches_eq7_to_eq10() -> None:
     torch.manual_seed(0)
-    q = QNWeightQuantizer(3, levels=LEVELS7, arg_clamp=None)
+    q = QNWeightQuantizer(3, levels=LEVELS7, arg_clamp=None, learn_biases=True)  # Eq. 10
     b = [-3.0, -1.5, -0.5, 0.5, 1.5, 3.0]
     _set(q, alpha=0.8, beta=1.3, biases=b)
     q.temperature.fill_(3.0)

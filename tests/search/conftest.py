@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from searchkit import tiny_proxy, tiny_resnet
 
-from dse.accuracy import ProxyAccuracy
+from dse.search.accuracy import ProxyAccuracy
 from workloads.graph import Workload
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dse.accuracy import ProxyAccuracy
+from dse.search.accuracy import ProxyAccuracy
 from workloads.graph import Layer, Workload
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import integrate, optimize
 from scipy.stats import norm
 
-from dse.accuracy import (
+from dse.search.accuracy import (
     MAX_BITS,
     MeasuredAccuracy,
     ProxyAccuracy,

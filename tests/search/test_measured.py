@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dse.accuracy import (
+from dse.search.accuracy import (
     apply_bits_to_model,
     digits_measured_accuracy,
     from_dict,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from arch import Accelerator
 from arch.presets import sysml19
 from dse.search import OBJECTIVES, Problem, pareto_front, run, trials_frame
-from dse.space import SearchSpace, decode_pair
+from dse.search.space import SearchSpace, decode_pair
 
 BUDGET = sysml19(2).area  # ~14 mm^2: the sysml19 iso-area budget
 
@@ -198,7 +198,7 @@ def test_bad_run_arguments(tiny_workload):
 
 
 def test_worker_path_does_not_import_torch():
-    code = ("import sys, dse.search, dse.space, dse.accuracy, dse.simulate; "
+    code = ("import sys, dse.search, dse.search.space, dse.search.accuracy, dse.sim.simulate; "
             "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
@@ -361,7 +361,7 @@ def test_study_records_settings_and_resume_checks_them(tmp_path, tiny_workload, 
 
 def test_every_row_names_its_accuracy_model(tmp_path, tiny_workload):
     """A measured model's rows, plot caption and best.json say "measured", never "proxy"."""
-    from dse.accuracy import MeasuredAccuracy
+    from dse.search.accuracy import MeasuredAccuracy
     from dse.search.reports import _accuracy_caption
 
     def top1(bits):  # a stand-in evaluation: fewer bits, lower accuracy

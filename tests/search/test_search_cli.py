@@ -23,7 +23,7 @@ import pytest
 from searchkit import tiny_proxy, tiny_resnet
 
 from dse.search import main, make_storage, run
-from dse.space import SearchSpace
+from dse.search.space import SearchSpace
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 

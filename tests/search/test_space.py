@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from searchkit import tiny_resnet
 
 from arch.presets import sysml19_area_budget
-from dse.space import (
+from dse.search.space import (
     SearchSpace,
     apply_layer_bits,
     decode_pair,

@@ -12,9 +12,9 @@ from searchkit import tiny_proxy, tiny_resnet
 
 import studies
 from arch.presets import sysml19_area_budget
-from dse.runner import Context
-from dse.simulate import simulate
-from dse.space import SearchSpace, apply_layer_bits, decode_pair, max_cores_within
+from dse.search.space import SearchSpace, apply_layer_bits, decode_pair, max_cores_within
+from dse.sim import simulate
+from dse.study.runner import Context
 from studies import wrpn_vs_pact_search as s
 
 

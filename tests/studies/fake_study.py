@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from dse.report import Plot, Summary, Target
-from dse.runner import Context, expand_grid
-from dse.runner import run as _run
+from dse.study.report import Plot, Summary, Target
+from dse.study.runner import Context, expand_grid
+from dse.study.runner import run as _run
 
 NAME = "fake_study"
 TITLE = "runner test study: value = x**2 * scale"

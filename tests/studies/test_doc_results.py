@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import studies
-from dse.report import Summary, Target, doc_block, sync_doc
-from dse.runner import run_study
 from dse.study import doc_digest, main
+from dse.study.report import Summary, Target, doc_block, sync_doc
+from dse.study.runner import run_study
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -81,7 +81,7 @@ def test_sync_doc_rewrites_only_its_block(tmp_path: Path) -> None:
 
 
 def test_digest_has_no_timings_and_marks_misses() -> None:
-    from dse.report import digest
+    from dse.study.report import digest
 
     s = Summary(title="T", targets=(Target("x", 5.0, 1.0, 2.0, paper="1.5", source="p"),),
                 notes="why\n## sub")

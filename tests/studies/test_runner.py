@@ -1,4 +1,4 @@
-"""dse.runner and dse.report against a fake study whose points are cheap pure functions."""
+"""dse.study.runner and dse.study.report against a fake study whose points are cheap functions."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dse.report import Target, markdown_table
-from dse.runner import expand_grid, point_key, run_study
+from dse.study.report import Target, markdown_table
+from dse.study.runner import expand_grid, point_key, run_study
 
 
 def _calls(out) -> list[str]:
@@ -148,19 +148,20 @@ def test_search_package_is_in_the_search_study_key_and_not_in_the_default_one(
     import shutil
     from pathlib import Path
 
-    import dse.runner
+    import dse.study.runner
     from studies import wrpn_vs_pact_search
 
-    root = Path(dse.runner.__file__).resolve().parent.parent
+    root = Path(dse.study.runner.__file__).resolve().parents[2]
     shutil.copytree(root / "dse", tmp_path / "dse",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(dse.runner, "_ROOT", tmp_path)
+    monkeypatch.setattr(dse.study.runner, "_ROOT", tmp_path)
     code = ("dse", *(c for c in wrpn_vs_pact_search.CODE if c.startswith("dse/search")))
     assert code == ("dse", "dse/search")
     modules = sorted((tmp_path / "dse" / "search").glob("*.py"))
     assert len(modules) > 1
     for path in modules:
-        default, search = dse.runner.code_fingerprint(("dse",)), dse.runner.code_fingerprint(code)
+        fingerprint = dse.study.runner.code_fingerprint
+        default, search = fingerprint(("dse",)), fingerprint(code)
         path.write_text(path.read_text() + "\n# changed\n")
-        assert dse.runner.code_fingerprint(("dse",)) == default, path.name
-        assert dse.runner.code_fingerprint(code) != search, path.name
+        assert dse.study.runner.code_fingerprint(("dse",)) == default, path.name
+        assert dse.study.runner.code_fingerprint(code) != search, path.name

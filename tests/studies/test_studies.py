@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import studies
-from dse.report import crossing
 from dse.study import parse_bandwidths
+from dse.study.report import crossing
 from studies import binary_speedup, pipeline
 
 

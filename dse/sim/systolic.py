@@ -18,7 +18,7 @@ and its reported compute cycles are ``folds * cycles_per_fold - 1``. These forms
 to every SCALE-Sim v3 layer run in ``../shared/reference/scalesim/README.md``; the OS fill/drain
 term is R + C - 2 (not the 2R of the ISPASS 2020 analytical model, which is for WS/IS).
 
-Nothing here knows about bits, cores or memory: `dse.mapping` composes these per tile and core.
+Nothing here knows about bits, cores or memory: `dse.sim.mapping` composes these per tile and core.
 """
 
 from __future__ import annotations

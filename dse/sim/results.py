@@ -1,4 +1,4 @@
-"""`SimResult`: the immutable outcome of one `dse.simulate` run, plus its views.
+"""`SimResult`: the immutable outcome of one `dse.sim.simulate` run, plus its views.
 
 Scalars for search loops and report rows (`to_dict`), the network latency split
 (`latency_breakdown`, ZigZag-style), the per-layer table (`layers`), the per-core busy intervals

@@ -2,19 +2,19 @@
 
 Everything here is closed-form and static (no SimPy): `plan_compute` turns one compute layer into
 a `LayerPlan` - which cores do what, how many stall-free cycles each needs, which bytes must move
-to/from DRAM and which of them can overlap compute. `dse.simulate` plays the plans out in time.
+to/from DRAM and which of them can overlap compute. `dse.sim.simulate` plays the plans out in time.
 
 Model (docs/simulator.md has the long form):
 
 * **GEMM view.** A compute layer is ``groups`` independent GEMMs of M x K (inputs, "A") by K x N
-  (weights, "B") giving M x N (outputs, "C"), with SCALE-Sim's M/N/K (`dse.systolic`).
+  (weights, "B") giving M x N (outputs, "C"), with SCALE-Sim's M/N/K (`dse.sim.systolic`).
 * **Core split.** A grid of pm M blocks x pn N blocks: by output channels (``"n"``: a slice of N,
   or of the groups of a grouped conv, per core; every core reads the whole input), by output
   pixels (``"m"``: a chunk of whole fold units of output pixels per core, reading the input rows
   under its output rows, and all weights), both (``"mn"``), or by images (``"batch"``). Work is
   dealt out in ``q = ceil(U/p)`` units per dimension, so cores come in at most four classes of
   identical work (`CoreTask.count`). Every candidate (split, pm * pn <= cores) is timed with
-  `estimate_s` - the exact time `dse.simulate` gives the layer when it runs alone - and the
+  `estimate_s` - the exact time `dse.sim.simulate` gives the layer when it runs alone - and the
   fastest wins (ties: fewer cores, then fewer bytes), with an exact branch-and-bound.
   With ``multicast`` the cores of one M block share its input bytes and the cores of one N block
   its weight bytes (each crosses the DRAM interface once).
@@ -26,7 +26,7 @@ Model (docs/simulator.md has the long form):
   **single-buffered** (loads and compute serialize). A K-split family (unit blocks, ``tk`` deep,
   an ``acc_bits`` partial-sum tile; in OS each extra K chunk pays the fold fill/drain again)
   covers SRAMs too small for full-K blocks. Below one 1-deep tile: ValueError on ``sram_kib``.
-* **Resident operands.** An input already on chip (`dse.simulate`'s SRAM ledger) costs no DRAM
+* **Resident operands.** An input already on chip (`dse.sim.simulate`'s SRAM ledger) costs no DRAM
   bytes and no tile buffer; an output kept on chip is written to its resident space.
 * **Bits.** Bytes are elements x bits / 8 with the layer's ``w_bits`` / ``a_bits`` / ``o_bits``.
   A layer whose bits exceed the MAC's is slowed by the design's own rule,
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from arch.spec import Accelerator
-from dse.systolic import fold_shape, sram_reads
+from dse.sim.systolic import fold_shape, sram_reads
 
 if TYPE_CHECKING:  # `workloads` imports torch at package level; the simulator must not
     from workloads.graph import Layer
@@ -124,7 +124,7 @@ def min_tile_bytes(a_bits: int, w_bits: int, acc_bits: int, rows: int, cols: int
 def pipeline_s(*, onload_bytes: float, stream_bytes: float, offload_bytes: float,
                compute_s: float, steps: int, double_buffered: bool, bytes_per_s: float,
                latency_s: float) -> float:
-    """Time of one core's tile pipeline with ``bytes_per_s`` to itself (what `dse.simulate` plays):
+    """Time of one core's tile pipeline with ``bytes_per_s`` to itself (what `dse.sim` plays):
     latency + on-load; then the compute of all fold steps but the last, overlapped with (double
     buffering) or followed by (single) the streamed loads/stores; the last step; latency +
     off-load."""
@@ -387,7 +387,7 @@ class LayerPlan:
 
 def estimate_s(plan: LayerPlan, acc: Accelerator) -> float:
     """The layer's time if it ran alone: `pipeline_s` of its lock-step phases (`LayerPlan.phases`)
-    with the whole DRAM bandwidth - exactly what `dse.simulate` plays for a layer alone."""
+    with the whole DRAM bandwidth - exactly what `dse.sim.simulate` plays for a layer alone."""
     on, st, off, cycles, steps, db = plan.phases()
     return pipeline_s(onload_bytes=on, stream_bytes=st, offload_bytes=off,
                       compute_s=cycles / acc.freq_hz, steps=steps, double_buffered=db,

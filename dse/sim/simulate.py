@@ -9,7 +9,7 @@ The pipeline, one line per step (ZigZag's habit of writing the whole flow in one
                      over all cores' SRAM) iff, at every step of its live range, the tensors already
                      resident + it + that step's reserve fit in every core. Network input and output
                      always go through DRAM.
-4. ``_plan``         map each layer (`dse.mapping`) with the SRAM the ledger leaves free, reading
+4. ``_plan``         map each layer (`dse.sim.mapping`) in the SRAM the ledger leaves, reading
                      resident inputs from SRAM and not storing resident outputs.
 5. ``_run``          SimPy: each scheduled node is one process that waits for its graph
                      predecessors, takes cores from the `CorePool` and plays the layer's lock-step
@@ -41,9 +41,9 @@ import pandas as pd
 import simpy
 
 from arch.spec import HIGH_PRECISION_MODELS, Accelerator
-from dse.components import CorePool, CountingEnvironment, Dram
-from dse.mapping import LayerPlan, plan_compute, plan_memory_op
-from dse.results import LATENCY_PARTS, LAYER_COLUMNS, Interval, SimResult
+from dse.sim.components import CorePool, CountingEnvironment, Dram
+from dse.sim.mapping import LayerPlan, plan_compute, plan_memory_op
+from dse.sim.results import LATENCY_PARTS, LAYER_COLUMNS, Interval, SimResult
 
 if TYPE_CHECKING:  # importing `workloads` pulls in torch; a Workload is used by duck typing
     from workloads.graph import Layer, Workload
@@ -99,7 +99,7 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
     value re-scales every layer's per-image quantities to that many images.
 
     Options: ``high_precision`` ("bit_serial" | "configurable", default the accelerator's) - how a
-    layer above the MAC precision runs (`dse.mapping.precision_factor`); ``energy_model``
+    layer above the MAC precision runs (`dse.sim.mapping.precision_factor`); ``energy_model``
     (an `arch.energy.EnergyModel`, default `arch.energy.default_energy_model` at the accelerator's
     node); ``onchip_reuse`` (False: every tensor goes through DRAM - the ablation of the SRAM
     ledger); ``segments`` (>= 1: how many pieces each layer's overlapped phase is played in; more

@@ -28,15 +28,14 @@ from dse.cli import (
     CliParser,
     check_writable,
     parse_bandwidths,
-    run_as_program,
     run_cli,
 )
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from dse.report import Summary
-    from dse.runner import StudyRun
+    from dse.study.report import Summary
+    from dse.study.runner import StudyRun
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -56,7 +55,7 @@ def run_study_cli(study: ModuleType, params: dict[str, Any], args: argparse.Name
                   out: Path, prog: str, argv: Sequence[str] | None) -> StudyRun:
     """Check ``--jobs``, ``--out`` and ``--format``, then run ``study`` through the runner with a
     progress bar (unless ``--quiet``) and the command line recorded in the report."""
-    from dse.runner import run_study
+    from dse.study.runner import run_study
 
     if args.jobs < 1:
         raise ValueError(f"--jobs={args.jobs} is not allowed; expected an integer >= 1")
@@ -103,10 +102,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def doc_digest(name: str, summary: Summary, doc: Path, images: Path,
                flags: Sequence[str] = ()) -> str:
-    """Study ``name``'s `dse.report.digest` as document ``doc`` shows it: headline plots linked
+    """Study ``name``'s `dse.study.report.digest` as ``doc`` shows it: headline plots linked
     at ``images / NAME_<file>`` relative to the document's folder; ``+notes`` in ``flags`` adds
     the study's notes."""
-    from dse.report import digest
+    from dse.study.report import digest
 
     links = {p.filename: Path(os.path.relpath(images / f"{name}_{p.filename}", doc.parent))
              .as_posix() for p in summary.plots if p.filename in summary.headline}
@@ -114,7 +113,7 @@ def doc_digest(name: str, summary: Summary, doc: Path, images: Path,
 
 
 def _check_docs(name: str, docs: Sequence[Path]) -> None:
-    from dse.report import check_doc
+    from dse.study.report import check_doc
 
     for doc in docs:
         check_doc(doc, name)
@@ -124,7 +123,7 @@ def update_docs(name: str, summary: Summary, out: Path, docs: Sequence[Path],
                 images: Path) -> list[Path]:
     """Write study ``name``'s results block (`doc_digest`) into each markdown file of ``docs``;
     its headline plots are copied from the report folder ``out`` to ``images``."""
-    from dse.report import sync_doc
+    from dse.study.report import sync_doc
 
     plots = [p.filename for p in summary.plots if p.filename in summary.headline]
     if plots and docs:
@@ -189,6 +188,3 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"updated the {study.NAME} results in {doc}")
     return 0
 
-
-if __name__ == "__main__":
-    run_as_program(main)

@@ -10,7 +10,7 @@ one per burst.
 
 Weights let one SimPy transfer stand for ``w`` identical cores moving the same number of bytes each:
 by symmetry, w equal streams started together finish together, so a single transfer of ``w * bytes``
-with weight ``w`` is exactly equivalent (`dse.simulate` relies on this to keep events per layer
+with weight ``w`` is exactly equivalent (`dse.sim.simulate` relies on this to keep events per layer
 independent of the core count).
 
 `CorePool` hands out cores (lowest free ids first) to layers; a layer waits in FIFO order until

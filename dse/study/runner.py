@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from dse.report import FORMATS, RunInfo, Summary, atomic_write_text, write_report
+from dse.study.report import FORMATS, RunInfo, Summary, atomic_write_text, write_report
 
 __all__ = ["DEFAULT_CODE", "Context", "StudyRun", "code_fingerprint", "expand_grid", "point_key",
            "resolve_params", "run", "run_study"]
@@ -45,15 +45,17 @@ DEFAULT_CODE = ("arch", "dse", "workloads", "quant", "studies/__init__.py",
 shared study helpers, not the other studies."""
 _PRESENTATION = frozenset({
     # reporting, CLIs, search and training code: a change there cannot change a design point
-    "dse/report.py", "dse/cli.py", "dse/study.py", "dse/sweep.py", "dse/runner.py",
-    "dse/space.py", "dse/accuracy.py", "quant/train.py", "quant/table.py", "quant/data.py",
+    "dse/study/report.py", "dse/cli.py", "dse/study/cli.py", "dse/study/sweep.py",
+    "dse/study/runner.py", "dse/study/__init__.py", "dse/study/__main__.py", "dse/sweep.py",
+    "dse/search/space.py", "dse/search/accuracy.py", "quant/train.py", "quant/table.py",
+    "quant/data.py",
     "workloads/show.py",
     # the search package (a study that runs searches names "dse/search" in its CODE)
     "dse/search/__init__.py", "dse/search/__main__.py", "dse/search/cli.py",
     "dse/search/driver.py", "dse/search/objective.py", "dse/search/problem.py",
     "dse/search/reports.py", "dse/search/storage.py", "dse/search/workload.py",
 })
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True, slots=True)
