@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from arch import io, presets
 from arch.area import accelerator_area_breakdown_mm2
@@ -30,6 +31,27 @@ def _bits(text: str) -> int | tuple[int, int]:
     if len(parts) == 2:
         return (parts[0], parts[1])
     raise argparse.ArgumentTypeError(f"bits={text!r}: expected B or W,A")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error:`` line and exit status 2 (no usage block),
+    the contract every qdse CLI keeps; `main` catches `_UsageError`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _design(text: str) -> Accelerator:
+    """A preset name or a design file; anything else names the presets and the suffixes."""
+    path = Path(text)
+    if path.suffix.lower() not in io.SUFFIXES:
+        raise ValueError(f"design={text!r} is neither a preset ({', '.join(presets.names())}) nor "
+                         f"a design file ({', '.join(io.SUFFIXES)})")
+    return io.load(path)
 
 
 def _describe(acc: Accelerator) -> str:
@@ -68,7 +90,8 @@ def _iso_table(bits: Sequence[int | tuple[int, int]], dram_gbps: float,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m arch", description=__doc__,
+    """CLI entry point; bad input prints one ``error:`` line on stderr and returns 2."""
+    parser = _Parser(prog="python -m arch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     show = sub.add_parser("show", help="describe a preset or a design file")
@@ -81,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     iso.add_argument("--bits", type=_bits, nargs="+", default=[16, 8, 4, 2, (2, 4)])
     iso.add_argument("--dram-gbps", type=float, default=32.0)
     iso.add_argument("--total-sram-kib", type=float, default=presets.SYSML19_TOTAL_SRAM_KIB)
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         if args.command == "iso-area":
             print(_iso_table(args.bits, args.dram_gbps, args.total_sram_kib))
             return 0
@@ -92,13 +115,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             acc = presets.get(args.design, **kw)
         else:
             if args.bits is not None or args.dram_gbps is not None or args.peak_scaling:
-                parser.error("--bits/--dram-gbps/--peak-scaling apply to presets, not files")
-            acc = io.load(args.design)
-        print(_describe(acc))
+                raise ValueError("--bits/--dram-gbps/--peak-scaling apply to presets, not files")
+            acc = _design(args.design)
+        text = _describe(acc)
         if args.save is not None:
-            print(f"saved {io.save(acc, args.save)}")
-    except (ValueError, OSError) as exc:
+            try:
+                io.save(acc, args.save)
+            except OSError as exc:
+                raise ValueError(f"--save={str(args.save)!r} cannot be written: "
+                                 f"{exc.strerror or exc}") from None
+        print(text)
+        if args.save is not None:
+            print(f"saved {args.save}")
+    except (ValueError, _UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unreadable design file, unwritable --save
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     return 0
 

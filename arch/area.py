@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CORE_CONTROL_FRACTION",
     "MAC16_UM2_45NM",
+    "MAX_AREA_MM2",
     "REFERENCE_BITS",
     "accelerator_area_breakdown_mm2",
     "accelerator_area_mm2",
@@ -66,6 +67,11 @@ in ../shared/MODELING.md. The same data give the 3.2x 16->8-bit anchor of `mac_a
 
 REFERENCE_BITS = 16
 """Precision of the reference system whose core count the budget sizes under ``"doubling"``."""
+
+MAX_AREA_MM2 = 1e6
+"""Upper bound on an iso-area budget, mm^2: a 300 mm wafer is 70,686 mm^2 and the largest chip
+built (Cerebras WSE-3) 46,225 mm^2; 1e6 mm^2 (one square metre) is beyond any package and keeps
+the core count it sizes a finite number (which `arch.spec.MAX_COUNT` then bounds)."""
 
 _PAPER_CORES_16, _PAPER_CORES_2 = 8, 64  # PACT-SAWB Section 7.1: 8 TOPS @16b ... 64 TOPS @2b
 
@@ -174,12 +180,16 @@ def iso_area_cores(area_budget: float, mac_bits: int | tuple[int, int], *,
     setup; ``sram_kib`` is then ignored); otherwise every core carries ``sram_kib`` KiB.
     ValueError if the budget cannot hold one core (at ``mac_bits``, or at 16-bit for doubling).
     """
-    from arch.spec import PEAK_SCALINGS
+    from arch.spec import MAX_COUNT, PEAK_SCALINGS
 
     if peak_scaling not in PEAK_SCALINGS:
         raise ValueError(f"peak_scaling={peak_scaling!r} is not allowed; expected one of "
                          f"{', '.join(PEAK_SCALINGS)}")
     _positive("area_budget", area_budget)
+    if area_budget > MAX_AREA_MM2:
+        raise ValueError(f"area_budget={area_budget!r} mm^2 is not allowed; expected at most "
+                         f"{MAX_AREA_MM2:g} mm^2 (about 14 whole 300 mm wafers; "
+                         "see arch.area.MAX_AREA_MM2)")
     bits = bits_pair(mac_bits)
     if total_sram_kib is not None:
         _positive("total_sram_kib", total_sram_kib)
@@ -194,6 +204,11 @@ def iso_area_cores(area_budget: float, mac_bits: int | tuple[int, int], *,
             f"area_budget={area_budget!r} mm^2 is too small for one {rows}x{cols} core of "
             f"mac_bits={bits} ({per_core:.4g} mm^2 + {fixed:.4g} mm^2 shared SRAM); allowed: "
             f">= {per_core + fixed:.4g} mm^2")
+    if n_density > MAX_COUNT:
+        raise ValueError(
+            f"area_budget={area_budget!r} mm^2 holds {n_density} {rows}x{cols} cores of "
+            f"mac_bits={bits}; expected a budget of at most {MAX_COUNT} cores "
+            f"(<= {MAX_COUNT * per_core + fixed:.4g} mm^2; see arch.spec.MAX_COUNT)")
     if peak_scaling == "density":
         return n_density
     ref_core = core_area_mm2(rows, cols, REFERENCE_BITS, core_sram, node_nm=node_nm)

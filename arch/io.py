@@ -127,15 +127,32 @@ def load(path: str | Path) -> Accelerator:
     """Read an `Accelerator` from a ``.toml``, ``.yaml`` or ``.yml`` file."""
     path = Path(path)
     suffix = _suffix(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at "
+                         f"offset {exc.start}); expected a TOML or YAML accelerator description"
+                         ) from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
         data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: not valid {suffix[1:].upper()}: {exc}") from exc
+        raise ValueError(f"{path}: not valid {suffix[1:].upper()}: {_one_line(exc)}") from None
     try:
         return from_dict(data)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
+
+
+def _one_line(exc: Exception) -> str:
+    """A parser's message on one line: PyYAML's spans four (problem, context, a snippet, a caret);
+    keep the problem and its position."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
 
 
 def save(acc: Accelerator, path: str | Path) -> Path:

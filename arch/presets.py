@@ -13,6 +13,7 @@ constants below are the only knobs; change them (with a reason in the docstring)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -95,6 +96,9 @@ def sysml19_area_budget(**overrides: Any) -> float:
         raise ValueError(f"sysml19_area_budget takes no {', '.join(unknown)}; allowed: "
                          "total_sram_kib, rows, cols, node_nm")
     total = overrides.pop("total_sram_kib", SYSML19_TOTAL_SRAM_KIB)
+    if isinstance(total, bool) or not isinstance(total, int | float) or not 0 < total < math.inf:
+        raise ValueError(f"total_sram_kib={total!r} is not allowed; expected a finite number of "
+                         "KiB > 0 (the chip's SRAM, split over the cores)")
     rows = overrides.pop("rows", SYSML19_ROWS)
     cols = overrides.pop("cols", SYSML19_COLS)
     node = overrides.pop("node_nm", SYSML19_NODE_NM)

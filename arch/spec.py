@@ -41,6 +41,12 @@ PEAK_SCALINGS = ("doubling", "density")
 also sets the throughput of a ``configurable`` MAC at a precision above its own."""
 
 
+MAX_COUNT = 1_000_000
+"""Upper bound on ``cores``, ``rows`` and ``cols``: the largest chip built, the wafer-scale
+Cerebras WSE-3 (46,225 mm^2, nearly a whole 300 mm wafer), has 900,000 cores; a million is beyond
+any physical design and keeps every derived count (MACs, bytes, mm^2) a finite float."""
+
+
 @dataclass(frozen=True, slots=True)
 class Accelerator:
     """A multi-core systolic-array accelerator.
@@ -78,6 +84,9 @@ class Accelerator:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 bad(f, v, "expected an integer >= 1")
+            elif v > MAX_COUNT:
+                bad(f, v, f"expected an integer in 1..{MAX_COUNT} (more than any chip holds; "
+                    "see arch.spec.MAX_COUNT)")
         given = mb = self.mac_bits
         if isinstance(mb, int) and not isinstance(mb, bool) and 1 <= mb <= 32:
             mb = (mb, mb)  # one precision for weights and activations

@@ -10,13 +10,26 @@ and last layer); quantizer modules are not involved (use ``quant.quantize`` + ``
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from torch import nn
 
 from workloads import zoo
 from workloads.extraction import extract
+
+if TYPE_CHECKING:
+    from workloads.graph import Workload
+
+_MAX_BATCH = 1 << 20
+_MAX_WIDTH = 64.0  # WRPN widens by 2-3x; 64x an ImageNet model does not fit in memory
+_MAX_CLASSES = 1 << 20
+_MAX_SIDE = 1 << 14  # pixels or channels of the input image
 
 
 def first_last_names(model: nn.Module) -> list[str]:
@@ -38,9 +51,65 @@ def _options(items: Sequence[str]) -> dict[str, bool | str]:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error:`` line, exit status 2 (the CLI contract)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _check_json_path(text: str) -> Path:
+    """``--json PATH`` checked before the extraction: not a folder, in a writable folder."""
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        raise ValueError(f"--json={text!r} is a folder; expected a file path such as "
+                         f"{str(path / 'workload.json')!r}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValueError(f"--json={text!r} cannot be written: folder {str(folder)!r} does not "
+                         "exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--json={text!r} cannot be written: folder {str(folder)!r} is not "
+                         "writable")
+    return path
+
+
+def _save_json(wl: Workload, path: Path) -> None:
+    """Write ``wl`` as JSON atomically (a temp file in the same folder, renamed into place); on
+    failure nothing is left behind and the error names ``--json``."""
+    text = json.dumps(wl.to_json(), indent=1)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise ValueError(f"--json={str(path)!r} cannot be written: {e.strerror or e}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m workloads.show",
-                                description="Print the layer table of a zoo model.")
+    """CLI entry point: bad input prints one ``error:`` line on stderr and returns 2; Ctrl-C
+    prints one line and returns 130."""
+    try:
+        return _main(argv)
+    except (ValueError, _UsageError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    p = _Parser(prog="python -m workloads.show",
+                description="Print the layer table of a zoo model.")
     p.add_argument("model", help="zoo model: " + ", ".join(zoo.names()))
     p.add_argument("--bits", type=int, default=16, help="default bits of weights/activations")
     p.add_argument("--first-last", type=int, default=None, metavar="BITS",
@@ -55,28 +124,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--compute-only", action="store_true", help="list compute layers only")
     p.add_argument("--json", metavar="PATH", help="also save the workload as JSON")
     args = p.parse_args(argv)
+    if args.model not in zoo.names():
+        raise ValueError(f"unknown model {args.model!r}; available: {', '.join(zoo.names())}")
+    for flag, value in (("--bits", args.bits), ("--first-last", args.first_last)):
+        if value is not None and not 1 <= value <= 64:
+            raise ValueError(f"{flag}={value} is invalid; expected an int in [1, 64]")
+    if not 1 <= args.batch <= _MAX_BATCH:
+        raise ValueError(f"--batch={args.batch} is invalid; expected an int in [1, {_MAX_BATCH}]")
+    if not 0 < args.width <= _MAX_WIDTH:  # also rejects nan
+        raise ValueError(f"--width={args.width:g} is invalid; expected a channel multiplier in "
+                         f"(0, {_MAX_WIDTH}]")
+    if args.num_classes is not None and not 1 <= args.num_classes <= _MAX_CLASSES:
+        raise ValueError(f"--num-classes={args.num_classes} is invalid; expected an int in "
+                         f"[1, {_MAX_CLASSES}]")
+    if args.input_shape is not None and not all(1 <= v <= _MAX_SIDE for v in args.input_shape):
+        raise ValueError(f"--input-shape={' '.join(map(str, args.input_shape))} is invalid; "
+                         f"expected three ints C H W in [1, {_MAX_SIDE}]")
+    json_path = _check_json_path(args.json) if args.json else None
+    width = int(args.width) if float(args.width).is_integer() else args.width
+    model = zoo.get(args.model, num_classes=args.num_classes, width=width,
+                    **_options(args.option))
+    shape = tuple(args.input_shape) if args.input_shape else zoo.input_shape(args.model)
+    name = args.model + (f"_w{args.width:g}" if args.width != 1 else "")
+    overrides = ({n: args.first_last for n in first_last_names(model)}
+                 if args.first_last is not None else None)
     try:
-        if args.model not in zoo.names():
-            raise ValueError(f"unknown model {args.model!r}; available: {', '.join(zoo.names())}")
-        for flag, value in (("--bits", args.bits), ("--first-last", args.first_last)):
-            if value is not None and not 1 <= value <= 64:
-                raise ValueError(f"{flag}={value} is invalid; expected an int in [1, 64]")
-        if args.batch < 1:
-            raise ValueError(f"--batch={args.batch} is invalid; expected an int >= 1")
-        width = int(args.width) if float(args.width).is_integer() else args.width
-        model = zoo.get(args.model, num_classes=args.num_classes, width=width,
-                        **_options(args.option))
-        shape = tuple(args.input_shape) if args.input_shape else zoo.input_shape(args.model)
-        name = args.model + (f"_w{args.width:g}" if args.width != 1 else "")
-        overrides = ({n: args.first_last for n in first_last_names(model)}
-                     if args.first_last is not None else None)
         wl = extract(model, shape, batch=args.batch, default_bits=args.bits,
                      overrides=overrides, name=name)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        wl.save(args.json)
+    except RuntimeError as e:  # e.g. an --input-shape too small for the model's strides
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{args.model} cannot run on input shape {shape}: {first}") from None
+    if json_path is not None:
+        _save_json(wl, json_path)
     try:
         print(wl.summary(compute_only=args.compute_only))
         if args.json:
