@@ -1,0 +1,431 @@
+"""SCALE-Sim v3's buffer fill and re-fetch behaviour as a sequence of tiles for the event engine.
+
+SCALE-Sim v3 (PyPI ``scalesim==3.0.0``) gives each operand its own double-buffered SRAM and its
+own DRAM port (``memory/double_buffered_scratchpad_mem.py``). What it moves, per read operand
+(``memory/read_buffer.py``), in words (SCALE-Sim fixes ``word_size = 1``):
+
+* the buffer of ``S`` words is split ``A = ceil(S/2)`` active, ``P = S - A`` prefetch;
+* the operand's *fetch sequence* F is its operand matrix cut in folds and, for the skewed
+  operands, read out diagonal by diagonal (``create_*_prefetch_mat`` of the dataflow);
+* F's valid (non-padding) elements are grouped in lines of ``e = ceil(S/100)``; the active window
+  holds ``ceil(A/e)`` consecutive lines, circularly, starting at line 0;
+* the array's demand walks the folds in order; an element outside the window moves the window on
+  by ``ceil(P/e)`` lines, circularly, until the element is inside, and *each* move is one DRAM
+  request of ``ceil(P/bw)*bw`` words (``new_prefetch``); the first fill is
+  ``min(ceil(A/bw), ceil(|F|/bw))*bw`` words, before cycle 0 (``prefetch_active_buffer``).
+
+So the window only moves forward: a fold that needs data behind the window (an OS filter block
+used again for the next row fold, a WS ifmap pass per column fold, or the first elements of a fold
+that F's diagonal order put just before the previous fold's last ones) costs a trip around the
+whole ring: one full re-fetch of the operand. `scalesim_tiles` replays that window fold by fold
+(two to ``2R`` demand points per fold and operand, each O(1)), and turns the moves into tiles.
+
+Each move of operand X is one request stream of ``L = ceil(P/bw)`` cycles plus one cycle of port
+latency, chained after the previous one (``new_prefetch`` issues at ``last_prefetch_cycle + 1``);
+the array stalls until the move's data is back. Ofmap words go to a write buffer that drains half
+its size at a time at ``bw`` words/cycle and blocks the array only when full (``write_buffer.py``).
+
+Nothing here knows SimPy, bits or cores: `dse.sim.systolic` stays the compute-cycle source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import pairwise
+
+from dse.sim.systolic import fold_shape
+
+__all__ = ["Tile", "dram_traffic_words", "scalesim_tiles"]
+
+_LINES_PER_BUFFER = 100  # read_buffer.prepare_hashed_buffer: elems_per_set = ceil(size / 100)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """One step of a layer's tile loop: the array computes ``compute_cycles`` once this tile's
+    ``ifmap_bytes`` and ``filter_bytes`` are in the buffer and the previous tile is done; it then
+    leaves ``ofmap_bytes`` to drain to DRAM. ``repeat`` identical tiles follow each other."""
+
+    compute_cycles: int
+    ifmap_bytes: int
+    filter_bytes: int
+    ofmap_bytes: int
+    repeat: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("compute_cycles", "ifmap_bytes", "filter_bytes", "ofmap_bytes"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"Tile.{name}={v!r} is not allowed; expected an integer >= 0")
+        if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:
+            raise ValueError(f"Tile.repeat={self.repeat!r} is not allowed; expected an integer "
+                             ">= 1")
+
+
+# -- where each element sits in an operand's fetch sequence --------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """An operand's prefetch matrix: ``blocks`` blocks of ``depth`` rows stacked, ``width`` cols,
+    read diagonal by diagonal (``diag``) or row by row; the last block's columns from ``valid_w``
+    on are padding (-1)."""
+
+    blocks: int
+    depth: int
+    width: int
+    valid_w: int
+    diag: bool
+
+    @property
+    def rows(self) -> int:
+        return self.blocks * self.depth
+
+    @property
+    def size(self) -> int:  # |F|, padding included
+        return self.rows * self.width
+
+    @property
+    def valid(self) -> int:
+        return self.size - self.depth * (self.width - self.valid_w)
+
+    def _diag_start(self, d: int) -> int:
+        """Elements on diagonals before ``d`` (closed form of the sum of diagonal lengths)."""
+        a = min(d, self.rows)
+        b = max(0, d - self.width + 1)
+        return a * (a + 1) // 2 + (d - a) * self.rows - b * (b - 1) // 2
+
+    def position(self, g: int, w: int) -> int:
+        """Index in F of row ``g``, column ``w`` (create_*_prefetch_mat's diagonal roll-out:
+        diagonal ``g + w``, rows in descending order within it)."""
+        if not self.diag:
+            return g * self.width + w
+        d = g + w
+        return self._diag_start(d) + min(d, self.rows - 1) - g
+
+    def valid_index(self, g: int, w: int) -> int:
+        """Count of valid elements before (g, w) in F: its index among the hashed elements."""
+        pad_w = self.width - self.valid_w
+        g0 = self.rows - self.depth  # the padded (last) block starts here
+        if pad_w == 0:
+            return self.position(g, w)
+        if not self.diag:
+            before = max(0, min(g, self.rows) - g0) * pad_w
+            if g >= g0:
+                before += max(0, w - self.valid_w)
+            return self.position(g, w) - before
+        d = g + w
+        if d < g0 + self.valid_w:  # no padding element comes before diagonal g0 + valid_w
+            return self.position(g, w)
+        before = 0
+        for c in range(self.valid_w, self.width):
+            before += max(0, min(self.rows, d - c) - g0)  # padding on earlier diagonals
+            if c < w and g0 <= d - c < self.rows:
+                before += 1  # padding earlier on the same diagonal
+        return self.position(g, w) - before
+
+    def diag_of_valid_index(self, idx: int) -> int:
+        """Smallest diagonal whose end lies past valid index ``idx`` (for timing, padding
+        ignored): the cycle within a skewed fold at which the demand reaches ``idx``."""
+        lo, hi = 0, self.rows + self.width
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._diag_start(mid + 1) > idx:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+
+# -- the active window of one read buffer --------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Buffer:
+    """Geometry of one read buffer (read_buffer.set_params / prepare_hashed_buffer), in words."""
+
+    size_words: int
+    layout: _Layout
+    bw_words: int
+
+    @property
+    def active_words(self) -> int:
+        return _ceil_div(self.size_words, 2)  # int(ceil(size * 0.5)) with active_buf_frac 0.5
+
+    @property
+    def prefetch_words(self) -> int:
+        return self.size_words - self.active_words
+
+    @property
+    def line_words(self) -> int:
+        return _ceil_div(self.size_words, _LINES_PER_BUFFER)
+
+    @property
+    def lines(self) -> int:  # the last, partial (or empty) set counts too
+        return self.layout.valid // self.line_words + 1
+
+    @property
+    def active_lines(self) -> int:
+        return min(_ceil_div(self.active_words, self.line_words), self.lines)
+
+    @property
+    def step_lines(self) -> int:
+        return min(_ceil_div(self.prefetch_words, self.line_words),
+                   self.lines - self.active_lines)
+
+    @property
+    def fill_words(self) -> int:
+        """The first fill, before cycle 0: whole request rows of ``bw`` words."""
+        rows = min(_ceil_div(self.active_words, self.bw_words),
+                   _ceil_div(self.layout.size, self.bw_words))
+        return rows * self.bw_words
+
+    @property
+    def move_words(self) -> int:
+        """One move of the window: ceil(P / bw) request rows of bw words, padding included."""
+        return _ceil_div(self.prefetch_words, self.bw_words) * self.bw_words
+
+
+class _Window:
+    """The circular window of active lines; `need` moves it forward until ``line`` is inside and
+    returns the lines at which each move was triggered (read_buffer.service_reads)."""
+
+    __slots__ = ("active", "n", "start", "step")
+
+    def __init__(self, buf: _Buffer) -> None:
+        self.n, self.active, self.step = buf.lines, buf.active_lines, buf.step_lines
+        self.start = 0
+
+    def need(self, line: int) -> int:
+        """Moves until ``line`` is inside (a jump: all moves fire at once)."""
+        d = (line - self.start) % self.n
+        if d < self.active:
+            return 0
+        k = _ceil_div(d - self.active + 1, self.step)
+        self.start = (self.start + k * self.step) % self.n
+        return k
+
+    def walk(self, lo: int, hi: int) -> tuple[int, int]:
+        """Moves while the demand walks forward from line ``lo`` (inside) to ``hi``; returns
+        (moves, lines walked from ``lo`` when the first move fires)."""
+        first = self.active - (lo - self.start) % self.n  # lines past lo where the window ends
+        if hi - lo < first:
+            return 0, 0
+        k = _ceil_div(hi - lo - first + 1, self.step)
+        self.start = (self.start + k * self.step) % self.n
+        return k, first
+
+
+# -- the fold walk: when each window moves --------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Operand:
+    """How one read operand is demanded: its buffer, whether its folds stream a diagonal block
+    (skewed, ``offset`` idle lines first) or read rows ``r0..r1-1`` of a block bottom-up."""
+
+    buf: _Buffer
+    skewed: bool
+    offset: int
+    repeats: bool = False
+
+
+def _diag_points(op: _Operand, win: _Window, block: int) -> Iterator[tuple[int, int]]:
+    """(fold cycle, moves) of a skewed block: its first element, then the walk to its last."""
+    lay, e = op.buf.layout, op.buf.line_words
+    t, g0 = lay.depth, block * lay.depth
+    wv = lay.valid_w if block == lay.blocks - 1 else lay.width
+    lo = lay.valid_index(g0, 0) // e
+    hi = lay.valid_index(g0 + t - 1, wv - 1) // e
+    k = win.need(lo)
+    if k:
+        yield op.offset, k
+    k, first = win.walk(lo, hi)
+    for j in range(k):  # move j fires when the demand reaches the line past the window
+        d = lay.diag_of_valid_index((lo + first + j * win.step) * e) - g0
+        yield op.offset + min(max(d, 0), t + lay.width - 2), 1
+
+
+def _row_points(op: _Operand, win: _Window, block: int, r0: int, r1: int,
+                rows: int) -> Iterator[tuple[int, int]]:
+    """(fold cycle, moves) of rows r1-1 .. r0 of a block, one row per cycle (flipped demand).
+
+    With ``op.repeats`` (a convolution's ifmap whose windows overlap), the lower rows' addresses
+    recur in rows the window already holds, so only the first row can move it."""
+    lay, e = op.buf.layout, op.buf.line_words
+    wv = lay.valid_w if block == lay.blocks - 1 else lay.width
+    for j in range(r1 - 1, r1 - 2 if op.repeats else r0 - 1, -1):
+        g = block * lay.depth + j
+        lo = lay.valid_index(g, 0) // e
+        k = win.need(lo) + win.walk(lo, lay.valid_index(g, wv - 1) // e)[0]
+        if k:
+            yield rows - 1 - (j - r0), k
+
+
+def _operands(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, if_words: int,
+              f_words: int, bw: int, repeats: bool) -> tuple[_Operand, _Operand]:
+    """The ifmap and filter prefetch layouts of systolic_compute_{os,ws,is}.py."""
+    fr, fc = _ceil_div, _ceil_div
+    if dataflow == "os":
+        lay_i = _Layout(fr(m, rows), k, rows, m - (fr(m, rows) - 1) * rows, True)
+        lay_f = _Layout(fc(n, cols), k, cols, n - (fc(n, cols) - 1) * cols, True)
+        return (_Operand(_Buffer(if_words, lay_i, bw), True, 0),
+                _Operand(_Buffer(f_words, lay_f, bw), True, 0))
+    if dataflow == "ws":
+        lay_i = _Layout(fr(k, rows), m, rows, k - (fr(k, rows) - 1) * rows, True)
+        lay_f = _Layout(fc(n, cols), k, cols, n - (fc(n, cols) - 1) * cols, False)
+        return (_Operand(_Buffer(if_words, lay_i, bw), True, rows),
+                _Operand(_Buffer(f_words, lay_f, bw), False, 0))
+    lay_i = _Layout(fc(m, cols), k, cols, m - (fc(m, cols) - 1) * cols, False)
+    lay_f = _Layout(fr(k, rows), n, rows, k - (fr(k, rows) - 1) * rows, True)
+    return (_Operand(_Buffer(if_words, lay_i, bw), False, 0, repeats),
+            _Operand(_Buffer(f_words, lay_f, bw), True, rows))
+
+
+def _walk(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, ops: tuple[_Operand, ...],
+          ) -> Iterator[tuple[int, int, int, int]]:
+    """Yield (cycle, ifmap moves, filter moves, ofmap words) in cycle order, fold by fold
+    (column folds outer, row folds inner, as every create_*_demand_mat loops)."""
+    shape = fold_shape(m, n, k, rows, cols, dataflow)
+    cpf = shape.cycles_per_fold
+    n_col, n_row = _ceil_div(shape.sc, cols), _ceil_div(shape.sr, rows)
+    wins = tuple(_Window(op.buf) for op in ops)
+    fold = 0
+    for c in range(n_col):
+        cu = min(cols, shape.sc - c * cols)
+        for r in range(n_row):
+            ru = min(rows, shape.sr - r * rows)
+            base = fold * cpf
+            events: list[tuple[int, int, int]] = []
+            for which, (op, win) in enumerate(zip(ops, wins, strict=True)):
+                if op.skewed:  # OS: ifmap block r, filter block c; WS ifmap / IS filter: r
+                    block = c if (dataflow == "os" and which == 1) else r
+                    pts = _diag_points(op, win, block)
+                else:  # WS filter / IS ifmap: rows r*R .. of block c, bottom-up
+                    pts = _row_points(op, win, c, r * rows, r * rows + ru, rows)
+                events += [(cyc, which, kk) for cyc, kk in pts]
+            for cyc, which, kk in sorted(events):
+                yield base + cyc, kk if which == 0 else 0, kk if which == 1 else 0, 0
+            out = ru * cu if dataflow == "os" else (shape.t * cu if dataflow == "ws"
+                                                    else cu * shape.t)
+            yield base + cpf - 1, 0, 0, out
+            fold += 1
+
+
+def dram_traffic_words(m: int, n: int, k: int, *, rows: int, cols: int, dataflow: str,
+                       ifmap_words: int, filter_words: int, dram_words_per_cycle: int = 1,
+                       overlapping_windows: bool = False) -> tuple[int, int, int]:
+    """SCALE-Sim's DRAM (ifmap reads, filter reads, ofmap writes) of one layer, in words."""
+    ops = _operands(m, n, k, rows, cols, dataflow, ifmap_words, filter_words,
+                    dram_words_per_cycle, overlapping_windows)
+    moves = [0, 0]
+    out = 0
+    for _, ki, kf, o in _walk(m, n, k, rows, cols, dataflow, ops):
+        moves[0] += ki
+        moves[1] += kf
+        out += o
+    return (ops[0].buf.fill_words + moves[0] * ops[0].buf.move_words,
+            ops[1].buf.fill_words + moves[1] * ops[1].buf.move_words, out)
+
+
+# -- tiles ----------------------------------------------------------------------------------------
+
+def _raw_tiles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
+               ops: tuple[_Operand, _Operand]) -> list[list[int]]:
+    """[compute cycles, ifmap words, filter words, ofmap words] between window moves; the first
+    entry holds the fills; compute sums to SCALE-Sim's ``folds * cycles_per_fold - 1``."""
+    shape = fold_shape(m, n, k, rows, cols, dataflow)
+    end = shape.folds * shape.cycles_per_fold - 1
+    fill_i, fill_f = ops[0].buf.fill_words, ops[1].buf.fill_words
+    move_i, move_f = ops[0].buf.move_words, ops[1].buf.move_words
+    tiles = [[0, fill_i, fill_f, 0]]
+    start = 0
+    for cyc, ki, kf, out in _walk(m, n, k, rows, cols, dataflow, ops):
+        cyc = min(cyc, end)
+        if (ki or kf) and cyc > start:  # a move past the current tile's start opens a new tile
+            tiles[-1][0] = cyc - start
+            tiles.append([0, 0, 0, 0])
+            start = cyc
+        tiles[-1][1] += ki * move_i
+        tiles[-1][2] += kf * move_f
+        tiles[-1][3] += out
+    tiles[-1][0] = end - start
+    return tiles
+
+
+def _compress(raw: list[list[int]], max_tiles: int) -> list[tuple[int, int, int, int, int]]:
+    """Runs of equal tiles become one entry; past ``max_tiles`` entries, consecutive tiles are
+    pooled into groups, each played as ``n - 1`` copies of its floor mean and one tile holding
+    the remainder, so every sum stays exact. The first tile (the fills) is kept as it is."""
+    body = raw[1:]
+    groups = max(1, (max_tiles - 1) // 2)
+    c0, i0, f0, o0 = raw[0]
+    out = [(c0, i0, f0, o0, 1)]
+    if len(_runs(body)) + 1 <= max_tiles:
+        return out + _runs(body)
+    bounds = [round(i * len(body) / groups) for i in range(groups + 1)]
+    pooled: list[list[int]] = []
+    for a, b in pairwise(bounds):
+        cnt = b - a
+        if cnt == 0:
+            continue
+        tot = [sum(t[j] for t in body[a:b]) for j in range(4)]
+        mean = [v // cnt for v in tot]
+        pooled += [mean] * (cnt - 1) + [[v - (cnt - 1) * q for v, q in zip(tot, mean,
+                                                                        strict=True)]]
+    return out + _runs(pooled)
+
+
+def _runs(tiles: list[list[int]]) -> list[tuple[int, int, int, int, int]]:
+    out: list[tuple[int, int, int, int, int]] = []
+    for t in tiles:
+        if out and list(out[-1][:4]) == t:
+            c, i, f, o, r = out[-1]
+            out[-1] = (c, i, f, o, r + 1)
+        else:
+            out.append((t[0], t[1], t[2], t[3], 1))
+    return out
+
+
+def _check_int(name: str, v: object, low: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise ValueError(f"{name}={v!r} is not allowed; expected an integer >= {low}")
+
+
+def scalesim_tiles(m: int, n: int, k: int, *, rows: int, cols: int, dataflow: str,
+                   ifmap_bytes: int, filter_bytes: int, ofmap_bytes: int, word_bytes: int = 1,
+                   dram_words_per_cycle: int = 1, overlapping_windows: bool = False,
+                   max_tiles: int = 48) -> tuple[Tile, ...]:
+    """The tile loop SCALE-Sim v3 plays for one (M, N, K) layer on a rows x cols array.
+
+    ``ifmap_bytes``/``filter_bytes``/``ofmap_bytes`` are the three buffers (each double-buffered
+    half and half, as SCALE-Sim's); ``word_bytes`` the operand word (SCALE-Sim itself models 1).
+    The first tile holds the first fill of both read buffers (SCALE-Sim does it before cycle 0)
+    and is never pooled; each later tile starts where a window move fires, and carries the
+    moved words. Sums over tiles (times ``repeat``): compute cycles = ``folds * cycles_per_fold
+    - 1`` (`dse.sim.systolic.compute_cycles`), ifmap/filter bytes = SCALE-Sim's DRAM reads,
+    ofmap bytes = the words the array writes (``M*N`` for OS; ``M*N*ceil(K/R)`` partial sums for
+    WS and IS). ``dram_words_per_cycle`` only rounds each request to whole rows of that many words,
+    as SCALE-Sim's DRAM counts do. ``overlapping_windows``: a convolution whose windows overlap
+    (filter larger than stride), whose IS ifmap rows then hit on repeated addresses. Past
+    ``max_tiles`` entries, consecutive tiles are pooled (sums stay exact).
+    """
+    for name, v, low in (("m", m, 1), ("n", n, 1), ("k", k, 1), ("rows", rows, 1),
+                         ("cols", cols, 1), ("word_bytes", word_bytes, 1),
+                         ("dram_words_per_cycle", dram_words_per_cycle, 1),
+                         ("max_tiles", max_tiles, 3)):
+        _check_int(name, v, low)
+    if dataflow not in ("os", "ws", "is"):
+        raise ValueError(f"dataflow={dataflow!r} is not allowed; expected one of os, ws, is")
+    words = {}
+    for name, v in (("ifmap_bytes", ifmap_bytes), ("filter_bytes", filter_bytes),
+                    ("ofmap_bytes", ofmap_bytes)):
+        _check_int(name, v, 2 * word_bytes)
+        words[name] = v // word_bytes
+    ops = _operands(m, n, k, rows, cols, dataflow, words["ifmap_bytes"],
+                    words["filter_bytes"], dram_words_per_cycle, overlapping_windows)
+    raw = _raw_tiles(m, n, k, rows, cols, dataflow, ops)
+    return tuple(Tile(c, i * word_bytes, f * word_bytes, o * word_bytes, r)
+                 for c, i, f, o, r in _compress(raw, max_tiles))
