@@ -14,9 +14,10 @@ from arch.area import (
     precision_slowdown,
     sram_area_mm2,
 )
-from arch.energy import EnergyModel, default_energy_model
+from arch.energy import EnergyModel, chip_power_w, default_energy_model
+from arch.fpga import FpgaDesign, FpgaDevice, MacCost
 from arch.io import from_dict, load, save, to_dict
-from arch.presets import llsq40nm, sysml19, sysml19_area_budget
+from arch.presets import llsq40nm, sysml19, sysml19_area_budget, vu9p
 from arch.spec import DATAFLOWS, HIGH_PRECISION_MODELS, PEAK_SCALINGS, Accelerator
 from arch.tech import TECHNOLOGIES, Technology, technology
 
@@ -27,9 +28,13 @@ __all__ = [
     "TECHNOLOGIES",
     "Accelerator",
     "EnergyModel",
+    "FpgaDesign",
+    "FpgaDevice",
+    "MacCost",
     "Technology",
     "accelerator_area_breakdown_mm2",
     "accelerator_area_mm2",
+    "chip_power_w",
     "core_area_breakdown_mm2",
     "core_area_mm2",
     "default_energy_model",
@@ -48,4 +53,5 @@ __all__ = [
     "sysml19_area_budget",
     "technology",
     "to_dict",
+    "vu9p",
 ]

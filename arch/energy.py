@@ -21,12 +21,15 @@ A MAC is a w x a multiplier plus an accumulator adder of ``acc_bits`` (Eq. below
 On-chip energies scale with the node by `arch.tech.Technology.energy_scale` (C*V^2, C ~ node);
 DRAM energy is an interface property and is kept at Horowitz's value at every node (HBM2-class
 interfaces are several times lower; pass your own `EnergyModel` to model them).
-Leakage has no cited number here: ``static_w_per_mm2`` defaults to 0 (dynamic energy only).
+Leakage: ``static_w_per_mm2`` defaults to 0 (dynamic energy only). `LEAKAGE_W_PER_MM2_40NM` is a
+cited 40 nm figure (Aladdin's standard-cell characterisation) for designs at that node; other
+nodes have no cited number here. `chip_power_w` turns a simulated energy split into average power.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from arch.tech import technology
@@ -35,10 +38,13 @@ __all__ = [
     "ADD_PJ_FIXED_45NM",
     "ADD_PJ_PER_BIT_45NM",
     "DRAM_PJ_PER_BIT",
+    "LEAKAGE_W_PER_MM2_40NM",
     "MULT_PJ_PER_BIT2_45NM",
+    "ON_CHIP_PARTS",
     "SRAM_BANK_KIB",
     "SRAM_PJ_PER_BIT_8KIB_45NM",
     "EnergyModel",
+    "chip_power_w",
     "default_energy_model",
     "sram_pj_per_bit_45nm",
 ]
@@ -64,6 +70,16 @@ point (20 pJ per 64-bit read)."""
 
 DRAM_PJ_PER_BIT = 640.0 / 32
 """DRAM read energy per bit, pJ: Horowitz 640 pJ per 32-bit read (DDR3-class; not node-scaled)."""
+
+LEAKAGE_W_PER_MM2_40NM = 0.0779e-3 / 6350e-6
+"""Leakage power density of 40 nm logic, W/mm^2 (12.3 mW/mm^2): Aladdin's 40 nm characterisation
+of a 32-bit fixed-point multiplier (Shao et al., ISCA 2014), 0.0779 mW leakage in 6350 um^2, as
+tabulated by the Accelergy Aladdin plug-in (its 32-bit adder gives 8.1 and its 1-bit register 11.7
+mW/mm^2 from the same tables). Applied to a whole chip it treats SRAM macros as leaking like logic,
+an assumption: the tables have no SRAM leakage."""
+
+ON_CHIP_PARTS = ("mac", "sram", "static")
+"""The parts of a simulated energy split that a chip's own power includes (DRAM is off chip)."""
 
 
 def sram_pj_per_bit_45nm(capacity_kib: float) -> float:
@@ -165,3 +181,25 @@ def default_energy_model(node_nm: float = 14.0, *, sram_bank_kib: float = SRAM_B
         dram_pj_per_bit=dram_pj_per_bit,
         static_w_per_mm2=static_w_per_mm2,
     )
+
+
+def chip_power_w(energy_by_component: Mapping[str, float], latency_s: float, *,
+                 parts: Iterable[str] = ON_CHIP_PARTS) -> dict[str, float]:
+    """Average power of each of ``parts`` over ``latency_s`` (energy / time, W), plus ``total``.
+
+    ``energy_by_component``: joules by part, as `dse.sim.SimResult.energy_by_component` gives them
+    (``mac``, ``sram``, ``dram`` and, with leakage set, ``static``); a part it lacks counts 0 W.
+    The default ``parts`` are what a synthesised chip's power report covers: its MACs, its SRAM
+    and its leakage, not the off-chip DRAM.
+    """
+    if isinstance(latency_s, bool) or not isinstance(latency_s, int | float) \
+            or not math.isfinite(latency_s) or latency_s <= 0:
+        raise ValueError(f"latency_s={latency_s!r} is not allowed; expected a finite number > 0")
+    names = tuple(parts)
+    bad = [p for p in names if not isinstance(p, str)]
+    if bad or not names:
+        raise ValueError(f"parts={names!r} is not allowed; expected names of energy parts, e.g. "
+                         f"{', '.join(ON_CHIP_PARTS)}")
+    out = {p: float(energy_by_component.get(p, 0.0)) / latency_s for p in names}
+    out["total"] = sum(out.values())
+    return out

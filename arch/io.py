@@ -79,7 +79,8 @@ def _from_preset(data: dict[str, Any]) -> Accelerator:
     if name not in presets.names():
         raise ValueError(f"preset={name!r} is not allowed; available: {', '.join(presets.names())}")
     extra = {"sysml19": ("mac_bits", "dram_gbps", "peak_scaling", "total_sram_kib"),
-             "llsq40nm": ("bits", "mac_bits", "dram_gbps")}[name]
+             "llsq40nm": ("bits", "mac_bits", "dram_gbps"),
+             "vu9p": ("mac_bits", "dram_gbps")}[name]
     allowed = set(_FIELDS) | set(extra)
     unknown = sorted(set(data) - allowed)
     if unknown:

@@ -18,9 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 from arch.area import bits_pair, core_area_mm2
+from arch.energy import LEAKAGE_W_PER_MM2_40NM, EnergyModel, default_energy_model
+from arch.fpga import FpgaDesign, FpgaDevice, MacCost
 from arch.spec import PEAK_SCALINGS, Accelerator
 
-__all__ = ["get", "llsq40nm", "names", "sysml19", "sysml19_area_budget"]
+__all__ = ["get", "llsq40nm", "llsq40nm_energy_model", "names", "sysml19", "sysml19_area_budget",
+           "vu9p", "vu9p_design"]
 
 # ================================ CALIBRATION CONSTANTS ==========================================
 # Every number here has its source. After 06:00 the studies owner may adjust these (and only these)
@@ -174,7 +177,86 @@ def llsq40nm(bits: int | tuple[int, int] = 4, dram_gbps: float = LLSQ_DRAM_GBPS,
     return Accelerator(**fields)
 
 
-_PRESETS: dict[str, Callable[..., Accelerator]] = {"llsq40nm": llsq40nm, "sysml19": sysml19}
+# ============================ LLSQ POWER AND THE VU9P FPGA (issue 14) =============================
+# The LLSQ power model's leakage and the Quantization Networks FPGA (Table 7): each value with its
+# source; `docs/arch.md` ("FPGA targets", "Power") repeats them.
+
+LLSQ_LEAKAGE_W_PER_MM2 = LEAKAGE_W_PER_MM2_40NM
+"""Leakage of the 40 nm LLSQ chip, W/mm^2 of modelled area (`arch.energy.LEAKAGE_W_PER_MM2_40NM`,
+Aladdin's 40 nm multiplier: 12.3 mW/mm^2), applied to the whole chip incl. its SRAM."""
+
+
+def llsq40nm_energy_model() -> EnergyModel:
+    """The energy model of the LLSQ chip: Horowitz's energies scaled to 40 nm plus its leakage."""
+    return default_energy_model(LLSQ_NODE_NM, static_w_per_mm2=LLSQ_LEAKAGE_W_PER_MM2)
+
+
+VU9P_LUTS = 1_182_240
+"""CLB LUTs of the XCVU9P (Xilinx DS890 / UltraScale+ product selection guide XMP103: 1,182K)."""
+VU9P_DSPS = 6_840
+"""DSP48E2 slices of the XCVU9P (same source)."""
+VU9P_BRAM36 = 2_160
+"""36 Kb block RAMs of the XCVU9P (same source: 75.9 Mb)."""
+VU9P_URAM = 960
+"""288 Kb UltraRAMs of the XCVU9P (same source: 270 Mb)."""
+VU9P_CLOCK_MHZ = 250.0
+"""Accelerator clock. The default kernel clock of the AWS EC2 F1 shell, the public VU9P board
+(clock recipe A0: 250 MHz; recalled, unverified). Quantization Networks (CVPR 2019) names only the
+device; the same clock is used at every precision."""
+VU9P_DRAM_GBPS = 4 * 2133e6 * 8 / 1e9
+"""Board DRAM, GB/s: four 64-bit DDR4-2133 channels = 68.3 GB/s (AWS EC2 F1: four DDR4 channels of
+16 GiB beside each VU9P; the speed grade is recalled, unverified)."""
+VU9P_NODE_NM = 16.0
+"""UltraScale+ devices are built in TSMC 16 nm FinFET (16FF+)."""
+VU9P_UTILIZATION = 0.7
+"""Fraction of the LUTs and DSPs the MAC arrays may take: the rest holds control, data movement and
+the board shell, and leaves room for routing. ~70% is the usual ceiling for timing closure at high
+utilisation (Xilinx UltraFast methodology UG949 flags designs above ~70-80% LUT use as congestion
+risks; recalled). One value for every precision."""
+VU9P_COLS = 64
+"""PE-array columns (output channels per array): Zhang et al. (FPGA 2015) tile their fp32 CNN
+accelerator's output channels by Tm = 64."""
+VU9P_MAX_ROWS = 64
+"""PE-array rows at most (output pixels): square 64 x 64 arrays; more MACs become more arrays."""
+VU9P_MAC_COSTS: tuple[tuple[tuple[int, int], MacCost], ...] = (
+    ((1, 1), MacCost(2.5, 0.0, "W1A1 XNOR-popcount MAC in LUTs: ~2.5 LUTs per binary MAC, FINN "
+                     "(Umuroglu et al., FPGA 2017) Sec. 3 roofline (recalled); [derived] check: "
+                     "0.5 LUT (XNOR, half a fractured LUT6) + 2 LUTs of popcount tree")),
+    ((2, 2), MacCost(5.5, 0.0, "W2A2 (ternary weight x 2-bit activation) MAC in LUTs, [derived] by "
+                     "the same construction: 3 product bits x 0.5 LUT (each a 4-input function, "
+                     "two per fractured LUT6) + 4 LUTs of adder tree (product bits + 1)")),
+    ((32, 32), MacCost(416.0, 5.0, "FP32 MAC on DSPs: 3 DSP48 for the multiplier + 2 for the "
+                       "adder = 5 per MAC, Zhang et al. (FPGA 2015): 448 MACs on 2,240 DSPs with "
+                       "186,251 LUTs for the whole design = 416 LUTs per MAC (recalled)")),
+)
+"""Published (or [derived], where no design gives the figure) resources of one MAC per precision;
+each MAC's share of accumulation and pipeline registers is included."""
+
+
+def vu9p_design(**overrides: Any) -> FpgaDesign:
+    """The VU9P device with the MAC costs and PE-array shape above (``overrides``: any FpgaDesign
+    field, e.g. ``utilization=0.8`` for a sensitivity run)."""
+    device = FpgaDevice(name="vu9p", luts=VU9P_LUTS, dsps=VU9P_DSPS, bram36_blocks=VU9P_BRAM36,
+                        uram_blocks=VU9P_URAM, clock_mhz=VU9P_CLOCK_MHZ,
+                        dram_gbps=VU9P_DRAM_GBPS, node_nm=VU9P_NODE_NM)
+    fields: dict[str, Any] = {"device": device, "mac_costs": VU9P_MAC_COSTS,
+                              "utilization": VU9P_UTILIZATION, "cols": VU9P_COLS,
+                              "max_rows": VU9P_MAX_ROWS}
+    fields.update(overrides)
+    return FpgaDesign(**fields)
+
+
+def vu9p(mac_bits: int | tuple[int, int] = 1, dram_gbps: float = VU9P_DRAM_GBPS,
+         **overrides: Any) -> Accelerator:
+    """The Xilinx VU9P running ``mac_bits`` MACs (W1A1, W2A2 or W32A32 = FP32), as the simulator
+    sees it: as many 64 x <=64 PE arrays as the LUTs/DSPs allow (`arch.fpga.FpgaDesign`), 250 MHz,
+    the block RAM and UltraRAM (43.2 MiB) split over the arrays, 68.3 GB/s of DDR4.
+    ``overrides``: other Accelerator fields (dataflow, dram_latency_ns, name, ...)."""
+    return vu9p_design().accelerator(mac_bits, dram_gbps=dram_gbps, **overrides)
+
+
+_PRESETS: dict[str, Callable[..., Accelerator]] = {"llsq40nm": llsq40nm, "sysml19": sysml19,
+                                                   "vu9p": vu9p}
 
 
 def names() -> list[str]:
