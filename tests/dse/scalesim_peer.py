@@ -67,12 +67,20 @@ class GemmLayer:
         return self.m, self.n, self.k
 
 
-def scalesim_available() -> bool:
+def scalesim_unusable_reason() -> str | None:
+    """Why SCALE-Sim cannot run here, or None when it can."""
     try:
-        import scalesim.scale_sim  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        import numpy as np
+        from scalesim.scale_sim import scalesim  # noqa: F401
+    except ImportError as exc:
+        return (f"SCALE-Sim {SCALESIM_VERSION} is not installed ({exc}); install the test extra: "
+                f"pip install -c constraints.txt scalesim=={SCALESIM_VERSION} 'numpy<2.4'")
+    major, minor = (int(x) for x in np.__version__.split(".")[:2])
+    if (major, minor) >= (2, 4):
+        return (f"SCALE-Sim {SCALESIM_VERSION} fails under NumPy {np.__version__} (it calls int() "
+                "on 1-element arrays in read_buffer.prefetch_active_buffer, an error since "
+                "NumPy 2.4); install 'numpy<2.4' to run it")
+    return None
 
 
 def _config_text(*, rows: int, cols: int, dataflow: str, ifmap_kib: int, filter_kib: int,

@@ -1,0 +1,232 @@
+"""`dse.sim.scalesim_tiles` against SCALE-Sim v3 under limited bandwidth.
+
+Oracles: SCALE-Sim itself (live, when the test extra runs here; skipped with the reason otherwise)
+and its recorded runs in tests/golden/scalesim_bw/ (always; regenerate them with
+benchmarks/scalesim_reference.py, see the README there). The tiles are played by `replay_cycles`,
+a serial loop with SCALE-Sim's bandwidth semantics (tests/golden/scalesim_bw/README.md and
+/work/notes -> docs/simulator.md): every operand its own DRAM port, each port's transfers chained
+back to back, a tile starts once its transfers are in and the previous tile is done, ofmap words
+drain behind the array at most one ofmap buffer behind.
+
+Targets (issue 9): every layer within 15 % and each set's total within 5 % of SCALE-Sim's
+"Total Cycles (incl. prefetch)"; DRAM reads per operand equal. The `tuned` set is what the
+generator was built against; `heldout` and `mobilenet_v1` were recorded afterwards and never used
+to adjust it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+from scalesim_peer import ConvLayer, GemmLayer, run_scalesim, scalesim_unusable_reason
+
+from dse.sim.scalesim_tiles import Tile, dram_traffic_words, scalesim_tiles
+from dse.sim.systolic import compute_cycles
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "scalesim_bw"
+SETS = ("tuned", "heldout", "mobilenet_v1")
+
+
+def replay_cycles(tiles: tuple[Tile, ...], *, ifmap_bw: float, filter_bw: float,
+                  ofmap_bw: float, ofmap_buffer_bytes: int,
+                  word_bytes: int = 1) -> tuple[int, int, int]:
+    """(total cycles, total incl. prefetch, stall cycles) of a tile loop, SCALE-Sim's way.
+
+    Tile 0's reads happen before cycle 0 (SCALE-Sim's first fill); later reads are chained per
+    port, never waiting for buffer space; a tile starts when its reads are in and the previous
+    tile is done; its ofmap words drain at ``ofmap_bw`` behind it, the array at most one ofmap
+    buffer ahead of the drain; the final drain and the first fill count only "incl. prefetch".
+    """
+    fill = max(math.ceil(tiles[0].ifmap_bytes / word_bytes / ifmap_bw),
+               math.ceil(tiles[0].filter_bytes / word_bytes / filter_bw))
+    cap = ofmap_buffer_bytes // word_bytes
+    half = cap - math.ceil(cap / 2)
+    if_done = f_done = 0.0  # when each read port has delivered everything asked so far
+    drained = 0.0  # when the ofmap port has written everything produced so far
+    clock = stall = written = 0
+    first = True
+    for tile in tiles:
+        for _ in range(tile.repeat):
+            start = clock
+            if not first and tile.ifmap_bytes:
+                if_done += tile.ifmap_bytes / word_bytes / ifmap_bw
+                start = max(start, math.ceil(if_done))
+            if not first and tile.filter_bytes:
+                f_done += tile.filter_bytes / word_bytes / filter_bw
+                start = max(start, math.ceil(f_done))
+            first = False
+            end = start + tile.compute_cycles
+            out = tile.ofmap_bytes // word_bytes
+            written += out
+            drained = max(end, max(drained, start) + out / ofmap_bw)
+            end = max(end, math.ceil(drained - cap / ofmap_bw))  # full ofmap buffer blocks
+            stall += end - clock - tile.compute_cycles
+            clock = end
+    # SCALE-Sim drains half a buffer at a time; what is left at the end drains after the array
+    leftover = written - half * ((written - 1) // half) if written else 0
+    tail = max(math.ceil(drained) - clock, math.ceil(leftover / ofmap_bw))
+    return clock, fill + clock + tail, stall
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    path = GOLDEN / f"{name}.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not recorded; run benchmarks/scalesim_reference.py --set {name}")
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def _ours(row: dict[str, str]) -> dict[str, int]:
+    """Our tiles for one golden row, played by `replay_cycles`."""
+    m, n, k = int(row["gemm_m"]), int(row["gemm_n"]), int(row["gemm_k"])
+    df, bw = row["dataflow"], int(row["words_per_cycle"])
+    kib = {op: int(row[f"{op}_kib"]) * 1024 for op in ("ifmap", "filter", "ofmap")}
+    overlap = row["kind"] == "conv" and int(row["filt_h"]) > int(row["stride"])
+    tiles = scalesim_tiles(m, n, k, rows=int(row["rows"]), cols=int(row["cols"]), dataflow=df,
+                           ifmap_bytes=kib["ifmap"], filter_bytes=kib["filter"],
+                           ofmap_bytes=kib["ofmap"], dram_words_per_cycle=bw,
+                           overlapping_windows=overlap)
+    total, incl, stall = replay_cycles(tiles, ifmap_bw=bw, filter_bw=bw, ofmap_bw=bw,
+                                       ofmap_buffer_bytes=kib["ofmap"])
+    return {"total_cycles": total, "total_cycles_incl_prefetch": incl, "stall_cycles": stall,
+            "dram_ifmap_reads": sum(t.ifmap_bytes * t.repeat for t in tiles),
+            "dram_filter_reads": sum(t.filter_bytes * t.repeat for t in tiles),
+            "dram_ofmap_writes": sum(t.ofmap_bytes * t.repeat for t in tiles)}
+
+
+def _is_conv_overlap_is(row: dict[str, str]) -> bool:
+    """IS convolutions with overlapping windows: the ifmap reads are approximated."""
+    return (row["dataflow"] == "is" and row["kind"] == "conv"
+            and int(row["filt_h"]) > int(row["stride"]))
+
+
+# -- the tiles keep SCALE-Sim's sums --------------------------------------------------------------
+
+SHAPES = [(100, 130, 90, 8, 16), (49, 1024, 1024, 8, 64), (12544, 32, 27, 8, 64),
+          (37, 77, 53, 16, 4), (1, 1000, 1024, 8, 64)]
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+@pytest.mark.parametrize(("m", "n", "k", "rows", "cols"), SHAPES)
+def test_tiles_sum_to_compute_cycles_and_dram_traffic(m: int, n: int, k: int, rows: int,
+                                                      cols: int, dataflow: str) -> None:
+    kw = {"rows": rows, "cols": cols, "dataflow": dataflow}
+    tiles = scalesim_tiles(m, n, k, ifmap_bytes=2048, filter_bytes=4096, ofmap_bytes=1024,
+                           dram_words_per_cycle=3, max_tiles=20, **kw)  # type: ignore[arg-type]
+    assert len(tiles) <= 20
+    assert sum(t.compute_cycles * t.repeat for t in tiles) == compute_cycles(m, n, k, rows, cols,
+                                                                             dataflow)
+    reads_i, reads_f, writes = dram_traffic_words(m, n, k, ifmap_words=2048, filter_words=4096,
+                                                  dram_words_per_cycle=3, **kw)  # type: ignore[arg-type]
+    assert sum(t.ifmap_bytes * t.repeat for t in tiles) == reads_i
+    assert sum(t.filter_bytes * t.repeat for t in tiles) == reads_f
+    assert sum(t.ofmap_bytes * t.repeat for t in tiles) == writes
+    # the first tile is the two first fills, exactly: ceil(A/bw)*bw words each (A = half the
+    # buffer), or the whole padded operand when it is smaller
+    assert tiles[0].repeat == 1
+    assert tiles[0].ifmap_bytes <= math.ceil(1024 / 3) * 3
+    assert tiles[0].filter_bytes <= math.ceil(2048 / 3) * 3
+
+
+def test_word_bytes_scale_the_buffers_and_the_bytes() -> None:
+    one = scalesim_tiles(64, 64, 64, rows=8, cols=8, dataflow="os", ifmap_bytes=1024,
+                         filter_bytes=1024, ofmap_bytes=1024)
+    two = scalesim_tiles(64, 64, 64, rows=8, cols=8, dataflow="os", ifmap_bytes=2048,
+                         filter_bytes=2048, ofmap_bytes=2048, word_bytes=2)
+    assert [(t.compute_cycles, 2 * t.ifmap_bytes, 2 * t.filter_bytes, 2 * t.ofmap_bytes,
+             t.repeat) for t in one] == [
+        (t.compute_cycles, t.ifmap_bytes, t.filter_bytes, t.ofmap_bytes, t.repeat) for t in two]
+
+
+def test_os_filter_reuse_refetches_the_whole_filter_by_hand() -> None:
+    # OS, 8x8 array, M=16 (2 row folds), N=8 (1 column fold), K=256: the filter is one 256x8
+    # block of 2048 words, used twice. A 1 KiB buffer: A = P = 512 words, lines of e = 11 words,
+    # 2048 // 11 + 1 = 187 lines, a window of 47 lines moving 47 at a time. First use: the walk
+    # from line 0 to line 186 needs ceil((186 - 47 + 1) / 47) = 3 moves; the window is then lines
+    # 141..186 and 0. Second use starts at line 0 (inside, the window's last line): 1 line of
+    # room, ceil((186 - 1 + 1) / 47) = 4 moves. 7 moves of 512 words + the 512-word first fill:
+    # 4096 words, what SCALE-Sim 3.0.0 reports for this layer.
+    kw = {"rows": 8, "cols": 8, "dataflow": "os", "ifmap_words": 1024}
+    assert dram_traffic_words(16, 8, 256, filter_words=1024, **kw)[1] == 512 + 7 * 512  # type: ignore[arg-type]
+    # a 4 KiB buffer holds the whole block in its active half: fetched once (SCALE-Sim: 2048)
+    assert dram_traffic_words(16, 8, 256, filter_words=4096, **kw)[1] == 2048  # type: ignore[arg-type]
+
+
+def test_bad_input_names_the_field() -> None:
+    kw = {"rows": 8, "cols": 8, "ifmap_bytes": 1024, "filter_bytes": 1024, "ofmap_bytes": 1024}
+    with pytest.raises(ValueError, match="dataflow='xs'"):
+        scalesim_tiles(8, 8, 8, dataflow="xs", **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ifmap_bytes=1 "):
+        scalesim_tiles(8, 8, 8, dataflow="os", **{**kw, "ifmap_bytes": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="m=0 "):
+        scalesim_tiles(0, 8, 8, dataflow="os", **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"Tile\.repeat=0"):
+        Tile(1, 0, 0, 0, repeat=0)
+
+
+# -- against SCALE-Sim's recorded runs (always on) -----------------------------------------------
+
+@pytest.mark.parametrize("name", SETS)
+def test_dram_traffic_matches_scalesim(name: str) -> None:
+    for row in _rows(name):
+        ours = _ours(row)
+        where = f"{name} {row['layer']}/{row['dataflow']}"
+        if not _is_conv_overlap_is(row):
+            assert ours["dram_ifmap_reads"] == int(row["dram_ifmap_reads"]), where
+        assert ours["dram_filter_reads"] == int(row["dram_filter_reads"]), where
+        # SCALE-Sim adds a few words from partial drain rows
+        assert ours["dram_ofmap_writes"] == pytest.approx(int(row["dram_ofmap_writes"]),
+                                                          rel=0.005, abs=40), where
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_cycles_within_issue_targets(name: str) -> None:
+    rows = _rows(name)
+    ours_total = ref_total = 0
+    for row in rows:
+        ours = _ours(row)
+        ref = int(row["total_cycles_incl_prefetch"])
+        where = f"{name} {row['layer']}/{row['dataflow']}: ours {ours} vs SCALE-Sim {ref}"
+        if _is_conv_overlap_is(row):
+            continue  # its ifmap reads are approximated (see dse/sim/scalesim_tiles.py)
+        assert abs(ours["total_cycles_incl_prefetch"] - ref) <= 0.15 * ref, where
+        assert abs(ours["total_cycles"] - int(row["total_cycles"])) <= 0.15 * ref, where
+        # stalls: within 15 % of the layer's cycles (a relative error on a few stall cycles of a
+        # compute-bound layer says nothing)
+        assert abs(ours["stall_cycles"] - int(row["stall_cycles"])) <= 0.15 * ref, where
+        ours_total += ours["total_cycles_incl_prefetch"]
+        ref_total += ref
+    assert abs(ours_total - ref_total) <= 0.05 * ref_total, (name, ours_total, ref_total)
+
+
+# -- against SCALE-Sim itself (skipped where the test extra does not run) ------------------------
+
+LIVE = [(GemmLayer("live_g", 40, 48, 36), "os", 8, 8, 1, 1, 1, 3),
+        (GemmLayer("live_g", 40, 48, 36), "ws", 8, 8, 1, 1, 1, 3),
+        (GemmLayer("live_g", 40, 48, 36), "is", 8, 8, 1, 1, 1, 3),
+        (ConvLayer("live_c", 9, 9, 3, 3, 4, 12, 2), "os", 4, 8, 1, 1, 1, 2)]
+
+
+@pytest.mark.parametrize(("layer", "dataflow", "rows", "cols", "ik", "fk", "ok", "bw"), LIVE)
+def test_live_scalesim(layer: ConvLayer | GemmLayer, dataflow: str, rows: int, cols: int,
+                       ik: int, fk: int, ok: int, bw: int) -> None:
+    reason = scalesim_unusable_reason()
+    if reason:
+        pytest.skip(reason)
+    ref = run_scalesim([layer], rows=rows, cols=cols, dataflow=dataflow, ifmap_kib=ik,  # type: ignore[list-item]
+                       filter_kib=fk, ofmap_kib=ok, words_per_cycle=bw)[0]
+    m, n, k = layer.gemm_mnk
+    row = {"gemm_m": str(m), "gemm_n": str(n), "gemm_k": str(k), "dataflow": dataflow,
+           "words_per_cycle": str(bw), "ifmap_kib": str(ik), "filter_kib": str(fk),
+           "ofmap_kib": str(ok), "rows": str(rows), "cols": str(cols),
+           "kind": "conv" if isinstance(layer, ConvLayer) else "gemm",
+           "filt_h": str(getattr(layer, "filt_h", 1)), "stride": str(getattr(layer, "stride", 1))}
+    ours = _ours(row)
+    assert ref["compute_cycles"] == compute_cycles(m, n, k, rows, cols, dataflow)
+    assert ours["dram_ifmap_reads"] == ref["dram_ifmap_reads"]
+    assert ours["dram_filter_reads"] == ref["dram_filter_reads"]
+    ref_incl = ref["total_cycles_incl_prefetch"]
+    assert abs(ours["total_cycles_incl_prefetch"] - ref_incl) <= 0.15 * ref_incl, (ours, ref)
