@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from workloads.graph import Workload
-from workloads.lower import lower
+from workloads.lower import IgnoreSpec, check_ignore, lower
 from workloads.protocol import check_bits
 from workloads.trace import check_input_shape, propagate_shapes, trace
 
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 def extract(model: nn.Module, input_shape: Sequence[int] = (3, 224, 224), batch: int = 1,
             default_bits: int = 16, overrides: Mapping[str, Any] | None = None, name: str = "",
             *, concrete_args: dict[str, Any] | None = None,
-            leaf_modules: Iterable[str | type[nn.Module]] = ()) -> Workload:
+            leaf_modules: Iterable[str | type[nn.Module]] = (),
+            ignore_unsupported: IgnoreSpec = False) -> Workload:
     """Trace ``model`` and lower it to a `Workload` for ``batch`` images of ``input_shape``.
 
     Pipeline: torch.fx symbolic trace (quantizer-protocol modules and Conv/Linear subclasses are
@@ -51,12 +52,19 @@ def extract(model: nn.Module, input_shape: Sequence[int] = (3, 224, 224), batch:
       functional ops keep their fx name (``add_3``).
 
     ``concrete_args`` / ``leaf_modules`` are passed to the tracer (see `workloads.trace`).
+
+    Ops whose arithmetic qdse does not model (``torch.fft.fft``, ``cumsum``, a torch.nn module
+    with parameters other than those `workloads.ops.MODELLED_MODULES` lists) raise `ExtractError`
+    naming each of them, unless ``ignore_unsupported`` is True or lists their names: then each
+    is kept as a memory-only ``other`` op (``meta["unsupported"]``) and `Workload.summary` lists
+    it under "ignored". A parameter-free module the caller made a leaf is such an op too.
     Raises ValueError (``workloads.trace.ExtractError`` for trace/shape failures) naming the
     field or module at fault and the fix.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch={batch!r} is invalid; expected an int >= 1")
     check_bits(default_bits, "default_bits")
+    ignore = check_ignore(ignore_unsupported)
     if not isinstance(name, str):
         raise ValueError(f"name={name!r} is invalid; expected a str")
     t0 = time.perf_counter()
@@ -65,7 +73,7 @@ def extract(model: nn.Module, input_shape: Sequence[int] = (3, 224, 224), batch:
     shape = tuple(int(d) for d in input_shape)
     propagate_shapes(gm, model, shape, batch, concrete_args)
     wl = lower(gm, model, batch=batch, input_shape=shape, default_bits=default_bits,
-               overrides=overrides, name=name or type(model).__name__)
+               overrides=overrides, name=name or type(model).__name__, ignore_unsupported=ignore)
     log.info("extracted %r in %.3f s: %d ops, %.3f GMACs", wl.name, time.perf_counter() - t0,
              len(wl), wl.total_macs / 1e9)
     return wl

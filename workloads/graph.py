@@ -309,12 +309,22 @@ class Workload:
                 f"{la.weight_bytes / 1024:>9.1f} {la.input_bytes / 1024:>9.1f} "
                 f"{la.output_bytes / 1024:>9.1f}")
         t = self.totals()
+        ignored = self.ignored()
+        if ignored:
+            lines.append("ignored (not modelled, no arithmetic counted): " + ", ".join(
+                f"{n} ({target})" for n, target in ignored.items()))
         lines += ["-" * len(head),
                   f"total: {t['ops']} ops ({t['compute_ops']} compute), "
                   f"{t['macs'] / 1e9:.4f} GMACs, {t['vector_ops'] / 1e6:.2f} M vector ops, "
                   f"weights {t['weight_bytes'] / 2**20:.3f} MiB, "
                   f"activations {t['activation_bytes'] / 2**20:.3f} MiB"]
         return "\n".join(lines)
+
+    def ignored(self) -> dict[str, str]:
+        """Ops kept without a cost model (``op == "other"``): layer name -> what it computes
+        (the fx/ONNX target). Extraction lists them only when asked to ignore them."""
+        return {la.name: str(la.meta.get("unsupported", la.module or "?"))
+                for la in self if la.op == "other"}
 
     def lint(self) -> list[str]:
         """Consistency problems beyond `check` (empty list = consistent).

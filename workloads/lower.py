@@ -28,18 +28,36 @@ MACs (checked against forward hooks in the tests): conv ``N*K*Ho*Wo*(C/groups)*R
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import networkx as nx
 from torch import fx, nn
 
+from workloads.composite import expand
 from workloads.graph import COMPUTE_OPS, Layer, Workload, bytes_for
-from workloads.ops import FUSIBLE, Op, Shape, classify, cost, nchw, numel, target_name, tensor_shape
+from workloads.ops import (
+    FUSIBLE,
+    MODELLED_MODULES,
+    Op,
+    Shape,
+    classify,
+    cost,
+    nchw,
+    numel,
+    target_name,
+    tensor_shape,
+)
 from workloads.protocol import act_bits, is_quantized, is_quantized_activation, require_bits
 from workloads.protocol import weight_bits as module_weight_bits
+from workloads.trace import ExtractError
 
-__all__ = ["lower"]
+__all__ = ["IgnoreSpec", "check_ignore", "lower", "lower_ops", "unsupported_error"]
+
+IgnoreSpec = bool | Collection[str]
+"""``ignore_unsupported``: False (raise on ops qdse does not model), True (keep every one as a
+memory-only ``other`` op), or the names of the ones to keep (op targets such as ``"fft_fft"`` or
+layer names)."""
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +104,11 @@ def _names(gm: fx.GraphModule) -> dict[fx.Node, str]:
     return names
 
 
-def _build(gm: fx.GraphModule, batch: int) -> nx.DiGraph:
+def _build(gm: fx.GraphModule, batch: int, ignore: IgnoreSpec) -> nx.DiGraph:
     g = nx.DiGraph()
     names = _names(gm)
+    user_leaves = gm.meta.get("qdse_user_leaves", frozenset())
+    unsupported: list[tuple[Op, str]] = []
     # parameters and everything computed from parameters only (w.T, a weight quantizer applied
     # functionally) are weights of the op that reads them, not graph nodes
     params: set[fx.Node] = set()
@@ -115,14 +135,97 @@ def _build(gm: fx.GraphModule, batch: int) -> nx.DiGraph:
             op = Op(name, "output")
         else:
             kind, mod = classify(node, gm, len(inputs))
+            if kind == "composite":
+                names[node] = _add_expansion(g, expand(name, mod, node, batch), names)
+                continue
             op = Op(name, kind, module=str(node.target) if mod is not None else "",
                      target=target_name(node), out_shape=shape or (), mod=mod)
             cost(op, node, acts, [i for i in inputs if i in params], batch)
+            _protocol_bits(op)
+            if kind == "other":     # kept only if harmless or ignored on request
+                reason = _unsupported_reason(op, mod, user_leaves)
+                if reason and not _ignored(op, ignore):
+                    unsupported.append((op, reason))
+                    continue
+                log.warning("op %r (%s) is not modelled: kept as a memory-only 'other' node",
+                            op.name, op.target)
         g.add_node(name, op=op)
         for i in acts:
             _add_edge(g, names[i], name, tensor_shape(i) or ())
+    if unsupported:
+        raise unsupported_error(unsupported, "extract")
     _lint(g, "build")
     return g
+
+
+def _add_expansion(g: nx.DiGraph, ex: Any, names: dict[fx.Node, str]) -> str:
+    """Add a composite module's ops (`workloads.composite`); return the op that is its output."""
+    for op in ex.ops:
+        g.add_node(op.name, op=op)
+    for u, v, shape in ex.edges:
+        _add_edge(g, u, v, shape)
+    for arg, reader in ex.reads:
+        if isinstance(arg, fx.Node) and names.get(arg) in g:
+            _add_edge(g, names[arg], reader, tensor_shape(arg) or ())
+    return str(ex.exit)
+
+
+def _protocol_bits(op: Op) -> None:
+    """Copy the bits a bits-protocol module declares into the op record."""
+    m = op.mod
+    if m is None or not is_quantized(m):
+        return
+    op.quantized = True
+    if op.op in COMPUTE_OPS:
+        op.own_w_bits = module_weight_bits(m)
+        op.own_a_bits = act_bits(m)
+    elif is_quantized_activation(m):
+        op.quantizer_bits = act_bits(m)
+
+
+def _unsupported_reason(op: Op, mod: nn.Module | None, user_leaves: Collection[str]) -> str:
+    """Why an ``other`` op is a problem ('' if it is not): it has arithmetic qdse cannot cost."""
+    if mod is None:
+        return (f"op {op.name!r} ({op.target}) has arithmetic that qdse does not model (its "
+                "cost would be missing)")
+    kind = type(mod).__name__
+    has_params = any(True for _ in mod.parameters())
+    if op.module in user_leaves:
+        if not has_params:
+            return ""   # the user made it a leaf and it has no weights: a memory-only op
+        return (f"module {op.module!r} ({kind}) has parameters but workloads.lower cannot model "
+                f"its MACs; it is a leaf because leaf_modules names it: remove it from "
+                "leaf_modules so the tracer looks inside")
+    what = "has parameters but" if has_params else "is a torch.nn leaf that"
+    return (f"module {op.module!r} ({kind}) {what} qdse does not model (lowered modules: "
+            f"{MODELLED_MODULES})")
+
+
+def _ignored(op: Op, ignore: IgnoreSpec) -> bool:
+    if isinstance(ignore, bool):
+        return ignore
+    return bool({op.name, op.target, op.module} & set(ignore))
+
+
+def check_ignore(ignore: object) -> IgnoreSpec:
+    """Validate ``ignore_unsupported``: a bool or a collection of op/layer names."""
+    if isinstance(ignore, bool):
+        return ignore
+    if isinstance(ignore, str) or not isinstance(ignore, Collection) or not all(
+            isinstance(x, str) for x in ignore):
+        raise ValueError(f"ignore_unsupported={ignore!r} is invalid; expected True, False or a "
+                         "list of op names (e.g. ['fft_fft'])")
+    return ignore
+
+
+def unsupported_error(found: list[tuple[Op, str]], entry: str) -> ExtractError:
+    """One error listing every op that cannot be lowered, and the two ways out."""
+    names = sorted({op.target or op.name for op, _ in found})
+    return ExtractError(
+        "cannot lower the model: " + "; ".join(reason for _, reason in found)
+        + f". Fix: pass ignore_unsupported=True (or ignore_unsupported={names!r}) to {entry}() "
+        "to keep them as memory-only 'other' ops, listed under 'ignored' in Workload.summary(), "
+        "or build that part with Workload.from_layers")
 
 
 # -- pass 2: collapse views ------------------------------------------------------------------
@@ -180,7 +283,7 @@ def _fuse(g: nx.DiGraph) -> None:
 
 
 def _quant_bits(op: Op) -> int | None:
-    return act_bits(op.mod) if op.mod is not None and is_quantized_activation(op.mod) else None
+    return op.quantizer_bits
 
 
 # -- pass 4: bits ---------------------------------------------------------------------------------
@@ -240,8 +343,7 @@ def _bits(g: nx.DiGraph, default_bits: int, ov: dict[str, dict[str, int]]) -> No
         else:
             qbits[n] = None
         if op.op in COMPUTE_OPS:
-            wb = module_weight_bits(op.mod) if op.mod is not None else None
-            ab = act_bits(op.mod) if op.mod is not None and is_quantized(op.mod) else None
+            wb, ab = op.own_w_bits, op.own_a_bits
             if ab is None:
                 ab = op.in_quant_bits
             if ab is None and preds and all(b is not None for b in preds):
@@ -306,9 +408,7 @@ def _need(consumer: Op, producer: Op, default_bits: int) -> int:
 
 
 # -- pass 5: roles --------------------------------------------------------------------------------
-def _roles(g: nx.DiGraph, model: nn.Module) -> None:
-    layer_mods = [name for name, m in model.named_modules()
-                  if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)]
+def _roles(g: nx.DiGraph, layer_mods: list[str]) -> None:
     compute = [n for n in nx.lexicographical_topological_sort(g)
                if g.nodes[n]["op"].op in COMPUTE_OPS]
     by_module: dict[str, list[str]] = {}
@@ -369,7 +469,7 @@ def _layer(op: Op, g: nx.DiGraph) -> Layer:
         meta["prologue"] = list(op.prologue)
     if op.target and op.target != op.module and op.op not in ("input", "output"):
         meta.setdefault("target", op.target)
-    if op.mod is not None and is_quantized(op.mod):
+    if op.quantized:
         meta["quantized"] = True
     return Layer(name=op.name, op=op.op, macs=int(op.macs), vector_ops=int(op.vector_ops),
                  w_bits=op.w_bits, a_bits=op.a_bits, o_bits=op.o_bits,
@@ -378,17 +478,34 @@ def _layer(op: Op, g: nx.DiGraph) -> Layer:
 
 
 def lower(gm: fx.GraphModule, model: nn.Module, *, batch: int, input_shape: tuple[int, ...],
-          default_bits: int, overrides: Mapping[str, Any] | None, name: str) -> Workload:
+          default_bits: int, overrides: Mapping[str, Any] | None, name: str,
+          ignore_unsupported: IgnoreSpec = False) -> Workload:
     """Run passes 1-6 on a traced, shape-propagated GraphModule (see the module doc-string)."""
-    g = _build(gm, batch)
+    g = _build(gm, batch, ignore_unsupported)
+    layer_mods = [q for q, m in model.named_modules()
+                  if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)]
+    return lower_ops(g, batch=batch, input_shape=input_shape, default_bits=default_bits,
+                     overrides=overrides, name=name, layer_modules=layer_mods)
+
+
+def lower_ops(g: nx.DiGraph, *, batch: int, input_shape: tuple[int, ...], default_bits: int,
+              overrides: Mapping[str, Any] | None, name: str,
+              layer_modules: list[str]) -> Workload:
+    """Passes 2-6 on a graph of `Op` records (``g.nodes[n]["op"]``, edges with ``shape``).
+
+    The entry point for importers that build ops without torch.fx (`workloads.onnx_import`).
+    ``layer_modules``: module names in definition order whose first/last get the roles
+    "first"/"last" (empty: the first/last compute op in topological order).
+    """
+    _lint(g, "build")
     n_built = g.number_of_nodes()
     _collapse(g)
     _fuse(g)
-    log.debug("lowered %d fx ops to %d workload ops (views collapsed, BN/activations fused)",
+    log.debug("lowered %d ops to %d workload ops (views collapsed, BN/activations fused)",
               n_built, g.number_of_nodes())
     ov = _parse_overrides(overrides, g)
     _bits(g, default_bits, ov)
-    _roles(g, model)
+    _roles(g, layer_modules)
     out = nx.DiGraph()
     for n in g:
         out.add_node(n, layer=_layer(g.nodes[n]["op"], g))

@@ -21,8 +21,8 @@ from torch import fx, nn
 from workloads.protocol import is_quantized, is_quantized_activation
 from workloads.trace import ExtractError
 
-__all__ = ["FUSIBLE", "Op", "Shape", "classify", "cost", "nchw", "numel", "pair", "target_name",
-           "tensor_shape"]
+__all__ = ["COMPOSITE_MOD", "FUSIBLE", "MODELLED_MODULES", "Op", "Shape", "classify", "cost",
+           "nchw", "numel", "pair", "target_name", "tensor_shape"]
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +38,31 @@ _MATMUL_F = {torch.matmul, operator.matmul, torch.bmm, torch.mm}
 _MATMUL_M = {"matmul", "bmm", "mm"}
 _VIEW_F = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.transpose,
            torch.permute, torch.chunk, torch.split, torch.unbind, torch.narrow, operator.getitem,
-           F.dropout, torch.t, torch.movedim, torch.clone}
+           F.dropout, torch.t, torch.movedim, torch.clone, getattr, torch.real, torch.imag}
 _VIEW_M = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose",
            "contiguous", "chunk", "split", "unbind", "narrow", "expand", "expand_as", "view_as",
-           "reshape_as", "t", "clone", "detach", "float", "to", "type_as"}
+           "reshape_as", "t", "clone", "detach", "float", "to", "type_as", "real", "imag"}
 _VIEW_MOD = (nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
 _ACT_F = {F.relu, F.relu6, torch.relu, F.hardtanh, F.sigmoid, torch.sigmoid, torch.tanh, F.tanh,
           F.gelu, F.silu, F.hardswish, F.hardsigmoid, F.leaky_relu, F.elu, torch.clamp,
-          F.softmax, torch.softmax, F.log_softmax, torch.exp, torch.abs, torch.neg}
+          F.softmax, torch.softmax, F.log_softmax, torch.exp, torch.abs, torch.neg,
+          F.softplus, F.mish, F.selu, F.celu, F.logsigmoid, F.softsign, torch.where,
+          torch.maximum, torch.minimum, torch.pow, operator.pow, operator.neg, torch.sqrt,
+          torch.rsqrt, torch.log, torch.sin, torch.cos, torch.erf, torch.sign, torch.round,
+          torch.floor, torch.ceil, torch.masked_fill, torch.clamp_min, torch.clamp_max}
 _ACT_M = {"relu", "relu_", "sigmoid", "tanh", "clamp", "clamp_", "softmax", "log_softmax",
-          "exp", "abs", "neg", "sigmoid_", "tanh_"}
+          "exp", "abs", "neg", "sigmoid_", "tanh_", "masked_fill", "masked_fill_", "pow", "sqrt",
+          "rsqrt", "log", "clamp_min", "clamp_max", "round", "sign", "floor", "ceil"}
 _ACT_MOD = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.Hardswish,
-            nn.Hardsigmoid, nn.ELU, nn.Softmax, nn.LogSoftmax, nn.Hardtanh, nn.PReLU)
+            nn.Hardsigmoid, nn.ELU, nn.Softmax, nn.LogSoftmax, nn.Hardtanh, nn.PReLU,
+            nn.Softplus, nn.Mish, nn.SELU, nn.CELU, nn.LogSigmoid, nn.Softsign, nn.Softmin,
+            nn.Tanhshrink, nn.Threshold, nn.Hardshrink, nn.Softshrink)
+# tensors made from nothing or from a shape (zeros, arange, ...): constants, no arithmetic
+_SOURCE_F = {torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.zeros_like,
+             torch.ones_like, torch.full_like, torch.empty_like}
+_SOURCE_M = {"new_zeros", "new_ones", "new_full", "new_empty", "zero_", "fill_"}
+# GEMM-based modules lowered to several ops by `workloads.composite`
+COMPOSITE_MOD = (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN)
 _BN_MOD = (nn.BatchNorm1d, nn.BatchNorm2d)
 _NORM_MOD = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d, nn.LocalResponseNorm)
 _POOL_MOD = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
@@ -62,8 +75,14 @@ _REDUCE_M = {"mean", "sum", "amax"}
 _RESIZE_MOD = (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d, nn.PixelShuffle,
                nn.PixelUnshuffle, nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d,
                nn.ReplicationPad2d)
-_RESIZE_F = {F.interpolate, F.pad, F.pixel_shuffle, F.pixel_unshuffle}
+_RESIZE_F = {F.interpolate, F.pad, F.pixel_shuffle, F.pixel_unshuffle, torch.roll, torch.flip,
+             torch.tile, torch.gather, torch.index_select, torch.repeat_interleave}
+_RESIZE_M = {"repeat", "roll", "flip", "tile", "gather", "index_select", "repeat_interleave"}
 FUSIBLE = {"act", "bn"}
+MODELLED_MODULES = ("Conv1d/Conv2d and Linear (and subclasses), MultiheadAttention, LSTM, GRU, "
+                    "RNN, BatchNorm, LayerNorm/GroupNorm/InstanceNorm, pooling, activations, "
+                    "upsampling/padding, views")
+"""What `classify` lowers, for error messages."""
 
 
 @dataclass
@@ -86,6 +105,11 @@ class Op:
     in_quant_bits: int | None = None    # set by a quantized activation fused as prologue
     has_bn: bool = False                # a BN is fused on its output (affine: not monotone)
     prologue_bn: bool = False           # a BN is applied to its input as it is read
+    # bits the op itself declares (the bits protocol, Brevitas, ONNX Quant nodes); None = unset
+    own_w_bits: int | None = None       # a compute op's weights
+    own_a_bits: int | None = None       # a compute op's input activations
+    quantizer_bits: int | None = None   # a weightless quantizer: the bits of its OUTPUT
+    quantized: bool = False             # the op came from a quantized module / quantized weights
     meta: dict[str, Any] = field(default_factory=dict)
     w_bits: int = 16
     a_bits: int = 16
@@ -168,12 +192,8 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
                             (_NORM_MOD, "norm"), (_POOL_MOD, "pool")):
             if isinstance(m, types):
                 return kind, m
-        if any(True for _ in m.parameters()):
-            raise ExtractError(
-                f"module {node.target!r} ({type(m).__name__}) has parameters but workloads.lower "
-                "cannot model its MACs (supported: Conv1d/Conv2d, Linear and subclasses, "
-                "matmul). Fix: remove it from leaf_modules so the tracer looks inside, or build "
-                "that part with Workload.from_layers")
+        if isinstance(m, COMPOSITE_MOD):
+            return "composite", m
         return "other", m
     if node.op == "call_function":
         f = node.target
@@ -199,6 +219,8 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
             return "resize", None
         if f is F.batch_norm:
             return "bn", None
+        if f in _SOURCE_F:
+            return "view", None
         return "other", None
     if node.op == "call_method":
         t = str(node.target)
@@ -208,7 +230,8 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
             return ("mul" if n_tensor_inputs >= 2 else "act"), None
         if t in _MATMUL_M:
             return "matmul", None
-        for names, kind in ((_VIEW_M, "view"), (_ACT_M, "act"), (_REDUCE_M, "pool")):
+        for names, kind in ((_VIEW_M, "view"), (_SOURCE_M, "view"), (_ACT_M, "act"),
+                            (_REDUCE_M, "pool"), (_RESIZE_M, "resize")):
             if t in names:
                 return kind, None
         return "other", None
@@ -284,9 +307,8 @@ def cost(op: Op, node: fx.Node, acts: list[fx.Node], params: list[fx.Node],
         elif op.op in ("add", "mul", "act", "norm", "other", "resize"):
             op.vector_ops = numel(out)
         if op.op == "other":
-            op.meta["unsupported"] = op.target
-            log.warning("op %r (%s) is not modelled: kept as a memory-only 'other' node",
-                        op.name, op.target)
+            op.meta["unsupported"] = type(m).__name__ if m is not None else op.target
+            op.weight_elems = sum(p.numel() for p in m.parameters()) if m is not None else 0
 
 
 def _pool_cost(op: Op, m: nn.Module | None, node: fx.Node, in_shape: Shape) -> None:

@@ -58,13 +58,15 @@ class QdseTracer(fx.Tracer):
         self._leaf_names = {m for m in leaf_modules if isinstance(m, str)}
         self._leaf_types = tuple(m for m in leaf_modules if isinstance(m, type))
         self.qdse_stack: list[str] = []
+        self.user_leaves: set[str] = set()
+        """Qualified names of the modules kept as leaves because ``leaf_modules`` named them."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if is_quantized(m) or isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear):
             return True
-        if module_qualified_name in self._leaf_names:
-            return True
-        if self._leaf_types and isinstance(m, self._leaf_types):
+        if module_qualified_name in self._leaf_names or (
+                self._leaf_types and isinstance(m, self._leaf_types)):
+            self.user_leaves.add(module_qualified_name)
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
@@ -111,6 +113,7 @@ def trace(model: nn.Module, concrete_args: dict[str, Any] | None = None,
             + (f", at {line}" if line else "")
             + f": {type(e).__name__}: {e}. {_FIXES}") from e
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+    gm.meta["qdse_user_leaves"] = frozenset(tracer.user_leaves)
     gm.graph.lint()
     return gm
 

@@ -158,20 +158,31 @@ def test_concrete_args_fix_python_branch() -> None:
     assert [la.name for la in wl.compute_layers()] == ["b"]
 
 
-def test_unmodelled_parametrised_leaf_is_reported() -> None:
-    class Rnn(nn.Module):
+def test_unmodelled_parametrised_module_is_reported_without_a_leaf_modules_hint() -> None:
+    """The user never added nn.Bilinear to leaf_modules: the error must not tell them to remove
+    it from there (issue 11); it names the module and what qdse does lower."""
+
+    class Bil(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.rnn = nn.GRU(8, 8)
+            self.bil = nn.Bilinear(8, 8, 4)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.rnn(x)[0]
+            return self.bil(x, x)
 
-    with pytest.raises(ExtractError, match=r"module 'rnn' \(GRU\) has parameters"):
-        extract(Rnn(), (4, 8))
+    with pytest.raises(ExtractError, match=r"module 'bil' \(Bilinear\) has parameters") as info:
+        extract(Bil(), (8,))
+    assert "leaf_modules" not in str(info.value)
+    assert "MultiheadAttention" in str(info.value)          # what is allowed
+    assert "ignore_unsupported" in str(info.value)           # the way out
+    wl = extract(Bil(), (8,), ignore_unsupported=["bil"])
+    assert wl["bil"].op == "other"
+    assert wl["bil"].weight_elems == 8 * 8 * 4 + 4
+    assert wl.ignored() == {"bil": "Bilinear"}
 
 
-def test_unknown_parameter_free_op_is_kept_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_unmodelled_arithmetic_is_an_error_unless_ignored(
+        caplog: pytest.LogCaptureFixture) -> None:
     class Cum(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -180,13 +191,18 @@ def test_unknown_parameter_free_op_is_kept_and_logged(caplog: pytest.LogCaptureF
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.fc(torch.cumsum(x, dim=1))
 
-    with caplog.at_level(logging.WARNING, logger="workloads.ops"):
-        wl = extract(Cum(), (8,))
+    with pytest.raises(ExtractError, match=r"op 'cumsum' \(cumsum\) has arithmetic"):
+        extract(Cum(), (8,))
+    with caplog.at_level(logging.WARNING, logger="workloads.lower"):
+        wl = extract(Cum(), (8,), ignore_unsupported=True)
     other = [la for la in wl if la.op == "other"]
     assert len(other) == 1
     assert other[0].meta["unsupported"] == "cumsum"
     assert "cumsum" in caplog.text
     assert wl.predecessors("fc") == [other[0].name]
+    assert "ignored (not modelled, no arithmetic counted): cumsum (cumsum)" in wl.summary()
+    with pytest.raises(ValueError, match="ignore_unsupported='cumsum' is invalid"):
+        extract(Cum(), (8,), ignore_unsupported="cumsum")
 
 
 def test_functional_ops_are_modelled() -> None:
