@@ -3,22 +3,36 @@
 The contract every CLI keeps: bad input (a ValueError or a malformed command line) prints one
 ``error: ...`` line on stderr and exits with status 2; Ctrl-C prints one line and exits with 130;
 output piped into a reader that stops early (``| head``) is not an error. Beside that: the flag
-value parsers (comma lists, bandwidth ranges) and the output-folder check.
+value parsers (comma lists, bandwidth ranges), the output-folder check and the progress display
+(a tqdm bar on a terminal; one line per 10 % when stderr is a file or a pipe).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "CliParser", "UsageError", "check_writable",
-           "float_list", "int_list", "pair_list", "parse_bandwidths", "run_as_program",
-           "run_cli"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERRUPTED",
+    "CliParser",
+    "Progress",
+    "UsageError",
+    "check_jobs",
+    "check_writable",
+    "float_list",
+    "int_list",
+    "pair_list",
+    "parse_bandwidths",
+    "progress",
+    "run_as_program",
+    "run_cli",
+]
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -53,9 +67,41 @@ def run_cli(body: Callable[[], int], argv: Sequence[str] | None, *,
             raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (OSError, OverflowError) as e:  # an unwritable file, a number past float range
+        if debug:
+            raise
+        print(f"error: {_os_reason(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _os_reason(e: OSError | OverflowError) -> str:
+    """One line for an OSError (reason and file) or an OverflowError."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename!s}" if e.filename else e.strerror
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+MB_PER_JOB = 300
+"""Resident memory of one worker process, MB: a search worker (Optuna, NumPy, pandas, SimPy and a
+workload) measures 120-240 MB, a study worker with torch more; `check_jobs` bounds ``--jobs`` by
+the machine's memory at this size."""
+
+
+def check_jobs(jobs: int, flag: str = "--jobs") -> None:
+    """ValueError naming ``flag`` unless 1 <= ``jobs`` <= what this machine's memory holds
+    (physical memory / `MB_PER_JOB`; at least 1)."""
+    try:
+        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError, AttributeError):  # not POSIX: no memory bound
+        total_mb = 0
+    most = max(1, total_mb // MB_PER_JOB) if total_mb else 4096
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= most:
+        why = (f"each worker process needs ~{MB_PER_JOB} MB and this machine has "
+               f"{total_mb / 1024:.0f} GiB" if total_mb else "at most 4096 processes")
+        raise ValueError(f"{flag}={jobs} is not allowed; expected an integer in 1..{most} ({why})")
 
 
 def run_as_program(main: Callable[[], int]) -> NoReturn:
@@ -68,15 +114,97 @@ def run_as_program(main: Callable[[], int]) -> NoReturn:
 
 
 def check_writable(out: Path) -> None:
-    """Create the output folder ``out`` and check a file can be written there (ValueError if
-    not, naming ``--out``)."""
+    """ValueError (naming ``--out``) unless ``out`` is, or can be created as, a writable folder.
+
+    Creates nothing: a CLI checks its output folder with the rest of its input and creates it
+    only once all of it is known to be valid (a rejected command leaves no folder behind)."""
+    probe = Path(out)
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out={str(out)!r} is not a writable folder ({probe} is not a "
+                         "folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"--out={str(out)!r} is not a writable folder ({probe} is not "
+                         "writable)")
+
+
+# -- progress --------------------------------------------------------------------------------------
+class Progress(Protocol):
+    """What the runners call on a progress display (tqdm's names)."""
+
+    def update(self, n: int = 1) -> Any: ...
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> Any: ...
+
+    def close(self) -> Any: ...
+
+
+def progress(total: int, *, desc: str, unit: str, initial: int = 0, enabled: bool = True,
+             stream: Any = None) -> Progress:
+    """A progress display of ``total`` items on ``stream`` (default stderr): a tqdm bar when it is
+    a terminal, else `_Lines` (no redraws: a line per 10 % at most); nothing when not
+    ``enabled``."""
+    stream = sys.stderr if stream is None else stream
+    if enabled and not _is_terminal(stream):
+        return _Lines(total, desc=desc, unit=unit, initial=initial, stream=stream)
+    from tqdm import tqdm
+
+    # smoothing=0: the estimate is the average rate so far, not the rate of the last item
+    bar: Progress = tqdm(total=total, initial=initial, desc=desc, unit=unit,
+                         disable=not enabled, dynamic_ncols=True, smoothing=0, file=stream)
+    return bar
+
+
+def _is_terminal(stream: Any) -> bool:
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe."):
-            pass
-    except OSError as e:
-        raise ValueError(f"--out={str(out)!r} is not a writable folder ({e.strerror or e})"
-                         ) from None
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or not a file
+        return False
+
+
+class _Lines:
+    """Progress for a log file or a pipe: one line each time another tenth of the items is done
+    (and at the end), e.g. ``wrpn_vs_pact: 40% (51/126 points), 2.1 s, ~3.1 s left``."""
+
+    def __init__(self, total: int, *, desc: str, unit: str, initial: int, stream: Any) -> None:
+        import time
+
+        self.total, self.desc, self.unit, self.stream = total, desc, unit, stream
+        self.done = self.start = initial
+        self.t0 = time.perf_counter()
+        self.shown = self._tenth()
+        self.postfix = ""
+        self.closed = False
+
+    def _tenth(self) -> int:
+        return 10 * self.done // self.total if self.total > 0 else 10
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.postfix = s
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self._tenth() > self.shown:
+            self.shown = self._tenth()
+            self._line()
+
+    def _line(self) -> None:
+        import time
+
+        dt = time.perf_counter() - self.t0
+        ran = self.done - self.start
+        left = (self.total - self.done) * dt / ran if ran and self.done < self.total else 0.0
+        pct = 100 * self.done // self.total if self.total > 0 else 100
+        eta = f", ~{left:.1f} s left" if left > 0 else ""
+        last = f" (last: {self.postfix})" if self.postfix else ""
+        print(f"{self.desc}: {pct}% ({self.done}/{self.total} {self.unit}s), {dt:.1f} s{eta}"
+              f"{last}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if not self.closed and self.done > self.start and self.shown < 10:
+            self._line()  # stopped early (an error, Ctrl-C): say how far it got
+        self.closed = True
 
 
 # -- flag values -----------------------------------------------------------------------------------

@@ -25,9 +25,12 @@ ALLOWED: dict[str, set[str]] = {
     "dse": {"arch", "workloads"},
     "studies": {"arch", "workloads", "quant", "dse"},
 }
-# Top-of-chain entry points inside dse/: CLIs that run studies and searches (a package, such as
-# dse.search, with all of its modules).
-DSE_FRONTENDS = {"dse.cli", "dse.study", "dse.sweep", "dse.search"}
+# Entry points inside dse/: the CLIs and what they share (a package, such as dse.search, with all
+# of its modules). They may build models (quant, workloads) but never import `studies`, which sits
+# downstream of dse: `python -m dse.study NAME` finds a study by name (dse.study.registry).
+DSE_FRONTENDS = {"dse.cli", "dse.inputs", "dse.simulate", "dse.compare", "dse.study", "dse.sweep",
+                 "dse.search"}
+NEVER_FROM_DSE = {"studies"}
 # The simulator proper (every module of dse/sim/): no torch, no quantization, no studies.
 SIMULATOR = tuple(sorted(f"dse.sim.{p.stem}" for p in (ROOT / "dse" / "sim").glob("*.py")
                          if p.stem != "__init__"))
@@ -66,6 +69,8 @@ def _allowed(importer: str, imported: str) -> bool:
     target = imported.split(".")[0]
     if target not in PACKAGES or target == pkg:
         return True
+    if pkg == "dse" and target in NEVER_FROM_DSE:
+        return False
     if pkg == "dse" and any(importer == f or importer.startswith(f + ".") for f in DSE_FRONTENDS):
         return True
     return any(imported == a or imported.startswith(a + ".") for a in ALLOWED[pkg])
@@ -87,8 +92,22 @@ def test_simulator_modules_never_import_torch(module: str) -> None:
     assert not any(i.split(".")[0] in {"torch", "quant", "studies"} for i in imported), imported
 
 
+def test_dse_never_imports_studies() -> None:
+    """Not even lazily inside a function: every module of dse/ is read, frontends included."""
+    offenders = {m: sorted(i for i in _imports(p) if i.split(".")[0] == "studies")
+                 for m, p in _first_party_modules() if m.split(".")[0] == "dse"}
+    assert not {m: v for m, v in offenders.items() if v}
+
+
+def test_the_rule_would_catch_a_study_import() -> None:
+    assert not _allowed("dse.study.sweep", "studies.bandwidth_area_sweep")
+    assert not _allowed("dse.simulate", "studies")
+    assert _allowed("dse.simulate", "quant")
+    assert not _allowed("dse.sim.simulate", "quant")
+
+
 def test_hardware_side_starts_without_torch() -> None:
-    code = ("import sys, arch, arch.presets, dse, dse.sim.simulate; "
+    code = ("import sys, arch, arch.presets, dse, dse.sim.simulate, dse.simulate, dse.compare; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True)

@@ -159,15 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _build_parser().parse_args(argv)
-    import studies
+    from dse.study import registry
 
     if args.list:
-        for name in studies.names():
-            print(f"{name:24s} {studies.get(name).TITLE}")
+        for name in registry.names():
+            print(f"{name:24s} {registry.get(name).TITLE}")
         return 0
     if not args.name:
         raise ValueError("missing study NAME; run with --list to see the studies")
-    study = studies.get(args.name)
+    study = registry.get(args.name)
     out = args.out if args.out is not None else Path("reports") / args.name
     _check_docs(study.NAME, args.update_doc)  # before the run, not after it
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

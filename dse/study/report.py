@@ -136,7 +136,10 @@ class RunInfo:
 
 # -- atomic file writes ---------------------------------------------------------------------------
 def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
-    """Call ``writer(tmp)`` on a temporary path beside ``path``, then rename it over ``path``."""
+    """Call ``writer(tmp)`` on a temporary path beside ``path``, then rename it over ``path``.
+
+    The file gets the mode a plain ``open(path, "w")`` would give it (0666 less the umask), not
+    the 0600 of `tempfile.mkstemp`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -144,11 +147,18 @@ def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
     tmp = Path(tmp_name)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it: set, then restore at once
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -10,7 +10,8 @@ The runner knows nothing about any particular study (see the protocol in `studie
    its rows atomically as soon as the point finishes;
 3. concatenates all rows (one or more per point) into the results table, in grid order.
 
-A tqdm bar advances once per design point and shows the point being run.
+A progress display (`dse.cli.progress`: a tqdm bar on a terminal, a line per 10 % in a log)
+advances once per design point and shows the point being run.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ _PRESENTATION = frozenset({
     # reporting, CLIs, search and training code: a change there cannot change a design point
     "dse/study/report.py", "dse/cli.py", "dse/study/cli.py", "dse/study/sweep.py",
     "dse/study/runner.py", "dse/study/__init__.py", "dse/study/__main__.py", "dse/sweep.py",
+    "dse/study/registry.py", "dse/inputs.py", "dse/simulate.py", "dse/compare.py",
     "dse/search/space.py", "dse/search/accuracy.py", "quant/train.py", "quant/table.py",
     "quant/data.py",
     "workloads/show.py",
@@ -137,7 +139,8 @@ def _label(point: Mapping[str, Any]) -> str:
     def short(v: Any) -> str:
         return f"{v:g}" if isinstance(v, float) else str(v)
 
-    return " ".join(f"{k}={short(v)}" for k, v in point.items())[:70]
+    text = " ".join(f"{k}={short(v)}" for k, v in point.items())
+    return text if len(text) <= 70 else text[:70].rsplit(" ", 1)[0] + " ..."  # whole words
 
 
 def resolve_params(study: ModuleType, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -204,10 +207,10 @@ def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
     todo = [i for i, r in enumerate(results) if r is None]
     n_cached = len(points) - len(todo)
 
-    from tqdm import tqdm
+    from dse.cli import progress as progress_display
 
-    bar = tqdm(total=len(points), initial=n_cached, desc=study.NAME, unit="point",
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_display(len(points), initial=n_cached, desc=study.NAME, unit="point",
+                           enabled=progress)
 
     def finish(i: int, rows: list[dict[str, Any]], seconds: float) -> None:
         # round-trip through JSON so a fresh run and a cached rerun give identical tables

@@ -4,7 +4,7 @@
         --area 0.5x,1x,2x [--sram-kib 256,1024] [--cores 16,32] [--w-bits 2 --a-bits 2]
         [--first-last-bits 16] [--width 1] [--batch 1] [--out DIR] [--jobs N]
 
-A front end to the ``bandwidth_area_sweep`` study (`studies.bandwidth_area_sweep`): the same
+A front end to the ``bandwidth_area_sweep`` study (found through `dse.study.registry`): the same
 runner, cache and report. ``--area`` takes mm^2 or multiples of the preset's iso-area budget
 (``1x`` = the sysml19 8-core 16-bit system). Writes ``reports/sweep-MODEL-RECIPE/`` by default:
 results.csv/parquet (the throughput surface), compute_bound.csv (the bandwidth at which each design
@@ -84,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _build_parser().parse_args(argv)
-    from studies import bandwidth_area_sweep as study
+    from dse.study import registry
+
+    study = registry.get("bandwidth_area_sweep")  # a study of `studies`: found by name (layers)
 
     params: dict[str, Any] = {
         "model": args.model, "recipe": args.recipe, "w_bits": args.w_bits,

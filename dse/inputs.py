@@ -1,0 +1,309 @@
+"""What the command lines accept as a model and as a design, resolved into typed values.
+
+``--arch`` (`load_design`): a preset name of `arch.presets` (built at ``--mac-bits`` /
+``--dram-gbps``), or a ``.toml`` / ``.yaml`` / ``.yml`` accelerator file (`arch.io`). A file that
+cannot be read, is not UTF-8 text, does not parse or names a bad field gives one ValueError naming
+the flag, the file and the field.
+
+``--model`` (`load_workload`): a zoo name (`workloads.zoo`), an ``.onnx`` file
+(`workloads.from_onnx`), a SCALE-Sim topology ``.csv`` (`workloads.from_scalesim`), a saved workload
+``.json`` (`workloads.Workload.save`), or ``package.module:factory`` / ``path/file.py:factory`` - a
+callable returning an ``nn.Module`` (or a ready `Workload`). A recipe (`quant.quantize`) and bits
+apply to the ``nn.Module`` forms. torch and quant are imported only when a module is traced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import logging
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from arch import Accelerator
+    from workloads.graph import Workload
+
+__all__ = ["DESIGN_SUFFIXES", "ModelSpec", "check_model", "design_label", "finite_or_inf",
+           "load_design", "load_workload"]
+
+log = logging.getLogger(__name__)
+
+DESIGN_SUFFIXES = (".toml", ".yaml", ".yml")
+_MODEL_FORMS = ("a zoo name ({zoo}), FILE.onnx, a SCALE-Sim topology FILE.csv, a saved workload "
+                "FILE.json, or package.module:factory / path/file.py:factory")
+
+
+# -- designs ---------------------------------------------------------------------------------------
+def load_design(spec: str, *, mac_bits: tuple[int, int] | None = None,
+                dram_gbps: float | None = None, field: str = "--arch") -> Accelerator:
+    """The `Accelerator` ``spec`` names: a preset (at ``mac_bits`` and ``dram_gbps`` when given,
+    else the preset's defaults) or a design file (``dram_gbps`` replaces the file's value;
+    ``mac_bits`` is a property of a file's design and is not changed)."""
+    from arch import io, presets
+
+    path = Path(spec)
+    if path.suffix.lower() in DESIGN_SUFFIXES or path.is_file():
+        acc = _read_design(path, field)
+        if dram_gbps is not None:
+            acc = dataclasses.replace(acc, dram_gbps=dram_gbps)
+        return acc if acc.name else dataclasses.replace(acc, name=path.stem)
+    if spec not in presets.names():
+        raise ValueError(f"{field}={spec!r} is not allowed; expected a preset "
+                         f"({', '.join(presets.names())}) or a design file "
+                         f"({', '.join('FILE' + s for s in io.SUFFIXES)})")
+    kw: dict[str, Any] = {}
+    if mac_bits is not None:
+        kw["mac_bits"] = mac_bits
+    if dram_gbps is not None:
+        kw["dram_gbps"] = dram_gbps
+    try:
+        return presets.get(spec, **kw)
+    except ValueError as e:
+        raise ValueError(f"{field}={spec!r}: {e}") from None
+
+
+def _read_design(path: Path, field: str) -> Accelerator:
+    from arch import io
+
+    where = f"{field}={str(path)!r}"
+    if path.suffix.lower() not in DESIGN_SUFFIXES:
+        raise ValueError(f"{where} is not allowed; a design file ends in "
+                         f"{', '.join(DESIGN_SUFFIXES)}")
+    try:
+        return io.load(path)
+    except (OSError, UnicodeDecodeError) as e:  # an arch.io that does not name the file
+        raise ValueError(f"{where} cannot be read as a {path.suffix[1:].upper()} accelerator "
+                         f"description ({e})") from None
+    except ValueError as e:  # arch.io names the file and the field ("PATH: cores=0 is ...")
+        text = str(e)
+        if text.startswith(f"{path}: "):
+            text = text[len(f"{path}: "):]
+        raise ValueError(f"{where}: {text}") from None
+
+
+def design_label(acc: Accelerator) -> str:
+    """A short human name of a design: its name, else cores x array @ bits."""
+    if acc.name:
+        return acc.name
+    w, a = acc.mac_bits
+    return f"{acc.cores}x{acc.rows}x{acc.cols} W{w}A{a}"
+
+
+# -- models ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """How to turn ``--model`` into a workload: the model and its quantization."""
+
+    model: str
+    recipe: str | None = None
+    w_bits: int | None = None
+    a_bits: int | None = None
+    first_last_bits: int | None = None
+    width: int = 1
+    batch: int = 1
+    input_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        for f in ("w_bits", "a_bits", "first_last_bits"):
+            v = getattr(self, f)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)
+                                  or not 1 <= v <= 32):
+                problems.append(f"--{f.replace('_', '-')}={v!r} is not allowed; expected an "
+                                "integer in 1..32")
+        for f in ("width", "batch"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                problems.append(f"--{f}={v!r} is not allowed; expected an integer >= 1")
+        if self.input_shape is not None and (not self.input_shape or any(
+                isinstance(d, bool) or not isinstance(d, int) or d < 1
+                for d in self.input_shape)):
+            problems.append(f"--input-shape={self.input_shape!r} is not allowed; expected "
+                            "positive integers such as 3,224,224")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def quantized(self) -> bool:
+        return any(v is not None for v in (self.recipe, self.w_bits, self.a_bits,
+                                           self.first_last_bits))
+
+
+def _forms() -> str:
+    from workloads import zoo
+
+    return _MODEL_FORMS.format(zoo=", ".join(zoo.names()))
+
+
+def check_model(spec: ModelSpec) -> None:
+    """Every check of ``spec`` that needs no tracing: the model's form, the recipe's name."""
+    kind = _kind(spec.model)
+    if spec.recipe is not None:
+        import quant
+
+        if spec.recipe not in quant.recipes():
+            raise ValueError(f"--recipe={spec.recipe!r} is not allowed; expected one of "
+                             f"{', '.join(quant.recipes())}")
+    if spec.quantized and kind not in ("zoo", "factory"):
+        raise ValueError(f"--recipe/--w-bits/--a-bits/--first-last-bits apply to nn.Module "
+                         f"models (a zoo name or module:factory); --model={spec.model!r} carries "
+                         "its own bits")
+    if spec.width != 1 and kind != "zoo":
+        raise ValueError(f"--width={spec.width} applies to zoo models only (got "
+                         f"--model={spec.model!r})")
+
+
+def _kind(model: str) -> str:
+    from workloads import zoo
+
+    suffix = Path(model).suffix.lower()
+    if model in zoo.names():
+        return "zoo"
+    if suffix in (".onnx", ".csv", ".json"):
+        if not Path(model).is_file():
+            raise ValueError(f"--model={model!r} is not a readable file; expected {_forms()}")
+        return suffix[1:]
+    if ":" in model and not model.startswith(":") and not model.endswith(":"):
+        return "factory"
+    raise ValueError(f"--model={model!r} is not allowed; expected {_forms()}")
+
+
+def load_workload(spec: ModelSpec) -> Workload:
+    """The `Workload` of ``spec`` (see the module docstring for the forms)."""
+    check_model(spec)
+    kind = _kind(spec.model)
+    if kind in ("onnx", "csv"):
+        return _from_file(spec, kind)
+    if kind == "json":
+        from workloads.graph import Workload
+
+        try:
+            return Workload.load(spec.model)
+        except (OSError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"--model={spec.model!r} is not a saved workload ({e})") from None
+    if kind == "zoo":
+        from workloads import zoo
+
+        zoo_shape = spec.input_shape or zoo.input_shape(spec.model)
+        name = spec.model + (f"-x{spec.width}" if spec.width != 1 else "")
+        return _trace(lambda: zoo.get(spec.model, width=spec.width), spec, zoo_shape, name)
+    factory, default_shape = _factory(spec.model)
+    shape = spec.input_shape or default_shape
+    return _trace(factory, spec, shape, spec.model.rsplit(":", 1)[1])
+
+
+def _from_file(spec: ModelSpec, kind: str) -> Workload:
+    import workloads
+
+    reader = getattr(workloads, f"from_{'onnx' if kind == 'onnx' else 'scalesim'}", None)
+    if reader is None:
+        raise ValueError(f"--model={spec.model!r}: this qdse has no "
+                         f"workloads.from_{'onnx' if kind == 'onnx' else 'scalesim'} reader; "
+                         f"expected a zoo name or module:factory")
+    try:
+        wl = reader(spec.model, batch=spec.batch)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"--model={spec.model!r} cannot be read ({e})") from None
+    except ValueError as e:
+        raise ValueError(f"--model={spec.model!r}: {e}") from None
+    return wl  # type: ignore[no-any-return]
+
+
+def _factory(text: str) -> tuple[Callable[[], Any], tuple[int, ...] | None]:
+    """The callable ``module:factory`` names and the input shape it declares (an ``input_shape``
+    attribute on the factory or its module), importing a ``.py`` path from its file."""
+    where, _, attr = text.rpartition(":")
+    allowed = "expected package.module:factory or path/file.py:factory naming a callable that " \
+              "returns an nn.Module"
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            if not path.is_file():
+                raise ValueError(f"--model={text!r}: no file {where!r}; {allowed}")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None:
+                raise ValueError(f"--model={text!r}: {where!r} is not a Python file; {allowed}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.append(str(Path.cwd()))  # console scripts leave the cwd off the path
+            module = importlib.import_module(where)
+    except ImportError as e:
+        raise ValueError(f"--model={text!r}: module {where!r} cannot be imported ({e}); "
+                         f"{allowed}") from None
+    fn = getattr(module, attr, None)
+    if fn is None or not callable(fn):
+        public = sorted(n for n, v in vars(module).items()
+                        if callable(v) and not n.startswith("_") and not isinstance(v, type(sys))
+                        and getattr(v, "__module__", None) == module.__name__)
+        raise ValueError(f"--model={text!r}: module {where!r} has no callable {attr!r}; its "
+                         f"callables: {', '.join(public) or '(none)'}")
+    shape = getattr(fn, "input_shape", None) or getattr(module, "INPUT_SHAPE", None)
+    return fn, (tuple(int(d) for d in shape) if shape is not None else None)
+
+
+def _trace(build: Callable[[], Any], spec: ModelSpec, shape: Sequence[int] | None,
+           name: str) -> Workload:
+    """Build, quantize and extract the model: on torch's meta device first (shapes and bits are
+    all a workload needs), retried on the CPU if an op needs real values."""
+    if shape is None:
+        raise ValueError(f"--input-shape is missing for --model={spec.model!r}; expected C,H,W "
+                         "(or an input_shape attribute on the factory / INPUT_SHAPE in its "
+                         "module)")
+    try:
+        return _extract(build, spec, tuple(shape), name, "meta")
+    except (RuntimeError, NotImplementedError) as err:
+        log.info("tracing %s on the meta device failed (%s); retrying on the CPU", name, err)
+        return _extract(build, spec, tuple(shape), name, "cpu")
+
+
+def _extract(build: Callable[[], Any], spec: ModelSpec, shape: tuple[int, ...], name: str,
+             device: str) -> Workload:
+    import torch
+    import torch.nn as nn
+
+    from workloads import extract
+    from workloads.graph import Workload
+
+    with torch.no_grad(), torch.device(device):
+        net = build()
+        if isinstance(net, Workload):
+            return net
+        if not isinstance(net, nn.Module):
+            raise ValueError(f"--model={spec.model!r} returned {type(net).__name__}; expected an "
+                             "nn.Module or a workloads.Workload")
+        layers = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+        overrides: dict[str, Any] = {}
+        w, a = spec.w_bits, spec.a_bits
+        if spec.recipe is not None and spec.recipe != "fp32":
+            import quant
+
+            net = quant.quantize(net, spec.recipe, w_bits=w or 2, a_bits=a or 2)
+            name += f"-{spec.recipe}-w{w or 2}a{a or 2}"
+        elif w is not None or a is not None:  # bits without a recipe: set on every layer
+            overrides = {n: (w or a, a or w) for n in layers}
+            name += f"-w{w or a}a{a or w}"
+        if spec.first_last_bits is not None and layers:  # the hardware runs them at these bits
+            fl = spec.first_last_bits
+            overrides.update({layers[0]: (fl, fl), layers[-1]: (fl, fl)})
+            name += f"-fl{fl}"
+        return extract(net, input_shape=shape, batch=spec.batch, default_bits=16,
+                       overrides=overrides, name=name)
+
+
+def finite_or_inf(text: str, field: str) -> float:
+    """A GB/s value > 0 or ``inf``."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if math.isnan(v) or v <= 0:
+        raise ValueError(f"{field}={text!r} is not allowed; expected GB/s > 0 or inf")
+    return v
