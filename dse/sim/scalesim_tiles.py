@@ -30,6 +30,7 @@ Nothing here knows SimPy, bits or cores: `dse.sim.systolic` stays the compute-cy
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -286,8 +287,9 @@ def _operands(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, if_wo
 
 def _walk(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, ops: tuple[_Operand, ...],
           ) -> Iterator[tuple[int, int, int, int]]:
-    """Yield (cycle, ifmap moves, filter moves, ofmap words) in cycle order, fold by fold
-    (column folds outer, row folds inner, as every create_*_demand_mat loops)."""
+    """Yield (cycle, ifmap moves, filter moves, ofmap words) fold by fold (column folds outer, row
+    folds inner, as every create_*_demand_mat loops); moves in cycle order, then the fold's
+    ofmap words with the cycle their output window opens (`_output_span` cycles long)."""
     shape = fold_shape(m, n, k, rows, cols, dataflow)
     cpf = shape.cycles_per_fold
     n_col, n_row = _ceil_div(shape.sc, cols), _ceil_div(shape.sr, rows)
@@ -308,9 +310,10 @@ def _walk(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, ops: tupl
                 events += [(cyc, which, kk) for cyc, kk in pts]
             for cyc, which, kk in sorted(events):
                 yield base + cyc, kk if which == 0 else 0, kk if which == 1 else 0, 0
-            out = ru * cu if dataflow == "os" else (shape.t * cu if dataflow == "ws"
-                                                    else cu * shape.t)
-            yield base + cpf - 1, 0, 0, out
+            # outputs leave during the fold's last R+C-1 (OS) or T+C-1 (WS, IS) cycles
+            out = ru * cu if dataflow == "os" else shape.t * cu
+            span = rows + cols - 1 if dataflow == "os" else shape.t + cols - 1
+            yield base + cpf - span, 0, 0, out
             fold += 1
 
 
@@ -332,26 +335,43 @@ def dram_traffic_words(m: int, n: int, k: int, *, rows: int, cols: int, dataflow
 
 # -- tiles ----------------------------------------------------------------------------------------
 
+def _output_span(rows: int, cols: int, dataflow: str, t: int) -> int:
+    return rows + cols - 1 if dataflow == "os" else t + cols - 1
+
+
 def _raw_tiles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
                ops: tuple[_Operand, _Operand]) -> list[list[int]]:
     """[compute cycles, ifmap words, filter words, ofmap words] between window moves; the first
-    entry holds the fills; compute sums to SCALE-Sim's ``folds * cycles_per_fold - 1``."""
+    entry holds the fills; compute sums to SCALE-Sim's ``folds * cycles_per_fold - 1``; each
+    fold's ofmap words are shared among the tiles its output window overlaps."""
     shape = fold_shape(m, n, k, rows, cols, dataflow)
     end = shape.folds * shape.cycles_per_fold - 1
-    fill_i, fill_f = ops[0].buf.fill_words, ops[1].buf.fill_words
+    span = _output_span(rows, cols, dataflow, shape.t)
     move_i, move_f = ops[0].buf.move_words, ops[1].buf.move_words
-    tiles = [[0, fill_i, fill_f, 0]]
-    start = 0
+    tiles = [[0, ops[0].buf.fill_words, ops[1].buf.fill_words, 0]]
+    starts = [0]
+    outputs: list[tuple[int, int]] = []
     for cyc, ki, kf, out in _walk(m, n, k, rows, cols, dataflow, ops):
+        if out:
+            outputs.append((cyc, out))
+            continue
         cyc = min(cyc, end)
-        if (ki or kf) and cyc > start:  # a move past the current tile's start opens a new tile
-            tiles[-1][0] = cyc - start
+        if cyc > starts[-1]:  # a move past the current tile's start opens a new tile
+            tiles[-1][0] = cyc - starts[-1]
             tiles.append([0, 0, 0, 0])
-            start = cyc
+            starts.append(cyc)
         tiles[-1][1] += ki * move_i
         tiles[-1][2] += kf * move_f
-        tiles[-1][3] += out
-    tiles[-1][0] = end - start
+    tiles[-1][0] = end - starts[-1]
+    for a, words in outputs:
+        i = bisect_right(starts, a) - 1
+        done = 0
+        while done < words:  # cumulative floors keep the sum exact
+            upto = a + span if i + 1 == len(starts) else min(a + span, starts[i + 1])
+            share = words - done if upto >= a + span else words * (upto - a) // span - done
+            tiles[i][3] += share
+            done += share
+            i += 1
     return tiles
 
 

@@ -177,9 +177,10 @@ def test_dram_traffic_matches_scalesim(name: str) -> None:
         if not _is_conv_overlap_is(row):
             assert ours["dram_ifmap_reads"] == int(row["dram_ifmap_reads"]), where
         assert ours["dram_filter_reads"] == int(row["dram_filter_reads"]), where
-        # SCALE-Sim adds a few words from partial drain rows
+        # SCALE-Sim counts some partial drain rows as full rows of `bw` words (write_buffer.
+        # empty_drain_buf subtracts padding only in a drain's last row): up to ~1 % more
         assert ours["dram_ofmap_writes"] == pytest.approx(int(row["dram_ofmap_writes"]),
-                                                          rel=0.005, abs=40), where
+                                                          rel=0.02, abs=40), where
 
 
 @pytest.mark.parametrize("name", SETS)
