@@ -9,6 +9,7 @@ from __future__ import annotations
 from workloads import protocol, zoo
 from workloads.extraction import extract
 from workloads.graph import COMPUTE_OPS, Layer, Workload, bytes_for
+from workloads.onnx_import import from_onnx
 from workloads.protocol import QuantizedModule, is_quantized
 from workloads.trace import ExtractError
 
@@ -20,6 +21,7 @@ __all__ = [
     "Workload",
     "bytes_for",
     "extract",
+    "from_onnx",
     "is_quantized",
     "protocol",
     "zoo",
