@@ -68,6 +68,19 @@ def _heldout() -> list[Case]:
             for la, r, c, i, f, o, bw in base]
 
 
+def _heldout2() -> list[Case]:
+    """A second held-out set, recorded after the last change to scalesim_tiles (the `heldout`
+    set's 1x1 WS layer prompted the spreading of ofmap words over each fold's output window)."""
+    base: list[tuple[ConvLayer | GemmLayer, int, int, int, int, int, int]] = [
+        (GemmLayer("k1", 120, 88, 72), 8, 24, 2, 2, 1, 9),
+        (GemmLayer("k2", 64, 300, 30), 16, 32, 1, 4, 2, 16),
+        (ConvLayer("k3x3", 13, 13, 3, 3, 10, 32, 1), 12, 12, 2, 1, 2, 5),
+        (ConvLayer("k1x1s2", 16, 16, 1, 1, 40, 36, 2), 8, 8, 1, 2, 1, 6),
+    ]
+    return [(la, r, c, df, i, f, o, bw) for df in ("os", "ws", "is")
+            for la, r, c, i, f, o, bw in base]
+
+
 def _mobilenet_v1() -> list[Case]:
     """MobileNet-v1 (224x224, pre-padded inputs) on one 8x64 output-stationary array with
     512/512/256 KiB buffers and 10 words/cycle - the run issue 9 quotes. Depthwise layers are left
@@ -82,7 +95,8 @@ def _mobilenet_v1() -> list[Case]:
             for name, h, r, c, n, s in dims]
 
 
-SETS = {"tuned": _tuned, "heldout": _heldout, "mobilenet_v1": _mobilenet_v1}
+SETS = {"tuned": _tuned, "heldout": _heldout, "heldout2": _heldout2,
+        "mobilenet_v1": _mobilenet_v1}
 FIELDS = ["layer", "kind", "ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filt",
           "stride", "gemm_m", "gemm_n", "gemm_k", "rows", "cols", "dataflow", "ifmap_kib",
           "filter_kib", "ofmap_kib", "words_per_cycle", "total_cycles",

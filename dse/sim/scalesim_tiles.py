@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import pairwise
 
 from dse.sim.systolic import fold_shape
@@ -68,6 +69,15 @@ class Tile:
                              ">= 1")
 
 
+def _ramp(x: int, cap: int) -> int:
+    """sum of clip(v, 0, cap) for v = ..., x-1, x (0 below 0)."""
+    if x < 0:
+        return 0
+    if x <= cap:
+        return x * (x + 1) // 2
+    return cap * (cap + 1) // 2 + (x - cap) * cap
+
+
 # -- where each element sits in an operand's fetch sequence --------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +91,10 @@ class _Layout:
     width: int
     valid_w: int
     diag: bool
+    rows: int = field(init=False)  # blocks * depth, kept as a field: read on every lookup
 
-    @property
-    def rows(self) -> int:
-        return self.blocks * self.depth
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", self.blocks * self.depth)
 
     @property
     def size(self) -> int:  # |F|, padding included
@@ -122,11 +132,12 @@ class _Layout:
         d = g + w
         if d < g0 + self.valid_w:  # no padding element comes before diagonal g0 + valid_w
             return self.position(g, w)
-        before = 0
-        for c in range(self.valid_w, self.width):
-            before += max(0, min(self.rows, d - c) - g0)  # padding on earlier diagonals
-            if c < w and g0 <= d - c < self.rows:
-                before += 1  # padding earlier on the same diagonal
+        # padding = rows g0.. x cols valid_w..: on earlier diagonals, column c holds
+        # clip(d - g0 - c, 0, depth) of them (summed in closed form by _ramp); on diagonal d,
+        # the padding columns before w whose row d - c is in the padded block
+        x_hi, x_lo = d - g0 - self.valid_w, d - g0 - self.width + 1
+        before = _ramp(x_hi, self.depth) - _ramp(x_lo - 1, self.depth)
+        before += max(0, min(w - 1, d - g0) - max(self.valid_w, d - self.rows + 1) + 1)
         return self.position(g, w) - before
 
     def diag_of_valid_index(self, idx: int) -> int:
@@ -444,8 +455,16 @@ def scalesim_tiles(m: int, n: int, k: int, *, rows: int, cols: int, dataflow: st
                     ("ofmap_bytes", ofmap_bytes)):
         _check_int(name, v, 2 * word_bytes)
         words[name] = v // word_bytes
-    ops = _operands(m, n, k, rows, cols, dataflow, words["ifmap_bytes"],
-                    words["filter_bytes"], dram_words_per_cycle, overlapping_windows)
+    return _tiles(m, n, k, rows, cols, dataflow, words["ifmap_bytes"], words["filter_bytes"],
+                  word_bytes, dram_words_per_cycle, overlapping_windows, max_tiles)
+
+
+@lru_cache(maxsize=4096)
+def _tiles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, if_words: int,
+           f_words: int, word_bytes: int, bw: int, overlap: bool,
+           max_tiles: int) -> tuple[Tile, ...]:
+    """`scalesim_tiles` after its checks, cached: a layer shape recurs across design points."""
+    ops = _operands(m, n, k, rows, cols, dataflow, if_words, f_words, bw, overlap)
     raw = _raw_tiles(m, n, k, rows, cols, dataflow, ops)
     return tuple(Tile(c, i * word_bytes, f * word_bytes, o * word_bytes, r)
                  for c, i, f, o, r in _compress(raw, max_tiles))

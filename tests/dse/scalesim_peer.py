@@ -44,8 +44,11 @@ class ConvLayer:
 
     @property
     def ofmap_px(self) -> int:
-        return ((self.ifmap_h - self.filt_h) // self.stride + 1) * \
-               ((self.ifmap_w - self.filt_w) // self.stride + 1)
+        """SCALE-Sim's output size, ceil((H - R + S) / S) per side (topology_utils): when the
+        stride does not divide H - R it computes one more row (column) of outputs, whose windows
+        run off the input (their ifmap entries are padding)."""
+        return (-(-(self.ifmap_h - self.filt_h + self.stride) // self.stride)
+                * -(-(self.ifmap_w - self.filt_w + self.stride) // self.stride))
 
     @property
     def gemm_mnk(self) -> tuple[int, int, int]:
