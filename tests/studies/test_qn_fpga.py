@@ -1,0 +1,74 @@
+"""The Quantization Networks FPGA study on a small network: exact space ratios, roofline bounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from arch import presets
+from dse.study import main
+from studies import qn_fpga as study
+
+
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qn_fpga")
+    df = study.run(out=out, model=("resnet20",), batch=1)
+    return out, df.set_index("scheme")
+
+
+def test_files_and_schemes(study_run) -> None:
+    out, df = study_run
+    for name in ("results.csv", "table7.csv", "summary.md"):
+        assert (out / name).stat().st_size > 0
+    assert list(df.index) == ["binary", "ternary", "full-precision"]
+    assert (out / "summary.md").read_text().count("in band") >= 2  # the two space targets
+
+
+def test_space_is_exactly_the_bit_ratio(study_run) -> None:
+    _, df = study_run
+    assert df.at["binary", "space_vs_binary"] == 1.0
+    assert df.at["ternary", "space_vs_binary"] == 2.0
+    assert df.at["full-precision", "space_vs_binary"] == 32.0
+
+
+def test_each_scheme_runs_on_its_own_fpga_design(study_run) -> None:
+    _, df = study_run
+    for scheme, bits in (("binary", 1), ("ternary", 2), ("full-precision", (32, 32))):
+        r = df.loc[scheme]
+        res = presets.vu9p_design().resources(bits)
+        assert r["fpga_macs"] == res["macs"] == r["cores"] * r["rows"] * r["cols"]
+        assert r["fpga_binding"] == res["binding"]
+        assert r["peak_gmacs"] == pytest.approx(res["macs"] * 0.25)
+        # roofline: no run beats its peak MAC rate
+        assert r["latency_s"] >= r["macs"] / (r["peak_gmacs"] * 1e9) * (1 - 1e-9)
+    assert df.at["full-precision", "fpga_binding"] == "dsps"
+    assert df.at["binary", "time_vs_binary"] == 1.0
+
+
+def test_time_ratio_is_bounded_by_the_peak_ratio_and_utilizations(study_run) -> None:
+    _, df = study_run
+    for scheme in ("ternary", "full-precision"):
+        r, b = df.loc[scheme], df.loc["binary"]
+        # latency = MACs / (peak x utilization) for both, same MACs
+        want = (b["peak_gmacs"] / r["peak_gmacs"]) * (b["utilization"] / r["utilization"])
+        assert r["time_vs_binary"] == pytest.approx(want, rel=1e-6)
+        assert r["time_vs_binary"] > 1.0
+
+
+@pytest.mark.parametrize(("bits", "message"), [
+    (((1, 1), (4, 4)), r"mac_bits=\(4, 4\) is not allowed; the vu9p design has a MAC cost for "
+                       r"W1A1, W2A2, W32A32"),
+    (((2, 2), (32, 32)), r"Table 7 is relative to the binary network"),
+])
+def test_bad_bits(bits, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        study.grid({**study.PARAMS, "bits": bits})
+
+
+def test_cli_bad_precision_is_one_error_line(tmp_path, capsys) -> None:
+    out = tmp_path / "r"
+    assert main(["qn_fpga", "--out", str(out), "--quiet", "--set", "bits=((1, 1), (3, 3))"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: mac_bits=(3, 3) is not allowed")
+    assert not (out / "results.csv").exists()
