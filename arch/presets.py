@@ -22,8 +22,8 @@ from arch.energy import LEAKAGE_W_PER_MM2_40NM, EnergyModel, default_energy_mode
 from arch.fpga import FpgaDesign, FpgaDevice, MacCost
 from arch.spec import PEAK_SCALINGS, Accelerator
 
-__all__ = ["get", "llsq40nm", "llsq40nm_energy_model", "names", "sysml19", "sysml19_area_budget",
-           "vu9p", "vu9p_design"]
+__all__ = ["get", "llsq40nm", "llsq40nm_energy_model", "names", "scalesim", "sysml19",
+           "sysml19_area_budget", "vu9p", "vu9p_design"]
 
 # ================================ CALIBRATION CONSTANTS ==========================================
 # Every number here has its source. After 06:00 the studies owner may adjust these (and only these)
@@ -220,7 +220,8 @@ VU9P_MAX_ROWS = 64
 """PE-array rows at most (output pixels): square 64 x 64 arrays; more MACs become more arrays."""
 VU9P_MAC_COSTS: tuple[tuple[tuple[int, int], MacCost], ...] = (
     ((1, 1), MacCost(2.5, 0.0, "W1A1 XNOR-popcount MAC in LUTs: ~2.5 LUTs per binary MAC, FINN "
-                     "(Umuroglu et al., FPGA 2017) Sec. 3 roofline (recalled); [derived] check: "
+                     "(Umuroglu et al., FPGA 2017) Sec. 3 roofline (recalled, unverified whether "
+                     "per MAC or per op); [derived] check: "
                      "0.5 LUT (XNOR, half a fractured LUT6) + 2 LUTs of popcount tree")),
     ((2, 2), MacCost(5.5, 0.0, "W2A2 (ternary weight x 2-bit activation) MAC in LUTs, [derived] by "
                      "the same construction: 3 product bits x 0.5 LUT (each a 4-input function, "
@@ -255,8 +256,36 @@ def vu9p(mac_bits: int | tuple[int, int] = 1, dram_gbps: float = VU9P_DRAM_GBPS,
     return vu9p_design().accelerator(mac_bits, dram_gbps=dram_gbps, **overrides)
 
 
-_PRESETS: dict[str, Callable[..., Accelerator]] = {"llsq40nm": llsq40nm, "sysml19": sysml19,
-                                                   "vu9p": vu9p}
+def scalesim(rows: int = 8, cols: int = 64, dataflow: str = "os", ifmap_kib: float = 512.0,
+             filter_kib: float = 512.0, ofmap_kib: float = 256.0,
+             dram_words_per_cycle: float = 10.0, word_bytes: int = 1, freq_ghz: float = 1.0,
+             **overrides: Any) -> Accelerator:
+    """SCALE-Sim v3's single array (PyPI ``scalesim==3.0.0``, USER bandwidth mode) as a design.
+
+    One ``rows x cols`` array of ``8 * word_bytes``-bit MACs; split, double-buffered ifmap /
+    filter / ofmap buffers (SCALE-Sim splits each half active, half prefetch); three DRAM ports
+    of ``dram_words_per_cycle`` words per cycle each, one per operand (SCALE-Sim's
+    IfmapSRAMBankBandwidth, FilterSRAMBankBandwidth and Bandwidth), so ``dram_gbps`` is three
+    times one port; SCALE-Sim's fold order and buffer windows (``tile_policy="scalesim"``); a
+    one-cycle port latency and one-word requests, as its read port. The defaults are the
+    reference runs' (../shared/reference/scalesim: 8x64, 512/512/256 KB, 1 GHz).
+    """
+    port_gbps = dram_words_per_cycle * word_bytes * freq_ghz
+    fields: dict[str, Any] = {
+        "cores": 1, "rows": rows, "cols": cols, "dataflow": dataflow,
+        "mac_bits": (8 * word_bytes, 8 * word_bytes), "acc_bits": 8 * word_bytes,
+        "freq_ghz": freq_ghz, "buffers": "split", "ifmap_kib": ifmap_kib,
+        "filter_kib": filter_kib, "ofmap_kib": ofmap_kib, "double_buffered": True,
+        "dram_gbps": 3 * port_gbps, "dram_channels": 3, "dram_channel_map": "by_operand",
+        "dram_burst_bytes": word_bytes, "dram_latency_ns": 1.0 / freq_ghz,
+        "tile_policy": "scalesim", "name": f"scalesim-{rows}x{cols}-{dataflow}",
+    }
+    fields.update(overrides)
+    return Accelerator(**fields)
+
+
+_PRESETS: dict[str, Callable[..., Accelerator]] = {
+    "llsq40nm": llsq40nm, "scalesim": scalesim, "sysml19": sysml19, "vu9p": vu9p}
 
 
 def names() -> list[str]:

@@ -19,7 +19,8 @@ from typing import Any
 
 from arch.tech import TECHNOLOGIES
 
-__all__ = ["DATAFLOWS", "HIGH_PRECISION_MODELS", "PEAK_SCALINGS", "Accelerator"]
+__all__ = ["BUFFER_KINDS", "DATAFLOWS", "DRAM_CHANNEL_MAPS", "HIGH_PRECISION_MODELS",
+           "PEAK_SCALINGS", "TILE_POLICIES", "Accelerator"]
 
 DATAFLOWS = ("os", "ws", "is")
 """Output-, weight- and input-stationary (SCALE-Sim's three dataflows)."""
@@ -39,6 +40,25 @@ PEAK_SCALINGS = ("doubling", "density")
 """How iso-area core count scales with precision: the paper's 2x per halving, or the area model
 (`arch.area`). A design records the rule that sized it (``Accelerator.peak_scaling``); the rule
 also sets the throughput of a ``configurable`` MAC at a precision above its own."""
+
+
+BUFFER_KINDS = ("unified", "split")
+"""Per-core on-chip buffers: ``unified`` - one ``sram_kib`` pool shared by inputs, weights and
+outputs (the simulator partitions it per tile); ``split`` - separate ifmap / filter / ofmap buffers
+of ``ifmap_kib`` / ``filter_kib`` / ``ofmap_kib`` (SCALE-Sim's organisation); ``sram_kib`` is then
+their sum."""
+
+TILE_POLICIES = ("best", "scalesim")
+"""How a core tiles a layer into its buffers: ``best`` - qdse picks, per layer, the stationary
+operand, block size and buffering with the least time (`dse.sim.mapping.tile_gemm`); ``scalesim``
+- SCALE-Sim v3's fixed fold order and its buffers' sliding windows, re-fetches included
+(`dse.sim.scalesim_tiles`; needs split buffers and one core)."""
+
+DRAM_CHANNEL_MAPS = ("interleaved", "by_operand")
+"""How traffic uses the ``dram_channels`` channels (``dram_gbps`` is their sum): ``interleaved`` -
+addresses interleave over all channels at burst granularity, so every transfer spreads over all of
+them; ``by_operand`` - ifmap, filter and ofmap traffic each have their own channel (channel index
+0, 1, 2 modulo the count), as SCALE-Sim's separate backing-store ports."""
 
 
 MAX_COUNT = 1_000_000
@@ -73,6 +93,18 @@ class Accelerator:
     name: str = ""
     node_nm: float = 14.0
     peak_scaling: str = "doubling"
+    # -- memory hierarchy (docs/arch.md, "Memory hierarchy") ---------------------------------------
+    buffers: str = "unified"
+    ifmap_kib: float = 0.0
+    filter_kib: float = 0.0
+    ofmap_kib: float = 0.0
+    double_buffered: bool = True
+    global_buffer_kib: float = 0.0
+    global_buffer_bytes_per_cycle: float = math.inf
+    dram_burst_bytes: int = 64
+    dram_channels: int = 1
+    dram_channel_map: str = "interleaved"
+    tile_policy: str = "best"
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -127,8 +159,50 @@ class Accelerator:
                 or self.node_nm not in TECHNOLOGIES):
             bad("node_nm", self.node_nm,
                 f"expected one of {', '.join(f'{n:g}' for n in sorted(TECHNOLOGIES))} (nm)")
+        self._check_memory(bad, number)
         if problems:
             raise ValueError("invalid Accelerator: " + "; ".join(problems))
+
+    def _check_memory(self, bad: Any, number: Any) -> None:
+        """Validate the memory-hierarchy fields; split buffers set ``sram_kib`` to their sum."""
+        def kib(field: str, *, zero: bool) -> bool:
+            v = getattr(self, field)
+            ok = number(v) and math.isfinite(v) and (v >= 0 if zero else v > 0)
+            if not ok:
+                bad(field, v, f"expected a finite number of KiB {'>= 0' if zero else '> 0'}")
+            return bool(ok)
+
+        if self.buffers not in BUFFER_KINDS:
+            bad("buffers", self.buffers, f"expected one of {', '.join(BUFFER_KINDS)}")
+        elif self.buffers == "split":
+            parts = [kib(f, zero=False) for f in ("ifmap_kib", "filter_kib", "ofmap_kib")]
+            if all(parts):
+                object.__setattr__(self, "sram_kib",
+                                   float(self.ifmap_kib + self.filter_kib + self.ofmap_kib))
+        else:
+            for f in ("ifmap_kib", "filter_kib", "ofmap_kib"):
+                if getattr(self, f) != 0:
+                    bad(f, getattr(self, f), 'expected 0 with buffers="unified" (set '
+                        'buffers="split" to size the ifmap/filter/ofmap buffers)')
+        if not isinstance(self.double_buffered, bool):
+            bad("double_buffered", self.double_buffered, "expected True or False")
+        kib("global_buffer_kib", zero=True)
+        gb = self.global_buffer_bytes_per_cycle
+        if not (number(gb) and not math.isnan(gb) and gb > 0):
+            bad("global_buffer_bytes_per_cycle", gb, "expected bytes per cycle > 0 (inf for no "
+                "limit)")
+        for f in ("dram_burst_bytes", "dram_channels"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                bad(f, v, "expected an integer >= 1")
+        if self.tile_policy not in TILE_POLICIES:
+            bad("tile_policy", self.tile_policy, f"expected one of {', '.join(TILE_POLICIES)}")
+        elif self.tile_policy == "scalesim" and (self.buffers != "split" or self.cores != 1):
+            bad("tile_policy", self.tile_policy, 'expected "best" unless buffers="split" and '
+                "cores=1 (SCALE-Sim models one array with split buffers)")
+        if self.dram_channel_map not in DRAM_CHANNEL_MAPS:
+            bad("dram_channel_map", self.dram_channel_map,
+                f"expected one of {', '.join(DRAM_CHANNEL_MAPS)}")
 
     # -- construction -----------------------------------------------------------------------------
     @classmethod
@@ -200,6 +274,31 @@ class Accelerator:
     @property
     def dram_bytes_per_s(self) -> float:
         return self.dram_gbps * 1e9
+
+    def buffer_bytes(self) -> dict[str, int]:
+        """Per-core buffer capacity by region, bytes: ``{"unified": ...}`` or ``{"ifmap": ...,
+        "filter": ..., "ofmap": ...}``."""
+        if self.buffers == "split":
+            return {r: int(getattr(self, f"{r}_kib") * 1024) for r in ("ifmap", "filter", "ofmap")}
+        return {"unified": self.sram_bytes_per_core}
+
+    @property
+    def hierarchy(self) -> str:
+        """One line naming the memory hierarchy, e.g. ``"per core: unified 2048 KiB,
+        double-buffered; DRAM 32 GB/s, 1 channel, 64 B bursts, 100 ns"``."""
+        if self.buffers == "split":
+            per_core = (f"ifmap {self.ifmap_kib:g} / filter {self.filter_kib:g} / ofmap "
+                        f"{self.ofmap_kib:g} KiB")
+        else:
+            per_core = f"unified {self.sram_kib:g} KiB"
+        buffering = "double-buffered" if self.double_buffered else "single-buffered"
+        gb = (f"; global buffer {self.global_buffer_kib:g} KiB at "
+              f"{self.global_buffer_bytes_per_cycle:g} B/cycle" if self.global_buffer_kib else "")
+        ch = f"{self.dram_channels} channel{'s' * (self.dram_channels > 1)}"
+        if self.dram_channel_map == "by_operand":
+            ch += " (one per operand)"
+        return (f"per core: {per_core}, {buffering}{gb}; DRAM {self.dram_gbps:g} GB/s, {ch}, "
+                f"{self.dram_burst_bytes} B bursts, {self.dram_latency_ns:g} ns")
 
     @property
     def peak_tops(self) -> float:

@@ -46,6 +46,7 @@ from arch.spec import Accelerator
 from dse.sim.systolic import fold_shape, sram_reads
 
 if TYPE_CHECKING:  # `workloads` imports torch at package level; the simulator must not
+    from dse.sim.scalesim_tiles import Tile
     from workloads.graph import Layer
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "min_tile_bytes",
     "plan_compute",
     "plan_memory_op",
+    "plan_scalesim",
     "tile_gemm",
 ]
 
@@ -140,11 +142,13 @@ def pipeline_s(*, onload_bytes: float, stream_bytes: float, offload_bytes: float
 
 def tile_gemm(*, m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram: bool,
               w_bits: int, a_bits: int, o_bits: int, acc_bits: int, rows: int, cols: int,
-              dataflow: str, free_bytes: int, halo_bytes: int = 0, groups: int = 1,
+              dataflow: str, free_bytes: int | tuple[int, int, int], halo_bytes: int = 0,
+              groups: int = 1,
               bw_share_bytes_per_s: float = math.inf, s_per_cycle: float = 0.0,
               latency_s: float = 0.0, b_in_dram: bool = True, input_sharers: int = 1,
               weight_sharers: int = 1) -> Tiling:
-    """Choose the tiling of ``groups`` identical (M, N, K) GEMMs into ``free_bytes`` of SRAM.
+    """Choose the tiling of ``groups`` identical (M, N, K) GEMMs into ``free_bytes`` of SRAM: one
+    unified pool (an int), or split ``(ifmap, filter, ofmap)`` buffers, each holding its operand.
 
     ``a_bytes``: input bytes one GEMM reads (raw tensor; im2col happens on chip);
     ``halo_bytes``: extra input bytes an M block needs beyond its share (convolution overlap);
@@ -167,7 +171,8 @@ def tile_gemm(*, m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dra
 @functools.lru_cache(maxsize=1 << 16)
 def _tile_gemm(m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram: bool,
                w_bits: int, a_bits: int, o_bits: int, acc_bits: int, rows: int, cols: int,
-               dataflow: str, free_bytes: int, halo_bytes: int, groups: int, bw_share: float,
+               dataflow: str, free_bytes: int | tuple[int, int, int], halo_bytes: int,
+               groups: int, bw_share: float,
                s_per_cycle: float, latency_s: float, b_in_dram: bool, in_sh: int,
                w_sh: int) -> Tiling:
     um, un = _units(dataflow, rows, cols)
@@ -196,9 +201,26 @@ def _tile_gemm(m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram:
     def c_blk(m_units: int, n_units: int, bits: int) -> int:
         return math.ceil(min(m, m_units * um) * min(n, n_units * un) * bits / 8)
 
-    def buf(nx: int, xb: int, x: int, y: int, c: int, db: bool) -> int:
+    def parts(nx: int, xb: int, x: int, y: int, c: int, db: bool) -> tuple[int, int, int]:
+        """Buffer bytes of (the stationary block, the streamed tile, the output tile): every
+        streamed buffer is doubled when double-buffered; the stationary block too, unless all of
+        it fits at once (then it is loaded once and never replaced)."""
         mult = 2 if db else 1
-        return (x if xb >= nx else mult * x) + mult * (y + c)
+        return (x if xb >= nx else mult * x), mult * y, mult * c
+
+    def buf(nx: int, xb: int, x: int, y: int, c: int, db: bool) -> int:
+        return sum(parts(nx, xb, x, y, c, db))
+
+    split_regions = isinstance(free_bytes, tuple)
+    free_total = sum(free_bytes) if isinstance(free_bytes, tuple) else free_bytes
+
+    def fits(stat: str, p: tuple[int, int, int]) -> bool:
+        """Whether (stationary, streamed, output) bytes fit: the pool, or each operand's buffer
+        (inputs in ifmap, weights in filter, outputs - or partial sums - in ofmap)."""
+        if not isinstance(free_bytes, tuple):
+            return sum(p) <= free_bytes
+        a, b = (p[0], p[1]) if stat == "inputs" else (p[1], p[0])
+        return a <= free_bytes[0] and b <= free_bytes[1] and p[2] <= free_bytes[2]
 
     # (stationary, xb, nx, buffer, double_buffered, k_chunks, a_traffic, b_traffic, cycles)
     cands: list[tuple[str, int, int, int, bool, int, int, int, int]] = []
@@ -214,21 +236,30 @@ def _tile_gemm(m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram:
 
                 def cf(xb: int) -> int:
                     return c_blk(1, xb, o_bits)
-            if buf(nx, 1, xf(1), yb, cf(1), db) > free_bytes:
+            if not fits(stat, parts(nx, 1, xf(1), yb, cf(1), db)):
                 continue
-            if buf(nx, nx, xf(nx), yb, cf(nx), db) <= free_bytes:
+            if fits(stat, parts(nx, nx, xf(nx), yb, cf(nx), db)):
                 xb = nx
+            elif split_regions:  # largest xb in [1, nx) that fits: bisect (fits is monotone)
+                lo, hi = 1, nx - 1
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    if fits(stat, parts(nx, mid, xf(mid), yb, cf(mid), db)):
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                xb = _ceil_div(nx, _ceil_div(nx, lo))
             else:
                 # largest xb in [1, nx) that fits: the buffer is ~linear in xb, so start from the
                 # linear estimate and correct (a few steps at most)
                 mult = 2 if db else 1
                 slope = mult * (xf(nx) + cf(nx)) / nx
                 fixed = buf(nx, 1, xf(1), yb, cf(1), db) - slope
-                xb = max(1, min(nx - 1, int((free_bytes - fixed) / slope) if slope > 0 else 1))
-                while xb > 1 and buf(nx, xb, xf(xb), yb, cf(xb), db) > free_bytes:
+                xb = max(1, min(nx - 1, int((free_total - fixed) / slope) if slope > 0 else 1))
+                while xb > 1 and buf(nx, xb, xf(xb), yb, cf(xb), db) > free_total:
                     xb -= 1
                 while xb + 1 < nx and buf(nx, xb + 1, xf(xb + 1), yb, cf(xb + 1),
-                                          db) <= free_bytes:
+                                          db) <= free_total:
                     xb += 1
                 xb = _ceil_div(nx, _ceil_div(nx, xb))  # same block count, smallest block
             nblk = _ceil_div(nx, xb)
@@ -247,7 +278,7 @@ def _tile_gemm(m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram:
             xa = math.ceil(um * tk * a_bits / 8) if a_in_dram else 0
             xw = math.ceil(tk * un * w_bits / 8) if b_in_dram else 0
             b = buf(2, 1, xw, xa, cb, db)
-            if b <= free_bytes:
+            if fits("weights", parts(2, 1, xw, xa, cb, db)):
                 kch = _ceil_div(k, tk)
                 extra = fs.folds * (kch - 1) * fs.overhead_cycles if dataflow == "os" else 0
                 # kept even at kch == 1: its buffer (an im2col slice) can fit where a full-K
@@ -259,7 +290,7 @@ def _tile_gemm(m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram:
     if not cands:
         need = min_tile_bytes(a_bits, w_bits, acc_bits, rows, cols, dataflow)
         raise ValueError(
-            f"sram_kib: {free_bytes / 1024:.3f} KiB free per core cannot hold the smallest legal "
+            f"sram_kib: {free_total / 1024:.3f} KiB free per core cannot hold the smallest legal "
             f"tile of this layer ({need / 1024:.3f} KiB: {um} inputs + {un} weights at depth 1 and "
             f"a {um}x{un} accumulator tile); increase sram_kib to at least {need / 1024:.3f} "
             "(plus whatever is held on chip)")
@@ -367,19 +398,26 @@ class LayerPlan:
     def core_macs(self) -> int:
         return sum(t.count * t.macs for t in self.tasks)
 
-    def phases(self) -> tuple[float, float, float, int, int, bool]:
+    def phases(self, burst_bytes: int = 1) -> tuple[float, float, float, int, int, bool]:
         """The layer's lock-step pipeline: (on-load bytes, streamed bytes, off-load bytes, compute
         cycles of the slowest core, its pipeline steps, all double-buffered), bytes summed over
-        every core as they cross the DRAM interface (multicast operands once)."""
+        every core as they cross the DRAM interface (multicast operands once). With
+        ``burst_bytes`` > 1, each core's request of each phase is rounded up to whole bursts (what
+        the DRAM moves; `dse.sim.dram.MemorySystem`)."""
+        def moved(total: float, count: int) -> float:
+            if burst_bytes <= 1 or total <= 0:
+                return total
+            return count * math.ceil(total / count / burst_bytes - 1e-9) * burst_bytes
+
         on = st = off = 0.0
         for t in self.tasks:
             # the first step's inputs and weights are shared like the rest of each operand
             t_on = t.count * (t.onload_input_bytes / t.input_sharers
                               + (t.onload_bytes - t.onload_input_bytes) / t.weight_sharers)
             t_off = t.count * t.offload_bytes  # outputs are never shared
-            on += t_on
-            off += t_off
-            st += max(0.0, sum(t.class_bytes().values()) - t_on - t_off)
+            on += moved(t_on, t.count)
+            off += moved(t_off, t.count)
+            st += moved(max(0.0, sum(t.class_bytes().values()) - t_on - t_off), t.count)
         crit = max(self.tasks, key=lambda t: t.compute_cycles + t.vector_cycles)
         return (on, st, off, crit.compute_cycles + crit.vector_cycles, crit.tiles,
                 all(t.double_buffered for t in self.tasks))
@@ -388,7 +426,7 @@ class LayerPlan:
 def estimate_s(plan: LayerPlan, acc: Accelerator) -> float:
     """The layer's time if it ran alone: `pipeline_s` of its lock-step phases (`LayerPlan.phases`)
     with the whole DRAM bandwidth - exactly what `dse.sim.simulate` plays for a layer alone."""
-    on, st, off, cycles, steps, db = plan.phases()
+    on, st, off, cycles, steps, db = plan.phases(acc.dram_burst_bytes)
     return pipeline_s(onload_bytes=on, stream_bytes=st, offload_bytes=off,
                       compute_s=cycles / acc.freq_hz, steps=steps, double_buffered=db,
                       bytes_per_s=acc.dram_bytes_per_s, latency_s=acc.dram_latency_ns * 1e-9)
@@ -411,7 +449,8 @@ def _candidates(units: int, cores: int, fold: int = 0) -> list[int]:
     return sorted(best.values())
 
 
-def plan_compute(layer: Layer, acc: Accelerator, *, free_bytes: int, cores: int,
+def plan_compute(layer: Layer, acc: Accelerator, *, free_bytes: int | tuple[int, int, int],
+                 cores: int,
                  a_dram_bytes: int, c_to_dram: bool, high_precision: str,
                  multicast: bool = True, b_in_dram: bool = True) -> LayerPlan:
     """Map one compute layer: try every split and core count, tile each core, keep the fastest.
@@ -428,7 +467,8 @@ def plan_compute(layer: Layer, acc: Accelerator, *, free_bytes: int, cores: int,
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _plan_compute(layer: Layer, acc: Accelerator, free_bytes: int, cores: int,
+def _plan_compute(layer: Layer, acc: Accelerator, free_bytes: int | tuple[int, int, int],
+                  cores: int,
                   a_dram_bytes: int, c_to_dram: bool, high_precision: str,
                   multicast: bool, b_in_dram: bool) -> LayerPlan:
     g = max(1, layer.groups)
@@ -553,7 +593,8 @@ def _plan_compute(layer: Layer, acc: Accelerator, free_bytes: int, cores: int,
 
 
 def _core_task(layer: Layer, acc: Accelerator, count: int, g: int, m: int, n: int, k: int,
-               a_bytes: int, a_in_dram: bool, c_to_dram: bool, halo: int, free_bytes: int,
+               a_bytes: int, a_in_dram: bool, c_to_dram: bool, halo: int,
+               free_bytes: int | tuple[int, int, int],
                bw_share: float, pf: float, input_sharers: int = 1, weight_sharers: int = 1,
                b_in_dram: bool = True) -> tuple[CoreTask, Tiling]:
     """Tile ``g`` independent (m, n, k) GEMMs on one core; groups run one after another."""
@@ -602,3 +643,63 @@ def plan_memory_op(layer: Layer, acc: Accelerator, *, cores: int, read_dram_byte
     return LayerPlan(name=layer.name, op=layer.op, split="m", cores_used=p, tasks=(task,),
                      macs=0, ideal_cycles=0.0, w_bits=layer.w_bits, a_bits=layer.a_bits,
                      o_bits=layer.o_bits)
+
+
+def plan_scalesim(layer: Layer, acc: Accelerator) -> tuple[LayerPlan, tuple[Tile, ...]]:
+    """Map one compute layer as SCALE-Sim v3 runs it (``tile_policy="scalesim"``): one array,
+    its fold order and split buffers' sliding windows (`dse.sim.scalesim_tiles`). Returns the plan
+    (byte counts are SCALE-Sim's DRAM reads and writes: im2col inputs, re-fetches and partial
+    sums included) and the tile loop the tile fidelity plays. SCALE-Sim counts words; the buffers
+    hold ``bytes * 8 / bits`` words of each operand, and each word moves ``bits / 8`` bytes."""
+    from dse.sim.scalesim_tiles import scalesim_tiles
+
+    m, n, k = layer.gemm_m, layer.gemm_n, layer.gemm_k
+    g = max(1, layer.groups)
+    if g > 1:  # SCALE-Sim has no groups: the groups run one after another as separate GEMMs
+        n //= g
+    if min(m, n, k) < 1:
+        raise ValueError(f"layer {layer.name!r}: GEMM dims M={m}, N={n}, K={k} must all be >= 1 "
+                         "for a compute op")
+    buf = acc.buffer_bytes()
+    port = acc.dram_bytes_per_s / acc.dram_channels / acc.freq_hz  # bytes per cycle per port
+
+    def words(nbytes: int, bits: int) -> int:
+        return max(2, nbytes * 8 // bits)
+
+    tiles = scalesim_tiles(m, n, k, rows=acc.rows, cols=acc.cols, dataflow=acc.dataflow,
+                           ifmap_bytes=words(buf["ifmap"], layer.a_bits),
+                           filter_bytes=words(buf["filter"], layer.w_bits),
+                           ofmap_bytes=words(buf["ofmap"], layer.o_bits),
+                           dram_words_per_cycle=(max(1, round(port * 8 / layer.a_bits))
+                                                 if math.isfinite(port) else 1 << 20),
+                           overlapping_windows=layer.r > layer.stride[0])
+    if g > 1:
+        tiles = tiles * g
+    bits = {"ifmap": layer.a_bits, "filter": layer.w_bits, "ofmap": layer.o_bits}
+    scaled = tuple(dataclasses.replace(
+        t, ifmap_bytes=math.ceil(t.ifmap_bytes * bits["ifmap"] / 8),
+        filter_bytes=math.ceil(t.filter_bytes * bits["filter"] / 8),
+        ofmap_bytes=math.ceil(t.ofmap_bytes * bits["ofmap"] / 8)) for t in tiles)
+    tot = {op: sum(getattr(t, f"{op}_bytes") * t.repeat for t in scaled)
+           for op in ("ifmap", "filter", "ofmap")}
+    first, last = scaled[0], scaled[-1]
+    on, off = first.ifmap_bytes + first.filter_bytes, last.ofmap_bytes
+    pf = acc.precision_slowdown(layer.w_bits, layer.a_bits)
+    cycles = math.ceil(sum(t.compute_cycles * t.repeat for t in scaled) * pf)
+    ra, rb, wc = sram_reads(m, n, k, acc.rows, acc.cols, acc.dataflow)
+    task = CoreTask(
+        count=1, tiles=sum(t.repeat for t in scaled), macs=layer.macs, compute_cycles=cycles,
+        vector_cycles=0, onload_bytes=on, stream_bytes=sum(tot.values()) - on - off,
+        offload_bytes=off, double_buffered=acc.double_buffered,
+        sram_accesses=g * (ra + rb + wc),
+        sram_bits=g * (ra * layer.a_bits + rb * layer.w_bits + wc * layer.o_bits)
+        + 8 * sum(tot.values()),
+        dram_weights=tot["filter"], dram_inputs=tot["ifmap"], dram_outputs=tot["ofmap"],
+        onload_input_bytes=first.ifmap_bytes)
+    plan = LayerPlan(name=layer.name, op=layer.op, split="m", cores_used=1, tasks=(task,),
+                     macs=layer.macs, ideal_cycles=layer.macs / acc.mac_count,
+                     w_bits=layer.w_bits, a_bits=layer.a_bits, o_bits=layer.o_bits,
+                     stationary={"os": "outputs", "ws": "weights", "is": "inputs"}[acc.dataflow],
+                     double_buffered=acc.double_buffered, buffer_bytes=acc.sram_bytes_per_core,
+                     precision_factor=pf)
+    return plan, scaled

@@ -21,7 +21,8 @@ __all__ = ["LATENCY_PARTS", "LAYER_COLUMNS", "TIMELINE_COLUMNS", "Interval", "Si
 LAYER_COLUMNS = (
     "name", "op", "macs", "w_bits", "a_bits", "split", "cores_used", "compute_cycles",
     "ideal_cycles", "stall_cycles", "onload_cycles", "offload_cycles", "total_cycles",
-    "dram_bytes", "dram_weight_bytes", "dram_input_bytes", "dram_output_bytes", "bound",
+    "dram_bytes", "dram_read_bytes_ifmap", "dram_read_bytes_filter", "dram_write_bytes_ofmap",
+    "bound",
     "start_s", "end_s", "stationary", "double_buffered", "input_resident", "output_resident",
     "weights_pinned", "precision_factor", "energy_j",
 )
@@ -90,6 +91,12 @@ class SimResult:
     """The accelerator's fields (``dataclasses.asdict``), for report rows."""
     latency_breakdown: dict[str, float] = field(default_factory=dict)
     """``latency_s`` split into `LATENCY_PARTS`, seconds (they sum to ``latency_s``)."""
+    dram_bytes_moved: int = 0
+    """Bytes that crossed the DRAM interface: ``dram_bytes`` plus burst round-up."""
+    counters: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict,
+                                                                 repr=False)
+    """Counter tracks, ``name -> ((time_s, value), ...)`` steps: "DRAM GB/s in use" and, at tile
+    fidelity, "buffer bytes/core, cores A-B" (occupancy of one core class's buffers)."""
 
     # -- views ------------------------------------------------------------------------------------
     def timeline(self) -> pd.DataFrame:
@@ -103,7 +110,8 @@ class SimResult:
     def trace_events(self) -> list[dict[str, Any]]:
         """Chrome trace-event records (``ph: "X"`` complete events, microseconds): one process for
         the accelerator, one thread per core, DMA and compute as separate rows (tid 2c / 2c+1),
-        and a "DRAM interface" row (tid -1) showing when the shared DRAM was busy."""
+        and a "DRAM interface" row (tid -1) showing when the shared DRAM was busy; counter
+        tracks (``ph: "C"``) for DRAM bandwidth in use and buffer occupancy (`counters`)."""
         ev: list[dict[str, Any]] = [{"name": "process_name", "ph": "M", "pid": 0, "tid": 0,
                                      "args": {"name": self.accelerator or "accelerator"}}]
         cores = sorted({c for iv in self.intervals for c in iv.cores})
@@ -117,6 +125,10 @@ class SimResult:
             for start, end in self.dram_intervals:
                 ev.append({"name": "busy", "cat": "dram", "ph": "X", "pid": 0, "tid": -1,
                            "ts": start * 1e6, "dur": (end - start) * 1e6, "args": {}})
+        for track, steps in self.counters.items():
+            for t, v in steps:
+                ev.append({"name": track, "ph": "C", "pid": 0, "ts": t * 1e6,
+                           "args": {"value": v}})
         for row in self.timeline().itertuples(index=False):
             ev.append({"name": row.layer, "cat": row.kind, "ph": "X", "pid": 0,
                        "tid": 2 * int(row.core) + (1 if row.kind == "compute" else 0),
@@ -140,6 +152,7 @@ class SimResult:
             "utilization": self.utilization, "dram_bytes": self.dram_bytes,
             "sram_accesses": self.sram_accesses, "energy_j": self.energy_j, "macs": self.macs,
             "events": self.events, "dram_busy_s": self.dram_busy_s,
+            "dram_bytes_moved": self.dram_bytes_moved,
         }
         for k, n_bytes in self.dram_bytes_by_operand.items():
             d[f"dram_{k}_bytes"] = n_bytes

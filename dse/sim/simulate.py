@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +40,10 @@ import pandas as pd
 import simpy
 
 from arch.spec import HIGH_PRECISION_MODELS, Accelerator
-from dse.sim.components import CorePool, CountingEnvironment, Dram
-from dse.sim.mapping import LayerPlan, plan_compute, plan_memory_op
+from dse.sim.cores import CorePool
+from dse.sim.dram import CountingEnvironment, MemorySystem
+from dse.sim.layer import FIDELITIES, PrefetchRule, Record, Unit, run_layer, units_of_task
+from dse.sim.mapping import LayerPlan, plan_compute, plan_memory_op, plan_scalesim
 from dse.sim.results import LATENCY_PARTS, LAYER_COLUMNS, Interval, SimResult
 
 if TYPE_CHECKING:  # importing `workloads` pulls in torch; a Workload is used by duck typing
@@ -77,22 +78,12 @@ class _Node:
     fused: tuple[str, ...] = ()
 
 
-@dataclass(slots=True)
-class _Record:
-    start_s: float = 0.0
-    loaded_s: float = 0.0  # the on-load ended: compute (and streaming) starts
-    storing_s: float = 0.0  # the off-load started: compute (and streaming) has ended
-    end_s: float = 0.0
-    onload_s: float = 0.0
-    offload_s: float = 0.0
-    intervals: list[Interval] = dataclasses.field(default_factory=list)
-
-
 # --------------------------------------------------------------------------------------------------
 def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = None, *,
              high_precision: str | None = None, energy_model: Any = None,
              onchip_reuse: bool = True, multicast: bool = True,
-             persistent_weights: bool = False, segments: int = 1) -> SimResult:
+             persistent_weights: bool = False, segments: int = 1, fidelity: str = "layer",
+             prefetch: bool = False) -> SimResult:
     """Simulate inference of ``batch`` images of ``workload`` on ``accelerator``.
 
     ``batch`` defaults to the batch the workload was extracted with (``workload.batch``); another
@@ -108,7 +99,12 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
     the input of an N split - crosses the DRAM interface once and is broadcast on chip; False: each
     core fetches its own copy); ``persistent_weights`` (True: steady-state serving - after the
     activations are placed, the weights of as many layers as still fit (largest first) stay pinned
-    in SRAM across inferences and cost no DRAM traffic; False: every inference loads all weights).
+    in SRAM across inferences and cost no DRAM traffic; False: every inference loads all weights);
+    ``fidelity`` ("layer" | "tile", `dse.sim.layer`): one lock-step pipeline per layer, or each
+    core class's tile loop as events with its buffers; ``prefetch`` (True: a layer loads its first
+    weights, and inputs already in DRAM, into the buffer space its predecessor's last tile leaves
+    free, as soon as the predecessor has issued its last load; False: nothing moves before a
+    layer has its cores - SCALE-Sim's behaviour).
     """
     problems: list[str] = []
     if not isinstance(getattr(workload, "graph", None), nx.DiGraph):
@@ -129,6 +125,9 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
                         f"{', '.join(HIGH_PRECISION_MODELS)}")
     if isinstance(segments, bool) or not isinstance(segments, int) or segments < 1:
         problems.append(f"segments={segments!r} is not allowed; expected an integer >= 1")
+    if fidelity not in FIDELITIES:
+        problems.append(f"fidelity={fidelity!r} is not allowed; expected one of "
+                        f"{', '.join(FIDELITIES)}")
     if problems:
         raise ValueError("invalid simulate() arguments: " + "; ".join(problems))
     acc = accelerator
@@ -140,10 +139,13 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
     pinned = _pin_weights(nodes, order, acc, reserves, resident_at) if persistent_weights \
         else frozenset()  # 3b. weights kept on chip across inferences
     plans = _plan(nodes, order, acc, hp, resident_at, multicast, pinned)  # 4. split + tile
-    env, records, dram = _run(nodes, order, plans, acc, segments)  # 5. SimPy
-    return _collect(workload, acc, batch, nodes, order, plans, records, dram, env, em,
+    units = _units(plans, acc, nodes) if fidelity == "tile" else {}  # 4b. tile loops
+    env, records, mem = _run(nodes, order, plans, units, acc, segments, fidelity,  # 5. SimPy
+                             prefetch, reserves)
+    return _collect(workload, acc, batch, nodes, order, plans, records, mem, env, em,
                     {"high_precision": hp, "onchip_reuse": onchip_reuse, "multicast": multicast,
-                     "persistent_weights": persistent_weights, "segments": segments}, pinned)
+                     "persistent_weights": persistent_weights, "segments": segments,
+                     "fidelity": fidelity, "prefetch": prefetch}, pinned)
 
 
 # -- 1. graph preparation --------------------------------------------------------------------------
@@ -210,12 +212,24 @@ def _input_dram_bytes(nd: _Node, nodes: dict[str, _Node]) -> tuple[int, int]:
     return dram, res
 
 
+def _free(acc: Accelerator, held_per_core: int) -> int | tuple[int, int, int]:
+    """Buffer space a layer may tile into: the unified pool less what is held on chip, or the
+    split ifmap / filter / ofmap buffers (which hold nothing across layers)."""
+    if acc.buffers == "split":
+        b = acc.buffer_bytes()
+        return (b["ifmap"], b["filter"], b["ofmap"])
+    return acc.sram_bytes_per_core - held_per_core
+
+
 def _plan_one(nd: _Node, nodes: dict[str, _Node], acc: Accelerator, hp: str,
-              free_bytes: int, multicast: bool, pinned: bool = False) -> LayerPlan | None:
+              free_bytes: int | tuple[int, int, int], multicast: bool,
+              pinned: bool = False) -> LayerPlan | None:
     layer = nd.layer
     if layer.op in BOUNDARY_OPS:
         return None
     in_dram, in_res = _input_dram_bytes(nd, nodes)
+    if layer.is_compute and acc.tile_policy == "scalesim":
+        return plan_scalesim(layer, acc)[0]
     if layer.is_compute:
         total_in = in_dram + in_res
         frac = in_dram / total_in if total_in else 1.0
@@ -236,7 +250,7 @@ def _reserves(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
         nd = nodes[name]
         if nd.layer.is_compute:
             try:
-                plan = _plan_one(nd, nodes, acc, hp, acc.sram_bytes_per_core, multicast)
+                plan = _plan_one(nd, nodes, acc, hp, _free(acc, 0), multicast)
             except ValueError as exc:
                 if str(exc).startswith("sram_kib"):
                     raise ValueError(f"sram_kib={acc.sram_kib!r} is too small for layer "
@@ -253,10 +267,12 @@ def _residency(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
     A tensor occupies ``out_bytes / cores`` of every core from its producer's step to its last
     consumer's step. It is kept iff ``(resident + out_bytes) / cores + reserve(step) <= sram`` at
     every step of that range; else it is stored to DRAM and consumers read it from there.
+    Split ifmap/filter/ofmap buffers hold a layer's tiles only (SCALE-Sim's organisation): every
+    tensor then goes through DRAM.
     """
     pos = {n: i for i, n in enumerate(order)}
     resident = [0] * len(order)
-    if not enabled:
+    if not enabled or acc.buffers == "split":
         return resident
     cap = acc.sram_bytes_per_core
     for name in order:
@@ -277,7 +293,10 @@ def _residency(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
 def _pin_weights(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
                  reserves: dict[str, int], resident_at: list[int]) -> frozenset[str]:
     """Weights pinned in SRAM for the whole run (``persistent_weights``): the headroom left at the
-    tightest step of the ledger, filled greedily with the largest weight sets first."""
+    tightest step of the ledger, filled greedily with the largest weight sets first. With split
+    buffers, the filter buffer's space beyond the largest filter tile, likewise."""
+    if acc.buffers == "split":
+        return frozenset()
     cap = acc.sram_bytes_per_core * acc.cores
     headroom = min((cap - resident_at[j] - reserves.get(name, 0) * acc.cores
                     for j, name in enumerate(order)), default=0)
@@ -297,113 +316,98 @@ def _plan(nodes: dict[str, _Node], order: list[str], acc: Accelerator, hp: str,
     plans: dict[str, LayerPlan] = {}
     held = sum(nodes[n].layer.weight_bytes for n in pinned)
     for j, name in enumerate(order):
-        free = acc.sram_bytes_per_core - math.ceil((resident_at[j] + held) / acc.cores)
+        free = _free(acc, math.ceil((resident_at[j] + held) / acc.cores))
         plan = _plan_one(nodes[name], nodes, acc, hp, free, multicast, name in pinned)
         if plan is not None:
             plans[name] = plan
     return plans
 
 
-# -- 5. SimPy --------------------------------------------------------------------------------------
+# -- 4b/5. SimPy ----------------------------------------------------------------------------------
+def _units(plans: dict[str, LayerPlan], acc: Accelerator,
+           nodes: dict[str, _Node]) -> dict[str, list[list[Unit]]]:
+    """Each layer's tile loop per core class: SCALE-Sim's (`dse.sim.mapping.plan_scalesim`) or
+    the plan's own (`dse.sim.layer.units_of_task`)."""
+    out: dict[str, list[list[Unit]]] = {}
+    f = acc.freq_hz
+    for name, plan in plans.items():
+        if acc.tile_policy == "scalesim" and plan.macs:
+            pf = plan.precision_factor
+            tiles = plan_scalesim(nodes[name].layer, acc)[1]
+            out[name] = [[Unit(t.repeat, t.compute_cycles * pf / f, t.ifmap_bytes,
+                               t.filter_bytes, t.ofmap_bytes) for t in tiles]]
+        else:
+            out[name] = [units_of_task(t, f) for t in plan.tasks]
+    return out
+
+
+def _prefetch_rule(name: str, nodes: dict[str, _Node], plans: dict[str, LayerPlan],
+                   units: dict[str, list[list[Unit]]], acc: Accelerator,
+                   reserves: dict[str, int], loads_done: dict[str, simpy.Event],
+                   store_done: dict[str, simpy.Event]) -> PrefetchRule | None:
+    """What layer ``name`` may load before it has its cores (`simulate`'s ``prefetch``).
+
+    Its first tile's weights, and its first inputs if every tensor it reads is already in DRAM
+    (the network input, or stored by producers that finish first), start once each predecessor
+    has issued its last load - into the buffer space that the predecessor's last tile leaves:
+    half of its double-buffered reserve is free, and the first tile must fit beside the other
+    half (unified pool), or in the filter/ifmap buffer's free half (split buffers)."""
+    plan = plans.get(name)
+    nd = nodes[name]
+    if plan is None or not plan.macs:
+        return None
+    if name in units:
+        first = units[name][0][0]
+        f_in, f_w = first.ifmap_bytes, first.filter_bytes
+    else:
+        on, _st, _off, *_ = plan.phases()
+        f_in = sum(t.count * t.onload_input_bytes / t.input_sharers for t in plan.tasks)
+        f_w = max(0.0, on - f_in)
+    per_core = (f_in + f_w) / max(1, plan.cores_used)
+    pred_reserve = max((reserves.get(p, 0) for p in nd.preds), default=0)
+    if acc.buffers == "split":
+        room = min(acc.buffer_bytes()["filter"], acc.buffer_bytes()["ifmap"]) / 2
+    else:
+        room = acc.sram_bytes_per_core - pred_reserve / 2
+    if per_core > room:
+        return None
+    inputs_ready = all(nodes[p].from_dram or not nodes[p].resident for p in nd.preds)
+    after = [loads_done[p] for p in nd.preds if p in loads_done]
+    if inputs_ready and f_in > 0:
+        # inputs stored by a predecessor are in DRAM once that predecessor has finished
+        after += [store_done[p] for p in nd.preds if not nodes[p].from_dram]
+    amounts = {"filter": f_w, "ifmap": f_in if inputs_ready else 0.0}
+    if not any(amounts.values()):
+        return None
+    return PrefetchRule(bytes_by_operand=amounts, after=tuple(after))
+
+
 def _run(nodes: dict[str, _Node], order: list[str], plans: dict[str, LayerPlan],
-         acc: Accelerator, segments: int) -> tuple[CountingEnvironment, dict[str, _Record], Dram]:
+         units: dict[str, list[list[Unit]]], acc: Accelerator, segments: int, fidelity: str,
+         prefetch: bool, reserves: dict[str, int],
+         ) -> tuple[CountingEnvironment, dict[str, Record], MemorySystem]:
     env = CountingEnvironment()
-    dram = Dram(env, acc.dram_bytes_per_s, acc.dram_latency_ns * 1e-9)
+    mem = MemorySystem(env, bytes_per_s=acc.dram_bytes_per_s,
+                       latency_s=acc.dram_latency_ns * 1e-9, channels=acc.dram_channels,
+                       channel_map=acc.dram_channel_map, burst_bytes=acc.dram_burst_bytes,
+                       gb_bytes_per_s=(acc.global_buffer_bytes_per_cycle * acc.freq_hz
+                                       if acc.global_buffer_kib > 0 else math.inf))
     pool = CorePool(env, acc.cores)
     done = {name: env.event() for name in order}
-    records = {name: _Record() for name in plans}
+    loads_done = {name: env.event() for name in order}
+    records = {name: Record() for name in plans}
+    # buffer halves a loader may fill ahead of its array; SCALE-Sim's ports never wait for room
+    slots = (1 << 30 if acc.tile_policy == "scalesim" else 2) if acc.double_buffered else 1
     for name in order:
         deps = [done[p] for p in nodes[name].preds]
-        env.process(_layer(env, name, plans.get(name), deps, done[name], pool, dram,
-                           records.get(name), acc.freq_hz, segments))
+        rule = _prefetch_rule(name, nodes, plans, units, acc, reserves, loads_done, done) \
+            if prefetch else None
+        env.process(run_layer(env, name, plans.get(name), units.get(name, []), deps, done[name],
+                              loads_done[name], pool, mem, records.get(name),
+                              freq_hz=acc.freq_hz, fidelity=fidelity, segments=segments,
+                              prefetch=rule, slots=slots))
     env.run()
-    return env, records, dram
-
-
-def _layer(env: simpy.Environment, name: str, plan: LayerPlan | None, deps: list[simpy.Event],
-           done: simpy.Event, pool: CorePool, dram: Dram, rec: _Record | None, freq_hz: float,
-           segments: int) -> Generator[simpy.Event, Any, None]:
-    """One graph node: wait for predecessors, take cores, run the layer's pipeline, free them.
-
-    The cores of a layer advance in lock-step phases (`LayerPlan.phases`): all on-load their
-    first fold step (one DRAM flow of their summed bytes, weighted by the core count in the
-    fair share), then compute all but the last step while the rest streams (double buffering) or
-    after it (single), then the last step, then the off-load of the last outputs. A core with
-    less work (the remainder of an uneven split) idles at the end of each compute phase.
-    """
-    if deps:
-        yield simpy.AllOf(env, deps) if len(deps) > 1 else deps[0]
-    if plan is not None and rec is not None:
-        with pool.request(plan.cores_used) as grant:
-            yield grant.event
-            yield from _pipeline(env, name, plan, grant.ids, dram, rec, freq_hz, segments)
-    done.succeed()
-
-
-def _pipeline(env: simpy.Environment, name: str, plan: LayerPlan, ids: tuple[int, ...],
-              dram: Dram, rec: _Record, freq_hz: float,
-              segments: int) -> Generator[simpy.Event, Any, None]:
-    """The lock-step phases of one layer on cores ``ids`` (see `_layer`)."""
-    rec.start_s = t0 = env.now
-    on, stream, off, cycles, steps, db = plan.phases()
-    w = plan.cores_used
-    compute_s = cycles / freq_hz
-    tail_s = compute_s / max(1, steps)  # the last step computes after every load
-    body_s = compute_s - tail_s
-    # (core ids, compute seconds, MACs per core) per class of identical cores
-    groups: list[tuple[tuple[int, ...], float, int]] = []
-    i = 0
-    for t in plan.tasks:
-        groups.append((tuple(ids[i:i + t.count]), (t.compute_cycles + t.vector_cycles) / freq_hz,
-                       t.macs))
-        i += t.count
-    everyone = tuple(ids)
-
-    def compute(start: float, frac_of_body: float, last: bool) -> None:
-        # a class computes its last step (1/steps of its work) in the tail and the rest in the
-        # body, spread evenly over the body's segments; MACs follow the same shares
-        share = 1 / max(1, steps) if last else (1 - 1 / max(1, steps)) * frac_of_body
-        for cores, c_s, macs in groups:
-            dur = c_s * share
-            if dur > 0:
-                rec.intervals.append(Interval(cores, "compute", name, start, start + dur,
-                                              macs * share))
-
-    if on > 0:
-        yield dram.transfer(on, w)
-        rec.intervals.append(Interval(everyone, "dma", name, t0, env.now))
-    rec.onload_s = env.now - t0
-    rec.loaded_s = env.now
-    seg_bytes, seg_s = stream / segments, body_s / segments
-    for _ in range(segments):
-        t1 = env.now
-        if db:
-            evs = [e for e in (env.timeout(seg_s) if seg_s > 0 else None,
-                               dram.transfer(seg_bytes, w) if seg_bytes > 0 else None) if e]
-            if evs:
-                yield simpy.AllOf(env, evs) if len(evs) == 2 else evs[0]
-            compute(t1, 1 / segments, last=False)
-            if seg_bytes > 0:
-                rec.intervals.append(Interval(everyone, "dma", name, t1, env.now))
-        else:
-            if seg_bytes > 0:
-                yield dram.transfer(seg_bytes, w)
-                rec.intervals.append(Interval(everyone, "dma", name, t1, env.now))
-            t2 = env.now
-            if seg_s > 0:
-                yield env.timeout(seg_s)
-                compute(t2, 1 / segments, last=False)
-    if tail_s > 0:
-        t3 = env.now
-        yield env.timeout(tail_s)
-        compute(t3, 1.0, last=True)
-    rec.storing_s = env.now
-    if off > 0:
-        t4 = env.now
-        yield dram.transfer(off, w)
-        rec.intervals.append(Interval(everyone, "dma", name, t4, env.now))
-        rec.offload_s = env.now - t4
-    rec.end_s = env.now
+    return env, records, mem
 
 
 # -- 6. results ------------------------------------------------------------------------------------
@@ -422,7 +426,7 @@ def _mac_pj(em: Any, plan: LayerPlan, acc: Accelerator, high_precision: str) -> 
                               high_precision=high_precision, acc_bits=acc.acc_bits))
 
 
-def _phases(plan: LayerPlan, rec: _Record, f: float) -> list[tuple[float, float, dict[str, float]]]:
+def _phases(plan: LayerPlan, rec: Record, f: float) -> list[tuple[float, float, dict[str, float]]]:
     """One node's time in three consecutive pieces, (start, end, {part: seconds}), the seconds of
     each piece summing to its length: on-load; the middle (array time split into ideal compute
     at full array use, the precision slow-down above it and spatial under-use, or vector time of
@@ -480,8 +484,8 @@ def _latency_split(pieces: list[tuple[float, float, dict[str, float]]],
 
 
 def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, _Node],
-             order: list[str], plans: dict[str, LayerPlan], records: dict[str, _Record],
-             dram: Dram, env: CountingEnvironment, em: Any, options: dict[str, Any],
+             order: list[str], plans: dict[str, LayerPlan], records: dict[str, Record],
+             dram: MemorySystem, env: CountingEnvironment, em: Any, options: dict[str, Any],
              pinned: frozenset[str] = frozenset()) -> SimResult:
     f = acc.freq_hz
     latency = env.now
@@ -518,8 +522,8 @@ def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, 
             "a_bits": plan.a_bits, "split": plan.split, "cores_used": plan.cores_used,
             "compute_cycles": comp, "ideal_cycles": plan.ideal_cycles, "stall_cycles": stall,
             "onload_cycles": on_c, "offload_cycles": off_c, "total_cycles": total_cyc,
-            "dram_bytes": plan.dram_bytes, "dram_weight_bytes": by_op["weights"],
-            "dram_input_bytes": by_op["inputs"], "dram_output_bytes": by_op["outputs"],
+            "dram_bytes": plan.dram_bytes, "dram_read_bytes_ifmap": by_op["inputs"],
+            "dram_read_bytes_filter": by_op["weights"], "dram_write_bytes_ofmap": by_op["outputs"],
             "bound": "memory" if mem_s > comp / f else "compute",
             "start_s": rec.start_s, "end_s": rec.end_s, "stationary": plan.stationary,
             "double_buffered": plan.double_buffered,
@@ -551,4 +555,7 @@ def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, 
         dram_intervals=tuple(dram.busy_intervals),
         intervals=tuple(intervals),
         memory_ops=pd.DataFrame(mem_rows, columns=list(LAYER_COLUMNS)), options=options,
+        dram_bytes_moved=round(sum(dram.bytes_by_operand.values())),
+        counters={"DRAM GB/s in use": tuple(dram.bandwidth_track()),
+                  **{k: tuple(v) for k, v in dram.counters.items()}},
         design=dataclasses.asdict(acc))

@@ -181,6 +181,11 @@ def test_more_sram_is_never_slower(wl: Workload, acc: Accelerator, factor: float
 @SETTINGS
 @given(wl=networks(), acc=designs(), extra=st.integers(1, 8))
 def test_more_cores_are_never_slower(wl: Workload, acc: Accelerator, extra: int) -> None:
+    # The claim holds on chains with a byte-granular DRAM interface. With 64 B bursts every core
+    # rounds its own requests up, so splitting a tiny layer over more cores can move more bytes;
+    # on branching graphs FIFO core allocation is list scheduling, where more machines can be
+    # slower (Graham's anomaly; measured up to 1.5e-4 at 32 GB/s, 7 -> 8 cores). docs/simulator.md.
+    acc = replace(acc, dram_burst_bytes=1)
     lo = _ok(lambda: simulate(wl, acc))
     if lo is None:
         return
@@ -326,7 +331,7 @@ def test_persistent_weights_pin_what_fits() -> None:
     rounding = 8 * len(pinned)  # per-core slices round up to whole bytes
     assert warm.dram_bytes_by_operand["weights"] == pytest.approx(
         cold.dram_bytes_by_operand["weights"] - saved, abs=rounding)
-    assert (pinned.dram_weight_bytes == 0).all()
+    assert (pinned.dram_read_bytes_filter == 0).all()
     assert warm.latency_s <= cold.latency_s
     # with room for everything, no weight byte crosses the interface
     big = simulate(wl, replace(acc, sram_kib=4096.0), persistent_weights=True)

@@ -92,7 +92,8 @@ def test_trace_json_has_every_core(tmp_path) -> None:
     assert busy
     assert sum(e["dur"] for e in busy) == pytest.approx(res.dram_busy_s * 1e6)
     # the fluid DRAM runs at full bandwidth whenever busy: busy time = bytes / bandwidth
-    assert res.dram_busy_s == pytest.approx(res.dram_bytes / acc.dram_bytes_per_s, rel=1e-6)
+    assert res.dram_busy_s == pytest.approx(res.dram_bytes_moved / acc.dram_bytes_per_s, rel=1e-6)
+    assert res.dram_bytes <= res.dram_bytes_moved <= res.dram_bytes * 1.01  # 64 B bursts
     assert all(e["dur"] >= 0 and e["ts"] >= 0 for e in evs)
     assert max(e["ts"] + e["dur"] for e in evs) == pytest.approx(res.latency_s * 1e6)
     tl = res.timeline()
@@ -145,7 +146,7 @@ def test_sram_error_states_the_minimum(tiny_acc: Accelerator) -> None:
 
 
 def test_importing_the_simulator_does_not_import_torch() -> None:
-    code = ("import sys, dse, dse.sim.simulate, dse.sim.mapping, dse.sim.components, "
+    code = ("import sys, dse, dse.sim.simulate, dse.sim.mapping, dse.sim.dram, dse.sim.cores, "
             "dse.sim.results, dse.sim.systolic; "
             "assert 'torch' not in sys.modules, 'torch imported'; "
             "assert 'optuna' not in sys.modules, 'optuna imported'")
@@ -156,7 +157,7 @@ def test_dram_is_a_fair_share_server() -> None:
     """Processor sharing, closed form: at 1 byte/ns, transfers of 100 B and 300 B started together
     share the bandwidth until the first ends at 200 ns; the second then runs alone to 400 ns. A
     weight-3 transfer gets 3/4 of the bandwidth; latency delays the start."""
-    from dse.sim.components import CountingEnvironment, Dram
+    from dse.sim.dram import CountingEnvironment, Dram
 
     env = CountingEnvironment()
     dram = Dram(env, bytes_per_s=1e9, latency_s=0.0)
@@ -185,11 +186,13 @@ def test_dram_is_a_fair_share_server() -> None:
 
 
 def test_segments_do_not_change_a_lone_layer() -> None:
-    # with no contention and no latency, playing the overlapped phase in pieces is exact
+    # with no contention, playing the overlapped phase in pieces is exact: the pieces continue one
+    # DMA stream, so they pay neither a fresh DRAM latency nor fresh burst rounding (the issue's
+    # bug: at 100 ns a piece, ResNet-50 on 256 cores went from 283.8 to 597.6 us at segments=64)
     from test_sim_helpers import resnet50_graph
 
     acc = Accelerator(cores=4, rows=8, cols=64, mac_bits=(8, 8), sram_kib=512.0, dram_gbps=8.0,
-                      dram_latency_ns=0.0)
+                      dram_latency_ns=100.0, dram_burst_bytes=1)
     wl = resnet50_graph(bits=(8, 8))
     one, four = simulate(wl, acc), simulate(wl, acc, segments=4)
     assert four.latency_s == pytest.approx(one.latency_s, rel=1e-9)
