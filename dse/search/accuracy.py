@@ -317,7 +317,12 @@ class MeasuredAccuracy:
         self._spec = dict(spec or {})
         self._cache: dict[str, float] = {}
         if self.cache_path is not None and self.cache_path.exists():
-            self._cache.update(json.loads(self.cache_path.read_text()))
+            try:  # a derived file: unreadable (torn, edited) means recompute, with a warning
+                cached = json.loads(self.cache_path.read_text())
+                self._cache.update({str(k): float(v) for k, v in cached.items()})
+            except (ValueError, TypeError, AttributeError):
+                log.warning("ignoring unreadable accuracy cache %s; its values are measured "
+                            "again", self.cache_path)
 
     @staticmethod
     def key(bits: Mapping[str, tuple[int, int]]) -> str:

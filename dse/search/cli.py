@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from dse.cli import CliParser, check_writable, float_list, int_list, pair_list, run_cli
+from dse.cli import CliParser, check_jobs, check_writable, float_list, int_list, pair_list, run_cli
 from dse.search.accuracy import AccuracyModel
 from dse.search.driver import run, worker
 from dse.search.problem import OBJECTIVES, SAMPLERS, problem_errors
@@ -126,6 +126,7 @@ def _main(argv: Sequence[str]) -> int:
     a = _build_parser().parse_args(argv)
     if a.trials < 0:
         raise ValueError(f"--trials={a.trials} is not allowed; expected an integer >= 0")
+    check_jobs(a.jobs)  # before the extraction, as every other check
     out: Path = a.out
     check_writable(out)
     # 1. every check that needs no workload, before the (torch, ~20 s) extraction
@@ -190,7 +191,21 @@ def _main(argv: Sequence[str]) -> int:
     print(f"wrote {out / 'trials.csv'}, {out / 'pareto.csv'}"
           + (f", {out / 'pareto.png'}, {out / 'best.json'}" if (out / "best.json").exists()
              else ""))
-    return 0
+    return _no_feasible_design(df, min_acc)
+
+
+def _no_feasible_design(df: pd.DataFrame, min_acc: float | None) -> int:
+    """0, or 1 after one ``error:`` line when trials completed and none is feasible: a search
+    that cannot succeed (e.g. an accuracy floor no design reaches) must not look like one."""
+    done = df[df["state"] == "COMPLETE"] if len(df) else df
+    if not len(done) or done["feasible"].astype("boolean").fillna(False).any():
+        return 0
+    floor = (f"the accuracy floor accuracy_proxy >= {min_acc:.4g}" if min_acc is not None
+             else "the constraints")
+    print(f"error: none of the {len(done)} completed trials is feasible: every design misses "
+          f"{floor} (or the area budget); lower --min-accuracy, widen the space or raise "
+          "--area-budget", file=sys.stderr)
+    return 1
 
 
 def _state_counts(df: pd.DataFrame) -> str:
@@ -198,9 +213,11 @@ def _state_counts(df: pd.DataFrame) -> str:
     state = df["state"] if len(df) else pd.Series(dtype=object)
     done = df[state == "COMPLETE"]
     feasible = int(done["feasible"].astype("boolean").fillna(False).sum()) if len(done) else 0
+    running = int((state == "RUNNING").sum())  # e.g. another machine's worker, mid-trial
     return (f"{len(done)} complete ({feasible} feasible, {len(done) - feasible} below the "
             f"accuracy floor), {int((state == 'PRUNED').sum())} pruned (area), "
-            f"{int((state == 'FAIL').sum())} failed")
+            f"{int((state == 'FAIL').sum())} failed"
+            + (f", {running} still running" if running else ""))
 
 
 def _space_from_args(a: Any) -> SearchSpace:
@@ -234,8 +251,8 @@ def _min_accuracy_arg(text: str) -> float | str | None:
         value = float(text)
     except ValueError:
         value = math.nan
-    if math.isnan(value):
-        raise ValueError(f"--min-accuracy={text!r} is not allowed; expected a number (proxy: "
-                         "SQNR dB; measured: top-1 in 0..1), 'recipe' or 'none'")
+    if not math.isfinite(value):  # nan, or an infinite floor that no design can meet
+        raise ValueError(f"--min-accuracy={text!r} is not allowed; expected a finite number "
+                         "(proxy: SQNR dB; measured: top-1 in 0..1), 'recipe' or 'none'")
     return value
 

@@ -5,6 +5,7 @@ study: ``python -m dse.search worker``, on any machine that reaches the storage)
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,7 @@ import optuna
 from dse.search.accuracy import AccuracyModel
 from dse.search.objective import _sampler, make_objective
 from dse.search.problem import PROBLEM_ATTR, Problem
-from dse.search.reports import _TableWriter, write_reports
+from dse.search.reports import _TableWriter, table_columns, write_reports
 from dse.search.space import SearchSpace
 from dse.search.storage import (
     _fail_dead_local_trials,
@@ -36,12 +37,23 @@ def _shares(n_trials: int, jobs: int) -> list[int]:
     return [n_trials // jobs + (1 if i < n_trials % jobs else 0) for i in range(jobs)]
 
 
-def _optimize(study: optuna.Study, problem: Problem, n_trials: int, out: Path | None,
-              worker_index: int) -> None:
+def _optimize(study: optuna.Study, problem: Problem, n_trials: int,
+              writer: _TableWriter | None, worker_index: int) -> None:
     study.sampler = _sampler(problem, worker_index)
-    callbacks = [] if out is None else [_TableWriter(out, problem.objectives)]
+    callbacks = [] if writer is None else [writer]
     study.optimize(make_objective(problem), n_trials=n_trials, callbacks=callbacks,
                    catch=(ValueError,), gc_after_trial=False)
+
+
+def _table_writer(study: optuna.Study, problem: Problem, out: Path | None, *,
+                  rewrite: bool) -> _TableWriter | None:
+    """The per-trial trials.csv/pareto.csv writer of ``out`` (None without one), started: the
+    process that opened the study rewrites the tables before any worker appends to them."""
+    if out is None:
+        return None
+    writer = _TableWriter(out, problem.objectives, table_columns(problem))
+    writer.start(study, rewrite=rewrite)
+    return writer
 
 
 def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_trials: int,
@@ -79,6 +91,7 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
     if resume and not isinstance(st, optuna.storages.RDBStorage):
         _fail_dead_local_trials(study)
     shares = _shares(n_trials, jobs)
+    writer = _table_writer(study, problem, out_path, rewrite=True)  # before the workers start
     children = []
     if jobs > 1:
         url = _storage_url(storage, out_path)
@@ -93,7 +106,11 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
                 cmd.append("--fsync")
             children.append(subprocess.Popen(cmd, preexec_fn=_die_with_parent))
     try:
-        _optimize(study, problem, shares[0], out_path, 0)
+        _optimize(study, problem, shares[0], writer, 0)
+    except BaseException:  # Ctrl-C or an error: the workers stop too (they ignore SIGINT)
+        for c in children:
+            c.terminate()
+        raise
     finally:
         codes = [c.wait() for c in children]
     if any(codes):
@@ -107,13 +124,39 @@ def _quiet_optuna() -> None:
     """Optuna logs an INFO line per study and per trial; keep only its warnings. Called before
     any study is created or loaded (the "A new study created" line is logged on creation)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trial_log = logging.getLogger("optuna.study._optimize")  # where Optuna logs failed trials
+    if not any(isinstance(f, _NoInterruptTraceback) for f in trial_log.filters):
+        trial_log.addFilter(_NoInterruptTraceback())
+
+
+class _NoInterruptTraceback(logging.Filter):
+    """Drops Optuna's two warnings (one with a traceback) about a trial stopped by Ctrl-C: the
+    CLI reports the interruption in one line (`dse.cli.run_cli`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[0] if record.exc_info else None
+        if exc is not None and issubclass(exc, KeyboardInterrupt):
+            self.interrupted = record.getMessage().split(" failed", 1)[0]  # "Trial 7"
+            return False
+        if self.interrupted and record.getMessage().startswith(self.interrupted + " failed"):
+            self.interrupted = None
+            return False
+        return True
 
 
 def _die_with_parent() -> None:
-    """Child workers get SIGKILL when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    """Child workers get SIGKILL when the parent dies (Linux prctl PR_SET_PDEATHSIG) and ignore
+    SIGINT: a Ctrl-C reaches the whole process group, and the parent alone reports it (one line)
+    and stops them."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import ctypes
-        import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: children finish their share
@@ -135,6 +178,7 @@ def worker(storage: str, study_name: str, n_trials: int, *, out: str | Path | No
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
-    _optimize(study, problem, n_trials, out_path, worker_index)
+    _optimize(study, problem, n_trials, _table_writer(study, problem, out_path, rewrite=False),
+              worker_index)
     return study
 

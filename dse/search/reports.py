@@ -1,16 +1,21 @@
-"""The outputs of a search in ``out``: trials.csv and pareto.csv (rewritten atomically after every
-finished trial, by `_TableWriter`), and at the end pareto.png, best.json, best_layers.csv (the
-best design's full SimResult) and best_trace.json (its schedule as a Chrome/Perfetto trace).
+"""The outputs of a search in ``out``: trials.csv and pareto.csv (kept current after every finished
+trial by `_TableWriter`: a row appended, the front rewritten when it changes), and at the end
+pareto.png, best.json, best_layers.csv (the best design's full SimResult) and best_trace.json
+(its schedule as a Chrome/Perfetto trace).
 Reads the study; simulates only the best design again, to write its full result.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import dataclasses
+import io
 import json
 import logging
 import math
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,11 +25,11 @@ import optuna
 import pandas as pd
 
 from dse.search.objective import _design_attrs
-from dse.search.problem import METRIC_COLUMNS, METRICS_ATTR, OBJECTIVES, Problem
+from dse.search.problem import METRIC_COLUMNS, METRICS_ATTR, OBJECTIVES, WORKER_ATTR, Problem
 from dse.search.space import apply_layer_bits
 
-__all__ = ["best_trial", "pareto_front", "plot_pareto", "trials_frame", "write_reports",
-           "write_tables"]
+__all__ = ["best_trial", "pareto_front", "plot_pareto", "table_columns", "trials_frame",
+           "write_reports", "write_tables"]
 
 # one logger for the package: records read "dse.search: ..." whichever module logs them
 log = logging.getLogger("dse.search")
@@ -67,76 +72,139 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_columns(rows))
 
 
-class _TableWriter:
-    """Optuna callback: rewrite trials.csv and pareto.csv after every finished trial.
+def table_columns(problem: Problem) -> list[str]:
+    """The trials.csv header of ``problem``: number, state, METRIC_COLUMNS, the per-layer bits
+    (``w:<layer>``, ``a:<layer>`` of every searched layer), duration_s - as `trials_frame`."""
+    layers = problem.space.searched_layers(problem.workload)
+    return _columns([{f"{k}:{name}": None for name in layers for k in ("w", "a")}])
 
-    Incremental, so a long search does not slow down: rows of finished trials never change and
-    are built once; the Pareto front is updated with each newly finished feasible trial (a new
-    point drops the members it dominates and joins unless a member dominates it - the same set
-    `pareto_front` computes, which the tests check). Files are written with the csv module and
-    renamed into place (atomic).
+
+class _TableWriter:
+    """Optuna callback keeping trials.csv and pareto.csv current while a search runs, at a cost
+    per trial that does not grow with the study (rewriting both files in full after every trial
+    made a 2000-trial search twice as slow by its end; benchmarks/bench_search_long.py):
+
+    * trials.csv: each finished trial of this process (or one recording no process) is appended
+      as one row, in one ``O_APPEND`` write, so several processes on one folder each append their
+      own trials and every row appears once. The header is fixed by `start` (``columns``, from
+      `table_columns`); rows come in finishing order until `write_tables` sorts them at the end.
+    * pareto.csv: the front takes every newly finished feasible trial of any process (a new point
+      drops the members it dominates and joins unless a member dominates it - the set
+      `pareto_front` computes, which the tests check) and is rewritten atomically only when it
+      changes.
+
+    Trials still running are remembered and looked at again; finished ones never.
     """
 
-    def __init__(self, out: Path, objectives: Sequence[str]) -> None:
+    def __init__(self, out: Path, objectives: Sequence[str],
+                 columns: Sequence[str] | None = None) -> None:
         self.out = out
         self.sign = np.array([-1.0 if OBJECTIVES[o] == "maximize" else 1.0 for o in objectives])
         self.objectives = list(objectives)
-        self.rows: dict[int, dict[str, Any]] = {}
+        self.cols: list[str] | None = list(columns) if columns is not None else None
+        self.seen = 0  # trials[:seen] have been looked at
+        self.pending: set[int] = set()  # ... and these of them were not finished then
         self.front: dict[int, np.ndarray] = {}  # trial number -> cost vector (minimisation)
-        self.cols: list[str] = []
-        self.rendered: dict[int, list[Any]] = {}  # finished rows as CSV cells, for self.cols
+        self.front_rows: dict[int, dict[str, Any]] = {}
+        self.me = {"host": socket.gethostname(), "pid": os.getpid()}
+
+    def start(self, study: optuna.Study, *, rewrite: bool) -> None:
+        """Write trials.csv afresh (header and every finished trial so far) when ``rewrite`` (the
+        process that opened the study, before its workers start) or when the file is missing or
+        has another header (another study in this folder, a torn or edited file)."""
+        path = self.out / "trials.csv"
+        if self.cols is None:
+            self.cols = _columns([_trial_row(t) for t in study.get_trials(deepcopy=False)])
+        if not rewrite and _header(path) == self.cols:
+            return
+        rows = sorted((_trial_row(t) for t in study.get_trials(deepcopy=False)
+                       if t.state.name in _FINISHED), key=lambda r: r["number"])
+        self._replace(path, [self._render(r) for r in rows])
 
     def __call__(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-        for t in study.get_trials(deepcopy=False):
-            if t.number in self.rows and self.rows[t.number]["state"] in _FINISHED:
+        trials = study.get_trials(deepcopy=False)  # Optuna numbers them 0..n-1, in order
+        recheck = [trials[n] for n in sorted(self.pending) if n < len(trials)]
+        fresh, self.seen = trials[self.seen:], len(trials)
+        mine: list[dict[str, Any]] = []
+        changed = False
+        for t in (*recheck, *fresh):
+            if t.state.name not in _FINISHED:
+                self.pending.add(t.number)
                 continue
+            self.pending.discard(t.number)
             row = _trial_row(t)
-            self.rows[t.number] = row
+            who = t.user_attrs.get(WORKER_ATTR)
+            if not who or who == self.me:
+                mine.append(row)
             if row["state"] == "COMPLETE" and row.get("feasible") is True:
-                self._add_to_front(t.number, row)
-        rows = [self.rows[n] for n in sorted(self.rows)]
-        cols = _columns(rows)
-        if cols != self.cols:  # a new column (first trial of a new layer param): re-render all
-            self.cols, self.rendered = cols, {}
-        lines = [self._render(r) for r in rows]
-        self._write(self.out / "trials.csv", cols, lines)
-        self._write(self.out / "pareto.csv", cols,
-                    [self._render(self.rows[n]) for n in sorted(self.front)])
+                changed |= self._add_to_front(t.number, row)
+        if self.cols is None:  # no `start` (a caller of its own): header from the first rows
+            self.cols = _columns(mine or [{}])
+        self._append(self.out / "trials.csv", mine)
+        if changed or not (self.out / "pareto.csv").exists():
+            self._replace(self.out / "pareto.csv",
+                          [self._render(self.front_rows[n]) for n in sorted(self.front)])
 
     def _render(self, row: Mapping[str, Any]) -> list[Any]:
-        n = row["number"]
-        if n in self.rendered:
-            return self.rendered[n]
-        line = ["" if (v := row.get(c)) is None or (isinstance(v, float) and math.isnan(v))
+        assert self.cols is not None
+        return ["" if (v := row.get(c)) is None or (isinstance(v, float) and math.isnan(v))
                 else v for c in self.cols]
-        if row["state"] in _FINISHED:
-            self.rendered[n] = line
-        return line
 
-    def _add_to_front(self, number: int, row: Mapping[str, Any]) -> None:
+    def _add_to_front(self, number: int, row: Mapping[str, Any]) -> bool:
+        """Add trial ``number`` to the front; True when the front changed."""
         try:
             cost = self.sign * np.array([float(row[o]) for o in self.objectives])
         except (KeyError, TypeError, ValueError):
-            return
+            return False
         if np.isnan(cost).any():
-            return
+            return False
         for c in self.front.values():
             if (c <= cost).all() and (c < cost).any():
-                return  # dominated by a member
+                return False  # dominated by a member
         for n in [n for n, c in self.front.items() if (cost <= c).all() and (cost < c).any()]:
             del self.front[n]
+            del self.front_rows[n]
         self.front[number] = cost
+        self.front_rows[number] = dict(row)
+        return True
 
-    @staticmethod
-    def _write(path: Path, cols: list[str], lines: Sequence[list[Any]]) -> None:
-        import csv
+    def _csv(self, lines: Sequence[list[Any]], header: bool) -> bytes:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        if header:
+            w.writerow(self.cols or [])
+        w.writerows(lines)
+        return buf.getvalue().encode("utf-8")
 
+    def _append(self, path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append ``rows`` in one write (creating the file with its header if it is missing)."""
+        if not path.exists():  # created whole by a hard link: no reader sees it headless
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(self._csv([], header=True))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
+        if not rows:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, self._csv([self._render(r) for r in rows], header=False))
+        finally:
+            os.close(fd)
+
+    def _replace(self, path: Path, lines: Sequence[list[Any]]) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with tmp.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(cols)
-            w.writerows(lines)
+        tmp.write_bytes(self._csv(lines, header=True))
         os.replace(tmp, path)
+
+
+def _header(path: Path) -> list[str] | None:
+    """The first row of the CSV file at ``path``; None when it is missing or unreadable."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return next(csv.reader(f), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
 
 
 def pareto_front(df: pd.DataFrame, objectives: Mapping[str, str] | Sequence[str]) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from typing import Any
 
 import optuna
 
+from dse.search.journal_check import repair_journal
 from dse.search.problem import PROBLEM_ATTR, WORKER_ATTR, Problem
 
 __all__ = ["SETTINGS_ATTRS", "check_storage", "make_storage"]
@@ -45,6 +46,7 @@ def make_storage(storage: str | None, out: str | Path | None, *,
         path = Path(out) / "study.journal"
         with _storage_errors(str(path)):
             path.parent.mkdir(parents=True, exist_ok=True)
+            repair_journal(path)  # a torn last record is dropped before anything is appended
             return _journal(path, fsync)
     if not isinstance(storage, str) or (not storage.startswith("journal:")
                                         and "://" not in storage):
@@ -52,7 +54,9 @@ def make_storage(storage: str | None, out: str | Path | None, *,
                          "URL (sqlite:///file.db, postgresql://user@host:port/db) or journal:PATH")
     with _storage_errors(storage):
         if storage.startswith("journal:"):
-            return _journal(Path(storage.removeprefix("journal:").removeprefix("//")), fsync)
+            path = Path(storage.removeprefix("journal:").removeprefix("//"))
+            repair_journal(path)
+            return _journal(path, fsync)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
@@ -91,6 +95,10 @@ def _storage_reason(e: BaseException, storage: str) -> str:
     """One line saying why, from the driver's own message (SQLAlchemy keeps it in ``orig``)."""
     if isinstance(e, ModuleNotFoundError):
         return f"its database driver is not installed ({e}); install it or use another URL"
+    if type(e).__name__ == "NoSuchModuleError":  # SQLAlchemy knows no such dialect
+        scheme = storage.split("://", 1)[0]
+        return (f"{scheme}:// is not a database SQLAlchemy knows; expected sqlite:///FILE, "
+                "postgresql://USER@HOST:PORT/DB, mysql://... or journal:PATH")
     if isinstance(e, OSError) and e.strerror:
         where = f" ({e.filename})" if e.filename else ""
         text = f"{e.strerror}{where}"
@@ -224,6 +232,11 @@ def _open_study(problem: Problem, storage: Any, study_name: str, resume: bool,
     with _storage_errors(url or "in-memory"):
         names = [s.study_name
                  for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        if study_name not in names and resume:
+            raise ValueError(f"cannot resume study {study_name!r}: it does not exist in "
+                             f"{_mask_url(url) or 'this storage'} (studies there: "
+                             f"{', '.join(map(repr, names)) or 'none'}); drop --resume to "
+                             "create it, or check --study / --out / --storage")
         if study_name not in names:
             study = optuna.create_study(study_name=study_name, storage=storage,
                                         directions=problem.directions)

@@ -62,10 +62,9 @@ def prepare_workload(model: str, recipe: str, out: Path, *, w_bits: int, a_bits:
     source = {"model": model, "recipe": recipe, "w_bits": w_bits, "a_bits": a_bits,
               "batch": batch, "sensitivity": sensitivity, "seed": seed}
     wl_path, acc_path, src_path = out / "workload.json", out / "accuracy.json", out / "source.json"
-    if src_path.exists() and wl_path.exists() and acc_path.exists() \
-            and json.loads(src_path.read_text()) == source:
-        log.info("reusing the cached workload in %s", wl_path)
-        return _Workload.load(wl_path), ProxyAccuracy.from_dict(json.loads(acc_path.read_text()))
+    cached = _load_cached(source, src_path, wl_path, acc_path)
+    if cached is not None:
+        return cached
     import torch
 
     import quant
@@ -90,6 +89,33 @@ def prepare_workload(model: str, recipe: str, out: Path, *, w_bits: int, a_bits:
     tmp = acc_path.with_name(acc_path.name + ".tmp")
     tmp.write_text(json.dumps(proxy.to_dict()))
     tmp.replace(acc_path)
-    src_path.write_text(json.dumps(source))
+    tmp = src_path.with_name(src_path.name + ".tmp")
+    tmp.write_text(json.dumps(source))
+    tmp.replace(src_path)  # written last: it vouches for the two files before it
+    return wl, proxy
+
+
+def _load_cached(source: dict[str, Any], src_path: Path, wl_path: Path, acc_path: Path
+                 ) -> tuple[Workload, AccuracyModel] | None:
+    """The cached workload and proxy when ``source.json`` matches ``source``; None when absent or
+    of another source; None with a warning when a file is unreadable (truncated by a crash or a
+    full disk, edited): the caller extracts again, as a study re-traces a corrupt cache entry."""
+    from dse.search.accuracy import ProxyAccuracy
+
+    if not (src_path.exists() and wl_path.exists() and acc_path.exists()):
+        return None
+    path = src_path
+    try:
+        if json.loads(src_path.read_text()) != source:
+            return None
+        path = wl_path
+        wl = _Workload.load(wl_path)
+        path = acc_path
+        proxy = ProxyAccuracy.from_dict(json.loads(acc_path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        log.warning("%s is unreadable (%s: %s); extracting the workload again", path,
+                    type(e).__name__, " ".join(str(e).split())[:120])
+        return None
+    log.info("reusing the cached workload in %s", wl_path)
     return wl, proxy
 
