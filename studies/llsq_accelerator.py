@@ -113,6 +113,10 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         table = table.assign(area_ratio=table["area_mm2"] / by.at[8, "area_mm2"],
                              power_ratio=table["power_mw"] / by.at[8, "power_mw"],
                              paper_power_ratio=table["paper_power_mw"] / PAPER[8][1])
+    dyn = table.set_index("bits")[["power_mac_mw", "power_sram_mw"]].sum(axis=1)
+    no_leak = (" Without leakage the ratios would be "
+               + ", ".join(f"{dyn[b] / dyn[8]:.2f} ({b}-bit)" for b in dyn.index if b != 8)
+               + "." if 8 in dyn.index and len(dyn) > 1 else "")
     parts = "; ".join(
         f"{b}-bit: MACs {by.at[b, 'power_mac_mw']:.1f}, SRAM {by.at[b, 'power_sram_mw']:.1f}, "
         f"leakage {by.at[b, 'power_leakage_mw']:.1f} mW" for b in by.index)
@@ -134,8 +138,9 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         "16-bit accumulator adder every MAC pays (LLSQ keeps 16-bit accumulators at every "
         "precision) and leakage, which follows the area (itself nearly linear in bits with a "
         "large constant). The multiplier (~w*a) and the SRAM traffic (~bits) fall as the paper's "
-        "do. A synthesised chip also loses switching activity in the accumulator's upper bits "
-        "when the products are narrow; a per-access energy model has no activity factor. The "
+        f"do.{no_leak} A synthesised chip also loses switching activity in the "
+        "accumulator's upper bits when the products are narrow; a per-access energy model has "
+        "no activity factor. The "
         "absolute power at 8 bits is low because Horowitz's energies are bare arithmetic and "
         "SRAM arrays, without the pipeline registers, clock tree and wiring of a synthesised "
         "systolic array.")
