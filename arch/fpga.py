@@ -70,7 +70,8 @@ class FpgaDevice:
 
     ``luts``, ``dsps``: CLB LUTs and DSP slices; ``bram36_blocks``, ``uram_blocks``: 36 Kb block
     RAMs and 288 Kb UltraRAMs; ``clock_mhz``: the clock the accelerator runs at; ``dram_gbps``: the
-    board's DRAM bandwidth (GB/s); ``node_nm``: the process (one of `arch.tech.TECHNOLOGIES`).
+    board's DRAM bandwidth (GB/s, all ``dram_channels`` together); ``node_nm``: the process (one
+    of `arch.tech.TECHNOLOGIES`).
     """
 
     name: str
@@ -81,6 +82,7 @@ class FpgaDevice:
     clock_mhz: float
     dram_gbps: float
     node_nm: float
+    dram_channels: int = 1
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -90,6 +92,9 @@ class FpgaDevice:
             if not _count(getattr(self, f)):
                 problems.append(f"{f}={getattr(self, f)!r} is not allowed; expected an integer "
                                 ">= 0")
+        if not _count(self.dram_channels) or self.dram_channels < 1:
+            problems.append(f"dram_channels={self.dram_channels!r} is not allowed; expected an "
+                            "integer >= 1")
         for f in ("clock_mhz", "dram_gbps"):
             if not _number(getattr(self, f)) or getattr(self, f) <= 0:
                 problems.append(f"{f}={getattr(self, f)!r} is not allowed; expected a finite "
@@ -217,9 +222,10 @@ class FpgaDesign:
     def accelerator(self, mac_bits: int | tuple[int, int], *, dram_gbps: float | None = None,
                     **overrides: Any) -> Accelerator:
         """The `Accelerator` the simulator runs: ``resources(mac_bits)``'s arrays as cores, the
-        device clock, its on-chip memory split evenly per array, the board's DRAM (or
-        ``dram_gbps``), output-stationary, fixed-precision MACs (layers above them run
-        bit-serially). ``overrides`` set any other Accelerator field except the sized ones."""
+        device clock, its on-chip memory split evenly per array, the board's DRAM channels (at
+        ``dram_gbps`` in all if given), output-stationary, fixed-precision MACs (layers above
+        them run bit-serially). ``overrides`` set any other Accelerator field except the sized
+        ones."""
         sized = {"cores", "rows", "cols", "mac_bits", "sram_kib", "freq_ghz"}
         bad = sorted(sized & set(overrides))
         if bad:
@@ -232,6 +238,7 @@ class FpgaDesign:
             "freq_ghz": self.device.clock_mhz / 1e3,
             "sram_kib": self.device.on_chip_kib / res["arrays"],
             "dram_gbps": self.device.dram_gbps if dram_gbps is None else dram_gbps,
+            "dram_channels": self.device.dram_channels,
             "dataflow": "os", "acc_bits": 32, "high_precision": "bit_serial",
             "node_nm": self.device.node_nm, "name": f"{self.device.name}-{_label(bits).lower()}",
         }

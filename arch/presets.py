@@ -203,9 +203,11 @@ VU9P_CLOCK_MHZ = 250.0
 """Accelerator clock. The default kernel clock of the AWS EC2 F1 shell, the public VU9P board
 (clock recipe A0: 250 MHz; recalled, unverified). Quantization Networks (CVPR 2019) names only the
 device; the same clock is used at every precision."""
-VU9P_DRAM_GBPS = 4 * 2133e6 * 8 / 1e9
-"""Board DRAM, GB/s: four 64-bit DDR4-2133 channels = 68.3 GB/s (AWS EC2 F1: four DDR4 channels of
-16 GiB beside each VU9P; the speed grade is recalled, unverified)."""
+VU9P_DRAM_CHANNELS = 4
+"""DDR4 channels on the board (AWS EC2 F1: four DDR4 channels of 16 GiB beside each VU9P)."""
+VU9P_DRAM_GBPS = VU9P_DRAM_CHANNELS * 2133e6 * 8 / 1e9
+"""Board DRAM, GB/s: four 64-bit DDR4-2133 channels = 68.3 GB/s (the speed grade is recalled,
+unverified); addresses interleave over the channels (the Accelerator default)."""
 VU9P_NODE_NM = 16.0
 """UltraScale+ devices are built in TSMC 16 nm FinFET (16FF+)."""
 VU9P_UTILIZATION = 0.7
@@ -239,7 +241,8 @@ def vu9p_design(**overrides: Any) -> FpgaDesign:
     field, e.g. ``utilization=0.8`` for a sensitivity run)."""
     device = FpgaDevice(name="vu9p", luts=VU9P_LUTS, dsps=VU9P_DSPS, bram36_blocks=VU9P_BRAM36,
                         uram_blocks=VU9P_URAM, clock_mhz=VU9P_CLOCK_MHZ,
-                        dram_gbps=VU9P_DRAM_GBPS, node_nm=VU9P_NODE_NM)
+                        dram_gbps=VU9P_DRAM_GBPS, node_nm=VU9P_NODE_NM,
+                        dram_channels=VU9P_DRAM_CHANNELS)
     fields: dict[str, Any] = {"device": device, "mac_costs": VU9P_MAC_COSTS,
                               "utilization": VU9P_UTILIZATION, "cols": VU9P_COLS,
                               "max_rows": VU9P_MAX_ROWS}

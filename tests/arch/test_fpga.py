@@ -106,6 +106,7 @@ def test_cost_that_leaves_no_mac_names_field_value_and_limit() -> None:
     ({"dram_gbps": math.inf}, "dram_gbps=inf is not allowed"),
     ({"node_nm": 12.0}, "node_nm=12.0 is not allowed; expected one of"),
     ({"name": ""}, "name='' is not allowed"),
+    ({"dram_channels": 0}, "dram_channels=0 is not allowed; expected an integer >= 1"),
 ])
 def test_device_validation(kw: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
@@ -141,6 +142,8 @@ def test_vu9p_datasheet_and_board() -> None:
     # the datasheet's 75.9 Mb of block RAM and 270 Mb of UltraRAM (Mb = 2^20 bits)
     assert dev.on_chip_kib * 1024 * 8 / 2**20 == pytest.approx(75.9 + 270.0, abs=0.05)
     assert dev.dram_gbps == pytest.approx(68.256)
+    assert dev.dram_channels == 4
+    assert presets.vu9p(1).dram_channels == 4
 
 
 @pytest.mark.parametrize(("bits", "binding", "luts_per_mac", "dsps_per_mac"),
