@@ -18,6 +18,7 @@ from arch.energy import EnergyModel, chip_power_w, default_energy_model
 from arch.fpga import FpgaDesign, FpgaDevice, MacCost
 from arch.io import from_dict, load, save, to_dict
 from arch.presets import llsq40nm, sysml19, sysml19_area_budget, vu9p
+from arch.scalesim_cfg import from_scalesim
 from arch.spec import DATAFLOWS, HIGH_PRECISION_MODELS, PEAK_SCALINGS, Accelerator
 from arch.tech import TECHNOLOGIES, Technology, technology
 
@@ -39,6 +40,7 @@ __all__ = [
     "core_area_mm2",
     "default_energy_model",
     "from_dict",
+    "from_scalesim",
     "io",
     "iso_area_cores",
     "llsq40nm",

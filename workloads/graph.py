@@ -397,6 +397,13 @@ class Workload:
         tmp.write_text(json.dumps(self.to_json(), indent=1))
         tmp.replace(path)
 
+    def to_scalesim(self, path: str | Path, *, format: str = "conv") -> Path:
+        """Write the compute layers as a SCALE-Sim topology CSV ("conv" or "gemm" format); see
+        `workloads.scalesim_io.to_scalesim`."""
+        from workloads.scalesim_io import to_scalesim
+
+        return to_scalesim(self, path, format=format)
+
     @classmethod
     def load(cls, path: str | Path) -> Workload:
         return cls.from_json(json.loads(Path(path).read_text()))
