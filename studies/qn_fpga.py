@@ -14,6 +14,7 @@ channels. Time = simulated latency of a batch; space = weight bits (the model's 
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -75,6 +76,7 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
                                first_last_bits=w if w == a else None, cache_dir=ctx.cache_dir)
     acc = presets.vu9p((w, a))
     row = pipeline.simulate_row(wl, acc, batch=point["batch"])
+    row["area_mm2"] = math.nan  # an FPGA spends LUTs and DSPs (the fpga_* columns), not mm^2
     res = presets.vu9p_design().resources((w, a))
     row.update({f"fpga_{k}": v for k, v in res.items() if k not in ("mac_w_bits", "mac_a_bits")})
     row["weight_bits"] = int(sum(lay.weight_elems * lay.w_bits for lay in wl.compute_layers()))
