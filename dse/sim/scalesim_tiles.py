@@ -206,8 +206,8 @@ class _Buffer:
 
 
 class _Window:
-    """The circular window of active lines; `need` moves it forward until ``line`` is inside and
-    returns the lines at which each move was triggered (read_buffer.service_reads)."""
+    """The circular window of active lines (read_buffer.active_buffer_set_limits): it starts at
+    line 0 and only moves forward, ``step`` lines at a time (read_buffer.new_prefetch)."""
 
     __slots__ = ("active", "n", "start", "step")
 
@@ -283,19 +283,22 @@ def _row_points(op: _Operand, win: _Window, block: int, r0: int, r1: int,
 def _operands(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, if_words: int,
               f_words: int, bw: int, repeats: bool) -> tuple[_Operand, _Operand]:
     """The ifmap and filter prefetch layouts of systolic_compute_{os,ws,is}.py."""
-    fr, fc = _ceil_div, _ceil_div
+    def blocks(dim: int, width: int) -> tuple[int, int]:  # (block count, valid width of the last)
+        b = _ceil_div(dim, width)
+        return b, dim - (b - 1) * width
+
     if dataflow == "os":
-        lay_i = _Layout(fr(m, rows), k, rows, m - (fr(m, rows) - 1) * rows, True)
-        lay_f = _Layout(fc(n, cols), k, cols, n - (fc(n, cols) - 1) * cols, True)
+        lay_i = _Layout(blocks(m, rows)[0], k, rows, blocks(m, rows)[1], True)
+        lay_f = _Layout(blocks(n, cols)[0], k, cols, blocks(n, cols)[1], True)
         return (_Operand(_Buffer(if_words, lay_i, bw), True, 0),
                 _Operand(_Buffer(f_words, lay_f, bw), True, 0))
     if dataflow == "ws":
-        lay_i = _Layout(fr(k, rows), m, rows, k - (fr(k, rows) - 1) * rows, True)
-        lay_f = _Layout(fc(n, cols), k, cols, n - (fc(n, cols) - 1) * cols, False)
+        lay_i = _Layout(blocks(k, rows)[0], m, rows, blocks(k, rows)[1], True)
+        lay_f = _Layout(blocks(n, cols)[0], k, cols, blocks(n, cols)[1], False)
         return (_Operand(_Buffer(if_words, lay_i, bw), True, rows),
                 _Operand(_Buffer(f_words, lay_f, bw), False, 0))
-    lay_i = _Layout(fc(m, cols), k, cols, m - (fc(m, cols) - 1) * cols, False)
-    lay_f = _Layout(fr(k, rows), n, rows, k - (fr(k, rows) - 1) * rows, True)
+    lay_i = _Layout(blocks(m, cols)[0], k, cols, blocks(m, cols)[1], False)
+    lay_f = _Layout(blocks(k, rows)[0], n, rows, blocks(k, rows)[1], True)
     return (_Operand(_Buffer(if_words, lay_i, bw), False, 0, repeats),
             _Operand(_Buffer(f_words, lay_f, bw), True, rows))
 
@@ -325,10 +328,8 @@ def _walk(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, ops: tupl
                 events += [(cyc, which, kk) for cyc, kk in pts]
             for cyc, which, kk in sorted(events):
                 yield base + cyc, kk if which == 0 else 0, kk if which == 1 else 0, 0
-            # outputs leave during the fold's last R+C-1 (OS) or T+C-1 (WS, IS) cycles
             out = ru * cu if dataflow == "os" else shape.t * cu
-            span = rows + cols - 1 if dataflow == "os" else shape.t + cols - 1
-            yield base + cpf - span, 0, 0, out
+            yield base + cpf - _output_span(rows, cols, dataflow, shape.t), 0, 0, out
             fold += 1
 
 
@@ -351,6 +352,8 @@ def dram_traffic_words(m: int, n: int, k: int, *, rows: int, cols: int, dataflow
 # -- tiles ----------------------------------------------------------------------------------------
 
 def _output_span(rows: int, cols: int, dataflow: str, t: int) -> int:
+    """A fold's outputs leave in its last R+C-1 (OS) or T+C-1 (WS, IS) cycles (the skewed
+    create_ofmap_demand_mat after its idle prefix)."""
     return rows + cols - 1 if dataflow == "os" else t + cols - 1
 
 
