@@ -87,6 +87,14 @@ def test_accelerator_carries_the_device() -> None:
         d.accelerator(1, cores=3)
 
 
+def test_a_dsp_only_device_and_design() -> None:
+    dev = dataclasses.replace(DEV, luts=0)
+    r = FpgaDesign(dev, (((16, 16), MacCost(0.0, 1.0)),), 1.0).resources(16)
+    assert (r["macs_affordable"], r["binding"], r["lut_fraction"]) == (100, "dsps", 0.0)
+    with pytest.raises(ValueError, match=r"mac_costs\[W1A1\]\.luts=2\.5 .* leaves no MAC"):
+        FpgaDesign(dev, COSTS).resources(1)
+
+
 def test_precision_without_a_cost_names_the_allowed_ones() -> None:
     with pytest.raises(ValueError, match=r"mac_bits=4 is not allowed; the toy design has a MAC "
                                          r"cost for W1A1, W8A8, W32A32"):
