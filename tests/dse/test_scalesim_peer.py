@@ -111,8 +111,7 @@ def replay_scalesim_stalls(tiles: tuple[Tile, ...], *, bw: int, move_words: tupl
 
 def _rows(name: str) -> list[dict[str, str]]:
     path = GOLDEN / f"{name}.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not recorded; run benchmarks/scalesim_reference.py --set {name}")
+    assert path.exists(), f"{path} is missing; benchmarks/scalesim_reference.py --set {name}"
     with path.open() as f:
         return list(csv.DictReader(f))
 
