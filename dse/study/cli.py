@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from dse.cli import (
     EXIT_BAD_INPUT,
     CliParser,
+    check_jobs,
     check_writable,
     parse_bandwidths,
     run_cli,
@@ -57,13 +58,18 @@ def run_study_cli(study: ModuleType, params: dict[str, Any], args: argparse.Name
     progress bar (unless ``--quiet``) and the command line recorded in the report."""
     from dse.study.runner import run_study
 
-    if args.jobs < 1:
-        raise ValueError(f"--jobs={args.jobs} is not allowed; expected an integer >= 1")
+    check_jobs(args.jobs)
     check_writable(out)
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    return run_study(study, params=params, out=out, jobs=args.jobs, formats=formats,
-                     progress=not args.quiet, use_cache=not args.no_cache,
-                     command=" ".join([prog, *(sys.argv[1:] if argv is None else argv)]))
+    fresh = not out.exists()
+    try:
+        return run_study(study, params=params, out=out, jobs=args.jobs, formats=formats,
+                         progress=not args.quiet, use_cache=not args.no_cache,
+                         command=" ".join([prog, *(sys.argv[1:] if argv is None else argv)]))
+    except ValueError:  # bad input found by a design point: leave nothing behind
+        if fresh:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def parse_value(text: str) -> Any:

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import multiprocessing
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ _PRESENTATION = frozenset({
     "dse/search/__init__.py", "dse/search/__main__.py", "dse/search/cli.py",
     "dse/search/driver.py", "dse/search/objective.py", "dse/search/problem.py",
     "dse/search/reports.py", "dse/search/storage.py", "dse/search/workload.py",
+    "dse/search/journal_check.py",
 })
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,12 +167,44 @@ def _evaluate(module_name: str, point: dict[str, Any], ctx: Context
     return rows, time.perf_counter() - t0
 
 
+def _rows_digest(rows: Any) -> str:
+    """Checksum of a cache entry's rows (sha256 of their canonical JSON)."""
+    return hashlib.sha256(_canonical(rows).encode()).hexdigest()
+
+
 def _load_cached(path: Path) -> list[dict[str, Any]] | None:
+    """The rows cached at ``path``; None when missing, and None with a warning when unreadable
+    (torn by a crash, edited) or when the rows do not match their checksum: recompute."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return list(data["rows"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # missing or corrupt (e.g. a crash mid-write of an older version): recompute
+        rows, digest = list(data["rows"]), data.get("rows_sha256")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        log.warning("%s is unreadable (%s); recomputing its design point", path, type(e).__name__)
+        return None
+    if digest != _rows_digest(rows):
+        log.warning("%s: its rows do not match their checksum (%s); recomputing its design point",
+                    path, "none stored" if digest is None else "edited or corrupt")
+        return None
+    return rows
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Pool worker set-up: die with the parent, even by SIGKILL (Linux PR_SET_PDEATHSIG; checked
+    once more after the call in case the parent died first), and on Ctrl-C exit at once without
+    a traceback - the parent reports the interruption in one line."""
+    import ctypes
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: workers finish their point
+        return
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
@@ -220,7 +254,8 @@ def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
             atomic_write_text(point_dir / f"{keys[i]}.json",
                               json.dumps({"study": study.NAME, "point": points[i],
                                           "fingerprint": fingerprint, "elapsed_s": seconds,
-                                          "rows": rows}, default=_json_default))
+                                          "rows": rows, "rows_sha256": _rows_digest(rows)},
+                                         default=_json_default))
         bar.set_postfix_str(_label(points[i]), refresh=False)
         bar.update(1)
 
@@ -233,7 +268,9 @@ def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
                 finish(i, *_evaluate(study.__name__, points[i], ctx))
         else:
             mp = multiprocessing.get_context("spawn")  # torch is not fork-safe after threads start
-            with cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=mp) as pool:
+            with cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=mp,
+                                        initializer=_worker_init,
+                                        initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(_evaluate, study.__name__, points[i], ctx): i for i in todo}
                 for fut in cf.as_completed(futures):
                     finish(futures[fut], *fut.result())

@@ -77,6 +77,16 @@ def _mac_bits(text: str | None) -> tuple[int, int] | None:
     return (bits[0], bits[1])
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """The integer flags, named as the user typed them (the study would name its parameters)."""
+    for flag, value, lo, hi in (("--w-bits", args.w_bits, 1, 32), ("--a-bits", args.a_bits, 1, 32),
+                                ("--first-last-bits", args.first_last_bits, 1, 32),
+                                ("--width", args.width, 1, 64),
+                                ("--batch", args.batch, 1, 1 << 20)):
+        if value is not None and not lo <= value <= hi:
+            raise ValueError(f"{flag}={value} is not allowed; expected an integer in {lo}..{hi}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
     return run_cli(lambda: _main(argv), argv)
@@ -84,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _build_parser().parse_args(argv)
+    _check_flags(args)
     from dse.study import registry
 
     study = registry.get("bandwidth_area_sweep")  # a study of `studies`: found by name (layers)
