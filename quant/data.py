@@ -27,6 +27,7 @@ __all__ = [
     "CIFAR10_STD",
     "DATASETS",
     "ImageDataset",
+    "carve_validation",
     "cifar10",
     "digits",
     "load",
@@ -36,7 +37,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "fit", "val")
+VAL_FRACTION = 0.2
+"""Share of the training split held out as ``"val"`` (``"fit"`` is the rest)."""
+VAL_SEED = 12_345
 DATASETS = ("digits", "cifar10", "synthetic")
 # Per-channel statistics of the 50 000 CIFAR-10 training images (the usual published values).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -91,9 +95,10 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 f"classes={self.num_classes}, augment={self.transform is not None})")
 
 
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split: {split!r} is not allowed; use one of {', '.join(SPLITS)}")
+def _check_split(split: str, allowed: Sequence[str] = ("train", "test")) -> None:
+    if split not in allowed:
+        raise ValueError(f"split: {split!r} is not allowed; use one of {', '.join(allowed)}"
+                         + (" (fit/val: through quant.data.load)" if split in SPLITS else ""))
 
 
 def digits(split: str = "train", seed: int = 0, *, test_fraction: float = 0.2) -> ImageDataset:
@@ -248,9 +253,32 @@ def synthetic(n: int, shape: Sequence[int] = (1, 8, 8), classes: int = 10, seed:
     return ImageDataset(images, labels, classes, name=f"synthetic-{split}")
 
 
+def carve_validation(train: ImageDataset, split: str) -> ImageDataset:
+    """``"fit"`` (80 %) or ``"val"`` (20 %) of a training split: a fixed, class-stratified
+    shuffle (seed ``VAL_SEED``), so hyperparameters are chosen without the test split."""
+    if split not in ("fit", "val"):
+        raise ValueError(f"split: {split!r} is not allowed here; use fit or val")
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(train))
+    fit_idx, val_idx = train_test_split(index, test_size=VAL_FRACTION, random_state=VAL_SEED,
+                                        stratify=train.targets.numpy())
+    chosen = torch.from_numpy(np.sort(fit_idx if split == "fit" else val_idx))
+    return ImageDataset(train.images[chosen], train.targets[chosen], train.num_classes,
+                        transform=train.transform if split == "fit" else None,
+                        name=f"{train.name}-{split}")
+
+
 def load(name: str, split: str, *, seed: int = 0, root: str | Path | None = None,
          augment: bool = False, shape: Sequence[int] = (1, 8, 8), n: int = 1000) -> ImageDataset:
-    """Dispatch by dataset name (``digits``, ``cifar10``, ``synthetic``) - what the trainer uses."""
+    """Dispatch by dataset name (``digits``, ``cifar10``, ``synthetic``) - what the trainer uses.
+
+    ``split`` is ``train``/``test``, or ``fit``/``val``: the training split without / with only
+    its held-out validation fifth (:func:`carve_validation`)."""
+    _check_split(split, SPLITS)
+    if split in ("fit", "val"):
+        return carve_validation(load(name, "train", seed=seed, root=root, augment=augment,
+                                     shape=shape, n=n), split)
     if name == "digits":
         return digits(split, seed)
     if name == "cifar10":

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from quant.methods.base import Quantizer
+from quant.procedure import Phase
 
 __all__ = [
     "after_backward",
@@ -33,6 +34,7 @@ __all__ = [
     "param_groups",
     "quantizers",
     "regularization_loss",
+    "set_phase",
 ]
 
 _GROUPS = ("weights", "clip", "scale")
@@ -163,3 +165,39 @@ def param_groups(
         groups.append({"name": "clip_l2_in_loss", "params": clip_in_loss, "lr": lr,
                        "weight_decay": 0.0})
     return groups
+
+
+def _weight_and_act_quantizers(model: nn.Module) -> tuple[list[Quantizer], list[Quantizer]]:
+    """(weight quantizers, activation quantizers): a layer's ``weight_quantizer`` is a weight
+    quantizer; its ``input_quantizer`` and a ``QuantAct``'s ``quantizer`` are activation ones."""
+    weights: list[Quantizer] = []
+    acts: list[Quantizer] = []
+    for m in model.modules():
+        wq = getattr(m, "weight_quantizer", None)
+        if isinstance(wq, Quantizer):
+            weights.append(wq)
+        for slot in ("input_quantizer", "quantizer"):
+            q = getattr(m, slot, None)
+            if isinstance(q, Quantizer):
+                acts.append(q)
+    return weights, acts
+
+
+def set_phase(model: nn.Module, phase: Phase) -> None:
+    """Switch quantizers on or off and (un)freeze their parameters as ``phase`` says.
+
+    A disabled weight quantizer leaves the latent weights in use; a disabled activation
+    quantizer leaves the ReLU (Quantization Networks Sec. 4.1, phase 1: "we disable the
+    activation quantization and only train the quantization of the weights"). Frozen
+    quantizer parameters get ``requires_grad=False`` (build the optimizer before the first
+    call: :func:`param_groups` skips frozen parameters). Buffers are not touched.
+    """
+    if not isinstance(phase, Phase):
+        raise ValueError(f"phase={phase!r} must be a quant.procedure.Phase")
+    weights, acts = _weight_and_act_quantizers(model)
+    for qs, on, train in ((weights, phase.quantize_weights, phase.train_weight_quantizers),
+                          (acts, phase.quantize_acts, phase.train_act_quantizers)):
+        for q in qs:
+            q.enabled = on
+            for p in q.parameters(recurse=False):
+                p.requires_grad_(train)

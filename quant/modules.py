@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from quant.methods.base import Quantizer
@@ -58,7 +59,8 @@ class _QuantWeightLayer:
     def quantized_weight(self) -> Tensor:
         """The fake-quantized weight used in the forward pass."""
         w: Tensor = self.weight  # type: ignore[attr-defined]
-        return w if self.weight_quantizer is None else self.weight_quantizer(w)
+        q = self.weight_quantizer
+        return w if q is None or not q.enabled else q(w)
 
 
 class QuantConv2d(_QuantWeightLayer, nn.Conv2d):
@@ -104,7 +106,7 @@ class QuantConv2d(_QuantWeightLayer, nn.Conv2d):
         return q
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.input_quantizer is not None:
+        if self.input_quantizer is not None and self.input_quantizer.enabled:
             x = self.input_quantizer(x)
         return self._conv_forward(x, self.quantized_weight(), self.bias)
 
@@ -145,7 +147,7 @@ class QuantLinear(_QuantWeightLayer, nn.Linear):
         return q
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.input_quantizer is not None:
+        if self.input_quantizer is not None and self.input_quantizer.enabled:
             x = self.input_quantizer(x)
         return nn.functional.linear(x, self.quantized_weight(), self.bias)
 
@@ -179,6 +181,8 @@ class QuantAct(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.pre is not None:
             x = self.pre(x)
+        if not self.quantizer.enabled:  # a phase before activation quantization starts
+            return x if self.pre is not None else torch.relu(x)
         return self.quantizer(x)
 
 

@@ -25,14 +25,22 @@ wrpn                    WRPN                WRPN                relu       fp   
 
 Bits equal to 32 mean "leave that tensor in full precision": ``quantize(m, "pact_sawb",
 w_bits=32, a_bits=2)`` is Table 3's W32-Ap2 row. For ``crelu_binary`` ``w_bits`` is the number
-m of binary levels. WRPN's 2x widening is the model's business (``workloads.zoo.get(name,
-width=2)``); ``wrpn`` rescales each quantized layer's latent weights once onto its scale-free
-grid (``Recipe.rescale_weights``, see quant/methods/wrpn.py).
+m of binary levels. ``pact_sawb_fpsc`` keeps the shortcut convs' weights AND inputs in full
+precision (PACT-SAWB Sec. 5): a ReLU that feeds a shortcut stays a ReLU and its PACT quantizer
+moves to the inputs of the other layers reading it.
+
+Every recipe also carries its training procedure (``Recipe.procedure``, quant/procedure.py):
+optimizer, learning rate, weight and clip decay, phases, gradient clipping and the network
+WIDTH. ``quantize`` works on the model it is given; WRPN's 2x-wide network is built from the
+procedure (``workloads.zoo.get(name, width=get_recipe("wrpn").procedure.width)``, as
+``quant.train`` does), and ``wrpn`` rescales each quantized layer's latent weights once onto
+its scale-free grid (``Recipe.rescale_weights``, see quant/methods/wrpn.py).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import logging
 from collections.abc import Mapping
@@ -44,6 +52,7 @@ from torch import nn
 
 from quant.methods.base import Quantizer
 from quant.modules import QuantAct, QuantConv2d, QuantLinear
+from quant.procedure import PROCEDURES, Procedure
 
 __all__ = ["FP_BITS", "MethodSpec", "Recipe", "get_recipe", "quantize", "recipes"]
 
@@ -108,6 +117,11 @@ class Recipe:
             once, by that quantizer's ``weight_gain(w)``, for a fixed grid without a scale
             factor (WRPN: its grid only covers weights in [-1, 1]; a BN after the conv absorbs
             the gain, see quant/methods/wrpn.py).
+        fp_shortcut_inputs: shortcut convs read the full-precision activation (PACT-SAWB
+            Sec. 5, "-fpsc"): an activation quantizer whose output feeds a shortcut moves to
+            the inputs of its other consumers, so the shortcut sees the unquantized ReLU.
+        procedure: how the recipe is trained (:mod:`quant.procedure`): optimizer, learning
+            rate, weight and clip decay, phases, gradient clipping, width.
     """
 
     name: str
@@ -120,6 +134,8 @@ class Recipe:
     first_input: tuple[tuple[str, Any], ...] | None = None
     shortcut_bits: int | None = None
     rescale_weights: bool = False
+    fp_shortcut_inputs: bool = False
+    procedure: Procedure = PROCEDURES["fp32"]
 
 
 _PACT = MethodSpec("quant.methods.pact", "PACT")
@@ -128,7 +144,7 @@ _LLSQ_W = MethodSpec("quant.methods.llsq", "LLSQWeightQuantizer")
 _LLSQ_A = MethodSpec("quant.methods.llsq", "LLSQActQuantizer")
 
 _RECIPES: dict[str, Recipe] = {
-    r.name: r
+    r.name: dataclasses.replace(r, procedure=PROCEDURES[r.name])
     for r in (
         Recipe("fp32", "full precision (deep copy, nothing quantized)"),
         Recipe("pact", "PACT activations, full-precision weights (Table 3 W32-Ap)", act=_PACT),
@@ -136,7 +152,7 @@ _RECIPES: dict[str, Recipe] = {
                weight=_SAWB),
         Recipe("pact_sawb", "PACT activations + SAWB weights", weight=_SAWB, act=_PACT),
         Recipe("pact_sawb_fpsc", "PACT + SAWB with full-precision shortcuts (Section 5)",
-               weight=_SAWB, act=_PACT, shortcut_bits=FP_BITS),
+               weight=_SAWB, act=_PACT, shortcut_bits=FP_BITS, fp_shortcut_inputs=True),
         Recipe("lsq", "LSQ weights and conv/linear inputs; first/last layers 8-bit (Sec. 3)",
                weight=MethodSpec("quant.methods.lsq", "LSQWeightQuantizer"),
                act=MethodSpec("quant.methods.lsq", "LSQActQuantizer", (("signed", None),)),
@@ -153,7 +169,9 @@ _RECIPES: dict[str, Recipe] = {
         Recipe("crelu_binary", "m-level binary weights (m = w_bits) + CReLU activations",
                weight=MethodSpec("quant.methods.crelu", "MultiLevelBinaryWeightQuantizer",
                                  bits_kw="levels"),
-               act=MethodSpec("quant.methods.crelu", "CReLUActQuantizer")),
+               # lambda of Eq. 3 goes through the optimizer's clip group (procedure.clip_decay)
+               act=MethodSpec("quant.methods.crelu", "CReLUActQuantizer",
+                              (("alpha_decay", 0.0),))),
         Recipe("dorefa", "DoReFa weights (tanh) and activations (clip [0, 1])",
                weight=MethodSpec("quant.methods.dorefa", "DoReFaWeightQuantizer"),
                act=MethodSpec("quant.methods.dorefa", "DoReFaActQuantizer")),
@@ -317,6 +335,11 @@ def quantize(
     p0 = next(q.parameters(), None)
     device = None if p0 is None else p0.device
 
+    shortcuts = [n for n in compute if any(k in n for k in SHORTCUT_KEYS)]
+    # traced while q is still the float model (its layers are fx leaves)
+    moved = _consumers_of_shortcut_inputs(q, acts, compute) \
+        if r.fp_shortcut_inputs and r.act is not None and shortcuts else {}
+
     # ---- conv / linear layers ---------------------------------------------------------------
     for name in compute:
         role = "first_last" if name in (first, last) else (
@@ -349,9 +372,53 @@ def quantize(
             if bits == FP_BITS:
                 continue
             relu = q.get_submodule(name)
+            if name in moved:
+                # Sec. 5 "-fpsc": the shortcut reads this ReLU's full-precision output; every
+                # other reader quantizes its own input instead (same method and bits).
+                for reader in moved[name]:
+                    iq = _build(r.act, bits, recipe, f"a_bits of {name!r}",
+                                exception=name in ovr, **akw)
+                    layer = q.get_submodule(reader)
+                    layer.input_quantizer = iq.to(layer.weight.device) \
+                        if not layer.weight.is_meta else iq
+                continue
             aq = _build(r.act, bits, recipe, f"a_bits of {name!r}", exception=name in ovr,
                         **akw)
             if device is not None:
                 aq.to(device)
             _set_module(q, name, QuantAct(aq, pre=relu if r.keep_relu else None))
     return q
+
+
+def _consumers_of_shortcut_inputs(model: nn.Module, acts: list[str],
+                                  compute: list[str]) -> dict[str, list[str]]:
+    """``{activation name: its non-shortcut reader layers}`` for every activation module whose
+    output a shortcut conv reads (found with a torch.fx trace of ``model``).
+
+    Raises ValueError when the model cannot be traced, or when such an activation also feeds
+    something other than a conv/linear (its quantizer would have nowhere to go)."""
+    import torch.fx
+
+    try:
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception as err:  # fx raises many types (TraceError, TypeError, ...)
+        raise ValueError(f"full-precision shortcut inputs need a torch.fx-traceable model to "
+                         f"find what each ReLU feeds; tracing failed: {err}") from err
+    act_set, compute_set = set(acts), set(compute)
+    out: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        if node.op != "call_module" or node.target not in act_set:
+            continue
+        readers = [u.target if u.op == "call_module" else u.name for u in node.users]
+        if not any(isinstance(t, str) and any(k in t for k in SHORTCUT_KEYS)
+                   and t in compute_set for t in readers):
+            continue
+        others = [t for t in readers if not (any(k in t for k in SHORTCUT_KEYS)
+                                             and t in compute_set)]
+        bad = [t for t in others if t not in compute_set]
+        if bad:
+            raise ValueError(f"activation {node.target!r} feeds a shortcut and also {bad}, which "
+                             "are not conv/linear layers: its quantizer cannot move to their "
+                             "inputs; use pact_sawb with shortcut_bits=32 instead")
+        out[str(node.target)] = [str(t) for t in others]
+    return out

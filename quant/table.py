@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -147,7 +148,7 @@ def _untrained_layers(row: Row) -> list[dict[str, Any]]:
     from quant.recipes import quantize
 
     opts = dict(row.options)
-    model = zoo.get("digits_cnn", width=qtrain.WIDTH_OF_RECIPE.get(row.recipe, 1))
+    model = zoo.get("digits_cnn", width=qtrain.procedure_of(row.recipe).width)
     q = quantize(model, row.recipe, row.w_bits, row.a_bits,
                  first_last_bits=opts.get("first_last_bits"),
                  shortcut_bits=opts.get("shortcut_bits"), overrides=opts.get("overrides"))
@@ -213,7 +214,7 @@ def build_table(out: str | Path, rows: Sequence[Row], *, seeds: Sequence[int] = 
     first = [(i, t) for i, t in tasks if t[0].recipe == "fp32" or scratch(t[0])]
     wide: set[tuple[int, int]] = set()
     for i, t in tasks:
-        width = qtrain.WIDTH_OF_RECIPE.get(t[0].recipe, 1)
+        width = qtrain.procedure_of(t[0].recipe).width
         if width != 1 and not scratch(t[0]) and (width, t[1]) not in wide:
             wide.add((width, t[1]))
             first.append((i, t))
@@ -231,12 +232,29 @@ def build_table(out: str | Path, rows: Sequence[Row], *, seeds: Sequence[int] = 
         for i, t in [*first, *rest]:
             collect(i, _run_one(*t, *extra))
     else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                   initializer=_ignore_sigint)
+        try:
             for stage in (first, rest):
                 futures = [(i, pool.submit(_run_one, *t, *extra)) for i, t in stage]
                 for i, fut in futures:
                     collect(i, fut.result())
+        except BaseException:
+            # Ctrl-C or a failed run: stop the workers now (they ignore SIGINT, so that one
+            # keypress gives one line from the parent, not a traceback per worker)
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     return pd.DataFrame([results[i] for i in range(len(tasks))])
+
+
+def _ignore_sigint() -> None:
+    """Pool initializer: workers leave Ctrl-C to the parent, which terminates them."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -424,6 +442,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("fp_epochs", "ft_epochs", "jobs", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')}: {getattr(args, name)} not allowed; must be >= 1")
+    for flag, path in (("--out", args.out), ("--cache", args.cache)):
+        if path is not None and Path(path).exists() and not Path(path).is_dir():
+            p.error(f"{flag}: {path!r} exists and is not a folder (allowed: a new or existing "
+                    "folder)")
+    created = [d for d in [Path(args.out), *Path(args.out).parents] if not d.exists()][::-1]
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        probe = Path(args.out) / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        if created:
+            shutil.rmtree(created[0], ignore_errors=True)
+        p.error(f"--out: cannot write the folder {args.out!r} ({err.strerror or err}; allowed: a "
+                "folder you can write)")
     main_rows = plan(recipes, args.bits)
     rows = main_rows + ([] if args.no_checks else
                         [r for r in checks() if r.recipe in recipes])
@@ -434,9 +467,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{_wa(r['body_w_bits'], r['body_a_bits'])}) seed {r['seed']}: "
               f"{_pct(r['accuracy']):>6} % ({r['wall_s']:.1f} s)", flush=True)
 
-    runs = build_table(args.out, rows, seeds=args.seeds, fp_epochs=args.fp_epochs,
-                       ft_epochs=args.ft_epochs, jobs=args.jobs, threads=args.threads,
-                       cache=args.cache, on_run=on_run)
+    try:
+        runs = build_table(args.out, rows, seeds=args.seeds, fp_epochs=args.fp_epochs,
+                           ft_epochs=args.ft_epochs, jobs=args.jobs, threads=args.threads,
+                           cache=args.cache, on_run=on_run)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; finished runs are kept in the cache (rerun the same "
+                         "command to resume)\n")
+        return 130
+    except (ValueError, OSError) as exc:
+        if created:
+            shutil.rmtree(created[0], ignore_errors=True)
+        p.fail(exc)
     wall = time.perf_counter() - t0
     command = shlex.join(["python", "-m", "quant.table",
                           *(sys.argv[1:] if argv is None else argv)])

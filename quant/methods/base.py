@@ -102,6 +102,9 @@ class Quantizer(nn.Module):
         if not isinstance(signed, bool):
             raise ValueError(f"signed={signed!r} must be a bool")
         self.signed = signed
+        self.enabled = True
+        """False: the layer holding this quantizer bypasses it (a training phase that has not
+        switched it on yet, Quantization Networks Sec. 4.1; see quant.hooks.set_phase)."""
 
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")

@@ -23,7 +23,9 @@ Training details taken from the paper (Section 4.1) and the official code
 * biases: binary sets use ``b = 0``; otherwise 1-D k-means with ``n + 1`` clusters on ``beta x``
   and ``b_i`` = midpoint of adjacent sorted centres; weights at build time, activations from a
   sample (:meth:`calibrate`);
-* activation biases are fixed (official code) unless ``learn_biases=True``; weight biases learn;
+* biases are frozen after initialisation, weights and activations alike ("we freeze the biases
+  after the initialization in all experiments", the ablation after Table 5), unless
+  ``learn_biases=True``;
 * binary sets back-propagate through the T = 1 sigmoid ("freezing T = 1 for the
   back-propagation of binary quantization", Section 4.1) unless ``binary_t1_backward=False``;
 * evaluation mode replaces the sigmoids by unit steps, Eq. 11 (``A(0) = 1``, Eq. 1);
@@ -102,7 +104,8 @@ class QNQuantizer(Quantizer):
         t0: temperature step, ``T = (epoch + 1) * t0`` (paper: 10 for AlexNet, 5 for ResNet).
         t_max: cap on T (official code: 2000).
         arg_clamp: clamp of the sigmoid argument T(beta x - b), or None.
-        learn_biases: whether the b_i are Parameters (default: weights yes, activations no).
+        learn_biases: whether the b_i are Parameters (default False: the paper freezes them
+            after initialisation in all experiments).
         binary_t1_backward: for |Y| = 2, back-propagate through the T = 1 sigmoid.
     """
 
@@ -143,7 +146,7 @@ class QNQuantizer(Quantizer):
         self.beta = nn.Parameter(torch.tensor(1.0))
         self.alpha = nn.Parameter(torch.tensor(1.0))
         b0 = (torch.tensor(ys[1:]) + torch.tensor(ys[:-1])) / 2  # midpoints until calibrated
-        learn = signed if learn_biases is None else bool(learn_biases)
+        learn = False if learn_biases is None else bool(learn_biases)
         if learn:
             self.biases = nn.Parameter(b0)
         else:
@@ -219,7 +222,7 @@ class QNQuantizer(Quantizer):
 
 
 class QNWeightQuantizer(QNQuantizer):
-    """Weight quantizer: zero-centred target set, learned biases (k-means init at build)."""
+    """Weight quantizer: zero-centred target set, frozen biases (k-means init at build)."""
 
     def __init__(self, bits: int, **kw: object) -> None:
         kw.setdefault("signed", True)

@@ -4,9 +4,9 @@ Weights: clamp to [-1, 1], then symmetric linear quantization with one sign bit 
 magnitude bits: w_q = round((2^(k-1) - 1) clip(w, -1, 1)) / (2^(k-1) - 1), so k = 2 is the
 ternary set {-1, 0, 1}. Activations: clip to [0, 1], then k bits:
 a_q = round((2^k - 1) clip(a, 0, 1)) / (2^k - 1). STE through round, zero gradient where the
-clamp saturates. The paper's widening (2x channels) lives in the model definition
-(``workloads.zoo.get(name, width=2)``), not here (notes 2.7). The paper's 1-bit special case
-(binary weights) is not implemented: k >= 2 for weights.
+clamp saturates. The paper's widening (2x channels) is part of the recipe's procedure
+(``procedure.width``, quant/procedure.py), which builds ``workloads.zoo.get(name, width=2)``.
+The paper's 1-bit special case (binary weights) is not implemented: k >= 2 for weights.
 
 Weight scale. WRPN's grid has no scale factor ("no parameter needed", PACT-SAWB Table 1): it
 only represents weights that use the clip range [-1, 1]. Weights of a PyTorch network do not:
@@ -27,7 +27,8 @@ max|w| -> 1, also trains but measured 96.7 % against 98.3 % at W2A2 from scratch
 Training. WRPN trains its wide low-precision networks from scratch, first and last layers in
 full precision (the common practice PACT-SAWB Section 6 follows, citing Zhou et al. 2016 and
 Mishra et al. 2018b); ``quant.train.trained_digits_result`` and ``quant.table`` do the same for
-``wrpn`` (``quant.train.SCRATCH_RECIPES``), with the rescale applied to the random init.
+``wrpn`` (its procedure, ``quant.procedure.PROCEDURES["wrpn"]``: width 2, from scratch), with
+the rescale applied to the random init.
 """
 
 from __future__ import annotations

@@ -57,7 +57,34 @@ def test_fpsc_and_shortcut_bits(tiny_resnet: nn.Module) -> None:
     assert _bits(quantize(tiny_resnet, "pact_sawb_fpsc", shortcut_bits=8))[SHORTCUT] == (8, None)
     assert _bits(quantize(tiny_resnet, "pact_sawb", shortcut_bits=32))[SHORTCUT] == (None, None)
     q = quantize(tiny_resnet, "pact_sawb_fpsc")
-    assert all(_bits(q)[n] == (2, None) for n in INNER)  # only the shortcut is fp
+    # the ReLU shared by layer1.1.conv1 and the shortcut (layer1.0.relu2) stays a ReLU; its PACT
+    # quantizer moved to conv1's input, so only the shortcut reads full-precision values
+    assert _bits(q)["layer1.1.conv1"] == (2, 2)
+    assert all(_bits(q)[n] == (2, None) for n in INNER if n != "layer1.1.conv1")
+    assert isinstance(q.get_submodule("layer1.0.relu2"), nn.ReLU)
+
+
+def test_fpsc_shortcut_inputs_and_weights_are_full_precision_in_the_workload(
+        tiny_resnet: nn.Module, image_batch: torch.Tensor) -> None:
+    """PACT-SAWB Sec. 5: "not quantizing the input activations or the weights in the shortcut
+    paths". workloads.extract's full precision is its default_bits (16)."""
+    def layer_bits(model: nn.Module) -> dict[str, tuple[int, int]]:
+        w = workloads.extract(model, input_shape=(3, 8, 8), default_bits=16)
+        return {la.name: (la.w_bits, la.a_bits) for la in w.compute_layers()}
+
+    fpsc = layer_bits(quantize(tiny_resnet, "pact_sawb_fpsc"))
+    assert fpsc[SHORTCUT] == (16, 16)
+    assert fpsc["layer1.1.conv1"] == (2, 2)  # its sibling reader stays 2-bit
+    # shortcut weights alone in full precision (the former fpsc): the input is still 2-bit
+    assert layer_bits(quantize(tiny_resnet, "pact_sawb", shortcut_bits=32))[SHORTCUT] == (16, 2)
+    # numerically: the shortcut sees the unquantized ReLU output
+    q = quantize(tiny_resnet, "pact_sawb_fpsc", act_kwargs={"alpha_init": 1.0}).eval()
+    seen: list[torch.Tensor] = []
+    q.get_submodule(SHORTCUT).register_forward_pre_hook(lambda _m, a: seen.append(a[0]))
+    q(image_batch)
+    moved = q.get_submodule("layer1.1.conv1").input_quantizer
+    assert isinstance(moved, PACT)
+    assert not torch.equal(moved(seen[0]), seen[0])  # off the 2-bit grid: not quantized
 
 
 def test_first_last_bits(tiny_resnet: nn.Module) -> None:

@@ -124,7 +124,7 @@ def test_cli_bad_arguments_exit_2(argv: list[str], tmp_path: Path,
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert err[0].startswith("python -m quant.table: error:")
+    assert err[0].startswith("error: ")
     assert not (tmp_path / "accuracy.csv").exists()
 
 
