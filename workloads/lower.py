@@ -48,7 +48,13 @@ from workloads.ops import (
     target_name,
     tensor_shape,
 )
-from workloads.protocol import act_bits, is_quantized, is_quantized_activation, require_bits
+from workloads.protocol import (
+    act_bits,
+    is_quantized,
+    is_quantized_activation,
+    output_bits,
+    require_bits,
+)
 from workloads.protocol import weight_bits as module_weight_bits
 from workloads.trace import ExtractError
 
@@ -179,6 +185,7 @@ def _protocol_bits(op: Op) -> None:
     if op.op in COMPUTE_OPS:
         op.own_w_bits = module_weight_bits(m)
         op.own_a_bits = act_bits(m)
+        op.out_quant_bits = output_bits(m)
     elif is_quantized_activation(m):
         op.quantizer_bits = act_bits(m)
 

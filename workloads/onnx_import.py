@@ -23,7 +23,8 @@ Nodes computed from constants only (weight quantizers, Shape arithmetic, Constan
 the weights of the op that reads them.
 
 Bits. A QONNX ``Quant`` node (its ``bitwidth`` input), ``BipolarQuant`` (1 bit) or ``Trunc`` (its
-output bit width), or a QCDQ ``QuantizeLinear`` (bits of its output type: int8 -> 8, int4 -> 4)
+output bit width), or a QCDQ ``QuantizeLinear`` (bits of its output type: int8 -> 8, int4 -> 4;
+a ``Clip`` right after it narrows them: [-8, 7] -> 4, as Brevitas writes sub-8-bit QCDQ)
 on a weight sets that layer's ``w_bits``; a DequantizeLinear reading an integer initializer
 directly sets them from the initializer's type. On an activation such a node is a quantizer (the
 ONNX counterpart of a ``QuantAct``): it sets the ``o_bits`` of the tensor it writes and the
@@ -255,7 +256,20 @@ class _ConstBits:
         return _TYPE_BITS.get(self.onnx.TensorProto.DataType.Name(t.data_type))
 
     def quantizer_bits(self, node: Any) -> int | None:
-        """Bits a quantizer node writes (None for a node that is not one)."""
+        """Bits a quantizer node writes (None for a node that is not one). A Clip right after a
+        QuantizeLinear narrows its integers (QCDQ's sub-8-bit form): ceil(log2(max - min + 1))."""
+        if node.op_type == "Clip":
+            before = self.made_by.get(node.input[0])
+            if before is None or before.op_type != "QuantizeLinear":
+                return None
+            a = _attrs(node)
+            lo = self.value(node.input[1]) if len(node.input) > 1 and node.input[1] else \
+                a.get("min")
+            hi = self.value(node.input[2]) if len(node.input) > 2 and node.input[2] else \
+                a.get("max")
+            if lo is None or hi is None or hi < lo:
+                return None
+            return max(1, math.ceil(math.log2(hi - lo + 1)))
         if node.op_type == "BipolarQuant":
             return 1
         if node.op_type in ("Quant", "Trunc"):
@@ -288,7 +302,7 @@ class _ConstBits:
             node = self.made_by.get(t)
             if node is None:
                 continue
-            if node.op_type in _QUANT:
+            if node.op_type in _QUANT or (node.op_type == "Clip" and self.quantizer_bits(node)):
                 return self.quantizer_bits(node)
             if node.op_type == "DequantizeLinear" and self.type_bits(node.input[0]):
                 return self.type_bits(node.input[0])
@@ -317,8 +331,8 @@ def _module_of(node: Any) -> str:
     scopes: list[str] = []
     for p in node.metadata_props:
         if p.key == "pkg.torch.onnx.name_scopes":
-            try:
-                scopes = [str(x) for x in ast.literal_eval(p.value)]
+            try:       # the last scope is the fx node itself (conv2d, relu, ...)
+                scopes = [str(x) for x in ast.literal_eval(p.value)][:-1]
             except (ValueError, SyntaxError):
                 scopes = []
     if not scopes and node.name.startswith("/"):
@@ -399,7 +413,7 @@ def _op(node: Any, index: int, taken: set[str], acts: list[str], shapes: Mapping
             op.vector_ops = 2 * numel(out)
         elif op.op in ("add", "mul", "act", "norm", "resize"):
             op.vector_ops = numel(out)
-        if t in _QUANT:
+        if t in _QUANT or t == "Clip":
             op.quantizer_bits = bits.quantizer_bits(node)
         if op.op == "other":
             op.meta["unsupported"] = t

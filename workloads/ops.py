@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from workloads.protocol import is_quantized, is_quantized_activation
+from workloads.protocol import is_quantized, is_quantized_activation, op_kind
 from workloads.trace import ExtractError
 
 __all__ = ["COMPOSITE_MOD", "FUSIBLE", "MODELLED_MODULES", "Op", "Shape", "classify", "cost",
@@ -177,7 +177,7 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
     if node.op == "call_module":
         m = gm.get_submodule(str(node.target))
         if is_quantized_activation(m):
-            return "act", m
+            return op_kind(m) or "act", m
         if isinstance(m, nn.Conv1d | nn.Conv2d):
             return "conv", m
         if isinstance(m, nn.Linear):

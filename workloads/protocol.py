@@ -10,6 +10,10 @@ for "not quantized by this module"). Meaning (docs/CONTRACTS.md):
 
 The tracer keeps every such module as one fx leaf and lowers a quantized conv/linear by its
 ``nn.Conv2d``/``nn.Linear`` base class. This module never imports ``quant/``.
+
+Modules of other QAT libraries speak the protocol through adapters: Brevitas layers
+(`workloads.brevitas`) report the bit widths of their quantizer proxies, and a layer's own output
+quantizer (`output_bits`) sets the bits of the tensor it writes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Protocol, runtime_checkable
 
 from torch import nn
 
+from workloads import brevitas
+
 __all__ = [
     "QuantizedModule",
     "act_bits",
@@ -25,6 +31,8 @@ __all__ = [
     "is_quantized",
     "is_quantized_activation",
     "is_quantized_layer",
+    "op_kind",
+    "output_bits",
     "require_bits",
     "weight_bits",
 ]
@@ -62,13 +70,17 @@ def require_bits(value: object, field: str) -> int:
 
 
 def _attr_bits(module: nn.Module, attr: str) -> int | None:
+    if not hasattr(module, attr) and brevitas.knows(module):
+        value = brevitas.bits(module)[attr]
+        return check_bits(value, f"{type(module).__name__} (Brevitas) {attr}", allow_none=True)
     value = getattr(module, attr, None)
     return check_bits(value, f"{type(module).__name__}.{attr}", allow_none=True)
 
 
 def is_quantized(module: nn.Module) -> bool:
-    """True if ``module`` speaks the bits protocol (has ``weight_bits`` or ``act_bits``)."""
-    return hasattr(module, "weight_bits") or hasattr(module, "act_bits")
+    """True if ``module`` speaks the bits protocol (has ``weight_bits`` or ``act_bits``, or is
+    a Brevitas module the adapter knows)."""
+    return hasattr(module, "weight_bits") or hasattr(module, "act_bits") or brevitas.knows(module)
 
 
 def is_quantized_layer(module: nn.Module) -> bool:
@@ -90,3 +102,15 @@ def weight_bits(module: nn.Module) -> int | None:
 def act_bits(module: nn.Module) -> int | None:
     """``act_bits`` of the module (input bits for a layer, output bits for an activation)."""
     return _attr_bits(module, "act_bits")
+
+
+def output_bits(module: nn.Module) -> int | None:
+    """Bits a quantized layer's own output quantizer writes (attribute ``output_bits``, or a
+    Brevitas ``output_quant``); None if its output is not quantized by the layer itself."""
+    return _attr_bits(module, "output_bits")
+
+
+def op_kind(module: nn.Module) -> str | None:
+    """For a weightless quantized module that is not element-wise (a Brevitas QuantEltwiseAdd,
+    QuantCat or TruncAvgPool2d): its op kind ('add', 'concat', 'pool'); else None."""
+    return brevitas.kind(module)

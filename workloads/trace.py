@@ -26,7 +26,7 @@ import torch
 from torch import fx, nn
 from torch.fx.node import map_aggregate
 
-from workloads.protocol import is_quantized
+from workloads.protocol import is_quantized, op_kind
 
 __all__ = ["ExtractError", "QdseTracer", "propagate_shapes", "trace"]
 
@@ -211,7 +211,7 @@ class _ShapeRecorder(fx.Interpreter):
                     return nn.Conv2d._conv_forward(m, x, m.weight, m.bias)
                 if isinstance(m, nn.Conv1d):
                     return nn.Conv1d._conv_forward(m, x, m.weight, m.bias)
-                if not isinstance(m, nn.Linear):
+                if not isinstance(m, nn.Linear) and op_kind(m) is None:
                     return x
             if isinstance(m, nn.Linear) and (type(m) is nn.Linear or is_quantized(m)):
                 if x.dim() < 1 or x.shape[-1] != m.in_features:
