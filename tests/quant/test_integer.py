@@ -140,6 +140,26 @@ def test_saturation_matches_scalar_mac_loop(acc_bits: int, mode: str) -> None:
         assert n_over > 0
 
 
+def test_bias_is_clamped_to_bias_bits_eq6() -> None:
+    """LLSQ Eq. 6: q_b = clamp(round(b / (alpha_a alpha_w)), -2^(kb-1), 2^(kb-1) - 1). Two biases
+    far outside the 8-bit range must enter the accumulator as 127 and -128 (removing the clamp
+    makes this test fail: those outputs would be off by ~270 LSBs)."""
+    torch.manual_seed(2)
+    lin = QuantLinear.from_float(nn.Linear(12, 4), LLSQWeightQuantizer(4, alpha=0.05),
+                                 LLSQActQuantizer(4, alpha=0.1)).eval()
+    with torch.no_grad():
+        lin.bias.copy_(torch.tensor([2.0, -2.0, 0.3, -0.2]))  # / s_acc: 400, -400, 60, -40
+    x = torch.rand(6, 12) * 1.6
+    im = to_integer(lin, acc_bits=32, bias_bits=8)
+    out = torch.round(im(x).double() / (0.1 * 0.05)).long()
+    xq = lin.input_quantizer.codes(x).long()
+    wq = lin.weight_quantizer.codes(lin.weight).long()
+    clamped = torch.tensor([127, -128, 60, -40])
+    assert torch.equal(out, xq @ wq.T + clamped)
+    assert not torch.equal(out, xq @ wq.T + torch.tensor([400, -400, 60, -40]))
+    assert im.bias_clipped == 2
+
+
 # ---- the trained digits model ------------------------------------------------------------------
 def test_integer_model_with_unclipped_bias_matches_fake_quant_on_digits(digits_llsqf) -> None:
     """A 16-bit bias never clips here, so only rounding separates the two models. The default
