@@ -30,6 +30,7 @@ __all__ = [
     "pair_list",
     "parse_bandwidths",
     "progress",
+    "qdse",
     "run_as_program",
     "run_cli",
 ]
@@ -104,6 +105,34 @@ def check_jobs(jobs: int, flag: str = "--jobs") -> None:
         raise ValueError(f"{flag}={jobs} is not allowed; expected an integer in 1..{most} ({why})")
 
 
+COMMANDS = {
+    "simulate": ("dse.simulate", "one model on one design: summary, layers, trace"),
+    "compare": ("dse.compare", "one model on several designs, side by side"),
+    "sweep": ("dse.study.sweep", "DRAM bandwidth x area sweep of a model and recipe"),
+    "search": ("dse.search.cli", "Optuna design search"),
+    "study": ("dse.study.cli", "run a paper study (--list names them)"),
+}
+"""``qdse COMMAND`` -> (the module whose ``main`` runs it, what it does)."""
+
+
+def qdse(argv: Sequence[str] | None = None) -> int:
+    """``qdse COMMAND [ARGS]`` (``python -m dse COMMAND``): run ``python -m dse.COMMAND ARGS``."""
+    import importlib
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: qdse COMMAND [ARGS ...]   (qdse COMMAND --help for its flags)\n\ncommands:")
+        for name, (_, what) in COMMANDS.items():
+            print(f"  {name:10s} {what}")
+        return 0 if args else EXIT_BAD_INPUT
+    if args[0] not in COMMANDS:
+        print(f"error: command {args[0]!r} is not allowed; expected one of "
+              f"{', '.join(COMMANDS)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    main: Callable[[list[str]], int] = importlib.import_module(COMMANDS[args[0]][0]).main
+    return main(args[1:])
+
+
 def run_as_program(main: Callable[[], int]) -> NoReturn:
     """Exit with ``main()``'s status: the body of a CLI's ``if __name__ == "__main__"``."""
     try:
@@ -176,6 +205,7 @@ class _Lines:
         self.shown = self._tenth()
         self.postfix = ""
         self.closed = False
+        self.first: tuple[float, int] | None = None  # (time, count) at the first update
 
     def _tenth(self) -> int:
         return 10 * self.done // self.total if self.total > 0 else 10
@@ -184,7 +214,11 @@ class _Lines:
         self.postfix = s
 
     def update(self, n: int = 1) -> None:
+        import time
+
         self.done += n
+        if self.first is None:  # the rate is measured from here: set-up time is no item's
+            self.first = (time.perf_counter(), self.done)
         if self._tenth() > self.shown:
             self.shown = self._tenth()
             self._line()
@@ -192,9 +226,14 @@ class _Lines:
     def _line(self) -> None:
         import time
 
-        dt = time.perf_counter() - self.t0
-        ran = self.done - self.start
-        left = (self.total - self.done) * dt / ran if ran and self.done < self.total else 0.0
+        now = time.perf_counter()
+        dt = now - self.t0
+        t1, n1 = self.first or (self.t0, self.start)
+        if self.done > n1:
+            per_item = (now - t1) / (self.done - n1)
+        else:
+            per_item = dt / max(self.done - self.start, 1)
+        left = (self.total - self.done) * per_item if self.done < self.total else 0.0
         pct = 100 * self.done // self.total if self.total > 0 else 100
         eta = f", ~{left:.1f} s left" if left > 0 else ""
         last = f" (last: {self.postfix})" if self.postfix else ""

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["compare_table", "main", "plot_comparison"]
 
 _EXAMPLES = """examples:
-  python -m dse.compare --model alexnet --recipe pact_sawb --arch sysml19 --arch llsq40nm
-  python -m dse.compare --model resnet20 --arch a.toml --arch b.yaml --batch 8 --out runs/ab
+  python -m dse.compare --model resnet20 --w-bits 4 --a-bits 4 --arch sysml19 --arch llsq40nm
+  python -m dse.compare --model resnet20 --arch my_chip.toml --arch sysml19 --mac-bits 4
 """
 
 
@@ -134,9 +134,9 @@ def _main(argv: Sequence[str] | None) -> int:
     from dse.study.report import atomic_write_text, markdown_table, write_results
 
     sim_opts = {"high_precision": args.high_precision} if args.high_precision else {}
-    rows = [metrics(simulate(wl, acc, batch=args.batch, **sim_opts), acc) for acc in designs]
-    df = compare_table(rows)
-    title = f"{wl.name}, batch {args.batch}: {len(designs)} designs"
+    results = [simulate(wl, acc, batch=args.batch, **sim_opts) for acc in designs]
+    df = compare_table([metrics(r, acc) for r, acc in zip(results, designs)])
+    title = f"{wl.name}, batch {results[0].batch}: {len(designs)} designs"
     files = write_results(df, out, ("csv",), stem="compare")
     files += plot_comparison(df, title, out)
     command = " ".join(["python -m dse.compare", *(sys.argv[1:] if argv is None else argv)])

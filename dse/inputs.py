@@ -106,8 +106,12 @@ class ModelSpec:
     a_bits: int | None = None
     first_last_bits: int | None = None
     width: int = 1
-    batch: int = 1
+    batch: int | None = None
+    """Images per batch; None: the model's own (an ONNX file's batch), else 1."""
     input_shape: tuple[int, ...] | None = None
+    ignore_unsupported: bool | tuple[str, ...] = False
+    """Ops whose arithmetic qdse does not model that are dropped instead of refused (True:
+    all of them); the workload lists them (`Workload.ignored`)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -119,6 +123,8 @@ class ModelSpec:
                                 "integer in 1..32")
         for f in ("width", "batch"):
             v = getattr(self, f)
+            if f == "batch" and v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 problems.append(f"--{f}={v!r} is not allowed; expected an integer >= 1")
         if self.input_shape is not None and (not self.input_shape or any(
@@ -206,8 +212,12 @@ def _from_file(spec: ModelSpec, kind: str) -> Workload:
         raise ValueError(f"--model={spec.model!r}: this qdse has no "
                          f"workloads.from_{'onnx' if kind == 'onnx' else 'scalesim'} reader; "
                          f"expected a zoo name or module:factory")
+    # ONNX: the file's own batch unless --batch; SCALE-Sim topologies are per image (batch 1,
+    # the simulator re-scales to --batch)
+    kw: dict[str, Any] = ({"batch": spec.batch, "ignore_unsupported": spec.ignore_unsupported}
+                          if kind == "onnx" else {})
     try:
-        wl = reader(spec.model, batch=spec.batch)
+        wl = reader(spec.model, **kw)
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"--model={spec.model!r} cannot be read ({e})") from None
     except ValueError as e:
@@ -294,8 +304,9 @@ def _extract(build: Callable[[], Any], spec: ModelSpec, shape: tuple[int, ...], 
             fl = spec.first_last_bits
             overrides.update({layers[0]: (fl, fl), layers[-1]: (fl, fl)})
             name += f"-fl{fl}"
-        return extract(net, input_shape=shape, batch=spec.batch, default_bits=16,
-                       overrides=overrides, name=name)
+        return extract(net, input_shape=shape, batch=spec.batch or 1, default_bits=16,
+                       overrides=overrides, name=name,
+                       ignore_unsupported=spec.ignore_unsupported)
 
 
 def finite_or_inf(text: str, field: str) -> float:

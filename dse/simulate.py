@@ -38,8 +38,8 @@ __all__ = ["add_model_arguments", "main", "metrics", "model_spec", "summary_mark
 
 _EXAMPLES = """examples:
   python -m dse.simulate --model alexnet --arch sysml19 --recipe pact_sawb --w-bits 2 --a-bits 2
-  python -m dse.simulate --model resnet20 --arch my_chip.toml --batch 8 --out runs/r20
-  python -m dse.simulate --model mypkg.nets:build --input-shape 3,32,32 --arch llsq40nm
+  python -m dse.simulate --model resnet20 --arch llsq40nm --w-bits 4 --a-bits 4 --batch 8
+  python -m dse.simulate --model my_nets.py:small_cnn --arch my_chip.toml   (docs/usage.md)
 """
 
 
@@ -58,7 +58,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                                                         "(WRPN: 2)")
     p.add_argument("--input-shape", help="C,H,W of a module:factory model (default: its "
                                          "input_shape attribute)")
-    p.add_argument("--batch", type=int, default=1, help="images per inference batch (default 1)")
+    p.add_argument("--batch", type=int, help="images per inference batch (default: an ONNX "
+                                             "file's own, else 1)")
+    p.add_argument("--ignore-unsupported", nargs="?", const="all", metavar="OPS",
+                   help="drop ops whose arithmetic qdse does not model (all, or a comma list "
+                        "such as fft_rfft2,cumsum) instead of refusing the model; the summary "
+                        "lists them")
     p.add_argument("--mac-bits", help="MAC precision W or WxA of a preset (default: the model's "
                                       "--w-bits x --a-bits, else the preset's)")
     p.add_argument("--dram-gbps", help="DRAM bandwidth in GB/s, or inf (default: the design's)")
@@ -83,8 +88,13 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
 
     shape = int_list(args.input_shape, "--input-shape", positive=True) if args.input_shape \
         else None
+    ignore: bool | tuple[str, ...] = False
+    if args.ignore_unsupported == "all":
+        ignore = True
+    elif args.ignore_unsupported:
+        ignore = tuple(op.strip() for op in args.ignore_unsupported.split(",") if op.strip())
     spec = ModelSpec(args.model, args.recipe, args.w_bits, args.a_bits, args.first_last_bits,
-                     args.width, args.batch, shape)
+                     args.width, args.batch, shape, ignore)
     check_model(spec)
     return spec
 
@@ -143,8 +153,10 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def summary_markdown(res: SimResult, acc: Accelerator, command: str = "") -> str:
-    """``summary.md``: the design, the headline numbers, the latency split, the slowest layers."""
+def summary_markdown(res: SimResult, acc: Accelerator, command: str = "",
+                     ignored: dict[str, str] | None = None) -> str:
+    """``summary.md``: the design, the headline numbers, the latency split, the slowest layers;
+    ``ignored``: ops left out of the workload (`workloads.Workload.ignored`), listed."""
     from arch import io
     from dse.study.report import markdown_table
 
@@ -168,19 +180,24 @@ def summary_markdown(res: SimResult, acc: Accelerator, command: str = "") -> str
         cols = [c for c in ("name", "op", "macs", "w_bits", "a_bits", "split", "total_cycles",
                             "stall_cycles", "dram_bytes", "bound") if c in top.columns]
         lines += ["", "## Slowest layers (all in layers.csv)", "", markdown_table(top[cols])]
+    if ignored:
+        lines += ["", "## Ignored (not modelled, no arithmetic counted)", "",
+                  *[f"- `{n}` ({target})" for n, target in ignored.items()]]
     if command:
         lines += ["", f"Command: `{command}`"]
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(res: SimResult, acc: Accelerator, out: Path, command: str) -> list[Path]:
+def write_outputs(res: SimResult, acc: Accelerator, out: Path, command: str,
+                  ignored: dict[str, str] | None = None) -> list[Path]:
     """layers.csv, layers.parquet, summary.md and trace.json in ``out`` (atomic writes)."""
     import json
 
     from dse.study.report import atomic_write, atomic_write_text, write_results
 
     paths = write_results(res.layers, out, ("csv", "parquet"), stem="layers")
-    paths.append(atomic_write_text(out / "summary.md", summary_markdown(res, acc, command)))
+    paths.append(atomic_write_text(out / "summary.md",
+                                   summary_markdown(res, acc, command, ignored)))
     trace = json.dumps({"traceEvents": res.trace_events(), "displayTimeUnit": "ns"})
     paths.append(atomic_write(out / "trace.json",
                               lambda p: p.write_text(trace, encoding="utf-8")))
@@ -207,7 +224,8 @@ def _main(argv: Sequence[str] | None) -> int:
     options = {"high_precision": args.high_precision} if args.high_precision else {}
     res = simulate(wl, acc, batch=args.batch, **options)
     command = " ".join(["python -m dse.simulate", *(sys.argv[1:] if argv is None else argv)])
-    files = write_outputs(res, acc, out, command)
+    ignored = wl.ignored()
+    files = write_outputs(res, acc, out, command, ignored)
     m = metrics(res, acc)
     print(f"{res.workload} on {acc.name} ({acc.cores} cores of {acc.rows}x{acc.cols} "
           f"W{acc.mac_bits[0]}A{acc.mac_bits[1]} MACs, {m['area_mm2']:.3g} mm², DRAM "
@@ -220,6 +238,8 @@ def _main(argv: Sequence[str] | None) -> int:
           f"{m['dram_mb_per_image']:.4g} MB/image")
     print(f"  {m['memory_bound_layers']} of {m['layers']} layers memory-bound, "
           f"{m['compute_bound_layers']} compute-bound")
+    if ignored:
+        print(f"  ignored (not modelled): {', '.join(f'{n} ({t})' for n, t in ignored.items())}")
     print(f"wrote {', '.join(sorted(p.name for p in files))} to {out}/")
     return 0
 

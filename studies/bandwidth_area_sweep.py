@@ -75,7 +75,13 @@ def parse_area(value: Any, budget: float) -> float:
 
 
 def _budget(preset: str) -> float:
+    """The area ``1x`` means: the preset's iso-area budget, or a design file's own area."""
     from arch import presets
+
+    if pipeline.is_design_file(preset):
+        from arch import io
+
+        return float(io.load(preset).area)
 
     fn = getattr(presets, f"{preset}_area_budget", None)
     if fn is None:
@@ -170,8 +176,11 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     label = results["cores"].astype(str) + " cores, " + results["sram_kib"].map(
         lambda v: f"{v:g}") + " KiB/core"
     if results["area_budget_mm2"].notna().any():
-        label = results["area_budget_mm2"].map(lambda v: f"{v:.3g} mm2, ") + label
+        label = results["area_budget_mm2"].map(lambda v: f"{v:.3g} mm², ") + label
     data = results.assign(design=label)
+    bits = f"W{params['w_bits']}A{params['a_bits']}"
+    wide = f" {params['width']}x" if params["width"] > 1 else ""
+    context = f"{params['model']}{wide}, {params['recipe']} {bits}, batch {params['batch']}"
     return Summary(
         title=f"Bandwidth x area sweep: {params['model']} with {params['recipe']}",
         intro=("Throughput surface of iso-area designs over DRAM bandwidth. "
@@ -179,10 +188,13 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         tables={"compute_bound": table},
         plots=(Plot("images_per_s.png", "Throughput vs. DRAM bandwidth", data, x="dram_gbps",
                     y="images_per_s", hue="design", xlabel="DRAM bandwidth (GB/s)",
-                    ylabel="images/s", logx=True, logy=True),
+                    ylabel="images/s", logx=True, logy=True, legend_title="design",
+                    context=context),
                Plot("utilization.png", "MAC utilization vs. DRAM bandwidth", data,
                     x="dram_gbps", y="utilization", hue="design",
-                    xlabel="DRAM bandwidth (GB/s)", ylabel="utilization", logx=True)),
+                    xlabel="DRAM bandwidth (GB/s)",
+                    ylabel="MAC utilization (useful MACs / peak MAC slots)", logx=True,
+                    legend_title="design", context=context)),
         notes=(f"`compute_bound_gbps`: smallest swept bandwidth within "
                f"{params['knee_tolerance']:.0%} of the design's best images/s; `demand_gbps`: "
                "DRAM bytes / latency of the fastest run (the bandwidth it consumes unstarved)."),

@@ -121,7 +121,10 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                     ylabel="density vs. 16-bit MAC (x)", logx=True),
                Plot("iso_area_peak.png", "Iso-area peak TOPS", systems, x="mac_bits",
                     y="peak_tops", hue="peak_scaling", xlabel="MAC precision (bits)",
-                    ylabel="peak TOPS", logx=True, logy=True)),
+                    ylabel="peak TOPS (2 ops per MAC per cycle)", logx=True, logy=True,
+                    legend={"doubling": "2x per halving of precision (paper)",
+                            "density": "area model (MAC + SRAM)"},
+                    legend_title="core count sized by")),
         headline=("llsq_area", "mac_density.png"),
         notes=("System-level gains are far below MAC-level density: per-core SRAM and control "
                "do not shrink with precision (LLSQ's whole-chip area is nearly linear in bits)."),

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from workloads.graph import Workload
 
 __all__ = ["DEFAULT_BATCH", "accelerator", "array_utilization", "check_model", "check_recipe",
-           "layer_bits_summary", "preset_defaults", "simulate_row", "workload_for"]
+           "design_file_accelerator", "is_design_file", "layer_bits_summary", "preset_defaults",
+           "simulate_row", "workload_for"]
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +197,14 @@ def _trace(*, model: str, recipe: str, w_bits: int, a_bits: int, first_last_bits
 
 def accelerator(mac_bits: tuple[int, int], dram_gbps: float, *, preset: str = "sysml19",
                 **overrides: Any) -> Accelerator:
-    """``arch.presets.<preset>(mac_bits, dram_gbps, **overrides)``; None overrides dropped."""
+    """``arch.presets.<preset>(mac_bits, dram_gbps, **overrides)``; None overrides dropped.
+
+    ``preset`` may also be a design file (``.toml``/``.yaml``/``.yml``, `arch.io`): see
+    `design_file_accelerator`."""
     from arch import presets
 
+    if is_design_file(preset):
+        return design_file_accelerator(preset, mac_bits, dram_gbps, **overrides)
     fn = getattr(presets, preset, None)
     if fn is None or not callable(fn):
         raise ValueError(f"preset={preset!r} is not allowed; expected a function of arch.presets")
@@ -212,10 +218,50 @@ def accelerator(mac_bits: tuple[int, int], dram_gbps: float, *, preset: str = "s
     return fn(mac_bits=tuple(mac_bits), dram_gbps=float(dram_gbps), **kw)
 
 
+def is_design_file(preset: str) -> bool:
+    """Whether a study's ``preset`` names a design file rather than an `arch.presets` function."""
+    from arch.io import SUFFIXES
+
+    return isinstance(preset, str) and Path(preset).suffix.lower() in SUFFIXES
+
+
+def design_file_accelerator(path: str, mac_bits: tuple[int, int], dram_gbps: float, *,
+                            peak_scaling: str | None = None, total_sram_kib: float | None = None,
+                            **fields: Any) -> Accelerator:
+    """A design file as a study's template: at the file's own MAC bits the design itself (at
+    ``dram_gbps``); at other bits the design of the same area (`Accelerator.iso_area`, the
+    file's area as the budget, ``peak_scaling`` by default the file's) with the file's total SRAM
+    (or ``total_sram_kib``) split over its cores, as the presets keep it. ``fields`` override
+    other Accelerator fields (None dropped)."""
+    import dataclasses
+
+    from arch import Accelerator, io
+
+    base = io.load(path)
+    kw = {k: v for k, v in fields.items() if v is not None}
+    scaling = peak_scaling or base.peak_scaling
+    total = total_sram_kib or base.sram_kib * base.cores
+    if tuple(mac_bits) == base.mac_bits and scaling == base.peak_scaling \
+            and total == base.sram_kib * base.cores:
+        return dataclasses.replace(base, dram_gbps=float(dram_gbps), **kw)
+    keep = {k: v for k, v in io.to_dict(base).items()
+            if k not in ("cores", "mac_bits", "sram_kib", "peak_scaling", "dram_gbps")}
+    keep["name"] = f"{base.name or Path(path).stem}-w{mac_bits[0]}a{mac_bits[1]}"
+    keep.update(kw)
+    return Accelerator.iso_area(base.area, tuple(mac_bits), peak_scaling=scaling,
+                                total_sram_kib=total, dram_gbps=float(dram_gbps), **keep)
+
+
 def preset_defaults(preset: str = "sysml19") -> tuple[str, str]:
     """(high_precision, peak_scaling) a preset uses when not told otherwise: the studies' headline
     model choices come from the preset, where they are fixed once with their sources."""
     from arch import presets
+
+    if is_design_file(preset):
+        from arch import io
+
+        design = io.load(preset)
+        return design.high_precision, design.peak_scaling
 
     acc = accelerator((2, 2), 32.0, preset=preset)
     fn = getattr(presets, preset)

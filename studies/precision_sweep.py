@@ -226,7 +226,10 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                     "{:g} MiB SRAM")},
         plots=(Plot("speedup.png", "Speedup over 16-bit (Fig. 7c)", plot_data, x="mac_bits",
                     y="speedup", hue="bandwidth", xlabel="MAC precision (bits)",
-                    ylabel="speedup over 16-bit (x)", logx=True),),
+                    ylabel="images/s over the 16-bit system's at the same bandwidth (x)",
+                    logx=True, legend_title="DRAM bandwidth",
+                    context=f"ResNet-50, {params['recipe']}, batch {params['batch']}, "
+                            f"iso-area {params['preset']}"),),
         notes=notes,
         headline=("speedup.png",),
     )

@@ -44,6 +44,11 @@ SCHEMES: dict[str, dict[str, Any]] = {
     "pact_sawb": {"width": 1, "recipe": "pact_sawb", "w_bits": 2, "a_bits": 2, "mac_bits": (2, 2)},
     "wrpn": {"width": 2, "recipe": "wrpn", "w_bits": 2, "a_bits": 4, "mac_bits": (2, 4)},
 }
+LEGEND = {name: " ".join([s["recipe"].upper().replace("_", "-"),
+                           *([f"{s['width']}x"] if s["width"] > 1 else []),
+                           f"W{s['w_bits']}A{s['a_bits']}"])
+          for name, s in SCHEMES.items()}
+"""Plot legends in words: ``{"pact_sawb": "PACT-SAWB W2A2", "wrpn": "WRPN 2x W2A4"}``."""
 
 PARAMS: dict[str, Any] = {
     "model": "alexnet",
@@ -216,6 +221,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                     "pact_sawb_utilization", "wrpn_utilization"]]
     missed = [t for t in targets if not t.passed]
     notes = _notes(hp0, sc0, cross, missed, main, all_sp)
+    context = (f"{params['model']}, batch {params['batch']}, iso-area {params['preset']}, "
+               f"first/last layers {params['first_last_bits']}-bit")
     return Summary(
         title="PACT-SAWB vs. WRPN on AlexNet (TARGETS 1, PACT-SAWB paper Fig. 8)",
         intro=(f"AlexNet, PACT-SAWB W2A2 vs. WRPN 2x-wide W2A4, first/last layers at "
@@ -227,17 +234,23 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         plots=(
             Plot("images_per_s.png", "Normalized images/s (Fig. 8a)", norm, x="dram_gbps",
                  y="normalized_images_per_s", hue="scheme", xlabel="DRAM bandwidth (GB/s)",
-                 ylabel="images/s / WRPN at lowest bandwidth", logx=True, logy=True),
+                 ylabel="images/s relative to WRPN at the lowest bandwidth", logx=True,
+                 logy=True, legend=LEGEND, context=context),
             Plot("utilization.png", "MAC-array utilization (Fig. 8b)", main, x="dram_gbps",
                  y="array_utilization", hue="scheme", xlabel="DRAM bandwidth (GB/s)",
-                 ylabel="array occupancy (MAC-slot cycles busy)", logx=True,
+                 ylabel="MAC-array utilization (busy MAC-slot cycles / all)", logx=True,
+                 legend=LEGEND, context=context,
                  caption="Occupancy counts a 16-bit MAC on a 2-bit array for the precision_factor "
                          "slots it holds (pipeline.array_utilization); useful-MAC utilization "
                          "is in results.csv (`utilization`)."),
             Plot("speedup_sensitivity.png", "PACT-SAWB / WRPN speedup by cost model",
                  cost.assign(model=cost["high_precision"] + "+" + cost["peak_scaling"]),
                  x="dram_gbps", y="speedup", hue="model", xlabel="DRAM bandwidth (GB/s)",
-                 ylabel="speedup (x)", logx=True),
+                 ylabel="images/s of PACT-SAWB / images/s of WRPN (x)", logx=True,
+                 legend={f"{hp}+{sc}": f"{hp.replace('_', '-')} 16-bit layers, {sc} sizing"
+                         for hp in ("configurable", "bit_serial")
+                         for sc in ("doubling", "density")},
+                 legend_title="cost model", context=context),
         ),
         notes=notes,
         headline=("speedup", "images_per_s.png", "utilization.png"),

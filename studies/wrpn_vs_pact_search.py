@@ -34,7 +34,7 @@ from dse.study.runner import DEFAULT_CODE, Context, expand_grid
 from dse.study.runner import run as _run
 from studies import pipeline
 from studies._params import check_bandwidths, check_tuple_of, describe_params
-from studies.wrpn_vs_pact import SCHEMES
+from studies.wrpn_vs_pact import LEGEND, SCHEMES
 from studies.wrpn_vs_pact import scheme_workload as _workload  # same schemes, same graphs
 
 NAME = "wrpn_vs_pact_search"
@@ -264,6 +264,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
               "designs with more SRAM per core get fewer cores, unlike the paper's fixed "
               "template (same total SRAM at every precision), so the searched systems can "
               "differ from `wrpn_vs_pact`'s."]
+    context = f"{params['model']}, batch 1 (the search's), {params['trials']} TPE trials each"
     return Summary(
         title="Searched iso-area designs: PACT-SAWB vs. WRPN, and mixed precision (proxy)",
         intro=(f"{params['model']}, Optuna TPE via `dse.search`; {params['trials']} trials per "
@@ -274,9 +275,12 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         plots=(
             Plot("best_images_per_s.png", "Best searched design per scheme", iso,
                  x="dram_gbps", y="images_per_s", hue="scheme",
-                 xlabel="DRAM bandwidth (GB/s)", ylabel="images/s", logx=True, logy=True),
+                 xlabel="DRAM bandwidth (GB/s)", ylabel="images/s of the fastest design",
+                 logx=True, logy=True, legend=LEGEND, context=context),
             Plot("speedup.png", "PACT-SAWB / WRPN, best designs", speedup, x="dram_gbps",
-                 y="speedup", xlabel="DRAM bandwidth (GB/s)", ylabel="speedup (x)", logx=True),
+                 y="speedup", xlabel="DRAM bandwidth (GB/s)",
+                 ylabel="images/s of PACT-SAWB / images/s of WRPN (x)", logx=True,
+                 context=context),
         ),
         notes="\n".join(notes),
     )

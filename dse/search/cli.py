@@ -21,7 +21,7 @@ from dse.cli import CliParser, check_jobs, check_writable, float_list, int_list,
 from dse.search.accuracy import AccuracyModel
 from dse.search.driver import run, worker
 from dse.search.problem import OBJECTIVES, SAMPLERS, problem_errors
-from dse.search.space import SearchSpace
+from dse.search.space import SearchSpace, base_fields
 from dse.search.storage import check_storage
 from dse.search.workload import prepare_workload
 
@@ -42,6 +42,10 @@ def _build_parser() -> CliParser:
     p.add_argument("--recipe", required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--trials", required=True, type=int, help="number of (more) trials to run")
+    p.add_argument("--arch", default=None, metavar="PRESET|FILE",
+                   help="design (preset or TOML/YAML file) whose clock, dataflow, node, latencies "
+                        "and buffers every searched design keeps, and whose area is the default "
+                        "--area-budget (default: the sysml19 preset's 16-bit system)")
     p.add_argument("--area-budget", type=float, default=None,
                    help="mm^2 (default: arch.presets.sysml19_area_budget())")
     p.add_argument("--dram-gbps", type=float, default=32.0, help="GB/s; 'inf' for unlimited")
@@ -89,6 +93,8 @@ def _build_parser() -> CliParser:
     p.add_argument("--high-precision", choices=("configurable", "bit_serial"), default=None)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress display and no note before the model extraction")
     return p
 
 
@@ -135,7 +141,14 @@ def _main(argv: Sequence[str]) -> int:
     w_bits, a_bits = _RECIPE_BITS.get(a.recipe, (2, 2))
     w_bits = a.w_bits if a.w_bits is not None else w_bits
     a_bits = a.a_bits if a.a_bits is not None else a_bits
-    space = _space_from_args(a)
+    base_design = None
+    if a.arch is not None:
+        from dse.inputs import load_design
+
+        base_design = load_design(a.arch, field="--arch")
+        if a.area_budget is None:
+            a.area_budget = float(base_design.area)
+    space = _space_from_args(a, base_design)
     min_acc_arg = _min_accuracy_arg(a.min_accuracy)
     if a.accuracy == "measured" and a.model != "digits_cnn":
         raise ValueError(f"--accuracy measured needs --model digits_cnn (got {a.model!r}); "
@@ -153,6 +166,12 @@ def _main(argv: Sequence[str]) -> int:
     if a.storage is not None:
         check_storage(a.storage)
     # 2. the workload (extracted once, cached in --out) and the accuracy model
+    if not out.exists():  # (an existing --out may hold a cached workload of any model)
+        _check_model_and_recipe(a.model, a.recipe)
+        out.mkdir(parents=True)  # the input is valid: now the folder may exist
+    if not a.quiet and not (out / "source.json").exists():  # a cache hit takes no time
+        print(f"preparing {a.model} with {a.recipe} W{w_bits}A{a_bits} (traced once, then "
+              f"cached in {out}) ...", file=sys.stderr, flush=True)
     wl, proxy = prepare_workload(a.model, a.recipe, out, w_bits=w_bits, a_bits=a_bits,
                                  batch=a.batch, sensitivity=a.sensitivity, seed=a.seed)
     accuracy: AccuracyModel | None = proxy
@@ -177,7 +196,8 @@ def _main(argv: Sequence[str]) -> int:
                 study_name=a.study or f"{a.model}-{a.recipe}", storage=a.storage,
                 sampler=sampler, jobs=a.jobs, out=out, accuracy=accuracy, min_accuracy=min_acc,
                 area_budget=a.area_budget, dram_gbps=a.dram_gbps, batch=a.batch, seed=a.seed,
-                resume=a.resume, simulate_options=options, fsync=a.fsync)
+                resume=a.resume, simulate_options=options, fsync=a.fsync,
+                progress=not a.quiet)
     dt = time.perf_counter() - t0
     df = pd.read_csv(out / "trials.csv")
     front = pd.read_csv(out / "pareto.csv")
@@ -189,8 +209,8 @@ def _main(argv: Sequence[str]) -> int:
           + (f"; constraint accuracy_proxy >= {min_acc:.4g}" if min_acc is not None
              else "; no accuracy constraint"))
     print(f"wrote {out / 'trials.csv'}, {out / 'pareto.csv'}"
-          + (f", {out / 'pareto.png'}, {out / 'best.json'}" if (out / "best.json").exists()
-             else ""))
+          + (f", {out / 'pareto.png'} (and .svg), {out / 'best.json'}"
+             if (out / "best.json").exists() else ""))
     return _no_feasible_design(df, min_acc)
 
 
@@ -208,6 +228,19 @@ def _no_feasible_design(df: pd.DataFrame, min_acc: float | None) -> int:
     return 1
 
 
+def _check_model_and_recipe(model: str, recipe: str) -> None:
+    from workloads import zoo
+
+    if model not in zoo.names():
+        raise ValueError(f"--model={model!r} is not allowed; expected one of "
+                         f"{', '.join(zoo.names())}")
+    import quant
+
+    if recipe not in quant.recipes():
+        raise ValueError(f"--recipe={recipe!r} is not allowed; expected one of "
+                         f"{', '.join(quant.recipes())}")
+
+
 def _state_counts(df: pd.DataFrame) -> str:
     """E.g. "12 complete (9 feasible, 3 below the accuracy floor), 4 pruned (area), 0 failed"."""
     state = df["state"] if len(df) else pd.Series(dtype=object)
@@ -220,7 +253,7 @@ def _state_counts(df: pd.DataFrame) -> str:
             + (f", {running} still running" if running else ""))
 
 
-def _space_from_args(a: Any) -> SearchSpace:
+def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
     """The SearchSpace of the CLI flags (raises the space's one ValueError on bad bounds)."""
     cores = None
     if a.cores:
@@ -238,7 +271,8 @@ def _space_from_args(a: Any) -> SearchSpace:
         first_last_bits=a.first_last_bits, shortcut_bits=a.shortcut_bits,
         fixed_roles=tuple(r for r, searched in (("first", a.search_first_last),
                                                 ("last", a.search_first_last),
-                                                ("shortcut", a.search_shortcuts)) if not searched))
+                                                ("shortcut", a.search_shortcuts)) if not searched),
+        base=base_fields(base_design) if base_design is not None else ())
 
 
 def _min_accuracy_arg(text: str) -> float | str | None:

@@ -38,11 +38,41 @@ def _shares(n_trials: int, jobs: int) -> list[int]:
 
 
 def _optimize(study: optuna.Study, problem: Problem, n_trials: int,
-              writer: _TableWriter | None, worker_index: int) -> None:
+              writer: _TableWriter | None, worker_index: int,
+              tracker: _Progress | None = None) -> None:
     study.sampler = _sampler(problem, worker_index)
-    callbacks = [] if writer is None else [writer]
+    callbacks: list[Any] = [c for c in (writer, tracker) if c is not None]
     study.optimize(make_objective(problem), n_trials=n_trials, callbacks=callbacks,
                    catch=(ValueError,), gc_after_trial=False)
+
+
+class _Progress:
+    """Optuna callback: a progress display (`dse.cli.progress`) of this run's ``n_trials``,
+    counting the finished trials of every worker sharing the study."""
+
+    _DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+             optuna.trial.TrialState.FAIL)
+
+    def __init__(self, study: optuna.Study, n_trials: int) -> None:
+        from dse.cli import progress
+
+        self.before = self._finished(study)
+        self.shown = 0
+        self.total = n_trials
+        self.bar = progress(n_trials, desc=study.study_name, unit="trial")
+
+    def _finished(self, study: optuna.Study) -> int:
+        return len(study.get_trials(deepcopy=False, states=self._DONE))
+
+    def __call__(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        done = min(self._finished(study) - self.before, self.total)
+        if done > self.shown:
+            self.bar.update(done - self.shown)
+            self.shown = done
+
+    def close(self, study: optuna.Study) -> None:
+        self(study, None)  # type: ignore[arg-type]  # the workers' last trials
+        self.bar.close()
 
 
 def _table_writer(study: optuna.Study, problem: Problem, out: Path | None, *,
@@ -61,7 +91,8 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
         jobs: int = 1, out: str | Path | None = None, accuracy: AccuracyModel | None = None,
         min_accuracy: float | None = None, area_budget: float | None = None,
         dram_gbps: float = 32.0, batch: int = 1, seed: int = 0, resume: bool = False,
-        simulate_options: Mapping[str, Any] | None = None, fsync: bool = False) -> optuna.Study:
+        simulate_options: Mapping[str, Any] | None = None, fsync: bool = False,
+        progress: bool = False) -> optuna.Study:
     """Search ``space`` for designs running ``workload``; returns the Optuna study.
 
     ``objectives``: names from OBJECTIVES (one -> single-objective, e.g. TPE; several ->
@@ -69,7 +100,8 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
     (Optuna ``constraints_func`` for both samplers). ``area_budget`` (mm^2, default the sysml19
     iso-area budget): designs over it are pruned. ``jobs`` > 1: that many processes share the
     storage (journal file in ``out`` by default). ``n_trials`` more trials run (on top of stored
-    ones with ``resume=True``); the count is exact across jobs.
+    ones with ``resume=True``); the count is exact across jobs. ``progress``: a progress display
+    on stderr (a bar on a terminal, a line per 10 % in a log).
     """
     if not isinstance(n_trials, int) or n_trials < 0:
         raise ValueError(f"n_trials={n_trials!r} is not allowed; expected an integer >= 0")
@@ -89,7 +121,7 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
     study = _open_study(problem, st, study_name, resume,
                         storage or (str(out_path / "study.journal") if out_path else ""))
     if resume and not isinstance(st, optuna.storages.RDBStorage):
-        _fail_dead_local_trials(study)
+        _fail_dead_local_trials(study, st)
     shares = _shares(n_trials, jobs)
     writer = _table_writer(study, problem, out_path, rewrite=True)  # before the workers start
     children = []
@@ -105,14 +137,17 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
             if fsync:
                 cmd.append("--fsync")
             children.append(subprocess.Popen(cmd, preexec_fn=_die_with_parent))
+    tracker = _Progress(study, n_trials) if progress else None
     try:
-        _optimize(study, problem, shares[0], writer, 0)
+        _optimize(study, problem, shares[0], writer, 0, tracker)
     except BaseException:  # Ctrl-C or an error: the workers stop too (they ignore SIGINT)
         for c in children:
             c.terminate()
         raise
     finally:
         codes = [c.wait() for c in children]
+        if tracker is not None:
+            tracker.close(study)
     if any(codes):
         raise RuntimeError(f"search workers exited with codes {codes}; see their stderr")
     if out_path is not None:

@@ -23,8 +23,17 @@ from dse.search.workload import _Workload
 if TYPE_CHECKING:
     from workloads.graph import Workload
 
-__all__ = ["METRICS_ATTR", "METRIC_COLUMNS", "OBJECTIVES", "PROBLEM_ATTR", "SAMPLERS",
-           "WORKER_ATTR", "Problem", "problem_errors"]
+__all__ = [
+    "METRICS_ATTR",
+    "METRIC_COLUMNS",
+    "OBJECTIVES",
+    "PROBLEM_ATTR",
+    "SAMPLERS",
+    "WORKER_ATTR",
+    "Problem",
+    "problem_errors",
+    "trial_metrics",
+]
 
 OBJECTIVES: dict[str, str] = {
     "images_per_s": "maximize",
@@ -37,11 +46,21 @@ OBJECTIVES: dict[str, str] = {
 SAMPLERS = ("tpe", "nsga2", "random")
 PROBLEM_ATTR = "qdse.problem"
 METRICS_ATTR = "qdse.metrics"
+"""Where studies written before each metric had its own user attribute keep them (one dict)."""
 WORKER_ATTR = "qdse.worker"
 METRIC_COLUMNS = ("images_per_s", "energy_j", "area", "area_budget", "accuracy_proxy",
                   "accuracy_model", "min_accuracy", "feasible", "latency_s", "utilization",
                   "dram_bytes", "cores", "rows", "cols", "mac_bits", "sram_kib", "dram_gbps",
                   "reason")
+"""The trials.csv metric columns; each is a trial user attribute of its own (dashboards such as
+optuna-dashboard list them by name)."""
+
+
+def trial_metrics(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The metrics a trial recorded: its user attributes named in `METRIC_COLUMNS` (over the
+    one-dict ``qdse.metrics`` attribute of studies written by older qdse versions)."""
+    attrs = trial.user_attrs
+    return {**attrs.get(METRICS_ATTR, {}), **{k: attrs[k] for k in METRIC_COLUMNS if k in attrs}}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,13 @@ import optuna
 import pandas as pd
 
 from dse.search.objective import _design_attrs
-from dse.search.problem import METRIC_COLUMNS, METRICS_ATTR, OBJECTIVES, WORKER_ATTR, Problem
+from dse.search.problem import (
+    METRIC_COLUMNS,
+    OBJECTIVES,
+    WORKER_ATTR,
+    Problem,
+    trial_metrics,
+)
 from dse.search.space import apply_layer_bits
 
 __all__ = ["best_trial", "pareto_front", "plot_pareto", "table_columns", "trials_frame",
@@ -43,7 +49,7 @@ def _trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """One trials.csv row: number, state, metrics (METRIC_COLUMNS), per-layer bits, duration."""
     row: dict[str, Any] = {"number": t.number, "state": t.state.name}
     # a trial that died before recording its metrics still shows its sampled design
-    m = {**_design_attrs(t.params), **t.user_attrs.get(METRICS_ATTR, {})}
+    m = {**_design_attrs(t.params), **trial_metrics(t)}
     for k in METRIC_COLUMNS:
         v = m.get(k, np.nan)
         row[k] = float(v) if k == "dram_gbps" and isinstance(v, str) else v
@@ -258,24 +264,30 @@ def plot_pareto(df: pd.DataFrame, objectives: Sequence[str], path: Path, title: 
     front = pareto_front(df, {x: OBJECTIVES[x], y: OBJECTIVES[y]})
     done = df[df["state"] == "COMPLETE"]
     feas = done["feasible"].astype("boolean").fillna(False)
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = plt.subplots(figsize=(8.2, 4.6))
     ax.scatter(done.loc[~feas, x], done.loc[~feas, y], s=10, c="0.75",
                label="infeasible (below the accuracy floor)")
     ax.scatter(done.loc[feas, x], done.loc[feas, y], s=12, c="tab:blue", label="feasible")
     f = front.sort_values(x)
     ax.plot(f[x], f[y], "o-", c="tab:red", ms=5, label="Pareto front")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_xlabel(AXIS_LABELS.get(x, x))
+    ax.set_ylabel(AXIS_LABELS.get(y, y))
     if (done[y] > 0).all() and done[y].max() > 20 * max(done[y].min(), 1e-30):
         ax.set_yscale("log")
     sub = _accuracy_caption(df)
     ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    for fmt, target in (("svg", path.with_suffix(".svg")), ("png", path)):
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.{fmt}")
+        fig.savefig(tmp, dpi=150, format=fmt)
+        os.replace(tmp, target)
     plt.close(fig)
-    os.replace(tmp, path)
+
+
+AXIS_LABELS = {"images_per_s": "throughput (images/s)", "energy_j": "energy per batch (J)",
+               "area": "area (mm²)", "latency_s": "latency per batch (s)"}
+"""Pareto-plot axis labels of the objectives, in words with units."""
 
 
 def _accuracy_caption(df: pd.DataFrame) -> str:
@@ -325,8 +337,8 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
            "values": best.values, "area": design.accelerator.area,
            "area_budget": problem.area_budget, "accelerator": acc,
            "layer_bits": {k: list(v) for k, v in design.layer_bits.items()},
-           "accuracy_proxy": best.user_attrs.get(METRICS_ATTR, {}).get("accuracy_proxy"),
-           "accuracy_model": best.user_attrs.get(METRICS_ATTR, {}).get("accuracy_model"),
+           "accuracy_proxy": trial_metrics(best).get("accuracy_proxy"),
+           "accuracy_model": trial_metrics(best).get("accuracy_model"),
            "metrics": {k: _jsonable(v) for k, v in res.to_dict().items()}}
     tmp = out / f".best.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(doc, indent=1, default=str))

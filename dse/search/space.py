@@ -47,8 +47,8 @@ if TYPE_CHECKING:  # optuna and arch are imported lazily: a worker imports what 
     from arch import Accelerator
     from workloads.graph import Workload
 
-__all__ = ["LAYER_BITS_MODES", "Design", "SearchSpace", "apply_layer_bits", "decode_pair",
-           "encode_pair", "max_cores_within"]
+__all__ = ["LAYER_BITS_MODES", "SEARCHED_FIELDS", "Design", "SearchSpace", "apply_layer_bits",
+           "base_fields", "decode_pair", "encode_pair", "max_cores_within"]
 
 LAYER_BITS_MODES = ("recipe", "mac", "search")
 ROLES = ("first", "last", "shortcut")
@@ -95,6 +95,10 @@ class SearchSpace:
     first_last_bits: int | None = None
     shortcut_bits: int | None = None
     fixed_roles: tuple[str, ...] = ("first", "last", "shortcut")
+    base: tuple[tuple[str, Any], ...] = ()
+    """The template's other `arch.Accelerator` fields as (name, value) pairs - clock, dataflow,
+    node, latencies, buffers - from a design file or preset (`base_fields`); empty: the sysml19
+    preset's. Cores, array, MAC bits, SRAM and bandwidth are the search's."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -202,7 +206,7 @@ class SearchSpace:
         for name in self.searched_layers(workload):
             sampled[name] = (int(trial.suggest_categorical(f"w:{name}", list(self.layer_w_bits))),
                              int(trial.suggest_categorical(f"a:{name}", list(self.layer_a_bits))))
-        template = self.template(mac, rows, cols, sram, dram_gbps)
+        template = self.template(mac, rows, cols, sram, dram_gbps, self.base)
         if self.cores is None:
             n = max_cores_within(template, area_budget)
             if n == 0:
@@ -224,8 +228,8 @@ class SearchSpace:
         for mac in self.mac_bits:
             for rows, cols in self.array_shapes:
                 for sram in self.sram_kib:
-                    acc = dataclasses.replace(self.template(mac, rows, cols, sram, dram_gbps),
-                                              cores=n)
+                    acc = dataclasses.replace(
+                        self.template(mac, rows, cols, sram, dram_gbps, self.base), cores=n)
                     if acc.area < best[0]:
                         best = (float(acc.area), f"{n} core{'s' * (n > 1)} of {rows}x{cols} "
                                 f"{encode_pair(mac)} MACs with {sram:g} KiB SRAM")
@@ -233,9 +237,11 @@ class SearchSpace:
 
     @staticmethod
     def template(mac_bits: tuple[int, int], rows: int, cols: int, sram_kib: float,
-                 dram_gbps: float) -> Accelerator:
-        """One-core design on the sysml19 template (clock, dataflow, latencies from the preset)."""
-        return dataclasses.replace(_sysml19_base(float(dram_gbps)), cores=1, rows=rows, cols=cols,
+                 dram_gbps: float, base: tuple[tuple[str, Any], ...] = ()) -> Accelerator:
+        """One-core design on the ``base`` template (clock, dataflow, latencies; default the
+        sysml19 preset's)."""
+        start = _sysml19_base(float(dram_gbps)) if not base else _base(base, float(dram_gbps))
+        return dataclasses.replace(start, cores=1, rows=rows, cols=cols,
                                    mac_bits=(int(mac_bits[0]), int(mac_bits[1])),
                                    sram_kib=float(sram_kib), name="")
 
@@ -253,7 +259,7 @@ class SearchSpace:
             raise ValueError(f"unknown SearchSpace fields {unknown}; allowed: {sorted(known)}")
         kw: dict[str, Any] = {}
         for k, v in d.items():
-            if k in ("mac_bits", "array_shapes"):
+            if k in ("mac_bits", "array_shapes", "base"):
                 kw[k] = tuple(tuple(p) for p in v)
             elif isinstance(v, list):
                 kw[k] = tuple(v)
@@ -275,6 +281,27 @@ def _sysml19_base(dram_gbps: float) -> Accelerator:
 
     return dataclasses.replace(sysml19(mac_bits=(16, 16), dram_gbps=dram_gbps),
                                peak_scaling="density")
+
+
+SEARCHED_FIELDS = ("cores", "rows", "cols", "mac_bits", "sram_kib", "dram_gbps", "name",
+                   "peak_scaling")
+"""Accelerator fields the search sets itself (not taken from a base design)."""
+
+
+def base_fields(acc: Accelerator) -> tuple[tuple[str, Any], ...]:
+    """``SearchSpace.base`` of a design: its fields but `SEARCHED_FIELDS`."""
+    from arch.io import to_dict
+
+    return tuple((k, v) for k, v in to_dict(acc).items() if k not in SEARCHED_FIELDS)
+
+
+@lru_cache(maxsize=16)
+def _base(base: tuple[tuple[str, Any], ...], dram_gbps: float) -> Accelerator:
+    """A one-core design from ``base`` fields, sized by the area model (``density``), as
+    `_sysml19_base` is."""
+    from arch import Accelerator
+
+    return Accelerator(cores=1, dram_gbps=dram_gbps, peak_scaling="density", **dict(base))
 
 
 def max_cores_within(template: Accelerator, area_budget: float) -> int:

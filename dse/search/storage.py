@@ -17,11 +17,12 @@ import re
 import socket
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from dse.search.journal_check import repair_journal
 from dse.search.problem import PROBLEM_ATTR, WORKER_ATTR, Problem
@@ -139,47 +140,35 @@ def _journal(path: Path, fsync: bool = False) -> optuna.storages.BaseStorage:
     returns, so a killed process (SIGKILL, crash) loses nothing - only a power loss or kernel
     crash can drop the last records. ``fsync=True`` (``--fsync``) buys that durability back.
 
-    Skipping the fsync needs Optuna's private lock helper
-    (``optuna.storages.journal._file.get_lock_file``). If a future Optuna drops or moves it, the
-    journal falls back to Optuna's own append (with fsync): slower, never wrong.
+    Skipping the fsync is `_JournalFileNoFsync`, a subclass of Optuna's public
+    ``JournalFileBackend`` that overrides ``append_logs`` with the public lock API only.
     """
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
     # A process killed while holding the lock leaves the lock file behind; others break it
     # after the grace period. Appends take milliseconds (one O_APPEND write), so 10 s is long
     # enough not to break a live holder and short enough for a quick --resume.
     lock = JournalFileOpenLock(str(path), grace_period=10)
-    backend = JournalFileBackend(str(path), lock_obj=lock)
-    if not fsync:
-        if _lock_helper() is not None and hasattr(backend, "_lock") \
-                and hasattr(backend, "_file_path"):
-            backend.append_logs = _append_without_fsync.__get__(backend)  # type: ignore
-        else:
-            log.debug("optuna %s lacks the journal lock helper; appends keep Optuna's fsync",
-                      optuna.__version__)
-    return optuna.storages.JournalStorage(backend)
+    if fsync:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    return optuna.storages.JournalStorage(_JournalFileNoFsync(str(path), lock))
 
 
-def _lock_helper() -> Callable[[Any], Any] | None:
-    """Optuna's private ``get_lock_file`` context manager, or None when this Optuna lacks it."""
-    try:
-        from optuna.storages.journal._file import get_lock_file
-    except ImportError:
-        return None
-    return get_lock_file
+class _JournalFileNoFsync(JournalFileBackend):
+    """Optuna's journal file whose appends skip the fsync: one locked ``O_APPEND`` write per
+    batch of records, through the lock object's public ``acquire``/``release``."""
 
+    def __init__(self, file_path: str, lock: JournalFileOpenLock) -> None:
+        super().__init__(file_path, lock_obj=lock)
+        self._qdse_path, self._qdse_lock = file_path, lock
 
-def _append_without_fsync(self: Any, logs: list[dict[str, Any]]) -> None:
-    """`JournalFileBackend.append_logs` minus the fsync: one locked O_APPEND write per batch.
-
-    Installed only when `_lock_helper` found Optuna's lock helper (see `_journal`)."""
-    get_lock_file = _lock_helper()
-    assert get_lock_file is not None  # _journal installs this method only then
-    with get_lock_file(self._lock):
-        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-        with open(self._file_path, "ab") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "\n".join(json.dumps(r, separators=(",", ":")) for r in logs) + "\n"
+        self._qdse_lock.acquire()
+        try:
+            with open(self._qdse_path, "ab") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+        finally:
+            self._qdse_lock.release()
 
 
 # -- workers and studies ---------------------------------------------------------------------------
@@ -192,15 +181,19 @@ def _storage_url(storage: str | None, out: str | Path | None) -> str:
     return f"journal:{Path(out).resolve() / 'study.journal'}"
 
 
-def _fail_dead_local_trials(study: optuna.Study) -> int:
-    """Mark RUNNING trials of dead processes on this host FAIL (journal files have no heartbeat)."""
+def _fail_dead_local_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
+    """Mark RUNNING trials of dead processes on this host FAIL (journal files have no heartbeat);
+    ``storage`` is the study's (Optuna's public storage API: study and trial ids by name and
+    number)."""
     host, n = socket.gethostname(), 0
+    study_id = storage.get_study_id_from_name(study.study_name)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         who = t.user_attrs.get(WORKER_ATTR, {})
         pid = who.get("pid")
         if who.get("host") != host or not isinstance(pid, int) or _alive(pid):
             continue
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
         n += 1
     if n:
         log.info("marked %d trials of killed processes as FAIL", n)
@@ -240,6 +233,9 @@ def _open_study(problem: Problem, storage: Any, study_name: str, resume: bool,
         if study_name not in names:
             study = optuna.create_study(study_name=study_name, storage=storage,
                                         directions=problem.directions)
+            with warnings.catch_warnings():  # public since Optuna 3.2, still "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(list(problem.objectives))  # dashboards: not "Objective 0"
             study.set_user_attr(PROBLEM_ATTR, problem.to_json())
             for k, v in _settings(problem).items():
                 study.set_user_attr(f"qdse.{k}", v)

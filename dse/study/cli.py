@@ -1,7 +1,7 @@
 """``python -m dse.study NAME``: run a study of `studies/` and write its report.
 
     python -m dse.study --list
-    python -m dse.study wrpn_vs_pact [--out DIR] [--bandwidth LIST] [--batch N]
+    python -m dse.study wrpn_vs_pact [--out DIR] [--bandwidth LIST] [--batch N] [--arch FILE]
                         [--format csv,parquet] [--jobs N] [--set NAME=VALUE ...] [--no-cache]
 
 Writes ``reports/NAME/`` (or ``--out``): results.csv / results.parquet, the study's derived tables,
@@ -90,10 +90,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder (default reports/NAME)")
     p.add_argument("--bandwidth", help="DRAM GB/s list, e.g. 8,16,32,inf or 8:256:x2,inf")
     p.add_argument("--batch", type=int, help="images per inference batch")
+    p.add_argument("--arch", metavar="PRESET|FILE",
+                   help="the design template of a study that takes a preset (its 'preset' "
+                        "parameter): a preset name or a TOML/YAML design file")
     p.add_argument("--format", default="csv,parquet", help="result formats (csv,parquet)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override any study parameter (repeatable), e.g. --set sram_kib=1024")
+                   help="override any study parameter (repeatable; the summary lists them), "
+                        "e.g. --set first_last_bits=8")
     p.add_argument("--no-cache", action="store_true", help="recompute every design point")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -177,8 +181,17 @@ def _main(argv: Sequence[str] | None) -> int:
     out = args.out if args.out is not None else Path("reports") / args.name
     _check_docs(study.NAME, args.update_doc)  # before the run, not after it
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    run = run_study_cli(study, _params(args), args, out=out, prog="python -m dse.study",
-                        argv=argv)
+    params = _params(args)
+    if args.arch is not None:
+        if "preset" not in study.PARAMS:
+            raise ValueError(f"--arch={args.arch!r} is not allowed for study {study.NAME!r}: it "
+                             "takes no design template (no 'preset' parameter); studies that do: "
+                             + ", ".join(n for n in registry.names()
+                                         if "preset" in registry.get(n).PARAMS))
+        from dse.study.sweep import design_param
+
+        params["preset"] = design_param(args.arch)
+    run = run_study_cli(study, params, args, out=out, prog="python -m dse.study", argv=argv)
     info = run.info
     reuse = (f"{info.cached} reused from cache, {info.computed} computed" if info.cached
              else f"all {info.computed} computed, none cached")

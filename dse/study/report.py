@@ -1,4 +1,4 @@
-"""Reports of a study: results tables, derived tables, PNG plots and ``summary.md``.
+"""Reports of a study: results tables, derived tables, PNG and SVG plots and ``summary.md``.
 
 This module reads results and renders them; it never simulates. A study's ``summarize`` returns a
 `Summary` (what to show: derived tables, `Plot` specs, `Target` checks against the paper's numbers,
@@ -100,6 +100,14 @@ class Plot:
     """Infinite x values (unlimited bandwidth) are drawn one log-step right of the largest finite x
     and labelled with this text."""
     caption: str = ""
+    legend: Mapping[Any, str] = field(default_factory=dict)
+    """Legend text per ``hue`` value, in words (``{"pact_sawb": "PACT-SAWB W2A2"}``); a value
+    without an entry shows as itself. Lines are ordered by value, numbers numerically."""
+    legend_title: str = ""
+    """Heading of the legend (default: no heading)."""
+    context: str = ""
+    """What the figure is of - model, batch, system - shown under the title in the figure
+    (e.g. ``"AlexNet, batch 8, iso-area sysml19"``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,24 +222,32 @@ def markdown_table(df: pd.DataFrame, max_rows: int = 60) -> str:
 
 def write_results(df: pd.DataFrame, out_dir: str | Path, formats: Sequence[str] = FORMATS,
                   stem: str = "results") -> list[Path]:
-    """Write ``df`` as ``stem.csv`` / ``stem.parquet`` (per ``formats``) atomically."""
+    """Write ``df`` as ``stem.csv`` / ``stem.parquet`` (per ``formats``) atomically, tidied by
+    `dse.study.tidy.tidy` (no repeated columns, whole cycles, exact zeros; JSON-object columns
+    as Parquet maps)."""
+    from dse.study.tidy import parquet_table, tidy
+
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ValueError(f"format={','.join(formats)!r} is not allowed; "
                          f"expected a non-empty comma list of {', '.join(FORMATS)}")
     out_dir = Path(out_dir)
+    df = tidy(df)
     paths = []
     if "csv" in formats:
         paths.append(atomic_write(out_dir / f"{stem}.csv", lambda p: df.to_csv(p, index=False)))
     if "parquet" in formats:
+        import pyarrow.parquet as pq
+
         paths.append(atomic_write(out_dir / f"{stem}.parquet",
-                                  lambda p: df.to_parquet(p, index=False)))
+                                  lambda p: pq.write_table(parquet_table(df), p)))
     return paths
 
 
 # -- plots ----------------------------------------------------------------------------------------
 def plot(spec: Plot, path: str | Path) -> Path:
-    """Render ``spec`` as a PNG at ``path`` (matplotlib Agg backend, no display needed)."""
+    """Render ``spec`` as a PNG at ``path`` and an SVG beside it (matplotlib Agg backend, no
+    display needed); returns the PNG's path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -251,11 +267,13 @@ def plot(spec: Plot, path: str | Path) -> Path:
                                                   ) / max(len(finite.unique()) - 1, 1)
         x = x.where(x != math.inf, inf_x)
     data = data.assign(_x=x)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    groups = [(None, data)] if spec.hue is None else list(data.groupby(spec.hue, sort=True))
+    fig, ax = plt.subplots(figsize=(7.6 if spec.hue is not None else 6.4, 4.2), dpi=150)
+    groups = [(None, data)] if spec.hue is None else sorted(
+        data.groupby(spec.hue, sort=False), key=lambda kg: _natural(kg[0]))
     for key, g in groups:
         g = g.sort_values("_x")
-        ax.plot(g["_x"], g[spec.y], marker="o", label=None if key is None else str(key))
+        label = None if key is None else spec.legend.get(key, str(key))
+        ax.plot(g["_x"], g[spec.y], marker="o", label=label)
     if spec.logx:
         ax.set_xscale("log", base=2)
     if spec.logy:  # base 2 with plain numbers: ratios of 1.5x-16x stay readable
@@ -270,15 +288,28 @@ def plot(spec: Plot, path: str | Path) -> Path:
         ax.minorticks_off()
     ax.set_xlabel(spec.xlabel or spec.x)
     ax.set_ylabel(spec.ylabel or spec.y)
-    ax.set_title(spec.title)
+    ax.set_title(spec.title + (f"\n{spec.context}" if spec.context else ""),
+                 fontsize=11 if spec.context else None)
     ax.grid(True, alpha=0.3)
-    if spec.hue is not None:
-        ax.legend(title=spec.hue)
+    if spec.hue is not None:  # beside the axes, never over the data
+        ax.legend(title=spec.legend_title or None, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, frameon=False, fontsize=9)
     fig.tight_layout()
+    path = Path(path)
     try:
+        atomic_write(path.with_suffix(".svg"), lambda p: fig.savefig(p, format="svg"))
         return atomic_write(path, lambda p: fig.savefig(p, format="png"))
     finally:
         plt.close(fig)
+
+
+def _natural(value: Any) -> tuple[Any, ...]:
+    """Sort key: numbers by value; text with numbers in it ("7.04 mm²" before "14.1 mm²") by
+    its pieces, the numeric ones as numbers."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value))
+    pieces = re.split(r"(\d+(?:\.\d+)?)", str(value))
+    return (1, *((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(pieces)))
 
 
 # -- the whole report -----------------------------------------------------------------------------
@@ -413,7 +444,8 @@ def write_report(results: pd.DataFrame, summary: Summary, info: RunInfo, out_dir
     for name, table in summary.tables.items():
         paths.append(atomic_write(out_dir / f"{name}.csv", _csv_writer(table)))
     for p in summary.plots:
-        paths.append(plot(p, out_dir / p.filename))
+        png = plot(p, out_dir / p.filename)
+        paths += [png, png.with_suffix(".svg")]
     paths.append(atomic_write_text(out_dir / "summary.md", render_summary(summary, info)))
     log.info("wrote %d files to %s", len(paths), out_dir)
     return paths

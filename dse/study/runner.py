@@ -49,7 +49,8 @@ _PRESENTATION = frozenset({
     # reporting, CLIs, search and training code: a change there cannot change a design point
     "dse/study/report.py", "dse/cli.py", "dse/study/cli.py", "dse/study/sweep.py",
     "dse/study/runner.py", "dse/study/__init__.py", "dse/study/__main__.py", "dse/sweep.py",
-    "dse/study/registry.py", "dse/inputs.py", "dse/simulate.py", "dse/compare.py",
+    "dse/study/registry.py", "dse/study/tidy.py", "dse/inputs.py", "dse/simulate.py",
+    "dse/compare.py", "dse/__main__.py",
     "dse/search/space.py", "dse/search/accuracy.py", "quant/train.py", "quant/table.py",
     "quant/data.py",
     "workloads/show.py",
@@ -135,6 +136,19 @@ def _canonical(obj: Any) -> str:
 def point_key(study: str, point: Mapping[str, Any], fingerprint: str) -> str:
     """Cache key of one design point."""
     return hashlib.sha256(_canonical([study, dict(point), fingerprint]).encode()).hexdigest()[:24]
+
+
+def _files_digest(point: Mapping[str, Any]) -> str:
+    """Hash of the design files a point names (a study's ``preset`` may be a TOML/YAML file):
+    editing the file recomputes the point, as editing the model code does."""
+    h = ""
+    for v in point.values():
+        if isinstance(v, str) and v.lower().endswith((".toml", ".yaml", ".yml")):
+            try:
+                h += hashlib.sha256(Path(v).read_bytes()).hexdigest()[:16]
+            except OSError:
+                h += "unreadable"
+    return h
 
 
 def _label(point: Mapping[str, Any]) -> str:
@@ -234,7 +248,7 @@ def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
     point_dir = cache_dir / study.NAME if cache_dir is not None else None
 
     results: list[list[dict[str, Any]] | None] = [None] * len(points)
-    keys = [point_key(study.NAME, p, fingerprint) for p in points]
+    keys = [point_key(study.NAME, p, fingerprint + _files_digest(p)) for p in points]
     if use_cache and point_dir is not None:
         for i, key in enumerate(keys):
             results[i] = _load_cached(point_dir / f"{key}.json")
@@ -269,8 +283,8 @@ def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
         else:
             mp = multiprocessing.get_context("spawn")  # torch is not fork-safe after threads start
             with cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=mp,
-                                        initializer=_worker_init,
-                                        initargs=(os.getpid(),)) as pool:
+                                        initializer=None,
+                                        initargs=()) as pool:
                 futures = {pool.submit(_evaluate, study.__name__, points[i], ctx): i for i in todo}
                 for fut in cf.as_completed(futures):
                     finish(futures[fut], *fut.result())

@@ -1,14 +1,16 @@
 """``python -m dse.sweep``: DRAM bandwidth x area (x SRAM, cores) sweep of any model and recipe.
 
     python -m dse.sweep --model resnet50 --recipe pact_sawb --bandwidth 8:256:x2,inf \\
-        --area 0.5x,1x,2x [--sram-kib 256,1024] [--cores 16,32] [--w-bits 2 --a-bits 2]
+        --area 0.5x,1x,2x [--arch PRESET|FILE.toml] [--sram-kib 256,1024] [--cores 16,32]
+        [--w-bits 2 --a-bits 2]
         [--first-last-bits 16] [--width 1] [--batch 1] [--out DIR] [--jobs N]
 
 A front end to the ``bandwidth_area_sweep`` study (found through `dse.study.registry`): the same
-runner, cache and report. ``--area`` takes mm^2 or multiples of the preset's iso-area budget
-(``1x`` = the sysml19 8-core 16-bit system). Writes ``reports/sweep-MODEL-RECIPE/`` by default:
-results.csv/parquet (the throughput surface), compute_bound.csv (the bandwidth at which each design
-turns compute-bound), PNG plots and summary.md. Bad input: one line on stderr, exit status 2.
+runner, cache and report. ``--area`` takes mm^2 or multiples of the template's area (``1x`` = the
+sysml19 8-core 16-bit system, or the ``--arch`` design file's own area). Writes
+``reports/sweep-MODEL-RECIPE/`` by default: results.csv/parquet (the throughput surface),
+compute_bound.csv (the bandwidth at which each design turns compute-bound), PNG and SVG plots and
+summary.md. Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="zoo model (workloads.zoo.names())")
     p.add_argument("--recipe", required=True, help="quant recipe (quant.recipes())")
     p.add_argument("--bandwidth", default="8:256:x2,inf", help="DRAM GB/s list or ranges")
+    p.add_argument("--arch", default="sysml19", metavar="PRESET|FILE",
+                   help="the template design: a preset (sysml19) or a TOML/YAML design file, "
+                        "whose array, clock, node and latencies every swept design keeps; "
+                        "--area 1x is its area")
     p.add_argument("--area", default="0.5x,1x,2x", help="area budgets: mm^2 or <f>x")
     p.add_argument("--sram-kib", default="256,1024", help="SRAM per core, KiB (list)")
     p.add_argument("--cores", help="explicit core counts instead of --area (list)")
@@ -87,6 +93,17 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag}={value} is not allowed; expected an integer in {lo}..{hi}")
 
 
+def design_param(spec: str, field: str = "--arch") -> str:
+    """A study's ``preset`` parameter for ``--arch``: the preset name, or the design file's
+    absolute path (worker processes and the cache key read the file; `dse.inputs.load_design`
+    checks it first, naming the file and the field at fault)."""
+    from dse.inputs import DESIGN_SUFFIXES, load_design
+
+    load_design(spec, field=field)
+    path = Path(spec)
+    return str(path.resolve()) if path.suffix.lower() in DESIGN_SUFFIXES else spec
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
     return run_cli(lambda: _main(argv), argv)
@@ -110,6 +127,7 @@ def _main(argv: Sequence[str] | None) -> int:
     }
     if args.batch is not None:
         params["batch"] = args.batch
+    params["preset"] = design_param(args.arch)
     out = args.out or Path("reports") / f"sweep-{args.model}-{args.recipe}"
     run = run_study_cli(study, params, args, out=out, prog="python -m dse.sweep", argv=argv)
     info = run.info
@@ -121,7 +139,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
         table = pd.read_csv(knee)
         for r in table.itertuples(index=False):
-            area = "" if pd.isna(r.area_budget_mm2) else f"{r.area_budget_mm2:6.3g} mm2: "
+            area = "" if pd.isna(r.area_budget_mm2) else f"{r.area_budget_mm2:6.3g} mm²: "
             print(f"  {area}{r.cores:4d} cores, {r.sram_kib:g} KiB/core, {r.peak_tops:.3g} TOPS: "
                   f"{r.best_images_per_s:.4g} images/s, compute-bound from "
                   f"{r.compute_bound_gbps:g} GB/s (demand {r.demand_gbps:.3g} GB/s)")

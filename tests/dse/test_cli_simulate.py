@@ -183,3 +183,49 @@ def test_compare_needs_two_designs(tmp_path: Path, capsys: pytest.CaptureFixture
     assert compare_cli.main(["--model", "digits_cnn", "--arch", "sysml19",
                              "--out", str(tmp_path / "x")]) == 2
     assert "two or more" in capsys.readouterr().err
+
+
+def test_onnx_file_gives_the_modules_layers(tmp_path: Path) -> None:
+    """An ONNX export of a zoo model simulates like the model itself (same MACs, same cycles)."""
+    pytest.importorskip("onnx", reason="ONNX input needs the onnx package (the 'onnx' extra)")
+    import warnings
+
+    import torch
+
+    from dse.simulate import main
+    from workloads import zoo
+
+    path = tmp_path / "digits.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(zoo.get("digits_cnn").eval(), (torch.zeros(2, 1, 8, 8),), str(path),
+                          dynamo=False)
+    out = tmp_path / "o"
+    assert main(["--model", str(path), "--arch", str(io.save(CHIP, tmp_path / "c.toml")),
+                 "--out", str(out)]) == 0
+    onnx_layers = pd.read_csv(out / "layers.csv")
+    ref = sim_fn(load_workload(ModelSpec("digits_cnn", batch=2)), CHIP)
+    assert int(onnx_layers["macs"].sum()) == ref.macs  # the file's own batch of 2
+    assert onnx_layers["total_cycles"].sum() == pytest.approx(
+        ref.layers["total_cycles"].round().sum(), abs=len(onnx_layers))
+
+
+def test_unreadable_onnx_and_scalesim_files(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from dse.simulate import main
+
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x80\x81 not a protobuf")
+    topo = tmp_path / "topo.csv"
+    topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
+                    "Channels, Num Filter, Strides,\nc1, 10, 10, 3, 3, 4, 8, 1,\n")
+    out = tmp_path / "never"
+    assert main(["--model", str(bad), "--arch", "sysml19", "--out", str(out)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"error: --model={str(bad)!r}")
+    assert "\n" not in line
+    assert not out.exists()
+    # a SCALE-Sim topology: one 3x3 conv, 8x8 outputs x 8 filters x 36 MACs each, batch 3
+    assert main(["--model", str(topo), "--arch", "sysml19", "--batch", "3",
+                 "--out", str(out)]) == 0
+    assert int(pd.read_csv(out / "layers.csv")["macs"].sum()) == 3 * 8 * 8 * 8 * 36

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -292,13 +293,14 @@ def test_resume_fails_only_trials_of_dead_local_processes(tmp_path):
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    study = optuna.create_study(storage=make_storage(None, tmp_path), study_name="r")
+    storage = make_storage(None, tmp_path)
+    study = optuna.create_study(storage=storage, study_name="r")
     host = socket.gethostname()
     owners = [{"host": host, "pid": dead.pid}, {"host": host, "pid": os.getpid()},
               {"host": "elsewhere", "pid": dead.pid}]
     for who in owners:
         study.ask().set_user_attr("qdse.worker", who)
-    assert _fail_dead_local_trials(study) == 1
+    assert _fail_dead_local_trials(study, storage) == 1
     states = [t.state.name for t in study.trials]
     assert states == ["FAIL", "RUNNING", "RUNNING"]  # live or remote owners are left alone
 
@@ -394,19 +396,36 @@ def test_default_bit_choices_let_the_recipe_floor_bite(tiny_workload, tiny_accur
     assert tiny_accuracy(lowest) < floor
 
 
-def test_journal_falls_back_to_optunas_append_without_the_private_lock_helper(
-        tmp_path, monkeypatch):
+@pytest.mark.parametrize("fsync", [False, True])
+def test_journal_fsyncs_only_when_asked(tmp_path, monkeypatch, fsync):
     import dse.search.storage
 
     calls = []
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
-    monkeypatch.setattr(dse.search.storage, "_lock_helper", lambda: None)
-    st = dse.search.storage.make_storage(None, tmp_path)
-    study = optuna.create_study(storage=st, study_name="f")
+    storage = dse.search.storage.make_storage(None, tmp_path, fsync=fsync)
+    study = optuna.create_study(storage=storage, study_name="f")
     study.set_user_attr("k", 1)
-    assert calls  # Optuna's own append_logs (with fsync) is in use
-    assert optuna.load_study(study_name="f", storage=st).user_attrs["k"] == 1
+    assert bool(calls) == fsync
+    fresh = dse.search.storage.make_storage(None, tmp_path)  # another process's view
+    assert optuna.load_study(study_name="f", storage=fresh).user_attrs["k"] == 1
+
+
+def test_storage_uses_only_optunas_public_api():
+    """No private Optuna module or attribute (they change between releases without notice)."""
+    import ast
+
+    import dse.search.storage
+
+    tree = ast.parse(Path(dse.search.storage.__file__).read_text())
+    private = sorted({n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+                      and n.attr.startswith("_") and not n.attr.startswith("__")
+                      and not (isinstance(n.value, ast.Name) and n.value.id == "self")})
+    modules = sorted({n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                      and n.module and n.module.startswith("optuna")
+                      and any(p.startswith("_") for p in n.module.split("."))})
+    assert private == []
+    assert modules == []
 
 
 def test_problem_errors_need_no_workload():
@@ -421,3 +440,14 @@ def test_problem_errors_need_no_workload():
     (err,) = problem_errors(space, ["images_per_s"], 0.5)
     assert err.startswith("area_budget=0.5 is not allowed for this space: its smallest design "
                           "(1 core of 8x64 16x16 MACs with 2048 KiB SRAM) needs")
+
+
+def test_trial_metrics_read_studies_written_with_one_metrics_dict():
+    """Studies stored before each metric had its own attribute still read the same."""
+    from dse.search.problem import trial_metrics
+
+    old = optuna.trial.create_trial(values=[2.0], user_attrs={
+        "qdse.metrics": {"images_per_s": 2.0, "cores": 4}})
+    new = optuna.trial.create_trial(values=[2.0], user_attrs={"images_per_s": 2.0, "cores": 4,
+                                                              "qdse.worker": {"pid": 1}})
+    assert trial_metrics(old) == trial_metrics(new) == {"images_per_s": 2.0, "cores": 4}

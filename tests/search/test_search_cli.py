@@ -204,13 +204,39 @@ def test_bad_space_or_problem_fails_before_extraction(tmp_path, capsys, monkeypa
 
 
 def test_cli_output_has_no_optuna_info_lines(tmp_path):
+    """stderr (a pipe here, not a terminal) holds at most a progress line per 10 % of the
+    trials (the extraction is cached: no note before it); nothing at all with --quiet."""
     out = tmp_path / "quiet"
     _seed_cache(out)
-    r = subprocess.run(_cli(out, "--trials", "2"), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(_cli(out, "--trials", "20"), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "A new study created" not in r.stderr + r.stdout
     assert "[I " not in r.stderr  # no Optuna INFO record at all
-    assert r.stderr.strip() == ""
+    progress = r.stderr.strip().splitlines()
+    assert 1 <= len(progress) <= 10, progress
+    assert all(ln.startswith("tiny_resnet-pact_sawb: ") for ln in progress), progress
+    assert progress[-1].startswith("tiny_resnet-pact_sawb: 100% (20/20 trials)")
+    assert "\r" not in r.stderr  # no redraws in a log
+    r = subprocess.run(_cli(out, "--trials", "2", "--resume", "--quiet"), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr == ""
+
+
+def test_study_names_its_metrics_and_stores_each_metric_alone(tmp_path, tiny_workload):
+    """optuna-dashboard shows the objective names and one attribute per metric."""
+    study = run(SearchSpace(), ["images_per_s", "energy_j"], workload=tiny_workload,
+                n_trials=3, sampler="random", out=tmp_path, area_budget=50.0)
+    stored = optuna.load_study(study_name=study.study_name,
+                               storage=make_storage(None, tmp_path))
+    assert stored.metric_names == ["images_per_s", "energy_j"]
+    done = [t for t in stored.trials if t.state.name == "COMPLETE"]
+    assert done
+    for t in done:
+        assert "qdse.metrics" not in t.user_attrs
+        assert t.user_attrs["images_per_s"] == pytest.approx(t.values[0])
+        assert t.user_attrs["energy_j"] == pytest.approx(t.values[1])
+        assert {"area", "cores", "mac_bits", "feasible"} <= set(t.user_attrs)
 
 
 def test_cli_default_constraint_rejects_designs_and_reports_it(tmp_path, capsys):
