@@ -352,15 +352,19 @@ def _op(node: Any, index: int, taken: set[str], acts: list[str], shapes: Mapping
         inits: Mapping[str, Any], bits: _ConstBits, batch: int) -> Op:
     """One ONNX node -> a costed `Op` (dims, MACs, weights, bits)."""
     t = node.op_type
-    module = _module_of(node)
-    # layers are named like extract's: by module path where the exporter recorded one
+    kind = _kind(node, acts)
+    weights = [i for i in node.input if i and i not in acts]
+    # layers are named like extract's: by the module path of their weight parameter
+    # ('layer1.0.conv1.weight', the name torch.onnx gives it unless it folded a BN in), else the
+    # scope the exporter recorded, else the ONNX node name
+    param = next((w for w in weights if w in inits and w.endswith(".weight")), "")
+    module = param[:-len(".weight")] if param and kind in ("conv", "linear") else _module_of(node)
     name = module if module and module not in taken else (node.name or f"{t}_{index}")
     while name in taken:
         name += "_"
     out = shapes.get(node.output[0], ()) if node.output else ()
     in_shape = shapes.get(acts[0], ()) if acts else ()
-    op = Op(name, _kind(node, acts), module=module, target=t, out_shape=out)
-    weights = [i for i in node.input if i and i not in acts]
+    op = Op(name, kind, module=module, target=t, out_shape=out)
     a = _attrs(node)
     if op.op == "conv":
         w = shapes.get(node.input[1], ())

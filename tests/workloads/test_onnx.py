@@ -235,3 +235,14 @@ def test_missing_onnx_package_says_which_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"qdse\[onnx\]"):
         from_onnx("x.onnx")
+
+
+@pytest.mark.slow            # the torch.export-based exporter: ~10 s for resnet20
+def test_dynamo_export_keeps_extract_names_through_bn_folding() -> None:
+    """The default exporter folds BN into the conv before it and gives the Conv node the BN's
+    scope; the weight parameter's name still says which module it is."""
+    model = zoo.get("resnet20")
+    ours = from_onnx(export(model, (3, 32, 32), dynamo=True))
+    ref = extract(model, (3, 32, 32), batch=2)
+    assert {la.name: (key(la), la.role) for la in ours.compute_layers()} == {
+        la.name: (key(la), la.role) for la in ref.compute_layers()}
