@@ -10,9 +10,10 @@ from typing import Any
 from torch import nn
 
 from workloads.graph import Workload
-from workloads.lower import IgnoreSpec, check_ignore, lower
+from workloads.lower import lower
 from workloads.protocol import check_bits
 from workloads.trace import check_input_shape, propagate_shapes, trace
+from workloads.unsupported import IgnoreSpec, check_ignore
 
 __all__ = ["extract"]
 

@@ -28,7 +28,7 @@ MACs (checked against forward hooks in the tests): conv ``N*K*Ho*Wo*(C/groups)*R
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import networkx as nx
@@ -38,7 +38,6 @@ from workloads.composite import expand
 from workloads.graph import COMPUTE_OPS, Layer, Workload, bytes_for
 from workloads.ops import (
     FUSIBLE,
-    MODELLED_MODULES,
     Op,
     Shape,
     classify,
@@ -56,14 +55,10 @@ from workloads.protocol import (
     require_bits,
 )
 from workloads.protocol import weight_bits as module_weight_bits
-from workloads.trace import ExtractError
+from workloads.unsupported import IgnoreSpec, ignored, unsupported_error, unsupported_reason
 
-__all__ = ["IgnoreSpec", "check_ignore", "lower", "lower_ops", "unsupported_error"]
+__all__ = ["add_edge", "lower", "lower_ops"]
 
-IgnoreSpec = bool | Collection[str]
-"""``ignore_unsupported``: False (raise on ops qdse does not model), True (keep every one as a
-memory-only ``other`` op), or the names of the ones to keep (op targets such as ``"fft_fft"`` or
-layer names)."""
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +75,7 @@ def _lint(g: nx.DiGraph, stage: str) -> None:
         raise AssertionError(f"workloads.lower internal error after {stage}: {problems}")
 
 
-def _add_edge(g: nx.DiGraph, u: str, v: str, shape: Shape) -> None:
+def add_edge(g: nx.DiGraph, u: str, v: str, shape: Shape) -> None:
     """Add u->v; if it exists (v reads two views of u) keep the larger tensor."""
     if g.has_edge(u, v) and numel(shape) <= numel(g.edges[u, v]["shape"]):
         return
@@ -149,15 +144,15 @@ def _build(gm: fx.GraphModule, batch: int, ignore: IgnoreSpec) -> nx.DiGraph:
             cost(op, node, acts, [i for i in inputs if i in params], batch)
             _protocol_bits(op)
             if kind == "other":     # kept only if harmless or ignored on request
-                reason = _unsupported_reason(op, mod, user_leaves)
-                if reason and not _ignored(op, ignore):
+                reason = unsupported_reason(op, mod, user_leaves)
+                if reason and not ignored(op, ignore):
                     unsupported.append((op, reason))
                     continue
                 log.warning("op %r (%s) is not modelled: kept as a memory-only 'other' node",
                             op.name, op.target)
         g.add_node(name, op=op)
         for i in acts:
-            _add_edge(g, names[i], name, tensor_shape(i) or ())
+            add_edge(g, names[i], name, tensor_shape(i) or ())
     if unsupported:
         raise unsupported_error(unsupported, "extract")
     _lint(g, "build")
@@ -169,10 +164,10 @@ def _add_expansion(g: nx.DiGraph, ex: Any, names: dict[fx.Node, str]) -> str:
     for op in ex.ops:
         g.add_node(op.name, op=op)
     for u, v, shape in ex.edges:
-        _add_edge(g, u, v, shape)
+        add_edge(g, u, v, shape)
     for arg, reader in ex.reads:
         if isinstance(arg, fx.Node) and names.get(arg) in g:
-            _add_edge(g, names[arg], reader, tensor_shape(arg) or ())
+            add_edge(g, names[arg], reader, tensor_shape(arg) or ())
     return str(ex.exit)
 
 
@@ -190,51 +185,6 @@ def _protocol_bits(op: Op) -> None:
         op.quantizer_bits = act_bits(m)
 
 
-def _unsupported_reason(op: Op, mod: nn.Module | None, user_leaves: Collection[str]) -> str:
-    """Why an ``other`` op is a problem ('' if it is not): it has arithmetic qdse cannot cost."""
-    if mod is None:
-        return (f"op {op.name!r} ({op.target}) has arithmetic that qdse does not model (its "
-                "cost would be missing)")
-    kind = type(mod).__name__
-    has_params = any(True for _ in mod.parameters())
-    if op.module in user_leaves:
-        if not has_params:
-            return ""   # the user made it a leaf and it has no weights: a memory-only op
-        return (f"module {op.module!r} ({kind}) has parameters but workloads.lower cannot model "
-                f"its MACs; it is a leaf because leaf_modules names it: remove it from "
-                "leaf_modules so the tracer looks inside")
-    what = "has parameters but" if has_params else "is a torch.nn leaf that"
-    return (f"module {op.module!r} ({kind}) {what} qdse does not model (lowered modules: "
-            f"{MODELLED_MODULES})")
-
-
-def _ignored(op: Op, ignore: IgnoreSpec) -> bool:
-    if isinstance(ignore, bool):
-        return ignore
-    return bool({op.name, op.target, op.module} & set(ignore))
-
-
-def check_ignore(ignore: object) -> IgnoreSpec:
-    """Validate ``ignore_unsupported``: a bool or a collection of op/layer names."""
-    if isinstance(ignore, bool):
-        return ignore
-    if isinstance(ignore, str) or not isinstance(ignore, Collection) or not all(
-            isinstance(x, str) for x in ignore):
-        raise ValueError(f"ignore_unsupported={ignore!r} is invalid; expected True, False or a "
-                         "list of op names (e.g. ['fft_fft'])")
-    return ignore
-
-
-def unsupported_error(found: list[tuple[Op, str]], entry: str) -> ExtractError:
-    """One error listing every op that cannot be lowered, and the two ways out."""
-    names = sorted({op.target or op.name for op, _ in found})
-    return ExtractError(
-        "cannot lower the model: " + "; ".join(reason for _, reason in found)
-        + f". Fix: pass ignore_unsupported=True (or ignore_unsupported={names!r}) to {entry}() "
-        "to keep them as memory-only 'other' ops, listed under 'ignored' in Workload.summary(), "
-        "or build that part with Workload.from_layers")
-
-
 # -- pass 2: collapse views ------------------------------------------------------------------
 def _collapse(g: nx.DiGraph) -> None:
     for name in list(nx.topological_sort(g)):
@@ -245,7 +195,7 @@ def _collapse(g: nx.DiGraph) -> None:
         for s in list(g.successors(name)):
             shape = g.edges[name, s]["shape"]
             for p in preds:
-                _add_edge(g, p, s, shape)
+                add_edge(g, p, s, shape)
         g.remove_node(name)
     _lint(g, "collapse")
 
@@ -267,7 +217,7 @@ def _fuse(g: nx.DiGraph) -> None:
             p.out_quant_bits = _quant_bits(u) or u.out_quant_bits
         p.out_shape = u.out_shape
         for s in list(g.successors(name)):
-            _add_edge(g, p.name, s, g.edges[name, s]["shape"])
+            add_edge(g, p.name, s, g.edges[name, s]["shape"])
         g.remove_node(name)
     # prologue: u feeds exactly one compute op -> applied as that op reads its input
     for name in list(reversed(list(nx.topological_sort(g)))):
@@ -284,7 +234,7 @@ def _fuse(g: nx.DiGraph) -> None:
         if bits is not None and s_op.in_quant_bits is None:
             s_op.in_quant_bits = bits
         pred = next(iter(g.predecessors(name)))
-        _add_edge(g, pred, s_op.name, g.edges[pred, name]["shape"])
+        add_edge(g, pred, s_op.name, g.edges[pred, name]["shape"])
         g.remove_node(name)
     _lint(g, "fuse")
 

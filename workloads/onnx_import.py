@@ -42,9 +42,10 @@ from typing import Any
 import networkx as nx
 
 from workloads.graph import Workload
-from workloads.lower import IgnoreSpec, _add_edge, check_ignore, lower_ops, unsupported_error
+from workloads.lower import add_edge, lower_ops
 from workloads.ops import Op, Shape, nchw, numel
 from workloads.protocol import check_bits
+from workloads.unsupported import IgnoreSpec, check_ignore, ignored, unsupported_error
 
 __all__ = ["ONNX_OPS", "from_onnx"]
 
@@ -122,7 +123,7 @@ def from_onnx(model: str | Path | Any, *, batch: int | None = None, default_bits
         acts = [t for t in node.input if t and t not in const]
         op = _op(node, index, taken, acts, shapes, inits, bits, batch)
         taken.add(op.name)
-        if op.op == "other" and not _ignored(op, ignore):
+        if op.op == "other" and not ignored(op, ignore):
             unsupported.append((op, f"node {op.name!r} (ONNX {node.op_type}) is not an operator "
                                     f"qdse lowers (allowed: {', '.join(sorted(ONNX_OPS))})"))
         g.add_node(op.name, op=op)
@@ -130,7 +131,7 @@ def from_onnx(model: str | Path | Any, *, batch: int | None = None, default_bits
             if t not in producer:
                 raise ValueError(f"ONNX model {label}: node {op.name!r} reads {t!r}, which no "
                                  "node, input or initializer produces")
-            _add_edge(g, producer[t], op.name, shapes.get(t, ()))
+            add_edge(g, producer[t], op.name, shapes.get(t, ()))
         for o in node.output:
             if o:
                 producer[o] = op.name
@@ -138,16 +139,10 @@ def from_onnx(model: str | Path | Any, *, batch: int | None = None, default_bits
         raise unsupported_error(unsupported, "from_onnx")
     g.add_node("output", op=Op("output", "output"))
     for v in graph.output:
-        _add_edge(g, producer[v.name], "output", shapes.get(v.name, ()))
+        add_edge(g, producer[v.name], "output", shapes.get(v.name, ()))
     first = shapes[inputs[0].name]
     return lower_ops(g, batch=batch, input_shape=tuple(first[1:]), default_bits=default_bits,
                      overrides=overrides, name=name or graph.name or label, layer_modules=[])
-
-
-def _ignored(op: Op, ignore: IgnoreSpec) -> bool:
-    if isinstance(ignore, bool):
-        return ignore
-    return bool({op.name, op.target} & set(ignore))
 
 
 def _load(onnx: Any, model: object) -> tuple[Any, str]:
