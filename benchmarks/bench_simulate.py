@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from arch.spec import Accelerator  # noqa: E402
-from dse import mapping, simulate  # noqa: E402
+from dse import simulate  # noqa: E402
+from dse.sim import mapping  # noqa: E402
 
 _EXTRACT = """
 import json, sys
@@ -91,20 +92,21 @@ def clear_caches() -> None:
     mapping._tile_gemm.cache_clear()
 
 
-def bench(label: str, wl: object, acc: Accelerator, repeats: int) -> dict[str, float]:
+def bench(label: str, wl: object, acc: Accelerator, repeats: int,
+          **options: object) -> dict[str, float]:
     cold, warm = [], []
     res = None
     for _ in range(repeats):
         clear_caches()
         t = time.perf_counter()
-        res = simulate(wl, acc)  # type: ignore[arg-type]
+        res = simulate(wl, acc, **options)  # type: ignore[arg-type]
         cold.append(time.perf_counter() - t)
         t = time.perf_counter()
-        simulate(wl, acc)  # type: ignore[arg-type]
+        simulate(wl, acc, **options)  # type: ignore[arg-type]
         warm.append(time.perf_counter() - t)
     clear_caches()
     tracemalloc.start()
-    simulate(wl, acc)  # type: ignore[arg-type]
+    simulate(wl, acc, **options)  # type: ignore[arg-type]
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert res is not None
@@ -112,7 +114,9 @@ def bench(label: str, wl: object, acc: Accelerator, repeats: int) -> dict[str, f
            "events": res.events, "heap_mb": peak / 2**20, "latency_ms": res.latency_s * 1e3,
            "images_per_s": res.images_per_s, "utilization": res.utilization,
            "dram_mb": res.dram_bytes / 1e6}
-    print(f"{label:<44} cold {row['cold_s'] * 1e3:7.1f} ms  warm {row['warm_s'] * 1e3:6.1f} ms  "
+    if options:
+        label += " [" + ", ".join(f"{k}={v}" for k, v in options.items()) + "]"
+    print(f"{label:<64} cold {row['cold_s'] * 1e3:7.1f} ms  warm {row['warm_s'] * 1e3:6.1f} ms  "
           f"events {res.events:6d}  heap {row['heap_mb']:5.1f} MB  | latency "
           f"{row['latency_ms']:.3f} ms, util {res.utilization:.3f}, DRAM {row['dram_mb']:.1f} MB")
     return row
@@ -127,7 +131,10 @@ def main() -> None:
     rn, ax = wls["resnet50"], wls["alexnet"]
     print(f"workloads: {rn!r}; {ax!r}")
     a2 = sysml19(2, 32.0)
-    bench(f"ResNet-50, {a2.cores} cores 2-bit, 32 GB/s", rn, a2, args.repeats)
+    for fidelity in ("layer", "tile"):
+        for prefetch in (False, True):
+            bench(f"ResNet-50, {a2.cores} cores 2-bit, 32 GB/s", rn, a2, args.repeats,
+                  fidelity=fidelity, prefetch=prefetch)
     bench(f"AlexNet,   {a2.cores} cores 2-bit, 32 GB/s", ax, a2, args.repeats)
     a16 = sysml19(16, 32.0)
     bench(f"ResNet-50 16-bit, {a16.cores} cores 16-bit, 32 GB/s", wls["resnet50_16"], a16,

@@ -65,6 +65,7 @@ class Dram:
         self.bytes_per_s = bytes_per_s
         self.latency_s = latency_s
         self._active: list[_Transfer] = []
+        self._pending: list[_Transfer] = []  # waiting out their latency
         self._last = 0.0
         self._gen = 0
         self.bytes_moved = 0.0
@@ -93,10 +94,24 @@ class Dram:
             return done
         tr = _Transfer(float(nbytes), float(weight), done)
         if lat > 0:
+            self._pending.append(tr)
             self.env.timeout(lat).callbacks.append(lambda _ev: self._join(tr))
         else:
             self._join(tr)
         return done
+
+    def promote(self, done: simpy.Event, weight: float) -> None:
+        """Give the transfer that ``done`` belongs to the fair-share ``weight`` from now on (a
+        low-priority prefetch that its layer now waits for becomes a demand stream)."""
+        for tr in self._active:
+            if tr.done is done:
+                self._advance()
+                tr.weight = weight
+                self._reschedule()
+                return
+        for tr in self._pending:
+            if tr.done is done:
+                tr.weight = weight
 
     # -- fluid bandwidth sharing ----------------------------------------------------------------
     def _advance(self) -> None:
@@ -111,6 +126,8 @@ class Dram:
         self._last = now
 
     def _join(self, tr: _Transfer) -> None:
+        if tr in self._pending:
+            self._pending.remove(tr)
         self._advance()
         if not self._active:
             self._busy_since = self.env.now
@@ -169,6 +186,7 @@ class MemorySystem:
         self.burst_bytes = burst_bytes
         self.link = Dram(env, gb_bytes_per_s, 0.0) if math.isfinite(gb_bytes_per_s) else None
         self.bytes_by_operand = dict.fromkeys(OPERANDS, 0.0)
+        self._parts: dict[simpy.Event, tuple[str, simpy.Event]] = {}
         self.counters: dict[str, list[tuple[float, float]]] = {}
         self._levels: dict[str, float] = {}
 
@@ -218,7 +236,20 @@ class MemorySystem:
         ev = self.channel(operand).transfer(moved, weight, latency=latency)
         if self.link is None or moved <= 0:
             return ev
-        return simpy.AllOf(self.env, [ev, self.link.transfer(moved, weight)])
+        both = simpy.AllOf(self.env, [ev, self.link.transfer(moved, weight)])
+        self._parts[both] = (operand, ev)
+        return both
+
+    def promote(self, operand: str, done: simpy.Event, weight: float) -> None:
+        """Raise the fair-share weight of the ``operand`` transfer that ``done`` signals."""
+        if done in self._parts:
+            _, ev = self._parts[done]
+            self.channel(operand).promote(ev, weight)
+            if self.link is not None:
+                for part in getattr(done, "_events", ()):
+                    self.link.promote(part, weight)
+        else:
+            self.channel(operand).promote(done, weight)
 
     def transfer_many(self, amounts: dict[str, float], weight: float = 1.0, *,
                       latency: bool = True) -> simpy.Event | None:

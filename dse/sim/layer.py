@@ -42,6 +42,11 @@ FIDELITIES = ("layer", "tile")
 """``layer``: one lock-step pipeline per layer (fast, for searches); ``tile``: each core class's
 tile loop as events, with buffers (see the module docstring)."""
 
+PREFETCH_PRIORITY = 1e-3
+"""Fair-share weight of a prefetch stream per core, relative to a demand stream's 1: a prefetch
+takes the DRAM bandwidth that running layers leave idle and yields it back at once when they ask
+(the usual low-priority DMA queue), so prefetching never slows the layers that run."""
+
 MAX_BODY_UNITS = 6
 """Tile fidelity plays a core class's middle tiles in at most this many runs (besides the exact
 first and last tile): each run is exact for its own pipeline, and the run boundaries are where the
@@ -115,6 +120,44 @@ class PrefetchRule:
 
     bytes_by_operand: dict[str, float]
     after: tuple[simpy.Event, ...]
+    staged: bool = False
+    """All of the layer's weights (its plan then streams none), not just its first tile's: the
+    first ``head_bytes`` of them gate its first compute, the rest only its last."""
+    head_bytes: float = 0.0
+
+
+class _Prefetch:
+    """A layer's prefetch in flight: one low-priority stream per operand (`PREFETCH_PRIORITY`),
+    each its head first, then its rest. ``head`` fires when every head is in, ``all`` when
+    everything is; `promote` turns the streams still running into demand streams."""
+
+    def __init__(self, env: simpy.Environment, mem: MemorySystem, amounts: dict[str, float],
+                 heads: dict[str, float], cores: int) -> None:
+        self.env, self.mem, self.cores = env, mem, cores
+        self.weight = cores * PREFETCH_PRIORITY
+        self.current: dict[str, simpy.Event] = {}
+        streams = [(op, b, min(b, heads.get(op, b)) or b) for op, b in amounts.items() if b > 0]
+        head_evs = [env.event() for _ in streams]
+        procs = [env.process(self._stream(op, b, h, ev))
+                 for (op, b, h), ev in zip(streams, head_evs)]
+        self.head = simpy.AllOf(env, head_evs)
+        self.all = simpy.AllOf(env, procs)
+
+    def _stream(self, op: str, total: float, head: float,
+                head_in: simpy.Event) -> Generator[simpy.Event, Any, None]:
+        for i, nbytes in enumerate((head, total - head)):
+            if nbytes > 0:
+                ev = self.mem.transfer(op, nbytes, self.weight, latency=i == 0)
+                self.current[op] = ev
+                yield ev
+            if i == 0:
+                head_in.succeed()
+
+    def promote(self) -> None:
+        self.weight = float(self.cores)
+        for op, ev in self.current.items():
+            if not ev.triggered:
+                self.mem.promote(op, ev, self.weight)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -122,30 +165,40 @@ def run_layer(env: simpy.Environment, name: str, plan: LayerPlan | None, units: 
               deps: list[simpy.Event], done: simpy.Event, loads_done: simpy.Event,
               pool: CorePool, mem: MemorySystem, rec: Record | None, *, freq_hz: float,
               fidelity: str, segments: int, prefetch: PrefetchRule | None,
-              slots: int) -> Generator[simpy.Event, Any, None]:
+              slots: int, started: simpy.Event | None = None,
+              ) -> Generator[simpy.Event, Any, None]:
     """One graph node (module docstring): prefetch, wait, take cores, play, free them."""
-    pre_ev: simpy.Event | None = None
-    pre = {"ifmap": 0.0, "filter": 0.0}
+    flight: _Prefetch | None = None
+    pre = {"ifmap": 0.0, "filter": 0.0}  # first-tile bytes the prefetch brings
     if prefetch is not None and plan is not None and rec is not None:
         if prefetch.after:
             yield simpy.AllOf(env, prefetch.after)
-        pre.update(prefetch.bytes_by_operand)
-        rec.prefetched_bytes = sum(pre.values())
-        pre_ev = mem.transfer_many(prefetch.bytes_by_operand, plan.cores_used)
+        rec.prefetched_bytes = sum(prefetch.bytes_by_operand.values())
+        heads = {"filter": prefetch.head_bytes} if prefetch.staged else {}
+        flight = _Prefetch(env, mem, prefetch.bytes_by_operand, heads, plan.cores_used)
+        if not prefetch.staged:  # a staged plan streams no weights: nothing to subtract
+            pre.update(prefetch.bytes_by_operand)
     if deps:
         yield simpy.AllOf(env, deps) if len(deps) > 1 else deps[0]
     if plan is None or rec is None:
-        loads_done.succeed()
-        done.succeed()
+        for ev in (started, loads_done, done):
+            if ev is not None:
+                ev.succeed()
         return
     with pool.request(plan.cores_used) as grant:
         yield grant.event
+        if started is not None:
+            started.succeed()
+        pre_ev = pre_all = None
+        if flight is not None:
+            flight.promote()  # the layer now waits for it
+            pre_ev, pre_all = flight.head, flight.all
         if fidelity == "tile":
             yield from _tiles(env, name, plan, units, grant.ids, mem, rec, pre, pre_ev,
-                              loads_done, slots)
+                              loads_done, slots, pre_all)
         else:
             yield from _lockstep(env, name, plan, grant.ids, mem, rec, freq_hz, segments, pre,
-                                 pre_ev, loads_done)
+                                 pre_ev, loads_done, pre_all)
     done.succeed()
 
 
@@ -153,7 +206,8 @@ def run_layer(env: simpy.Environment, name: str, plan: LayerPlan | None, units: 
 def _lockstep(env: simpy.Environment, name: str, plan: LayerPlan, ids: tuple[int, ...],
               mem: MemorySystem, rec: Record, freq_hz: float, segments: int,
               pre: dict[str, float], pre_ev: simpy.Event | None,
-              loads_done: simpy.Event) -> Generator[simpy.Event, Any, None]:
+              loads_done: simpy.Event,
+              pre_all: simpy.Event | None = None) -> Generator[simpy.Event, Any, None]:
     """The lock-step phases of one layer on cores ``ids``: the cores of a layer advance together;
     a core with less work (the remainder of an uneven split) idles at the end of each compute
     phase. Each DRAM phase is one flow of the bytes summed over the cores (weight: core count)."""
@@ -204,6 +258,8 @@ def _lockstep(env: simpy.Environment, name: str, plan: LayerPlan, ids: tuple[int
             if seg_s > 0:
                 yield env.timeout(seg_s)
                 compute(t2, 1 / segments, last=False)
+    if pre_all is not None:
+        yield pre_all  # the last step needs every weight
     loads_done.succeed()
     if tail_s > 0:
         t3 = env.now
@@ -245,7 +301,7 @@ def _onload_split(plan: LayerPlan, on: float,
 def _tiles(env: simpy.Environment, name: str, plan: LayerPlan, units: list[list[Unit]],
            ids: tuple[int, ...], mem: MemorySystem, rec: Record, pre: dict[str, float],
            pre_ev: simpy.Event | None, loads_done: simpy.Event,
-           slots: int) -> Generator[simpy.Event, Any, None]:
+           slots: int, pre_all: simpy.Event | None = None) -> Generator[simpy.Event, Any, None]:
     rec.start_s = env.now
     first: list[float] = []
     last: list[float] = []
@@ -256,7 +312,7 @@ def _tiles(env: simpy.Environment, name: str, plan: LayerPlan, units: list[list[
         loaded = env.event()
         loaders.append(loaded)
         procs.append(env.process(_tile_loop(env, name, cls_units, cores, task, mem, rec, pre,
-                                            pre_ev, loaded, slots, first, last)))
+                                            pre_ev, loaded, slots, first, last, pre_all)))
         pre = {"ifmap": 0.0, "filter": 0.0}  # the prefetch is counted once, by the first class
         pre_ev = None
     yield simpy.AllOf(env, loaders)
@@ -272,7 +328,8 @@ def _tiles(env: simpy.Environment, name: str, plan: LayerPlan, units: list[list[
 def _tile_loop(env: simpy.Environment, name: str, units: list[Unit], cores: tuple[int, ...],
                task: CoreTask, mem: MemorySystem, rec: Record, pre: dict[str, float],
                pre_ev: simpy.Event | None, loads_done: simpy.Event, slots: int,
-               first: list[float], last: list[float]) -> Generator[simpy.Event, Any, None]:
+               first: list[float], last: list[float],
+               pre_all: simpy.Event | None = None) -> Generator[simpy.Event, Any, None]:
     """Loader, array and drainer of one core class (module docstring, step 3)."""
     w = task.count
     track = f"buffer bytes/core, cores {cores[0]}-{cores[-1]}"
@@ -333,6 +390,8 @@ def _tile_loop(env: simpy.Environment, name: str, units: list[Unit], cores: tupl
         if i == 0:
             first.append(t0)
         loads = [full["ifmap"][i], full["filter"][i]]
+        if pre_all is not None and i == len(units) - 1:
+            loads.append(pre_all)  # the last tile needs every staged weight
         if u.tiles > 1:
             loads.append(env.timeout((u.tiles - 1) * u.compute_s))
         yield simpy.AllOf(env, loads)

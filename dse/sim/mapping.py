@@ -146,7 +146,7 @@ def tile_gemm(*, m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dra
               groups: int = 1,
               bw_share_bytes_per_s: float = math.inf, s_per_cycle: float = 0.0,
               latency_s: float = 0.0, b_in_dram: bool = True, input_sharers: int = 1,
-              weight_sharers: int = 1) -> Tiling:
+              weight_sharers: int = 1, double_buffering: bool = True) -> Tiling:
     """Choose the tiling of ``groups`` identical (M, N, K) GEMMs into ``free_bytes`` of SRAM: one
     unified pool (an int), or split ``(ifmap, filter, ofmap)`` buffers, each holding its operand.
 
@@ -160,12 +160,13 @@ def tile_gemm(*, m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dra
     pipeline), and K split with the deepest chunk that fits. The winner has the smallest
     `pipeline_s` with this core's bandwidth share (``s_per_cycle``: seconds per array cycle,
     including any precision slow-down), then the least traffic, then the smallest buffer.
+    ``double_buffering=False``: the buffers are single (the hardware has no second half).
     Raises ValueError (field ``sram_kib``) if not even the smallest tile fits. Memoised.
     """
     return _tile_gemm(m, n, k, a_bytes, a_in_dram, c_to_dram, w_bits, a_bits, o_bits, acc_bits,
                       rows, cols, dataflow, free_bytes, halo_bytes, groups,
                       bw_share_bytes_per_s, s_per_cycle, latency_s, b_in_dram, input_sharers,
-                      weight_sharers)
+                      weight_sharers, double_buffering)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -174,7 +175,7 @@ def _tile_gemm(m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram:
                dataflow: str, free_bytes: int | tuple[int, int, int], halo_bytes: int,
                groups: int, bw_share: float,
                s_per_cycle: float, latency_s: float, b_in_dram: bool, in_sh: int,
-               w_sh: int) -> Tiling:
+               w_sh: int, double_buffering: bool = True) -> Tiling:
     um, un = _units(dataflow, rows, cols)
     nm, nn = _ceil_div(m, um), _ceil_div(n, un)
     b_bytes = math.ceil(k * n * w_bits / 8) if b_in_dram else 0  # pinned weights: none
@@ -224,7 +225,7 @@ def _tile_gemm(m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram:
 
     # (stationary, xb, nx, buffer, double_buffered, k_chunks, a_traffic, b_traffic, cycles)
     cands: list[tuple[str, int, int, int, bool, int, int, int, int]] = []
-    for db in (True, False):
+    for db in (True, False) if double_buffering else (False,):
         for stat in ("inputs", "weights"):
             if stat == "inputs":
                 nx, xf, yb = nm, a_blk, b_blk(1)
@@ -604,7 +605,8 @@ def _core_task(layer: Layer, acc: Accelerator, count: int, g: int, m: int, n: in
                     dataflow=acc.dataflow, free_bytes=free_bytes, halo_bytes=math.ceil(halo / g),
                     groups=g, bw_share_bytes_per_s=bw_share, s_per_cycle=pf / acc.freq_hz,
                     latency_s=acc.dram_latency_ns * 1e-9, b_in_dram=b_in_dram,
-                    input_sharers=input_sharers, weight_sharers=weight_sharers)
+                    input_sharers=input_sharers, weight_sharers=weight_sharers,
+                    double_buffering=acc.double_buffered)
     cycles = max(0, math.ceil(til.compute_cycles * pf) - 1)  # SCALE-Sim: folds*cpf - 1
     ra, rb, wc = sram_reads(m, n, k, acc.rows, acc.cols, acc.dataflow)
     dram = til.dram_bytes

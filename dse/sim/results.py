@@ -24,7 +24,7 @@ LAYER_COLUMNS = (
     "dram_bytes", "dram_read_bytes_ifmap", "dram_read_bytes_filter", "dram_write_bytes_ofmap",
     "bound",
     "start_s", "end_s", "stationary", "double_buffered", "input_resident", "output_resident",
-    "weights_pinned", "precision_factor", "energy_j",
+    "weights_pinned", "weights_prefetched", "precision_factor", "energy_j",
 )
 TIMELINE_COLUMNS = ("core", "kind", "layer", "start_s", "end_s", "macs")
 LATENCY_PARTS = ("ideal_compute", "precision", "spatial", "vector", "stall", "onload", "offload",

@@ -83,7 +83,7 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
              high_precision: str | None = None, energy_model: Any = None,
              onchip_reuse: bool = True, multicast: bool = True,
              persistent_weights: bool = False, segments: int = 1, fidelity: str = "layer",
-             prefetch: bool = False) -> SimResult:
+             prefetch: bool = True) -> SimResult:
     """Simulate inference of ``batch`` images of ``workload`` on ``accelerator``.
 
     ``batch`` defaults to the batch the workload was extracted with (``workload.batch``); another
@@ -138,14 +138,16 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
     resident_at = _residency(nodes, order, acc, reserves, onchip_reuse)  # 3. SRAM ledger
     pinned = _pin_weights(nodes, order, acc, reserves, resident_at) if persistent_weights \
         else frozenset()  # 3b. weights kept on chip across inferences
-    plans = _plan(nodes, order, acc, hp, resident_at, multicast, pinned)  # 4. split + tile
+    staged = _stage_weights(nodes, order, acc, reserves, resident_at, pinned) if prefetch \
+        else {}  # 3c. layers whose weights all load ahead of them -> where their load starts
+    plans = _plan(nodes, order, acc, hp, resident_at, multicast, pinned, staged)  # 4. tile
     units = _units(plans, acc, nodes) if fidelity == "tile" else {}  # 4b. tile loops
     env, records, mem = _run(nodes, order, plans, units, acc, segments, fidelity,  # 5. SimPy
-                             prefetch, reserves)
+                             prefetch, reserves, staged)
     return _collect(workload, acc, batch, nodes, order, plans, records, mem, env, em,
                     {"high_precision": hp, "onchip_reuse": onchip_reuse, "multicast": multicast,
                      "persistent_weights": persistent_weights, "segments": segments,
-                     "fidelity": fidelity, "prefetch": prefetch}, pinned)
+                     "fidelity": fidelity, "prefetch": prefetch}, pinned, staged)
 
 
 # -- 1. graph preparation --------------------------------------------------------------------------
@@ -310,14 +312,52 @@ def _pin_weights(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
     return frozenset(pinned)
 
 
+def _stage_weights(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
+                   reserves: dict[str, int], resident_at: list[int],
+                   pinned: frozenset[str]) -> dict[str, str]:
+    """Layers whose weights all prefetch (``prefetch``, unified buffers), each mapped to the layer
+    whose start begins its prefetch - as many steps ahead as capacity allows.
+
+    A ledger like the activations' (`_residency`): a layer's weights, spread over every core,
+    occupy SRAM from the step their prefetch starts to the layer's own step. They are staged from
+    the earliest step s < j such that, at every step in [s, j], the resident tensors, the pinned
+    and already staged weights, these weights and that step's reserve fit in every core. The layer
+    then tiles with its weights on chip and streams none.
+    """
+    if acc.buffers == "split":
+        return {}
+    cap = acc.sram_bytes_per_core * acc.cores
+    held = sum(nodes[n].layer.weight_bytes for n in pinned)
+    load = [resident_at[t] + held + reserves.get(order[t], 0) * acc.cores
+            for t in range(len(order))]
+    staged: dict[str, str] = {}
+    for j, name in enumerate(order):
+        nd = nodes[name]
+        w = nd.layer.weight_bytes
+        if not nd.layer.is_compute or name in pinned or w <= 0 or load[j] + w > cap or j == 0:
+            continue
+        s = j
+        while s > 0 and load[s - 1] + w <= cap and nodes[order[s - 1]].layer.op != "input":
+            s -= 1
+        if s == j:
+            continue
+        staged[name] = order[s]
+        for t in range(s, j + 1):
+            load[t] += w
+    return staged
+
+
 def _plan(nodes: dict[str, _Node], order: list[str], acc: Accelerator, hp: str,
-          resident_at: list[int], multicast: bool,
-          pinned: frozenset[str] = frozenset()) -> dict[str, LayerPlan]:
+          resident_at: list[int], multicast: bool, pinned: frozenset[str] = frozenset(),
+          staged: dict[str, str] | None = None) -> dict[str, LayerPlan]:
     plans: dict[str, LayerPlan] = {}
+    staged = staged or {}
     held = sum(nodes[n].layer.weight_bytes for n in pinned)
     for j, name in enumerate(order):
-        free = _free(acc, math.ceil((resident_at[j] + held) / acc.cores))
-        plan = _plan_one(nodes[name], nodes, acc, hp, free, multicast, name in pinned)
+        own = nodes[name].layer.weight_bytes if name in staged else 0
+        free = _free(acc, math.ceil((resident_at[j] + held + own) / acc.cores))
+        plan = _plan_one(nodes[name], nodes, acc, hp, free, multicast,
+                         name in pinned or name in staged)
         if plan is not None:
             plans[name] = plan
     return plans
@@ -344,7 +384,8 @@ def _units(plans: dict[str, LayerPlan], acc: Accelerator,
 def _prefetch_rule(name: str, nodes: dict[str, _Node], plans: dict[str, LayerPlan],
                    units: dict[str, list[list[Unit]]], acc: Accelerator,
                    reserves: dict[str, int], loads_done: dict[str, simpy.Event],
-                   store_done: dict[str, simpy.Event]) -> PrefetchRule | None:
+                   store_done: dict[str, simpy.Event], started: dict[str, simpy.Event],
+                   staged: dict[str, str] | None = None) -> PrefetchRule | None:
     """What layer ``name`` may load before it has its cores (`simulate`'s ``prefetch``).
 
     Its first tile's weights, and its first inputs if every tensor it reads is already in DRAM
@@ -356,6 +397,17 @@ def _prefetch_rule(name: str, nodes: dict[str, _Node], plans: dict[str, LayerPla
     nd = nodes[name]
     if plan is None or not plan.macs:
         return None
+    staged = staged or {}
+    if name in staged:  # all of its weights, broadcast to its cores, loading from the start of
+        # the layer the ledger chose (`_stage_weights`)
+        after = [started[staged[name]]]
+        la = nd.layer
+        # its first tile's weights: one fold unit of columns, one array depth of K
+        # (`dse.sim.mapping.tile_gemm`'s first step)
+        head = math.ceil(min(la.gemm_k, acc.rows) * min(la.gemm_n, acc.cols) * la.w_bits / 8)
+        return PrefetchRule(bytes_by_operand={"filter": float(la.weight_bytes)},
+                            after=tuple(after), staged=True, head_bytes=float(head))
+    after = [loads_done[p] for p in nd.preds if p in loads_done]
     if name in units:
         first = units[name][0][0]
         f_in, f_w = first.ifmap_bytes, first.filter_bytes
@@ -372,7 +424,6 @@ def _prefetch_rule(name: str, nodes: dict[str, _Node], plans: dict[str, LayerPla
     if per_core > room:
         return None
     inputs_ready = all(nodes[p].from_dram or not nodes[p].resident for p in nd.preds)
-    after = [loads_done[p] for p in nd.preds if p in loads_done]
     if inputs_ready and f_in > 0:
         # inputs stored by a predecessor are in DRAM once that predecessor has finished
         after += [store_done[p] for p in nd.preds if not nodes[p].from_dram]
@@ -384,7 +435,7 @@ def _prefetch_rule(name: str, nodes: dict[str, _Node], plans: dict[str, LayerPla
 
 def _run(nodes: dict[str, _Node], order: list[str], plans: dict[str, LayerPlan],
          units: dict[str, list[list[Unit]]], acc: Accelerator, segments: int, fidelity: str,
-         prefetch: bool, reserves: dict[str, int],
+         prefetch: bool, reserves: dict[str, int], staged: dict[str, str] | None = None,
          ) -> tuple[CountingEnvironment, dict[str, Record], MemorySystem]:
     env = CountingEnvironment()
     mem = MemorySystem(env, bytes_per_s=acc.dram_bytes_per_s,
@@ -395,17 +446,18 @@ def _run(nodes: dict[str, _Node], order: list[str], plans: dict[str, LayerPlan],
     pool = CorePool(env, acc.cores)
     done = {name: env.event() for name in order}
     loads_done = {name: env.event() for name in order}
+    started = {name: env.event() for name in order}
     records = {name: Record() for name in plans}
     # buffer halves a loader may fill ahead of its array; SCALE-Sim's ports never wait for room
     slots = (1 << 30 if acc.tile_policy == "scalesim" else 2) if acc.double_buffered else 1
     for name in order:
         deps = [done[p] for p in nodes[name].preds]
-        rule = _prefetch_rule(name, nodes, plans, units, acc, reserves, loads_done, done) \
-            if prefetch else None
+        rule = _prefetch_rule(name, nodes, plans, units, acc, reserves, loads_done, done,
+                              started, staged) if prefetch else None
         env.process(run_layer(env, name, plans.get(name), units.get(name, []), deps, done[name],
                               loads_done[name], pool, mem, records.get(name),
                               freq_hz=acc.freq_hz, fidelity=fidelity, segments=segments,
-                              prefetch=rule, slots=slots))
+                              prefetch=rule, slots=slots, started=started[name]))
     env.run()
     return env, records, mem
 
@@ -486,7 +538,8 @@ def _latency_split(pieces: list[tuple[float, float, dict[str, float]]],
 def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, _Node],
              order: list[str], plans: dict[str, LayerPlan], records: dict[str, Record],
              dram: MemorySystem, env: CountingEnvironment, em: Any, options: dict[str, Any],
-             pinned: frozenset[str] = frozenset()) -> SimResult:
+             pinned: frozenset[str] = frozenset(),
+             staged: dict[str, str] | None = None) -> SimResult:
     f = acc.freq_hz
     latency = env.now
     rows: list[dict[str, Any]] = []
@@ -496,6 +549,7 @@ def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, 
     sram_acc = 0
     intervals: list[Interval] = []
     pieces: list[tuple[float, float, dict[str, float]]] = []
+    staged = staged or {}
     for name in order:
         plan = plans.get(name)
         if plan is None:
@@ -504,6 +558,9 @@ def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, 
         intervals.extend(rec.intervals)
         pieces += _phases(plan, rec, f)
         by_op = plan.dram_by_operand()
+        if name in staged:  # its weights crossed DRAM in the prefetch, not in the plan
+            by_op["weights"] += nodes[name].layer.weight_bytes
+        layer_dram = sum(by_op.values())
         for k, v in by_op.items():
             dram_op[k] += v
         layer_sram_bits = sum(t.count * t.sram_bits for t in plan.tasks)
@@ -516,23 +573,23 @@ def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, 
         comp = plan.compute_cycles
         on_c, off_c = rec.onload_s * f, rec.offload_s * f
         stall = max(0.0, total_cyc - comp - on_c - off_c)
-        mem_s = plan.dram_bytes / acc.dram_bytes_per_s
+        mem_s = layer_dram / acc.dram_bytes_per_s
         row = {
             "name": name, "op": plan.op, "macs": plan.macs, "w_bits": plan.w_bits,
             "a_bits": plan.a_bits, "split": plan.split, "cores_used": plan.cores_used,
             "compute_cycles": comp, "ideal_cycles": plan.ideal_cycles, "stall_cycles": stall,
             "onload_cycles": on_c, "offload_cycles": off_c, "total_cycles": total_cyc,
-            "dram_bytes": plan.dram_bytes, "dram_read_bytes_ifmap": by_op["inputs"],
+            "dram_bytes": layer_dram, "dram_read_bytes_ifmap": by_op["inputs"],
             "dram_read_bytes_filter": by_op["weights"], "dram_write_bytes_ofmap": by_op["outputs"],
             "bound": "memory" if mem_s > comp / f else "compute",
             "start_s": rec.start_s, "end_s": rec.end_s, "stationary": plan.stationary,
             "double_buffered": plan.double_buffered,
             "input_resident": any(nodes[p].resident for p in nodes[name].preds),
             "output_resident": nodes[name].resident,
-            "weights_pinned": name in pinned,
+            "weights_pinned": name in pinned, "weights_prefetched": name in staged,
             "precision_factor": plan.precision_factor,
             "energy_j": mac_e + (layer_sram_bits * em.sram_pj_per_bit
-                                 + plan.dram_bytes * 8 * em.dram_pj_per_bit) * 1e-12,
+                                 + layer_dram * 8 * em.dram_pj_per_bit) * 1e-12,
         }
         (rows if plan.op in ("conv", "linear", "matmul") else mem_rows).append(row)
     dram_total = sum(dram_op.values())

@@ -45,7 +45,8 @@ def test_chain_by_hand(tiny_acc: Accelerator) -> None:
     la = conv_layer("a", c=4, h=2, w=2, k=4, r=1, bits=(8, 8))
     lb = conv_layer("b", c=4, h=2, w=2, k=4, r=1, bits=(8, 8))
     out = Layer(name="output", op="output", c=4, k=4, input_elems=16)
-    res = simulate(Workload.from_layers([_inp(), la, lb, out]), replace(tiny_acc, cores=1))
+    res = simulate(Workload.from_layers([_inp(), la, lb, out]), replace(tiny_acc, cores=1),
+                   prefetch=False)
     assert _ns(res) == _parts(ideal_compute=8.0, spatial=10.0, onload=48.0, offload=16.0)
     assert sum(res.latency_breakdown.values()) == pytest.approx(res.latency_s, rel=1e-12)
     d = res.to_dict()
@@ -65,7 +66,7 @@ def test_branching_graph_by_hand(tiny_acc: Accelerator) -> None:
     wl = Workload.from_layers([_inp(), la, lb, lc, add, out], edges=[
         ("input", "a"), ("a", "b"), ("input", "c"), ("b", "add"), ("c", "add"),
         ("add", "output")])
-    res = simulate(wl, tiny_acc)
+    res = simulate(wl, tiny_acc, prefetch=False)
     assert res.latency_s == pytest.approx(116 * NS)
     assert _ns(res) == _parts(ideal_compute=2.0, spatial=7.0, vector=2.0, onload=16.0,
                               offload=16.0, overlap=73.0)
@@ -77,7 +78,7 @@ def test_resnet50_branches_sum_exactly_and_overlap_matches_the_layer_spans() -> 
     acc = Accelerator(cores=256, rows=8, cols=64, mac_bits=(2, 2), freq_ghz=1.0, sram_kib=64.0,
                       dram_gbps=32.0)
     wl = resnet50_graph(bits=(2, 2), first_last=(8, 8))
-    res = simulate(wl, acc)
+    res = simulate(wl, acc, prefetch=False)
     b = res.latency_breakdown
     assert set(b) == set(LATENCY_PARTS)
     assert all(v >= 0 for v in b.values())

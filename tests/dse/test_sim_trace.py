@@ -40,7 +40,7 @@ def test_event_trace_by_hand(tiny_acc: Accelerator) -> None:
     # a: on-load input 16 B + weights 16 B = 32 ns; compute 9 ns; output stays on chip.
     # b: on-load weights only (16 ns, input resident); compute 9 ns; store output 16 ns.
     acc = replace(tiny_acc, cores=1)
-    res = simulate(_two_layers(), acc)
+    res = simulate(_two_layers(), acc, prefetch=False)
     assert _log(res) == [
         ("a", "dma", 0.0, 32.0),
         ("a", "compute", 32.0, 41.0),
@@ -62,7 +62,8 @@ def test_event_trace_by_hand(tiny_acc: Accelerator) -> None:
 
 def test_event_trace_without_onchip_reuse(tiny_acc: Accelerator) -> None:
     # the ablation: a stores its 16 B output (16 ns), b loads input + weights (32 ns)
-    res = simulate(_two_layers(), replace(tiny_acc, cores=1), onchip_reuse=False)
+    res = simulate(_two_layers(), replace(tiny_acc, cores=1), onchip_reuse=False,
+                   prefetch=False)
     assert _log(res) == [
         ("a", "dma", 0.0, 32.0),
         ("a", "compute", 32.0, 41.0),
@@ -75,7 +76,8 @@ def test_event_trace_without_onchip_reuse(tiny_acc: Accelerator) -> None:
 
 
 def test_dram_latency_is_paid_per_transfer(tiny_acc: Accelerator) -> None:
-    res = simulate(_two_layers(), replace(tiny_acc, cores=1, dram_latency_ns=100.0))
+    res = simulate(_two_layers(), replace(tiny_acc, cores=1, dram_latency_ns=100.0),
+                   prefetch=False)
     # three transfers (a on-load, b on-load, b off-load), each 100 ns later than without latency
     assert res.latency_s == pytest.approx((82 + 300) * NS)
 
