@@ -180,7 +180,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     data = results.assign(design=label)
     bits = f"W{params['w_bits']}A{params['a_bits']}"
     wide = f" {params['width']}x" if params["width"] > 1 else ""
-    context = f"{params['model']}{wide}, {params['recipe']} {bits}, batch {params['batch']}"
+    recipe = params["recipe"].upper().replace("_", "-")  # pact_sawb -> PACT-SAWB
+    context = f"{params['model']}{wide}, {recipe} {bits}, batch {params['batch']}"
     return Summary(
         title=f"Bandwidth x area sweep: {params['model']} with {params['recipe']}",
         intro=("Throughput surface of iso-area designs over DRAM bandwidth. "

@@ -228,7 +228,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                     y="speedup", hue="bandwidth", xlabel="MAC precision (bits)",
                     ylabel="images/s over the 16-bit system's at the same bandwidth (x)",
                     logx=True, legend_title="DRAM bandwidth",
-                    context=f"ResNet-50, {params['recipe']}, batch {params['batch']}, "
+                    context=f"ResNet-50, {params['recipe'].upper().replace('_', '-')}, "
+                            f"batch {params['batch']}, "
                             f"iso-area {params['preset']}"),),
         notes=notes,
         headline=("speedup.png",),

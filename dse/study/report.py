@@ -267,7 +267,7 @@ def plot(spec: Plot, path: str | Path) -> Path:
                                                   ) / max(len(finite.unique()) - 1, 1)
         x = x.where(x != math.inf, inf_x)
     data = data.assign(_x=x)
-    fig, ax = plt.subplots(figsize=(7.6 if spec.hue is not None else 6.4, 4.2), dpi=150)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
     groups = [(None, data)] if spec.hue is None else sorted(
         data.groupby(spec.hue, sort=False), key=lambda kg: _natural(kg[0]))
     for key, g in groups:
@@ -277,10 +277,15 @@ def plot(spec: Plot, path: str | Path) -> Path:
     if spec.logx:
         ax.set_xscale("log", base=2)
     if spec.logy:  # base 2 with plain numbers: ratios of 1.5x-16x stay readable
-        from matplotlib.ticker import FormatStrFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator
 
         ax.set_yscale("log", base=2)
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        y = pd.to_numeric(data[spec.y], errors="coerce")
+        y = y[(y > 0) & y.map(math.isfinite)]
+        narrow = len(y) and float(y.max()) < 4 * float(y.min())  # < 2 doublings: more ticks
+        ax.yaxis.set_major_locator(LogLocator(base=2, subs=(1.0, 1.25, 1.5, 1.75) if narrow
+                                              else (1.0,)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _fmt(float(v))))
     ticks = sorted(data["_x"].unique())
     if len(ticks) <= 12:
         ax.set_xticks(ticks)
@@ -291,14 +296,16 @@ def plot(spec: Plot, path: str | Path) -> Path:
     ax.set_title(spec.title + (f"\n{spec.context}" if spec.context else ""),
                  fontsize=11 if spec.context else None)
     ax.grid(True, alpha=0.3)
+    fig.tight_layout()  # before the legend: the axes keep their size, the canvas grows
     if spec.hue is not None:  # beside the axes, never over the data
         ax.legend(title=spec.legend_title or None, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                   borderaxespad=0.0, frameon=False, fontsize=9)
-    fig.tight_layout()
     path = Path(path)
+    # "tight": the canvas grows to hold the legend beside the axes instead of shrinking them
     try:
-        atomic_write(path.with_suffix(".svg"), lambda p: fig.savefig(p, format="svg"))
-        return atomic_write(path, lambda p: fig.savefig(p, format="png"))
+        atomic_write(path.with_suffix(".svg"),
+                     lambda p: fig.savefig(p, format="svg", bbox_inches="tight"))
+        return atomic_write(path, lambda p: fig.savefig(p, format="png", bbox_inches="tight"))
     finally:
         plt.close(fig)
 
