@@ -29,12 +29,14 @@ __all__ = [
     "DIGITS_FT_LR",
     "DIGITS_WEIGHT_DECAY",
     "JOINT",
+    "OPTIMIZERS",
     "PROCEDURES",
     "Phase",
     "Procedure",
 ]
 
 # ---- our digits protocol (chosen on the validation split; docs/quant_accuracy/tuning.md) -----
+OPTIMIZERS = ("sgd", "adam")
 DIGITS_FP_EPOCHS = 20
 DIGITS_FT_EPOCHS = 10
 DIGITS_FP_LR = 0.05

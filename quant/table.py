@@ -199,6 +199,7 @@ def build_table(out: str | Path, rows: Sequence[Row], *, seeds: Sequence[int] = 
     recipe that fine-tunes, which trains its widened FP network on the way.
     """
     from quant import train as qtrain
+    from quant.digits_runs import _from_scratch
 
     if jobs < 1:
         raise ValueError(f"jobs: {jobs} is not allowed; must be >= 1")
@@ -209,7 +210,7 @@ def build_table(out: str | Path, rows: Sequence[Row], *, seeds: Sequence[int] = 
     tasks = [(i, (r, s)) for i, (r, s) in enumerate((r, s) for r in rows for s in seeds)]
 
     def scratch(r: Row) -> bool:
-        return qtrain._from_scratch(r.recipe, dict(r.options).get("from_scratch"))
+        return _from_scratch(r.recipe, dict(r.options).get("from_scratch"))
 
     first = [(i, t) for i, t in tasks if t[0].recipe == "fp32" or scratch(t[0])]
     wide: set[tuple[int, int]] = set()

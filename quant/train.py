@@ -25,23 +25,17 @@ its checkpoint is bit-identical to one that was never interrupted.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import math
-import os
-import re
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +44,18 @@ from torch.utils.data import DataLoader
 
 from quant import data as qdata
 from quant import hooks
+from quant.checkpoints import (
+    CHECKPOINT,
+    CHECKPOINT_FORMAT,
+    METRICS,
+    _atomic_write,
+    _jsonable,
+    _load_float_weights,
+    _make_run_folder,
+    _read_state_dict,
+    _torch_load,
+    _write_json,
+)
 from quant.procedure import (
     DIGITS_BATCH_SIZE,
     DIGITS_CLIP_DECAY,
@@ -57,17 +63,24 @@ from quant.procedure import (
     DIGITS_FP_LR,
     DIGITS_FT_EPOCHS,
     DIGITS_FT_LR,
+    OPTIMIZERS,
     Procedure,
 )
 
 __all__ = [
     "CHECKPOINT",
+    "DIGITS_BATCH_SIZE",
     "DIGITS_CLIP_DECAY",
+    "DIGITS_FP_EPOCHS",
+    "DIGITS_FP_LR",
+    "DIGITS_FT_EPOCHS",
+    "DIGITS_FT_LR",
     "METRICS",
     "OneLineErrorParser",
     "TrainConfig",
     "TrainResult",
     "build_model",
+    "decay_only_curve",
     "evaluate",
     "load_run",
     "main",
@@ -80,10 +93,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.json"
-CHECKPOINT_FORMAT = 1
-OPTIMIZERS = ("sgd", "adam")
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
@@ -195,82 +204,8 @@ class TrainResult:
         return float(self.metrics[f"{self.metrics.get('eval_split', 'test')}_accuracy"])
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in sorted(v.items())}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    return v
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder and ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _write_json(path: Path, obj: Mapping[str, Any]) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n"
-    _atomic_write(path, lambda f: f.write(text.encode()))
-
-
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + 12_345) % (2**63 - 1)
-
-
-def _torch_load(path: Path, field: str, fix: str) -> Any:
-    """``torch.load`` (tensors only) that turns an unreadable file into one ValueError naming
-    ``field``, the file, what is wrong and ``fix`` (a truncated or foreign file raises many
-    types: UnpicklingError, RuntimeError from the zip reader, EOFError...)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unreadable file ends the same way
-        first = (str(err).strip().splitlines() or [""])[0].split(". ")[0][:100]
-        reason = f"{type(err).__name__}: {first}" if first else type(err).__name__
-        raise ValueError(f"{field}: {path} is not a readable torch checkpoint (truncated or not "
-                         f"written by torch.save: {reason}); {fix}") from None
-
-
-def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Model weights from a quant.train run folder, its checkpoint.pt, or a bare state_dict file."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / CHECKPOINT
-    if not p.is_file():
-        raise FileNotFoundError(f"init_from: no checkpoint at {p} (give a quant.train output "
-                                f"folder, its {CHECKPOINT}, or a file holding a state_dict)")
-    obj = _torch_load(p, "init_from", "give a quant.train run folder, its checkpoint.pt or a "
-                      "torch.save'd state_dict")
-    state = obj.get("model_state", obj) if isinstance(obj, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"init_from: {p} holds no state_dict (expected a dict of tensors or a "
-                         f"quant.train checkpoint with 'model_state')")
-    return state
-
-
-def _load_float_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load FP weights into the float model; quantizer entries of a quantized source are ignored."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    if missing:
-        raise ValueError(f"init_from: {source} lacks {len(missing)} tensors of the model, e.g. "
-                         f"{missing[:3]} (was it trained for another model or width?)")
-    bad = [k for k in own if state[k].shape != own[k].shape]
-    if bad:
-        k = bad[0]
-        raise ValueError(f"init_from: {source} has {k} of shape {tuple(state[k].shape)}, the model "
-                         f"needs {tuple(own[k].shape)} (another model, width or class count?)")
-    model.load_state_dict({k: state[k] for k in own})
 
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -570,26 +505,6 @@ def train(model_name: str, recipe: str, w_bits: int, a_bits: int, *, epochs: int
         raise
 
 
-def _make_run_folder(out_dir: Path) -> list[Path]:
-    """Create ``out_dir`` (and missing parents) now, so an unusable ``--out`` fails before any
-    training; return the folders created, outermost first. ValueError names the reason."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"out: {str(out_dir)!r} exists and is not a folder (allowed: a new or "
-                         "existing run folder)")
-    missing = [p for p in [out_dir, *out_dir.parents] if not p.exists()][::-1]
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        if missing:
-            shutil.rmtree(missing[0], ignore_errors=True)
-        raise ValueError(f"out: cannot write the run folder {str(out_dir)!r} "
-                         f"({err.strerror or err}; allowed: a folder you can write)") from None
-    return missing
-
-
 def _fit(model: nn.Module, config: TrainConfig, optim: torch.optim.Optimizer,
          sched: Any, train_set: qdata.ImageDataset, test_set: qdata.ImageDataset,
          dev: torch.device, out_dir: Path | None, history: dict[str, list[float]],
@@ -715,237 +630,13 @@ def _num_classes(config: TrainConfig) -> int:
     return 10  # digits, CIFAR-10 and synthetic (10 classes) are what load() offers
 
 
-# ---- cached runs for other packages (search: measured accuracy) ---------------------------
-
-def run_name(recipe: str, w_bits: int, a_bits: int, *, seed: int = 0,
-             first_last_bits: int | None = None, shortcut_bits: int | None = None,
-             overrides: Mapping[str, Any] | None = None,
-             fixed_act_clip: float | str | None = None, from_scratch: bool | None = None,
-             clip_decay: float | None = None, eval_split: str = "test") -> str:
-    """Folder name of a cached digits run, e.g. ``pact_sawb_fpsc-w2a2-s0``.
-
-    ``from_scratch=None`` and ``clip_decay=None`` are the recipe's procedure (see
-    :func:`trained_digits_result`); ``eval_split="val"`` runs end in ``-val``."""
-    proc = procedure_of(recipe)
-    from_scratch = _from_scratch(recipe, from_scratch)
-    val = "-val" if eval_split == "val" else ""
-    if recipe == "fp32":
-        return _fp_name(proc.width, seed) + val
-    name = f"{recipe}-w{w_bits}a{a_bits}"
-    if first_last_bits is not None:
-        name += f"-fl{first_last_bits}"
-    if shortcut_bits is not None:
-        name += f"-sc{shortcut_bits}"
-    if fixed_act_clip is not None:
-        name += f"-clip{fixed_act_clip}"
-    if from_scratch:
-        name += "-scratch"
-    if clip_decay is not None and clip_decay != proc.clip_decay:
-        name += f"-cd{clip_decay:g}"
-    if overrides:
-        blob = json.dumps(_jsonable(overrides), sort_keys=True).encode()
-        name += "-ov" + hashlib.sha256(blob).hexdigest()[:10]
-    return f"{name}-s{seed}{val}"
-
-
-def _from_scratch(recipe: str, from_scratch: bool | None) -> bool:
-    return procedure_of(recipe).from_scratch if from_scratch is None else bool(from_scratch)
-
-
-def _fp_name(width: int, seed: int) -> str:
-    return f"fp32-w32a32-s{seed}" if width == 1 else f"fp32-width{width}-w32a32-s{seed}"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock so parallel workers train a cache entry once."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _digits_fp(cache_dir: Path, *, width: int, seed: int, epochs: int,
-               eval_split: str = "test") -> TrainResult:
-    name = _fp_name(width, seed) + ("-val" if eval_split == "val" else "")
-    with _locked(cache_dir / f".{name}.lock"):
-        return train("digits_cnn", "fp32", 32, 32, epochs=epochs, lr=DIGITS_FP_LR,
-                     batch_size=DIGITS_BATCH_SIZE, seed=seed, out=cache_dir / name, width=width,
-                     eval_split=eval_split)
-
-
-def trained_digits_result(recipe: str, w_bits: int, a_bits: int, cache_dir: str | Path, *,
-                          seed: int = 0, first_last_bits: int | None = None,
-                          shortcut_bits: int | None = None,
-                          overrides: Mapping[str, Any] | None = None,
-                          fixed_act_clip: float | str | None = None,
-                          from_scratch: bool | None = None, clip_decay: float | None = None,
-                          fp_epochs: int = DIGITS_FP_EPOCHS,
-                          ft_epochs: int = DIGITS_FT_EPOCHS,
-                          eval_split: str = "test") -> TrainResult:
-    """``digits_cnn`` on digits under ``recipe``, trained once and cached in ``cache_dir``.
-
-    Quantized runs fine-tune for ``ft_epochs`` from a shared full-precision run
-    (``cache_dir/fp32-w32a32-s<seed>``, ``fp_epochs`` at ``DIGITS_FP_LR``, trained first if
-    missing; ``fp32-width2-...`` for a widened network such as ``wrpn``'s) under the recipe's
-    procedure (:mod:`quant.procedure`: learning rate, weight/clip decay, phases, clipping,
-    width); ``clip_decay`` overrides the procedure's. ``from_scratch`` trains the quantized
-    model from random weights for ``fp_epochs`` at the procedure's ``lr_scratch`` instead;
-    None (default) is the procedure's ``from_scratch`` (True for ``wrpn``, which the WRPN
-    paper trains from scratch). ``eval_split="val"`` trains every run of the chain on the
-    training split minus its validation fifth and scores on that fifth (hyperparameter
-    selection; the test split is never read). The folder is ``cache_dir/`` + :func:`run_name`;
-    later calls reload its checkpoint. Safe to call from parallel processes (one file lock per
-    run folder).
-    """
-    cache = Path(cache_dir)
-    width = procedure_of(recipe).width
-    from_scratch = _from_scratch(recipe, from_scratch)
-    if recipe == "fp32" and not (first_last_bits or shortcut_bits or overrides or fixed_act_clip):
-        return _digits_fp(cache, width=width, seed=seed, epochs=fp_epochs, eval_split=eval_split)
-    init_from = None
-    if not from_scratch:
-        _digits_fp(cache, width=width, seed=seed, epochs=fp_epochs, eval_split=eval_split)
-        init_from = cache / (_fp_name(width, seed) + ("-val" if eval_split == "val" else ""))
-    out = cache / run_name(recipe, w_bits, a_bits, seed=seed, first_last_bits=first_last_bits,
-                           shortcut_bits=shortcut_bits, overrides=overrides,
-                           fixed_act_clip=fixed_act_clip, from_scratch=from_scratch,
-                           clip_decay=clip_decay, eval_split=eval_split)
-    with _locked(cache / f".{out.name}.lock"):
-        return train("digits_cnn", recipe, w_bits, a_bits,
-                     epochs=fp_epochs if from_scratch else ft_epochs,
-                     batch_size=DIGITS_BATCH_SIZE, seed=seed, out=out,
-                     first_last_bits=first_last_bits, shortcut_bits=shortcut_bits,
-                     overrides=overrides, init_from=init_from, width=width,
-                     clip_decay=clip_decay, fixed_act_clip=fixed_act_clip,
-                     eval_split=eval_split)
-
-
-def trained_digits_model(recipe: str, w_bits: int, a_bits: int, cache_dir: str | Path,
-                         **kwargs: Any) -> nn.Module:
-    """The model of :func:`trained_digits_result` (eval mode); its accuracy is in the cached
-    ``metrics.json`` (``test_accuracy``)."""
-    return trained_digits_result(recipe, w_bits, a_bits, cache_dir, **kwargs).model
-
-
-# ---- CLI -----------------------------------------------------------------------------------
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line (``error: ...`` on stderr), exit 2.
-
-    :meth:`fail` turns a library error into the same line with the flag named: a message
-    starting with a destination (``lr=...``, ``init_from: ...``) gets that flag's spelling."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see --help)\n")
-
-    def fail(self, exc: BaseException) -> NoReturn:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        for action in self._actions:
-            if action.option_strings and action.dest != "help":
-                flag = action.option_strings[-1]
-                text = re.sub(rf"(?<![\w-]){re.escape(action.dest)}(?=[=:])", flag, text)
-        self.exit(2, f"error: {text}\n")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = OneLineErrorParser(
-        prog="python -m quant.train",
-        description="Quantization-aware training of a zoo model on digits or CIFAR-10. Options "
-                    "left out take the recipe's training procedure (quant/procedure.py).")
-    p.add_argument("--model", default="digits_cnn", help="zoo model name (default digits_cnn)")
-    p.add_argument("--recipe", required=True, help="quant recipe, e.g. pact_sawb_fpsc")
-    p.add_argument("--w-bits", type=int, required=True)
-    p.add_argument("--a-bits", type=int, required=True)
-    p.add_argument("--epochs", type=int, default=None,
-                   help=f"default {DIGITS_FP_EPOCHS} from scratch, {DIGITS_FT_EPOCHS} with "
-                        "--init-from")
-    p.add_argument("--out", default=None, help="run folder (checkpoint.pt, metrics.json); "
-                   "default runs/<model>-<recipe>-w<B>a<B>-s<seed>")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"default: the recipe's procedure ({DIGITS_FP_LR} from scratch, "
-                        f"{DIGITS_FT_LR} with --init-from)")
-    p.add_argument("--batch-size", type=int, default=DIGITS_BATCH_SIZE)
-    p.add_argument("--weight-decay", type=float, default=None,
-                   help="default: the recipe's procedure (e.g. 0 for crelu_binary, x1/4 at "
-                        "2 bits for lsq)")
-    p.add_argument("--clip-decay", type=float, default=None,
-                   help="weight decay of PACT/CReLU clipping levels (default: the recipe's "
-                        f"procedure, {DIGITS_CLIP_DECAY} chosen on the digits validation split)")
-    p.add_argument("--grad-clip-norm", type=float, default=None,
-                   help="clip the gradient L2 norm (default: the recipe's procedure, 5 for qn)")
-    p.add_argument("--fixed-act-clip", default=None,
-                   help="freeze PACT clips at a number or 'max' (PACT Fig. 1 baselines)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
-    p.add_argument("--first-last-bits", type=int, default=None)
-    p.add_argument("--shortcut-bits", type=int, default=None)
-    p.add_argument("--width", type=int, default=None, help="zoo width (default: 2 for wrpn)")
-    p.add_argument("--init-from", default=None, help="FP run folder or checkpoint to fine-tune")
-    p.add_argument("--data", choices=qdata.DATASETS, default="digits")
-    p.add_argument("--data-root", default=None, help="CIFAR-10 folder (python format)")
-    p.add_argument("--augment", action="store_true", help="random crop + flip (CIFAR-10)")
-    p.add_argument("--eval-split", choices=("test", "val"), default="test",
-                   help="val: train without the held-out validation fifth of the training "
-                        "split and score on it (for choosing hyperparameters)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: fastest for small models on a shared "
-                        "machine; results are bit-identical for a fixed thread count)")
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("-v", "--verbose", action="store_true")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    fixed_clip: float | str | None = args.fixed_act_clip
-    if fixed_clip not in (None, "max"):
-        try:
-            fixed_clip = float(fixed_clip)
-        except ValueError:
-            parser.error(f"--fixed-act-clip: {fixed_clip!r} is not allowed; give 'max' or a "
-                         "number > 0")
-    if args.threads < 1:
-        parser.error(f"--threads: {args.threads} is not allowed; must be >= 1")
-    torch.set_num_threads(args.threads)
-    out = args.out or f"runs/{args.model}-{args.recipe}-w{args.w_bits}a{args.a_bits}-s{args.seed}"
-    epochs = args.epochs if args.epochs is not None else (
-        DIGITS_FT_EPOCHS if args.init_from else DIGITS_FP_EPOCHS)
-    try:
-        result = train(args.model, args.recipe, args.w_bits, args.a_bits, epochs=epochs,
-                       lr=args.lr, batch_size=args.batch_size, seed=args.seed, out=out,
-                       first_last_bits=args.first_last_bits, shortcut_bits=args.shortcut_bits,
-                       init_from=args.init_from, data=args.data, device=args.device,
-                       data_root=args.data_root, width=args.width, augment=args.augment,
-                       optimizer=args.optimizer, weight_decay=args.weight_decay,
-                       clip_decay=args.clip_decay, grad_clip_norm=args.grad_clip_norm,
-                       fixed_act_clip=fixed_clip, eval_split=args.eval_split,
-                       resume=not args.no_resume, progress=not args.no_progress)
-    except KeyboardInterrupt:
-        sys.stderr.write(f"interrupted; the last finished epoch is in {Path(out) / CHECKPOINT} "
-                         "(rerun the same command to resume)\n")
-        return 130
-    except FloatingPointError as exc:
-        parser.fail(ValueError(f"lr={args.lr if args.lr is not None else 'default'}: the run "
-                               f"diverged ({exc}; allowed: a smaller --lr)"))
-    except (ValueError, OSError) as exc:
-        parser.fail(exc)  # one line on stderr, exit status 2
-    m = result.metrics
-    ev = m.get("eval_split", "test")
-    print(f"{m['model']} {m['recipe']} W{m['w_bits']}A{m['a_bits']}: {ev} accuracy "
-          f"{m[f'{ev}_accuracy']:.4f} ({m['time_s']:.1f} s) -> {Path(out) / METRICS}")
-    return 0
-
+# ---- re-exports: cached digits runs and the CLI live in their own modules ------------------
+from quant.digits_runs import (  # noqa: E402  (they call back into this module)
+    run_name,
+    trained_digits_model,
+    trained_digits_result,
+)
+from quant.train_cli import OneLineErrorParser, main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())
