@@ -527,6 +527,8 @@ def _fit(model: nn.Module, config: TrainConfig, optim: torch.optim.Optimizer,
                             generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)))
         model.train()
         hooks.set_phase(model, proc.phase_at(epoch, epochs))
+        if config.fixed_act_clip is not None:  # set_phase unfroze them; they stay constants
+            _freeze_act_clips(model, config)
         hooks.on_epoch_start(model, epoch)
         loss_sum, correct, seen = 0.0, 0, 0
         history["lr"].append(float(optim.param_groups[0]["lr"]))
