@@ -80,7 +80,8 @@ def _from_preset(data: dict[str, Any]) -> Accelerator:
         raise ValueError(f"preset={name!r} is not allowed; available: {', '.join(presets.names())}")
     extra = {"sysml19": ("mac_bits", "dram_gbps", "peak_scaling", "total_sram_kib"),
              "llsq40nm": ("bits", "mac_bits", "dram_gbps"),
-             "vu9p": ("mac_bits", "dram_gbps")}[name]
+             "vu9p": ("mac_bits", "dram_gbps"),
+             "scalesim": ("dram_words_per_cycle", "word_bytes")}[name]
     allowed = set(_FIELDS) | set(extra)
     unknown = sorted(set(data) - allowed)
     if unknown:

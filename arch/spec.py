@@ -182,10 +182,10 @@ class Accelerator:
         else:
             for f in ("ifmap_kib", "filter_kib", "ofmap_kib"):
                 if getattr(self, f) != 0:
-                    bad(f, getattr(self, f), 'expected 0 with buffers="unified" (set '
-                        'buffers="split" to size the ifmap/filter/ofmap buffers)')
+                    bad(f, getattr(self, f), 'expected 0 with buffers="unified" (KiB > 0 '
+                        'with buffers="split", which sizes the ifmap/filter/ofmap buffers)')
         if not isinstance(self.double_buffered, bool):
-            bad("double_buffered", self.double_buffered, "expected True or False")
+            bad("double_buffered", self.double_buffered, "expected one of True, False")
         kib("global_buffer_kib", zero=True)
         gb = self.global_buffer_bytes_per_cycle
         if not (number(gb) and not math.isnan(gb) and gb > 0):

@@ -45,6 +45,7 @@ from dse.sim.systolic import fold_shape
 __all__ = ["Tile", "dram_traffic_words", "scalesim_tiles"]
 
 _LINES_PER_BUFFER = 100  # read_buffer.prepare_hashed_buffer: elems_per_set = ceil(size / 100)
+_MOVE_GROUPS = 16  # a walk's moves are timed in at most this many groups (tiny buffers: many)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -259,9 +260,11 @@ def _diag_points(op: _Operand, win: _Window, block: int) -> Iterator[tuple[int, 
     if k:
         yield op.offset, k
     k, first = win.walk(lo, hi)
-    for j in range(k):  # move j fires when the demand reaches the line past the window
-        d = lay.diag_of_valid_index((lo + first + j * win.step) * e) - g0
-        yield op.offset + min(max(d, 0), t + lay.width - 2), 1
+    groups = min(k, _MOVE_GROUPS)
+    for j in range(groups):  # move i fires when the demand reaches the line past the window
+        i = j * k // groups  # (moves in up to _MOVE_GROUPS groups, each at its first move)
+        d = lay.diag_of_valid_index((lo + first + i * win.step) * e) - g0
+        yield op.offset + min(max(d, 0), t + lay.width - 2), (j + 1) * k // groups - i
 
 
 def _row_points(op: _Operand, win: _Window, block: int, r0: int, r1: int,

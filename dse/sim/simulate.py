@@ -374,8 +374,16 @@ def _units(plans: dict[str, LayerPlan], acc: Accelerator,
         if acc.tile_policy == "scalesim" and plan.macs:
             pf = plan.precision_factor
             tiles = plan_scalesim(nodes[name].layer, acc)[1]
-            out[name] = [[Unit(t.repeat, t.compute_cycles * pf / f, t.ifmap_bytes,
-                               t.filter_bytes, t.ofmap_bytes) for t in tiles]]
+            # SCALE-Sim's write buffer drains half its size at a time while the array runs: a
+            # tile with more output than that leaves it in pieces of at most half the buffer
+            half = acc.buffer_bytes()["ofmap"] / 2
+            units: list[Unit] = []
+            for t in tiles:
+                pieces = 1 if t.repeat > 1 else min(16, max(1, math.ceil(t.ofmap_bytes / half)))
+                c_s, o_b = t.compute_cycles * pf / f / pieces, t.ofmap_bytes / pieces
+                units.append(Unit(t.repeat, c_s, t.ifmap_bytes, t.filter_bytes, o_b))
+                units += [Unit(1, c_s, 0.0, 0.0, o_b)] * (pieces - 1)
+            out[name] = [units]
         else:
             out[name] = [units_of_task(t, f) for t in plan.tasks]
     return out

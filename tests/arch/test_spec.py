@@ -66,6 +66,10 @@ BAD_VALUE = {
     "cores": 0, "rows": 0, "cols": 0, "mac_bits": 40, "freq_ghz": -1.0, "sram_kib": 0.0,
     "dram_gbps": 0.0, "dataflow": "rs", "acc_bits": 0, "dram_latency_ns": -1.0,
     "high_precision": "x", "name": 3, "node_nm": 3.0, "peak_scaling": "x",
+    "buffers": "banked", "ifmap_kib": 8.0, "filter_kib": 8.0, "ofmap_kib": 8.0,
+    "double_buffered": "yes", "global_buffer_kib": -1.0, "global_buffer_bytes_per_cycle": 0.0,
+    "dram_burst_bytes": 0, "dram_channels": 0, "dram_channel_map": "striped",
+    "tile_policy": "fast",
 }
 
 

@@ -96,7 +96,8 @@ def test_trace_has_dram_bandwidth_and_buffer_occupancy_counters(tmp_path) -> Non
     assert "DRAM GB/s in use" in names
     assert any(n.startswith("buffer bytes/core") for n in names)
     bw = [e["args"]["value"] for e in counters if e["name"] == "DRAM GB/s in use"]
-    assert max(bw) == pytest.approx(acc.dram_gbps) and min(bw) == 0
+    assert max(bw) == pytest.approx(acc.dram_gbps)
+    assert min(bw) == 0
     occupancy = [e["args"]["value"] for e in counters if e["name"].startswith("buffer")]
     assert min(occupancy) >= -1e-6
     assert max(occupancy) <= acc.sram_bytes_per_core * 1.5  # buffer halves, and multicast
@@ -120,7 +121,8 @@ def test_scalesim_preset_matches_the_issue_signature() -> None:
     acc = scalesim(8, 64, "ws", 32.0, 32.0, 16.0, 10.0, word_bytes=1, freq_ghz=1.0)
     assert (acc.rows, acc.cols, acc.dataflow, acc.cores) == (8, 64, "ws", 1)
     assert (acc.ifmap_kib, acc.filter_kib, acc.ofmap_kib) == (32.0, 32.0, 16.0)
-    assert acc.dram_channels == 3 and acc.dram_channel_map == "by_operand"
+    assert acc.dram_channels == 3
+    assert acc.dram_channel_map == "by_operand"
     assert acc.dram_gbps == pytest.approx(30.0)  # three ports of 10 bytes per cycle at 1 GHz
     assert acc.tile_policy == "scalesim"
     assert "ifmap 32 / filter 32 / ofmap 16 KiB" in acc.hierarchy
