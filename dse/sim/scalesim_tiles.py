@@ -377,7 +377,7 @@ def _raw_tiles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
             outputs.append((cyc, out))
             continue
         cyc = min(cyc, end)
-        if cyc > starts[-1]:  # a move past the current tile's start opens a new tile
+        if cyc > starts[-1] or len(tiles) == 1:  # a move opens a tile (tile 0: the fills only)
             tiles[-1][0] = cyc - starts[-1]
             tiles.append([0, 0, 0, 0])
             starts.append(cyc)

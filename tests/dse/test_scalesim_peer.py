@@ -195,11 +195,17 @@ def test_tiles_sum_to_compute_cycles_and_dram_traffic(m: int, n: int, k: int, ro
     assert sum(t.ifmap_bytes * t.repeat for t in tiles) == reads_i
     assert sum(t.filter_bytes * t.repeat for t in tiles) == reads_f
     assert sum(t.ofmap_bytes * t.repeat for t in tiles) == writes
-    # the first tile is the two first fills, exactly: ceil(A/bw)*bw words each (A = half the
-    # buffer), or the whole padded operand when it is smaller
+    # the first tile is the two first fills, exactly: min(ceil(A/bw), ceil(|F|/bw)) * bw words
+    # (A = half the buffer, |F| the operand padded to whole folds), and nothing else
+    def pad(a: int, b: int) -> int:
+        return -(-a // b) * b
+
+    size_f = {"os": (pad(m, rows) * k, pad(n, cols) * k),
+              "ws": (pad(k, rows) * m, pad(n, cols) * k),
+              "is": (pad(m, cols) * k, pad(k, rows) * n)}[dataflow]
     assert tiles[0].repeat == 1
-    assert tiles[0].ifmap_bytes <= math.ceil(1024 / 3) * 3
-    assert tiles[0].filter_bytes <= math.ceil(2048 / 3) * 3
+    assert tiles[0].ifmap_bytes == min(pad(1024, 3), pad(size_f[0], 3))
+    assert tiles[0].filter_bytes == min(pad(2048, 3), pad(size_f[1], 3))
 
 
 @pytest.mark.parametrize("diag", [True, False])
