@@ -24,11 +24,78 @@ if TYPE_CHECKING:
     from arch import Accelerator
     from workloads.graph import Workload
 
-__all__ = ["DEFAULT_BATCH", "accelerator", "array_utilization", "check_model", "check_recipe",
-           "design_file_accelerator", "is_design_file", "layer_bits_summary", "preset_defaults",
-           "simulate_row", "workload_for"]
+__all__ = [
+    "DEFAULT_BATCH",
+    "HEADLINE_MODE",
+    "SIM_MODES",
+    "accelerator",
+    "array_utilization",
+    "check_model",
+    "check_recipe",
+    "design_file_accelerator",
+    "fidelity_note",
+    "fidelity_table",
+    "is_design_file",
+    "layer_bits_summary",
+    "preset_defaults",
+    "sim_options",
+    "simulate_row",
+    "workload_for",
+]
 
 log = logging.getLogger(__name__)
+
+SIM_MODES = ("layer+prefetch", "layer", "tile+prefetch", "tile")
+"""How a study point is simulated: `dse.simulate`'s ``fidelity`` ("layer" | "tile") with or
+without cross-layer ``prefetch``. Every study runs its headline at `HEADLINE_MODE` and shows the
+headline number under the other modes beside it (docs/simulator.md, "Which fidelity")."""
+HEADLINE_MODE = "layer+prefetch"
+"""Layer fidelity with prefetch: a few hundred events per design point, so the studies and
+searches stay fast; prefetch because the hardware the papers describe loads the next layer's
+weights while the current one runs. Tile fidelity moves the headlines by a few percent at most
+(each study's ``speedup_by_fidelity`` table), which the mode tables show."""
+
+
+def fidelity_table(rows: Any, value: str, index: str = "dram_gbps") -> Any:
+    """``value`` by ``index`` (rows) and simulator mode (columns, in `SIM_MODES` order), or None
+    when ``rows`` hold one mode only."""
+    import pandas as pd
+
+    if "mode" not in rows or rows["mode"].nunique() < 2:
+        return None
+    t = rows.pivot_table(index=index, columns="mode", values=value, aggfunc="first")
+    t = t[[m for m in SIM_MODES if m in t.columns]]
+    out: pd.DataFrame = t.reset_index()
+    out.columns.name = None
+    return out
+
+
+def fidelity_note(table: Any, value: str) -> str:
+    """Markdown: how the headline ``value`` moves between simulator modes, and why."""
+    if table is None:
+        return ""
+    head = table[HEADLINE_MODE]
+    parts = []
+    for mode in SIM_MODES:
+        if mode in table and mode != HEADLINE_MODE:
+            d = (table[mode] / head - 1) * 100
+            parts.append(f"`{mode}` {d.min():+.1f}% to {d.max():+.1f}%")
+    return ("**Simulator fidelity** (`speedup_by_fidelity`; the headline runs at "
+            f"`{HEADLINE_MODE}`): against it, {value} moves by " + ", ".join(parts) + ". "
+            "Prefetch loads each layer's weights while earlier layers run, as far as the SRAM "
+            "allows, into DRAM time those layers leave idle: it helps most where compute-bound "
+            "layers sit before weight-heavy memory-bound ones. Tile fidelity plays each core "
+            "class's tiles as events (first fill, per-tile DRAM contention, output drains, "
+            "buffer back-pressure), which the lock-step layer pipeline averages out.")
+
+
+def sim_options(mode: str, field: str = "mode") -> dict[str, Any]:
+    """``dse.simulate`` options of a `SIM_MODES` name."""
+    if mode not in SIM_MODES:
+        raise ValueError(f"{field}={mode!r} is not allowed; expected one of "
+                         f"{', '.join(SIM_MODES)}")
+    fidelity, _, extra = mode.partition("+")
+    return {"fidelity": fidelity, "prefetch": extra == "prefetch"}
 
 _MEMO: dict[str, Workload] = {}
 

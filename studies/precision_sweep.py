@@ -51,6 +51,7 @@ PARAMS: dict[str, Any] = {
     "peak_scaling": "doubling",
     "total_sram_kib": None,
     "preset": "sysml19",
+    "modes": pipeline.SIM_MODES,
 }
 """``peak_scaling="doubling"`` is the paper's stated rule for this figure (8 -> 64 TOPS);
 ``quantized_first_last`` adds the variant whose first/last layers run at the MAC precision.
@@ -59,7 +60,8 @@ total on-chip SRAM sizes (``speedup_by_batch.csv``, ``speedup_by_sram.csv``).
 ``activation_storage``: ``"mac"`` stores every intermediate tensor at the MAC precision (the
 paper's argument is that all data structures shrink with precision, Sec. 7.2); ``"recipe"`` keeps
 what `workloads.extract` derives from the quantized model, where the raw values feeding residual
-adds and pre-activation BNs stay at 16 bits."""
+adds and pre-activation BNs stay at 16 bits. ``modes``: simulator modes the main sweep is also run
+in (`studies.pipeline.SIM_MODES`; the headline runs at `pipeline.HEADLINE_MODE`)."""
 
 SOURCE = "PACT-SAWB (SysML'19) Sec. 7.2, Fig. 7c"
 BASE_BITS = 16
@@ -94,11 +96,14 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
         configs.append((b, fl_bits, f"first/last {fl_bits}-bit"))
         if params["quantized_first_last"]:
             configs.append((b, b, "first/last quantized"))
-    runs = [(n, srams[0]) for n in batches] + [(batch, s) for s in srams[1:]]
+    modes = [m for m in params["modes"] if pipeline.sim_options(m, "modes")]
+    head = pipeline.HEADLINE_MODE
+    runs = [(n, srams[0], head) for n in batches] + [(batch, s, head) for s in srams[1:]] \
+        + [(batch, srams[0], m) for m in modes if m != head]
     return [{**fixed, "batch": n, "total_sram_kib": s, "dram_gbps": bw, "mac_bits": b,
-             "first_last_bits": fl, "variant": v,
+             "first_last_bits": fl, "variant": v, "mode": mode,
              "recipe": params["recipe"] if b < BASE_BITS else "fp32"}
-            for n, s in runs for bw in bws for b, fl, v in configs]
+            for n, s, mode in runs for bw in bws for b, fl, v in configs]
 
 
 def _workload(point: dict[str, Any], ctx: Context) -> Any:
@@ -122,14 +127,15 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
                                peak_scaling=point["peak_scaling"],
                                high_precision=point["high_precision"],
                                total_sram_kib=point["total_sram_kib"])
-    return [pipeline.simulate_row(wl, acc, batch=point["batch"])]
+    return [pipeline.simulate_row(wl, acc, batch=point["batch"], **pipeline.sim_options(
+        point.get("mode", pipeline.HEADLINE_MODE)))]
 
 
 def with_speedup(results: pd.DataFrame) -> pd.DataFrame:
     """Add ``speedup`` (images/s over the 16-bit baseline at the same bandwidth), ``peak_ratio``
     and ``dram_ratio`` (16-bit DRAM bytes over this point's)."""
     keyed = results.assign(sram_key=results["total_sram_kib"].fillna(-1.0))
-    keys = ["batch", "sram_key", "dram_gbps"]
+    keys = ["mode", "batch", "sram_key", "dram_gbps"]
     base = keyed[keyed["variant"] == "baseline"].set_index(keys)
     idx = pd.MultiIndex.from_frame(keyed[keys])
     return results.assign(
@@ -152,13 +158,15 @@ def _get(df: pd.DataFrame, bits: int, bw: float, variant_prefix: str) -> float:
 
 def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     everything = results if "speedup" in results else with_speedup(results)
+    by_mode = everything
+    everything = everything[everything["mode"] == pipeline.HEADLINE_MODE]
     main_sram = (everything["total_sram_kib"].isna() if params["total_sram_kib"] is None
                  else everything["total_sram_kib"] == params["total_sram_kib"])
     df = everything[(everything["batch"] == params["batch"]) & main_sram]
     fl = params["first_last_bits"]
     main_prefix = f"first/last {fl}-bit"
 
-    def sp(bits: int, bw: float) -> float:
+    def sp(bits: int, bw: float, df: pd.DataFrame = df) -> float:
         return _get(df, bits, bw, "uniform" if bits >= fl else main_prefix)
 
     targets = [
@@ -178,6 +186,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         targets.append(Target(f"first/last quantized gain, {bits}-bit, 32 GB/s", gain, 1.1, 1.4,
                               paper="~1.24x", source=SOURCE, unit="x"))
     targets = [t for t in targets if not math.isnan(t.value)]
+    modes = _by_mode(by_mode, params, sp)
     table = df[["dram_gbps", "mac_bits", "first_last_bits", "variant", "cores", "peak_tops",
                 "images_per_s", "speedup", "peak_ratio", "dram_ratio", "utilization",
                 "memory_bound_layers"]].sort_values(["variant", "dram_gbps", "mac_bits"],
@@ -212,6 +221,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         *(["", "**Missed bands.** " + "; ".join(f"{t.name}: {t.verdict()}" for t in missed)
            + "."] if missed else []),
         "", _sram_note(everything[everything["batch"] == params["batch"]], fl),
+        *(["", pipeline.fidelity_note(modes, "each headline speedup")]
+          if modes is not None else []),
     ])
     return Summary(
         title="Precision sweep on ResNet-50 (TARGETS 2, PACT-SAWB paper Fig. 7c)",
@@ -220,6 +231,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                + describe_params(params)),
         targets=tuple(targets),
         tables={"speedup": table.reset_index(drop=True),
+                **({"speedup_by_fidelity": modes} if modes is not None else {}),
                 **_by(everything[main_sram], "batch", "batch {}"),
                 **_by(everything[everything["batch"] == params["batch"]].assign(
                     sram_mib=everything["sram_total_mib"].round(1)), "sram_mib",
@@ -234,6 +246,25 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         notes=notes,
         headline=("speedup.png",),
     )
+
+
+def _by_mode(results: pd.DataFrame, params: dict[str, Any], sp: Any) -> pd.DataFrame | None:
+    """The headline speedups (16->8, 16->4 at unlimited, 64 and 32 GB/s, 16->2) per simulator
+    mode, or None when one mode ran."""
+    sel = results[(results["batch"] == params["batch"]) & (
+        results["total_sram_kib"].isna() if params["total_sram_kib"] is None
+        else results["total_sram_kib"] == params["total_sram_kib"])]
+    if sel["mode"].nunique() < 2:
+        return None
+    rows = {}
+    for name, bits, bw in (("16->8 bit, unlimited BW", 8, math.inf),
+                           ("16->4 bit, unlimited BW", 4, math.inf),
+                           ("16->2 bit, unlimited BW", 2, math.inf),
+                           ("16->4 bit, 64 GB/s", 4, 64.0), ("16->4 bit, 32 GB/s", 4, 32.0)):
+        rows[name] = {m: sp(bits, bw, sel[sel["mode"] == m]) for m in pipeline.SIM_MODES
+                      if (sel["mode"] == m).any()}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    return out.rename_axis("quantity").reset_index()
 
 
 def _sram_note(df: pd.DataFrame, fl: int) -> str:

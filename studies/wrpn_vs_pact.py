@@ -61,13 +61,15 @@ PARAMS: dict[str, Any] = {
     "preset": "sysml19",
     "batch_sensitivity": (1, 32),
     "sram_sensitivity_kib": (2048.0, 4096.0, 65536.0),
+    "modes": pipeline.SIM_MODES,
 }
 """Defaults. The headline uses the preset's own model choices (``arch.presets.sysml19``:
 ``high_precision="configurable"``, ``peak_scaling="doubling"``); the other values are the
 sensitivity rows. ``total_sram_kib=None`` keeps the preset's total on-chip SRAM (16 MiB, the same
 at every precision, split over the cores). ``batch_sensitivity`` / ``sram_sensitivity_kib``: extra
 sweeps of the headline model at other batch sizes and total SRAM sizes (empty tuple: none), the two
-choices that drive the low-bandwidth end."""
+choices that drive the low-bandwidth end. ``modes``: the simulator modes the headline is also run
+in (`studies.pipeline.SIM_MODES`; the headline itself runs at `pipeline.HEADLINE_MODE`)."""
 
 SPEEDUP_BAND = (2.5, 3.4)
 PAPER_SPEEDUP = "2.7x-3.1x"
@@ -89,7 +91,9 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     batches = [check_batch(b, "batch_sensitivity") for b in params["batch_sensitivity"]]
     srams = check_positive(params["sram_sensitivity_kib"], "sram_sensitivity_kib") \
         if params["sram_sensitivity_kib"] else ()
-    common = {"model": params["model"], "first_last_bits": fl, "preset": params["preset"]}
+    modes = [m for m in params["modes"] if pipeline.sim_options(m, "modes")]
+    common = {"model": params["model"], "first_last_bits": fl, "preset": params["preset"],
+              "mode": pipeline.HEADLINE_MODE}
     points = expand_grid({"high_precision": hps, "peak_scaling": scalings, "dram_gbps": bws,
                           "scheme": tuple(SCHEMES)}, **common, sweep="cost_model", batch=batch,
                          total_sram_kib=params["total_sram_kib"])
@@ -103,6 +107,12 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
         points += expand_grid({"dram_gbps": bws, "scheme": tuple(SCHEMES)}, **common,
                               sweep="sram", high_precision=hp0, peak_scaling=sc0, batch=batch,
                               total_sram_kib=float(kib))
+    for mode in modes:
+        if mode != pipeline.HEADLINE_MODE:
+            points += expand_grid({"dram_gbps": bws, "scheme": tuple(SCHEMES)},
+                                  **{**common, "mode": mode}, sweep="fidelity",
+                                  high_precision=hp0, peak_scaling=sc0, batch=batch,
+                                  total_sram_kib=params["total_sram_kib"])
     return points
 
 
@@ -128,7 +138,9 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
                                peak_scaling=point["peak_scaling"],
                                high_precision=point["high_precision"],
                                total_sram_kib=point["total_sram_kib"])
-    row = pipeline.simulate_row(wl, acc, batch=point["batch"])
+    row = pipeline.simulate_row(wl, acc, batch=point["batch"],
+                                **pipeline.sim_options(point.get("mode",
+                                                                 pipeline.HEADLINE_MODE)))
     row.update(recipe=s["recipe"], width=s["width"], w_bits=s["w_bits"], a_bits=s["a_bits"])
     return [row]
 
@@ -136,7 +148,8 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
 def speedup_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per (sweep, high_precision, peak_scaling, batch, total SRAM, dram_gbps): PACT-SAWB
     images/s / WRPN images/s."""
-    keys = ["sweep", "high_precision", "peak_scaling", "batch", "sram_total_mib", "dram_gbps"]
+    keys = ["sweep", "mode", "high_precision", "peak_scaling", "batch", "sram_total_mib",
+            "dram_gbps"]
     metrics = ["images_per_s", "array_utilization", "utilization"]
     # total SRAM is constant across the two systems up to the per-core split's rounding
     results = results.assign(sram_total_mib=results["sram_total_mib"].round(1))
@@ -152,7 +165,8 @@ def speedup_table(results: pd.DataFrame) -> pd.DataFrame:
 def derive(results: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """results.csv gets ``speedup``: PACT-SAWB images/s over WRPN's at the same configuration
     (both rows of a pair carry it)."""
-    keys = ["sweep", "high_precision", "peak_scaling", "batch", "total_sram_kib", "dram_gbps"]
+    keys = ["sweep", "mode", "high_precision", "peak_scaling", "batch", "total_sram_kib",
+            "dram_gbps"]
     ips = results.pivot_table(index=keys, columns="scheme", values="images_per_s",
                               aggfunc="first", dropna=False)
     ratio = (ips["pact_sawb"] / ips["wrpn"]).rename("speedup").reset_index()
@@ -209,6 +223,10 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                                 aggfunc="first")
             t.columns = [label.format(c) for c in t.columns]
             tables[f"speedup_by_{sweep}"] = t.reset_index()
+    modes = pipeline.fidelity_table(all_sp[is_head & all_sp["sweep"].isin(
+        ["cost_model", "fidelity"])], "speedup")
+    if modes is not None:
+        tables["speedup_by_fidelity"] = modes
     cfg = main[main["scheme"] == "pact_sawb"].iloc[0], main[main["scheme"] == "wrpn"].iloc[0]
     systems = pd.DataFrame([{
         "scheme": r["scheme"], "mac_bits": f"{r['mac_w_bits']}x{r['mac_a_bits']}",
@@ -221,6 +239,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                     "pact_sawb_utilization", "wrpn_utilization"]]
     missed = [t for t in targets if not t.passed]
     notes = _notes(hp0, sc0, cross, missed, main, all_sp)
+    if modes is not None:
+        notes += "\n\n" + pipeline.fidelity_note(modes, "the PACT-SAWB/WRPN speedup")
     context = (f"{params['model']}, batch {params['batch']}, iso-area {params['preset']}, "
                f"first/last layers {params['first_last_bits']}-bit")
     return Summary(
