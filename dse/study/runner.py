@@ -283,8 +283,8 @@ def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
         else:
             mp = multiprocessing.get_context("spawn")  # torch is not fork-safe after threads start
             with cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=mp,
-                                        initializer=None,
-                                        initargs=()) as pool:
+                                        initializer=_worker_init,
+                                        initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(_evaluate, study.__name__, points[i], ctx): i for i in todo}
                 for fut in cf.as_completed(futures):
                     finish(futures[fut], *fut.result())
