@@ -28,12 +28,49 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from arch.tech import technology
 
-if TYPE_CHECKING:
-    from arch.spec import Accelerator
+
+class _Design(Protocol):
+    """What the area of a design depends on (an `arch.Accelerator`; this module does not import
+    arch.spec, which builds on it)."""
+
+    @property
+    def cores(self) -> int: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def cols(self) -> int: ...
+    @property
+    def mac_bits(self) -> tuple[int, int]: ...
+    @property
+    def sram_kib(self) -> float: ...
+    @property
+    def node_nm(self) -> float: ...
+
+
+HIGH_PRECISION_MODELS = ("bit_serial", "configurable")
+"""How a layer whose bits exceed the MAC precision runs (see `dse` docs):
+
+* ``bit_serial``: Bit Fusion-style composition, ceil(w/mw) * ceil(a/ma) passes over the array.
+* ``configurable``: a precision-configurable MAC whose high-precision throughput follows the
+  design's ``peak_scaling`` rule at iso-area: slowed by area(w, a) / area(mw, ma) under
+  ``"density"``, by b_eff(w, a) / b_eff(mw, ma) with b_eff = (w + a) / 2 under ``"doubling"``
+  (so a 16-bit layer on the paper's 64-core 2-bit system runs at the 8-core 16-bit system's peak).
+See `arch.area.precision_slowdown` and `Accelerator.precision_slowdown`.
+"""
+
+PEAK_SCALINGS = ("doubling", "density")
+"""How iso-area core count scales with precision: the paper's 2x per halving, or the area model
+(`arch.area`). A design records the rule that sized it (``Accelerator.peak_scaling``); the rule
+also sets the throughput of a ``configurable`` MAC at a precision above its own."""
+
+MAX_COUNT = 1_000_000
+"""Upper bound on ``cores``, ``rows`` and ``cols``: the largest chip built, the wafer-scale
+Cerebras WSE-3 (46,225 mm^2, nearly a whole 300 mm wafer), has 900,000 cores; a million is beyond
+any physical design and keeps every derived count (MACs, bytes, mm^2) a finite float."""
 
 __all__ = [
     "CORE_CONTROL_FRACTION",
@@ -143,14 +180,14 @@ def core_area_mm2(rows: int, cols: int, mac_bits: int | tuple[int, int],
     return sum(core_area_breakdown_mm2(rows, cols, mac_bits, sram_kib, node_nm=node_nm).values())
 
 
-def accelerator_area_breakdown_mm2(acc: Accelerator) -> dict[str, float]:
+def accelerator_area_breakdown_mm2(acc: _Design) -> dict[str, float]:
     """Whole-accelerator area by component (``mac_array``, ``control``, ``sram``), mm^2."""
     per_core = core_area_breakdown_mm2(acc.rows, acc.cols, acc.mac_bits, acc.sram_kib,
                                        node_nm=acc.node_nm)
     return {k: acc.cores * v for k, v in per_core.items()}
 
 
-def accelerator_area_mm2(acc: Accelerator) -> float:
+def accelerator_area_mm2(acc: _Design) -> float:
     """Silicon area of ``acc``: cores x (MAC array + control + per-core SRAM), mm^2.
 
     Chip-level blocks shared by all cores (DRAM PHY, host interface) are not modelled; they are the
@@ -180,8 +217,6 @@ def iso_area_cores(area_budget: float, mac_bits: int | tuple[int, int], *,
     setup; ``sram_kib`` is then ignored); otherwise every core carries ``sram_kib`` KiB.
     ValueError if the budget cannot hold one core (at ``mac_bits``, or at 16-bit for doubling).
     """
-    from arch.spec import MAX_COUNT, PEAK_SCALINGS
-
     if peak_scaling not in PEAK_SCALINGS:
         raise ValueError(f"peak_scaling={peak_scaling!r} is not allowed; expected one of "
                          f"{', '.join(PEAK_SCALINGS)}")
@@ -241,8 +276,6 @@ def precision_slowdown(op_bits: int | tuple[int, int], mac_bits: int | tuple[int
       (the paper's 2x per halving applied to the ops themselves; 16x16 on 2x2 = 8.0, so the 2-bit
       system runs 16-bit layers at the peak of the 16-bit system of the same area).
     """
-    from arch.spec import HIGH_PRECISION_MODELS, PEAK_SCALINGS
-
     ow, oa = bits_pair(op_bits, "op_bits")
     mw, ma = bits_pair(mac_bits)
     w, a = max(ow, mw), max(oa, ma)

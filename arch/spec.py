@@ -17,6 +17,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from arch.area import (
+    HIGH_PRECISION_MODELS,
+    MAX_COUNT,
+    PEAK_SCALINGS,
+    accelerator_area_breakdown_mm2,
+    accelerator_area_mm2,
+    bits_pair,
+    iso_area_cores,
+    precision_slowdown,
+)
 from arch.tech import TECHNOLOGIES
 
 __all__ = ["BUFFER_KINDS", "DATAFLOWS", "DRAM_CHANNEL_MAPS", "HIGH_PRECISION_MODELS",
@@ -24,23 +34,6 @@ __all__ = ["BUFFER_KINDS", "DATAFLOWS", "DRAM_CHANNEL_MAPS", "HIGH_PRECISION_MOD
 
 DATAFLOWS = ("os", "ws", "is")
 """Output-, weight- and input-stationary (SCALE-Sim's three dataflows)."""
-
-HIGH_PRECISION_MODELS = ("bit_serial", "configurable")
-"""How a layer whose bits exceed the MAC precision runs (see `dse` docs):
-
-* ``bit_serial``: Bit Fusion-style composition, ceil(w/mw) * ceil(a/ma) passes over the array.
-* ``configurable``: a precision-configurable MAC whose high-precision throughput follows the
-  design's ``peak_scaling`` rule at iso-area: slowed by area(w, a) / area(mw, ma) under
-  ``"density"``, by b_eff(w, a) / b_eff(mw, ma) with b_eff = (w + a) / 2 under ``"doubling"``
-  (so a 16-bit layer on the paper's 64-core 2-bit system runs at the 8-core 16-bit system's peak).
-See `arch.area.precision_slowdown` and `Accelerator.precision_slowdown`.
-"""
-
-PEAK_SCALINGS = ("doubling", "density")
-"""How iso-area core count scales with precision: the paper's 2x per halving, or the area model
-(`arch.area`). A design records the rule that sized it (``Accelerator.peak_scaling``); the rule
-also sets the throughput of a ``configurable`` MAC at a precision above its own."""
-
 
 BUFFER_KINDS = ("unified", "split")
 """Per-core on-chip buffers: ``unified`` - one ``sram_kib`` pool shared by inputs, weights and
@@ -59,12 +52,6 @@ DRAM_CHANNEL_MAPS = ("interleaved", "by_operand")
 addresses interleave over all channels at burst granularity, so every transfer spreads over all of
 them; ``by_operand`` - ifmap, filter and ofmap traffic each have their own channel (channel index
 0, 1, 2 modulo the count), as SCALE-Sim's separate backing-store ports."""
-
-
-MAX_COUNT = 1_000_000
-"""Upper bound on ``cores``, ``rows`` and ``cols``: the largest chip built, the wafer-scale
-Cerebras WSE-3 (46,225 mm^2, nearly a whole 300 mm wafer), has 900,000 cores; a million is beyond
-any physical design and keeps every derived count (MACs, bytes, mm^2) a finite float."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +206,6 @@ class Accelerator:
         (rows, cols, freq_ghz, dram_gbps, dataflow, node_nm, ...). Raises ValueError if the budget
         cannot hold one core.
         """
-        from arch.area import bits_pair, iso_area_cores
-
         if "cores" in fields:
             raise ValueError(f"cores={fields['cores']!r} is not allowed in iso_area; the core "
                              "count is what it sizes (build Accelerator(cores=...) directly)")
@@ -310,8 +295,6 @@ class Accelerator:
         """How many array cycles a (w_bits, a_bits) MAC takes relative to one at ``mac_bits``
         (>= 1; 1 at or below the MAC precision), under ``high_precision`` (default: the design's).
         See `arch.area.precision_slowdown`."""
-        from arch.area import precision_slowdown
-
         return precision_slowdown((w_bits, a_bits), self.mac_bits,
                                   high_precision=high_precision or self.high_precision,
                                   peak_scaling=self.peak_scaling)
@@ -319,8 +302,6 @@ class Accelerator:
     def summary(self) -> dict[str, float | int | str]:
         """Flat scalars for report rows: every field (``mac_bits`` as ``mac_w_bits``/``mac_a_bits``)
         plus ``mac_count``, ``peak_tops``, ``sram_total_mib`` and the area split in mm^2."""
-        from arch.area import accelerator_area_breakdown_mm2
-
         row: dict[str, float | int | str] = {}
         for f in self.__dataclass_fields__:
             if f == "mac_bits":
@@ -336,6 +317,4 @@ class Accelerator:
     @property
     def area(self) -> float:
         """Silicon area in mm^2 (MAC arrays + per-core SRAM and control), from `arch.area`."""
-        from arch.area import accelerator_area_mm2
-
         return accelerator_area_mm2(self)

@@ -112,3 +112,9 @@ def test_hardware_side_starts_without_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_no_import_cycle_between_area_and_spec() -> None:
+    """arch.spec builds the Accelerator on arch.area's model; area must not reach back."""
+    area = _imports(ROOT / "arch" / "area.py")
+    assert not any(i == "arch.spec" or i.startswith("arch.spec.") for i in area), area
