@@ -59,7 +59,7 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     wl = pipeline.workload_for(point["model"], point["recipe"], w_bits=b, a_bits=b,
                                first_last_bits=b, store_bits=b, cache_dir=ctx.cache_dir)
     acc = presets.llsq40nm(b)
-    row = pipeline.simulate_row(wl, acc, batch=point["batch"],
+    row = pipeline.simulate_row(wl, acc, batch=point["batch"], other_modes=True,
                                 energy_model=presets.llsq40nm_energy_model())
     energy = {k[len("energy_"):-2]: v for k, v in row.items()
               if k.startswith("energy_") and k.endswith("_j")}
@@ -91,6 +91,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
             "paper_area_mm2", "power_mw", "paper_power_mw", "power_mac_mw", "power_sram_mw",
             "power_leakage_mw", "dram_mw"]
     table = results[cols].sort_values("bits", ascending=False).reset_index(drop=True)
+    modes = pipeline.mode_columns(results.sort_values("bits", ascending=False), "bits",
+                                  lambda r, col: r["macs"] / r[col] / 1e9)
     by = table.set_index("bits")
     targets: list[Target] = []
     for b in by.index:
@@ -150,8 +152,9 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                "tensor at b bits, on `arch.presets.llsq40nm(b)`; power from the energy model at "
                "the simulated utilization plus leakage. " + describe_params(params)),
         targets=tuple(targets),
-        tables={"table5": table},
-        notes=notes,
+        tables={"table5": table, **({"gops_by_fidelity": modes} if modes is not None else {})},
+        notes=notes + ("\n\n" + pipeline.fidelity_note(modes, "the achieved GOPS")
+                       if modes is not None else ""),
         headline=("table5",),
     )
 

@@ -37,6 +37,7 @@ __all__ = [
     "fidelity_table",
     "is_design_file",
     "layer_bits_summary",
+    "mode_columns",
     "preset_defaults",
     "sim_options",
     "simulate_row",
@@ -87,6 +88,21 @@ def fidelity_note(table: Any, value: str) -> str:
             "layers sit before weight-heavy memory-bound ones. Tile fidelity plays each core "
             "class's tiles as events (first fill, per-tile DRAM contention, output drains, "
             "buffer back-pressure), which the lock-step layer pipeline averages out.")
+
+
+def mode_columns(results: Any, index: str, value: Any) -> Any:
+    """A ``by_fidelity`` table from ``latency_s@MODE`` columns (`simulate_row`'s
+    ``other_modes``): one row per ``index`` value, one column per mode, each cell
+    ``value(results, mode_latency_column)``; None without such columns."""
+    import pandas as pd
+
+    cols = [m for m in SIM_MODES if f"latency_s@{m}" in results]
+    if len(cols) < 2:
+        return None
+    out = pd.DataFrame({index: results[index].to_numpy()})
+    for m in cols:
+        out[m] = value(results, f"latency_s@{m}").to_numpy()
+    return out
 
 
 def sim_options(mode: str, field: str = "mode") -> dict[str, Any]:
@@ -368,11 +384,20 @@ def array_utilization(res: Any, acc: Accelerator) -> float:
 
 
 def simulate_row(workload: Workload, acc: Accelerator, *, batch: int = 1,
-                 **options: Any) -> dict[str, Any]:
-    """Simulate one design point and flatten it to a row: accelerator + workload + SimResult."""
+                 other_modes: bool = False, **options: Any) -> dict[str, Any]:
+    """Simulate one design point and flatten it to a row: accelerator + workload + SimResult.
+
+    ``other_modes``: also simulate the point in every `SIM_MODES` mode besides the one
+    ``options`` give (default `HEADLINE_MODE`) and add ``latency_s@MODE`` columns, for the
+    study's ``by_fidelity`` table."""
     from dse import simulate
 
     res = simulate(workload, acc, batch=batch, **options)
+    extra: dict[str, float] = {}
+    if other_modes:
+        for mode in SIM_MODES:
+            opts = {**options, **sim_options(mode)}
+            extra[f"latency_s@{mode}"] = simulate(workload, acc, batch=batch, **opts).latency_s
     row: dict[str, Any] = {
         "accelerator": acc.name, "cores": acc.cores, "rows": acc.rows, "cols": acc.cols,
         "mac_w_bits": acc.mac_bits[0], "mac_a_bits": acc.mac_bits[1], "freq_ghz": acc.freq_ghz,
@@ -390,6 +415,7 @@ def simulate_row(workload: Workload, acc: Accelerator, *, batch: int = 1,
         else:
             row[k] = v
     row["array_utilization"] = array_utilization(res, acc)
+    row.update(extra)
     if isinstance(row.get("dram_gbps"), float) and math.isinf(row["dram_gbps"]):
         row["dram_gbps"] = math.inf
     return row

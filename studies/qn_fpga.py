@@ -75,7 +75,7 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     wl = pipeline.workload_for(point["model"], point["recipe"], w_bits=w, a_bits=a,
                                first_last_bits=w if w == a else None, cache_dir=ctx.cache_dir)
     acc = presets.vu9p((w, a))
-    row = pipeline.simulate_row(wl, acc, batch=point["batch"])
+    row = pipeline.simulate_row(wl, acc, batch=point["batch"], other_modes=True)
     row["area_mm2"] = math.nan  # an FPGA spends LUTs and DSPs (the fpga_* columns), not mm^2
     res = presets.vu9p_design().resources((w, a))
     row.update({f"fpga_{k}": v for k, v in res.items() if k not in ("mac_w_bits", "mac_a_bits")})
@@ -164,6 +164,9 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     lines = [f"{r.scheme}: {r.fpga_macs:,} MACs ({r.fpga_binding} bind), peak ratio to binary "
              f"{r.peak_ratio_vs_binary:.1f}x, time {r.time_vs_binary:.2f}x"
              for r in sel.reset_index().itertuples()]
+    rows = results[results["model"] == head]
+    binary = rows[(rows["w_bits"] == 1) & (rows["a_bits"] == 1)].iloc[0]
+    modes = pipeline.mode_columns(rows, "scheme", lambda r, col: r[col] / binary[col])
     notes = "## What sets the time ratios\n\n" + "; ".join(lines) + ".\n\n" + _explain(sel)
     return Summary(
         title="Quantization Networks on the VU9P FPGA, Table 7 (TARGETS 5)",
@@ -171,8 +174,9 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                "quantized, and the FP32 network, each on the VU9P sized for its MACs "
                "(`arch.presets.vu9p`). " + describe_params(params)),
         targets=tuple(targets),
-        tables={"table7": table},
-        notes=notes,
+        tables={"table7": table, **({"time_by_fidelity": modes} if modes is not None else {})},
+        notes=notes + ("\n\n" + pipeline.fidelity_note(modes, "the time relative to binary")
+                       if modes is not None else ""),
         headline=("table7",),
     )
 
