@@ -127,7 +127,7 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     acc = pipeline.accelerator(mac, point["dram_gbps"], preset=point["preset"],
                                peak_scaling=point["peak_scaling"],
                                high_precision=point["high_precision"])
-    return [pipeline.simulate_row(wl, acc, batch=point["batch"])]
+    return [pipeline.simulate_row(wl, acc, batch=point["batch"], other_modes=True)]
 
 
 def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
@@ -151,6 +151,12 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     binary = sim[sim["scheme"] == "binary"]
     simt = binary.assign(baseline_images_per_s=base.loc[binary["dram_gbps"]].to_numpy())
     simt = simt.assign(speedup=simt["images_per_s"] / simt["baseline_images_per_s"])
+    base_rows = sim[sim["scheme"] == "16-bit"].set_index("dram_gbps")
+    labelled = simt.assign(design=[
+        f"{r.high_precision}, {'unlimited' if math.isinf(r.dram_gbps) else f'{r.dram_gbps:g} GB/s'}"
+        for r in simt.itertuples()])
+    modes = pipeline.mode_columns(labelled, "design", lambda r, col: base_rows.loc[
+        r["dram_gbps"], col].to_numpy() / r[col])
     simt = simt[["dram_gbps", "high_precision", "cores", "peak_tops", "images_per_s",
                  "baseline_images_per_s", "speedup", "utilization"]].reset_index(drop=True)
     def fmt(r: Any) -> str:
@@ -173,8 +179,10 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         intro="Eq. 11 evaluated on the workload graph's layers, and a simulated bit-serial-capable "
               "design. " + describe_params(params),
         targets=tuple(targets),
-        tables={"eq11": eq, "simulated": simt},
-        notes=notes,
+        tables={"eq11": eq, "simulated": simt,
+                **({"speedup_by_fidelity": modes} if modes is not None else {})},
+        notes=notes + ("\n\n" + pipeline.fidelity_note(modes, "the simulated speedup")
+                       if modes is not None else ""),
         headline=("simulated",),
     )
 
