@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from quant.integer import Grid, IntegerModel, _apply_multiplier, quantize_multiplier, to_integer
+from quant.grids import Grid, _apply_multiplier, quantize_multiplier
+from quant.integer import IntegerModel, to_integer
 from quant.modules import QuantAct, QuantConv2d, QuantLinear
 
 __all__ = ["FORMAT", "DeployedModel", "deploy", "load"]

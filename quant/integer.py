@@ -1,5 +1,9 @@
 """Integer-only export of a symmetric fake-quantized model (LLSQ Section 3.4-3.5, Eq. 3-6).
 
+Layout: grids and multipliers in quant/grids.py, the in-place projections of the fake-quant model
+in quant/projection.py (re-exported here), a deployable program in quant/deploy.py, ONNX in
+quant/onnx_export.py.
+
 ``to_integer(model)`` turns a model built from :class:`~quant.modules.QuantConv2d`,
 :class:`~quant.modules.QuantLinear` and :class:`~quant.modules.QuantAct` (LLSQ/LLSQF, or any
 recipe whose quantizers put values on a uniform grid ``x = step * q``, q an integer in
@@ -53,6 +57,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
+from quant.grids import (
+    Grid,
+    _act_grid,
+    _apply_multiplier,
+    _bits_for,
+    _weight_codes,
+    quantize_multiplier,
+)
 from quant.methods.base import Quantizer
 from quant.modules import QuantAct, QuantConv2d, QuantLinear
 
@@ -71,129 +83,6 @@ log = logging.getLogger(__name__)
 
 Accumulate = Literal["sequential", "final"]
 _EXACT = 2.0**52  # float64 integer arithmetic is exact below this
-
-
-# ---- grids and multipliers ------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Grid:
-    """A uniform quantization grid ``step * q``, q integer in [qmin, qmax], round-to-nearest."""
-
-    step: float
-    qmin: int
-    qmax: int
-
-    def encode(self, x: Tensor) -> Tensor:
-        """Real tensor -> int64 codes (what the fake quantizer does to a real input)."""
-        return torch.clamp(torch.round(x.double() / self.step), self.qmin, self.qmax).long()
-
-
-def quantize_multiplier(m: Tensor, scale_bits: int, pow2: bool = False) -> tuple[Tensor, Tensor]:
-    """Split real multipliers into int64 ``(mantissa, shift)`` with ``m ~ mantissa * 2^-shift``.
-
-    ``|mantissa|`` has ``scale_bits`` bits, ``2^(b-1) <= |mantissa| < 2^b`` (Eq. 6 with the
-    scale quantized to b bits); ``pow2=True`` gives ``mantissa = +-1`` (a pure shift).
-    Zero multipliers give mantissa 0.
-    """
-    m = torch.as_tensor(m, dtype=torch.float64)
-    mag = m.abs()
-    safe = torch.where(mag > 0, mag, torch.ones_like(mag))
-    if pow2:
-        shift = -torch.round(torch.log2(safe))
-        mant = torch.ones_like(mag)
-    else:
-        shift = (scale_bits - 1) - torch.floor(torch.log2(safe))
-        mant = torch.round(safe * torch.exp2(shift))
-        over = mant >= 2.0**scale_bits  # rounding carried into the next power of two
-        mant = torch.where(over, torch.round(safe * torch.exp2(shift - 1)), mant)
-        shift = torch.where(over, shift - 1, shift)
-    mant = torch.where(mag > 0, mant * torch.sign(m), torch.zeros_like(m))
-    return mant.long(), shift.long()
-
-
-def _apply_multiplier(q: Tensor, mant: Tensor, shift: Tensor) -> Tensor:
-    """round(q * mant * 2^-shift) with integer ops (half-up rounding; left shift if shift < 0)."""
-    prod = q * mant
-    pos = shift > 0
-    sh = shift.clamp_min(0)
-    half = torch.where(pos, torch.ones_like(sh) << (sh - 1).clamp_min(0), torch.zeros_like(sh))
-    right = torch.div(prod + half, torch.ones_like(sh) << sh, rounding_mode="floor")
-    left = prod * (torch.ones_like(sh) << (-shift).clamp_min(0))
-    return torch.where(pos, right, left)
-
-
-def _bits_for(lo: int, hi: int) -> int:
-    """Smallest two's-complement width holding every integer in [lo, hi]."""
-    need_pos = int(max(hi, 0)).bit_length() + 1
-    need_neg = int(max(-lo - 1, 0)).bit_length() + 1
-    return max(need_pos, need_neg, 1)
-
-
-def _uniform_step(values: Tensor) -> float | None:
-    """The step of a uniform grid containing ``values`` (None if they are not on one)."""
-    u = torch.unique(values.detach().double().flatten())
-    if u.numel() == 0:
-        return None
-    if u.numel() == 1:
-        v = abs(float(u[0]))
-        return v if v > 0 else 1.0
-    d = float((u[1:] - u[:-1]).min())
-    tol = 1e-4
-    for step in (d, d / 2):
-        r = u / step
-        if bool(((r - torch.round(r)).abs() <= tol).all()):
-            return step
-    return None
-
-
-def _act_grid(q: Quantizer, where: str) -> Grid:
-    """The grid of an activation quantizer: exact for LLSQ-style quantizers (``scale()``,
-    ``qmin``, ``qmax``), otherwise probed on a copy in eval mode and verified to round to
-    nearest (QN with k-means thresholds or CReLU-log fail here, as they should)."""
-    if callable(getattr(q, "scale", None)) and hasattr(q, "qmin") and hasattr(q, "qmax"):
-        return Grid(float(q.scale()), int(q.qmin), int(q.qmax))
-    p = copy.deepcopy(q).eval()
-    with torch.no_grad():
-        ends = p(torch.tensor([-1e9, 1e9], dtype=torch.float32)).double()
-        lo, hi = float(ends[0]), float(ends[1])
-        span = max(hi - lo, 1e-12)
-        probe = torch.linspace(lo - 0.25 * span, hi + 0.25 * span, 64 * 2**q.bits + 1)
-        out = p(probe.float()).double()
-    step = _uniform_step(out)
-    if step is None:
-        raise ValueError(f"{where}: {type(q).__name__} does not quantize onto a uniform grid; "
-                         "integer export supports symmetric/linear quantizers only")
-    grid = Grid(step, round(lo / step), round(hi / step))
-    ref = grid.encode(probe).double() * step
-    bad = (ref - out).abs() > 1e-4 * step
-    if bool(bad.any()):
-        raise ValueError(f"{where}: {type(q).__name__} does not round to the nearest level "
-                         "of its grid; integer export cannot reproduce it")
-    return grid
-
-
-def _weight_codes(layer: QuantConv2d | QuantLinear, where: str) -> tuple[Tensor, Tensor]:
-    """(int64 codes shaped like the weight, per-output-channel float64 scale)."""
-    wq = layer.weight_quantizer
-    if wq is None:
-        raise ValueError(f"{where}: weights are not quantized; integer-only export needs a "
-                         "weight quantizer on every conv/linear (use e.g. recipe 'llsqf')")
-    w = layer.weight.detach()
-    n_out = w.shape[0]
-    if callable(getattr(wq, "scale", None)) and callable(getattr(wq, "codes", None)):
-        s = wq.scale().double()
-        return wq.codes(w).long(), s.expand(n_out).clone() if s.dim() == 0 else s.flatten()
-    p = copy.deepcopy(wq).eval()
-    with torch.no_grad():
-        y = p(w).double()
-    step = _uniform_step(y)
-    if step is not None:
-        return torch.round(y / step).long(), torch.full((n_out,), step, dtype=torch.float64)
-    steps = [_uniform_step(y[c]) for c in range(n_out)]
-    if any(s is None for s in steps):
-        raise ValueError(f"{where}: weights of {type(wq).__name__} are not on a uniform grid "
-                         "(per tensor or per output channel); integer export cannot map them")
-    st = torch.tensor(steps, dtype=torch.float64)
-    return torch.round(y / st.view(-1, *[1] * (y.dim() - 1))).long(), st
 
 
 # ---- the integer tensor -------------------------------------------------------------------
@@ -705,92 +594,9 @@ def to_integer(
                         bias_frac_bits=bias_frac_bits)
 
 
-
-def _project_(model: nn.Module, x: Tensor, *, biases: bool, scales: bool, bias_bits: int,
-               bias_frac_bits: int, scale_bits: int, pow2_scales: bool) -> tuple[int, int]:
-    """The projections of :func:`quantize_biases_` / :func:`quantize_scales_` with one compile.
-
-    Returns (layers whose multipliers moved, biases clipped)."""
-    im = to_integer(model, acc_bits=62, bias_bits=bias_bits, scale_bits=scale_bits,
-                    pow2_scales=pow2_scales, bias_frac_bits=bias_frac_bits, accumulate="final")
-    im._warned_clip = True  # clipping is what this projection resolves
-    im(x[:1])
-    root = nn.Sequential(model) if isinstance(model, QuantConv2d | QuantLinear) else model
-    mods = dict(root.named_modules())  # same names as the traced copy
-    lim = 2 ** (bias_bits - 1)
-    moved = 0
-    with torch.no_grad():
-        for name, plan in im._plans.items():
-            if plan.s_acc is None:
-                continue  # layer not reached by the sample
-            layer = mods[name]
-            bn_name = im._folded_names.get(name)
-            bn = mods[bn_name] if bn_name is not None else None
-            rec = im._multipliers.get(name)
-            ratio = torch.ones_like(plan.s_acc)
-            if scales and bn is not None and rec is not None:
-                real, quant = rec  # gamma, beta *= M_q / M: b^ and alpha_w^ scale with them
-                ratio = torch.where(real > 0, quant / real.clamp_min(1e-300), ratio)
-                bn.weight.mul_(ratio.to(bn.weight.dtype))
-                bn.bias.mul_(ratio.to(bn.bias.dtype))
-                moved += 1
-            if not biases:
-                continue
-            s_acc, b = plan.s_acc * ratio, plan.bias_real * ratio
-            grid = torch.round(b / s_acc).clamp(-lim, lim - 1) * s_acc  # Eq. 6
-            if bn is not None:  # b^ = (b - mu) zeta + beta: correct beta
-                bn.bias.add_((grid - b).to(bn.bias.dtype))
-            elif layer.bias is not None:
-                layer.bias.copy_(grid.to(layer.bias.dtype))
-    return moved, im.bias_clipped
-
-
-def quantize_biases_(
-    model: nn.Module, x: Tensor, bias_bits: int = 8, bias_frac_bits: int = 0
-) -> int:
-    """Put the biases of the fake-quantized ``model`` on their Eq. 6 grid, in place.
-
-    Each conv/linear bias (after BN folding, Eq. 5) is rounded to its accumulator grid
-    ``alpha_a alpha_w^ / 2^f`` and clamped to ``bias_bits``; for a layer followed by a BN the
-    correction goes into the BN shift beta, so the float model then computes what
-    :func:`to_integer` computes (up to requantization rounding). Apply it between the steps of a
-    short fine-tune with BN in eval mode to train with quantized biases (LLSQ Section 4.2).
-    ``x`` is a sample input used to read the activation scales. Returns the number of clipped
-    biases.
-    """
-    return _project_(model, x, biases=True, scales=False, bias_bits=bias_bits,
-                     bias_frac_bits=bias_frac_bits, scale_bits=8, pow2_scales=False)[1]
-
-
-def quantize_scales_(
-    model: nn.Module, x: Tensor, scale_bits: int = 8, pow2_scales: bool = False
-) -> int:
-    """Put the requantization multipliers of the fake-quantized ``model`` on their integer
-    grid (a ``scale_bits`` mantissa and a shift, or a pure shift), in place.
-
-    For a conv/linear with a folded BN whose output is requantized (directly or through ReLU,
-    pooling, reshapes), the multiplier ``M = alpha_a alpha_w^ / alpha_o`` (Eq. 6) becomes
-    ``M_q = m 2^-shift`` in :func:`to_integer`. Scaling that BN's gamma and beta by
-    ``M_q / M`` per channel makes the float model compute what the integer model computes
-    (the channel's pre-activation times ``M_q / M``, Eq. 5 with the quantized scaling factor).
-    Layers without a folded BN, or requantized after a residual add, keep their multipliers.
-    ``x`` is a sample input. Returns the number of layers whose multipliers it put on the grid.
-    """
-    return _project_(model, x, biases=False, scales=True, bias_bits=62, bias_frac_bits=0,
-                     scale_bits=scale_bits, pow2_scales=pow2_scales)[0]
-
-
-def project_to_integer_(
-    model: nn.Module, x: Tensor, *, bias_bits: int = 8, scale_bits: int = 8,
-    pow2_scales: bool = False, bias_frac_bits: int = 0,
-) -> int:
-    """:func:`quantize_scales_` then :func:`quantize_biases_` (in place, one compile): the float
-    model then computes what ``to_integer(model, bias_bits=..., scale_bits=...,
-    pow2_scales=...)`` computes, up to rounding ties. Apply it after every optimizer step of a
-    short fine-tune with BN in eval mode (LLSQ Section 4.2: bias and scaling factors quantized
-    to 8 bits, then fine-tuned; :func:`quant.export.finetune_for_integer`). Returns the number
-    of biases that did not fit ``bias_bits`` before this projection (now clamped).
-    """
-    return _project_(model, x, biases=True, scales=True, bias_bits=bias_bits,
-                     bias_frac_bits=bias_frac_bits, scale_bits=scale_bits,
-                     pow2_scales=pow2_scales)[1]
+# the projections live in quant/projection.py (they compile with to_integer above)
+from quant.projection import (  # noqa: E402
+    project_to_integer_,
+    quantize_biases_,
+    quantize_scales_,
+)

@@ -25,7 +25,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from quant.integer import Grid, IntegerModel, _weight_codes, to_integer
+from quant.grids import Grid, _weight_codes
+from quant.integer import IntegerModel, to_integer
 from quant.modules import QuantAct, QuantConv2d, QuantLinear
 
 __all__ = ["export_onnx"]

@@ -11,6 +11,7 @@ from torch import nn
 
 import quant
 from quant import deploy as qdeploy
+from quant import grids as qgrids
 from quant import hooks
 from quant import integer as qinteger
 from quant.data import digits
@@ -76,6 +77,7 @@ def test_multipliers_are_not_recomputed_at_run_time(llsqf_digits,
 
     monkeypatch.setattr(qdeploy, "quantize_multiplier", forbidden)
     monkeypatch.setattr(qinteger, "quantize_multiplier", forbidden)
+    monkeypatch.setattr(qgrids, "quantize_multiplier", forbidden)
     assert torch.equal(dep(x), before)
 
 
