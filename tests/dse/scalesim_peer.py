@@ -23,6 +23,7 @@ import csv
 import io
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,7 +181,10 @@ def run_scalesim(layers: list[ConvLayer] | list[GemmLayer], *, rows: int, cols: 
         (d / "topo.csv").write_text(topo)
         (d / "layout.csv").write_text("Layer name,\n")
         t0 = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
+        # SCALE-Sim prints progress and, under NumPy 2.x < 2.4, warns on every int() of an
+        # (n, 1) array (DeprecationWarning): both are its own noise
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             sim = scalesim(save_disk_space=True, verbose=False, config=str(d / "peer.cfg"),
                            topology=str(d / "topo.csv"), layout=str(d / "layout.csv"),
                            input_type_gemm=gemm)
