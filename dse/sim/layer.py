@@ -47,7 +47,7 @@ PREFETCH_PRIORITY = 1e-3
 takes the DRAM bandwidth that running layers leave idle and yields it back at once when they ask
 (the usual low-priority DMA queue), so prefetching never slows the layers that run."""
 
-MAX_BODY_UNITS = 6
+MAX_BODY_UNITS = 4
 """Tile fidelity plays a core class's middle tiles in at most this many runs (besides the exact
 first and last tile): each run is exact for its own pipeline, and the run boundaries are where the
 bandwidth share is re-read - more runs follow contention more closely, at ~15 events each."""
@@ -371,21 +371,20 @@ def _tile_loop(env: simpy.Environment, name: str, units: list[Unit], cores: tupl
 
     draining = [False]  # the store stream has started: later stores are pipelined behind it
 
-    def drainer(u: Unit, done_at: simpy.Event) -> Generator[simpy.Event, Any, None]:
-        yield done_at
-        if u.ofmap_bytes > 0:
-            t0 = env.now
-            fresh, draining[0] = not draining[0], True
-            yield mem.transfer("ofmap", u.ofmap_bytes * u.tiles, w, latency=fresh)
-            rec.intervals.append(Interval(cores, "dma", name, t0, env.now))
-            mem.count(track, -u.ofmap_bytes / w)
+    def drainer(u: Unit) -> Generator[simpy.Event, Any, None]:
+        t0 = env.now
+        fresh, draining[0] = not draining[0], True
+        yield mem.transfer("ofmap", u.ofmap_bytes * u.tiles, w, latency=fresh)
+        rec.intervals.append(Interval(cores, "dma", name, t0, env.now))
+        mem.count(track, -u.ofmap_bytes / w)
         yield out_slots.put(1)
 
     drains = []
     macs_per_s = task.macs / max(1e-30, sum(u.tiles * u.compute_s for u in units))
     for i, u in enumerate(units):
         yield simpy.AllOf(env, [head["ifmap"][i], head["filter"][i]])
-        yield out_slots.get(1)  # room for this unit's outputs: a full buffer blocks the array
+        if u.ofmap_bytes > 0:  # room for this unit's outputs: a full buffer blocks the array
+            yield out_slots.get(1)
         t0 = env.now
         if i == 0:
             first.append(t0)
@@ -405,9 +404,8 @@ def _tile_loop(env: simpy.Environment, name: str, units: list[Unit], cores: tupl
         mem.count(track, (u.ofmap_bytes - u.ifmap_bytes - u.filter_bytes) / w)
         for op in ops:
             yield in_slots[op].put(1)
-        computed = env.event()
-        computed.succeed()
-        drains.append(env.process(drainer(u, computed)))
+        if u.ofmap_bytes > 0:
+            drains.append(env.process(drainer(u)))
     last.append(env.now)
     if drains:
         yield simpy.AllOf(env, drains)
