@@ -38,13 +38,13 @@ from torch import fx, nn
 
 from workloads.ops import Op, Shape, tensor_shape
 
-__all__ = ["COMPOSITE_MODULES", "Expansion", "expand"]
+__all__ = ["COMPOSITE_MODULES", "Expansion", "Recurrent", "expand", "recurrent_ops"]
 
 COMPOSITE_MODULES = (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN)
 _GATES = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}
-# element-wise state update per hidden unit after the gate non-linearities: LSTM c = f*c + i*g,
-# h = o*tanh(c) (5 ops); GRU r*hn, (1-z)*n + z*h (4 ops); RNN none
-_CELL_OPS = {nn.LSTM: 5, nn.GRU: 4, nn.RNN: 0}
+# vector ops per step: the gate pre-activation sums and non-linearities (2 per gate unit), then
+# the state update per hidden unit: LSTM c = f*c + i*g, h = o*tanh(c) (5); GRU r*hn,
+# (1-z)*n + z*h (4); RNN none
 
 
 @dataclass
@@ -143,33 +143,55 @@ def _recurrent(name: str, m: nn.Module, node: fx.Node, batch: int) -> Expansion:
     kind = next(t for t in _GATES if isinstance(m, t))
     x = node.args[0] if node.args else node.kwargs["input"]
     n, t, features = _seq_shape(x, bool(m.batch_first), f"module {name!r} ({kind.__name__})")
-    hidden, gates = int(m.hidden_size), _GATES[kind] * int(m.hidden_size)
-    proj = int(getattr(m, "proj_size", 0) or 0)
+    spec = Recurrent(cell=kind.__name__, hidden=int(m.hidden_size),
+                     proj=int(getattr(m, "proj_size", 0) or 0), layers=int(m.num_layers),
+                     dirs=2 if m.bidirectional else 1, bias=bool(m.bias))
+    return recurrent_ops(name, spec, n, t, features, batch, x, node.all_input_nodes[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class Recurrent:
+    """A recurrent stack: ``cell`` "LSTM" / "GRU" / "RNN", sizes, layers, directions."""
+
+    cell: str
+    hidden: int
+    proj: int = 0
+    layers: int = 1
+    dirs: int = 1
+    bias: bool = True
+
+
+def recurrent_ops(name: str, spec: Recurrent, n: int, t: int, features: int, batch: int,
+                  x: Any, states: list[Any]) -> Expansion:
+    """Ops of a recurrent stack over ``n`` sequences of ``t`` steps of ``features`` (module
+    doc-string); ``x`` / ``states`` are what the first layer's ``ih`` / ``hh`` read (fx nodes or
+    ONNX tensor names)."""
+    gates_per = {"LSTM": 4, "GRU": 3, "RNN": 1}[spec.cell]
+    cell_ops = {"LSTM": 5, "GRU": 4, "RNN": 0}[spec.cell]
+    hidden, gates, proj = spec.hidden, gates_per * spec.hidden, spec.proj
     out_size = proj or hidden
-    dirs = 2 if m.bidirectional else 1
-    bias = bool(m.bias)
     rows = n * t
     ex = Expansion()
     prev: list[str] = []                 # ops whose outputs the next layer reads
-    for layer in range(int(m.num_layers)):
-        c_in = features if layer == 0 else out_size * dirs
+    for layer in range(spec.layers):
+        c_in = features if layer == 0 else out_size * spec.dirs
         ends = []
-        for direction in range(dirs):
+        for direction in range(spec.dirs):
             stem = f"{name}.l{layer}{'_reverse' if direction else ''}"
             ih = _linear(f"{stem}.ih", name, rows, c_in, gates, batch, weight_elems=c_in * gates,
-                         bias=bias, out_shape=(n, t, gates))
+                         bias=spec.bias, out_shape=(n, t, gates))
             hh = _linear(f"{stem}.hh", name, rows, out_size, gates, batch,
-                         weight_elems=out_size * gates, bias=bias, out_shape=(n, t, gates))
+                         weight_elems=out_size * gates, bias=spec.bias, out_shape=(n, t, gates))
             hh.meta["steps"] = t
-            cell = Op(f"{stem}.cell", "act", module=name, target=kind.__name__,
+            cell = Op(f"{stem}.cell", "act", module=name, target=spec.cell,
                       out_shape=(n, t, hidden),
                       dims=dict(n=n, c=gates, h=t, w=1, k=hidden, ho=t, wo=1),
-                      vector_ops=rows * (2 * gates + _CELL_OPS[kind] * hidden))
+                      vector_ops=rows * (2 * gates + cell_ops * hidden))
             ex.ops += [ih, hh, cell]
             ex.edges += [(ih.name, hh.name, (n, t, gates)), (hh.name, cell.name, (n, t, gates))]
             if layer == 0:
                 ex.reads.append((x, ih.name))
-                ex.reads += [(h0, hh.name) for h0 in node.all_input_nodes[1:]]
+                ex.reads += [(h0, hh.name) for h0 in states]
             else:
                 ex.edges += [(p, ih.name, (n, t, c_in)) for p in prev]
             end = cell.name
@@ -180,7 +202,7 @@ def _recurrent(name: str, m: nn.Module, node: fx.Node, batch: int) -> Expansion:
                 ex.edges.append((cell.name, p_op.name, (n, t, hidden)))
                 end = p_op.name
             ends.append(end)
-        if dirs == 2:
+        if spec.dirs == 2:
             cat = Op(f"{name}.l{layer}.cat", "concat", module=name, target="cat",
                      out_shape=(n, t, 2 * out_size),
                      dims=dict(n=n, c=2 * out_size, h=t, w=1, k=2 * out_size, ho=t, wo=1))
@@ -190,4 +212,3 @@ def _recurrent(name: str, m: nn.Module, node: fx.Node, batch: int) -> Expansion:
         prev = ends
     ex.exit = prev[0]
     return ex
-

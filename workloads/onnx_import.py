@@ -16,6 +16,8 @@ Op mapping (ONNX operator -> qdse op):
 * ``act``: Relu, Clip, Sigmoid, Tanh, Softmax, ... and the activation quantizers below;
 * ``bn`` BatchNormalization; ``norm`` Layer/Group/InstanceNormalization, LRN; ``concat``
   Concat; ``resize`` Resize, Upsample, Pad, Tile, DepthToSpace, SpaceToDepth;
+* LSTM / GRU / RNN (one layer, one or two directions): the ``ih`` / ``hh`` GEMMs and ``cell``
+  of `workloads.composite`;
 * views (no cost): Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Identity, Dropout, Slice,
   Gather, Split, Expand, Cast, DequantizeLinear.
 
@@ -41,6 +43,7 @@ from typing import Any
 
 import networkx as nx
 
+from workloads.composite import Recurrent, recurrent_ops
 from workloads.graph import Workload
 from workloads.lower import add_edge, lower_ops
 from workloads.ops import Op, Shape, nchw, numel
@@ -63,7 +66,9 @@ _RESIZE = {"Resize", "Upsample", "Pad", "Tile", "DepthToSpace", "SpaceToDepth"}
 _QUANT = {"Quant", "BipolarQuant", "Trunc", "QuantizeLinear"}
 # ops whose output is known without the activations' values: shape bookkeeping, constants
 _STATIC = {"Constant", "Shape", "Size", "ConstantOfShape", "Range"}
-ONNX_OPS = frozenset({"Conv", "Gemm", "MatMul", "BatchNormalization", "Concat", *_VIEW, *_ACT,
+_RECURRENT = {"LSTM", "GRU", "RNN"}
+ONNX_OPS = frozenset({"Conv", "Gemm", "MatMul", "BatchNormalization", "Concat", *_RECURRENT,
+                      *_VIEW, *_ACT,
                       *_BINARY, *_POOL, *_NORM, *_RESIZE, *_QUANT})
 """The ONNX operators `from_onnx` lowers (others raise unless ``ignore_unsupported``)."""
 
@@ -121,6 +126,10 @@ def from_onnx(model: str | Path | Any, *, batch: int | None = None, default_bits
         if all(o in const or not o for o in node.output):
             continue
         acts = [t for t in node.input if t and t not in const]
+        if node.op_type in _RECURRENT:
+            exit_op = _recurrent(node, index, taken, acts, shapes, bits, batch, g, producer)
+            producer.update({o: exit_op for o in node.output if o})
+            continue
         op = _op(node, index, taken, acts, shapes, inits, bits, batch)
         taken.add(op.name)
         if op.op == "other" and not ignored(op, ignore):
@@ -419,6 +428,42 @@ def _op(node: Any, index: int, taken: set[str], acts: list[str], shapes: Mapping
     if op.own_w_bits is not None or op.quantizer_bits is not None:
         op.quantized = True
     return op
+
+
+def _recurrent(node: Any, index: int, taken: set[str], acts: list[str],
+               shapes: Mapping[str, Shape], bits: _ConstBits, batch: int, g: nx.DiGraph,
+               producer: dict[str, str]) -> str:
+    """An ONNX LSTM / GRU / RNN node (one layer, one or two directions) -> the ops of
+    `workloads.composite.recurrent_ops`, added to ``g``; returns the op that is its output."""
+    a = _attrs(node)
+    x_shape = shapes.get(node.input[0], ())
+    w_shape = shapes.get(node.input[1], ())
+    if len(x_shape) != 3 or len(w_shape) != 3:
+        raise ValueError(f"ONNX {node.op_type} node {node.name!r}: input shapes {x_shape} / "
+                         f"{w_shape} are not (seq, batch, input) / (dirs, gates, input)")
+    t, n = (x_shape[1], x_shape[0]) if a.get("layout", 0) else (x_shape[0], x_shape[1])
+    module = _module_of(node)
+    name = module if module and module not in taken else (node.name or f"{node.op_type}_{index}")
+    spec = Recurrent(cell=node.op_type, hidden=int(a["hidden_size"]),
+                     dirs=2 if a.get("direction") == "bidirectional" else 1,
+                     bias=len(node.input) > 3 and bool(node.input[3]))
+    states = [s for s in node.input[5:] if s in acts]
+    ex = recurrent_ops(name, spec, n, t, w_shape[2], batch, node.input[0], states)
+    w_bits, r_bits = bits.weight_bits(node.input[1]), bits.weight_bits(node.input[2])
+    for op in ex.ops:
+        op.module = name
+        if op.name.endswith(".ih"):
+            op.own_w_bits = w_bits
+        elif op.name.endswith(".hh"):
+            op.own_w_bits = r_bits
+        op.quantized = op.own_w_bits is not None
+        taken.add(op.name)
+        g.add_node(op.name, op=op)
+    for u, v, shape in ex.edges:
+        add_edge(g, u, v, shape)
+    for tensor, reader in ex.reads:
+        add_edge(g, producer[tensor], reader, shapes.get(tensor, ()))
+    return ex.exit
 
 
 def _kind(node: Any, acts: list[str]) -> str:

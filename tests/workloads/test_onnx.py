@@ -123,6 +123,28 @@ def test_default_dynamo_exporter_and_attention() -> None:
                 la.macs for la in ref.compute_layers() if la.op == kind)
 
 
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU])
+def test_recurrent_onnx_nodes_give_extracts_macs(cls: type[nn.Module]) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = cls(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+            self.fc = nn.Linear(32, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.rnn(x)[0])
+
+    model = Net()
+    proto = export(model, (5, 8))
+    assert cls.__name__ in {n.op_type for n in proto.graph.node}
+    ours = from_onnx(proto)
+    ref = extract(model, (5, 8), batch=2)
+    assert ours.total_macs == ref.total_macs
+    assert sorted(key(la) for la in ours.compute_layers()) == sorted(
+        key(la) for la in ref.compute_layers())
+    assert sum(la.weight_elems for la in ours) == sum(la.weight_elems for la in ref)
+
+
 def test_qcdq_from_torch_fake_quantize_sets_8_bits() -> None:
     class Q(nn.Module):
         def __init__(self) -> None:
