@@ -77,7 +77,7 @@ def prepare_workload(model: str, recipe: str, out: Path, *, w_bits: int, a_bits:
         raise ValueError(f"recipe={recipe!r} is not allowed; expected one of "
                          f"{', '.join(quant.recipes())}")
     torch.manual_seed(seed)  # the proxy reads the (initial) weights: make them reproducible
-    float_model = zoo.get(model, width=2 if recipe == "wrpn" else 1)
+    float_model = zoo.get(model, width=quant.get_recipe(recipe).procedure.width)  # WRPN: 2x
     shape = tuple(zoo.input_shape(model))
     qmodel = float_model if recipe == "fp32" else quant.quantize(
         float_model, recipe, w_bits=w_bits, a_bits=a_bits)
