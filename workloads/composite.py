@@ -1,5 +1,6 @@
-"""Modules lowered to several ops: ``nn.MultiheadAttention`` and ``nn.LSTM`` / ``nn.GRU`` /
-``nn.RNN``.
+"""Modules lowered to several ops: ``nn.MultiheadAttention`` (and the functional
+``F.scaled_dot_product_attention``: its ``scores``, ``softmax`` and ``context``), and ``nn.LSTM`` /
+``nn.GRU`` / ``nn.RNN``.
 
 torch.fx keeps these torch.nn built-ins as leaves; their forward passes are fused kernels, so the
 tracer cannot look inside. `expand` writes out the GEMMs each one runs (the ones
@@ -86,11 +87,41 @@ def _arg(node: fx.Node, index: int, key: str) -> Any:
     return node.kwargs.get(key)
 
 
-def expand(name: str, mod: nn.Module, node: fx.Node, batch: int) -> Expansion:
-    """The ops of ``mod`` (one of `COMPOSITE_MODULES`) called at fx ``node``, named ``name.*``."""
+def expand(name: str, mod: nn.Module | None, node: fx.Node, batch: int) -> Expansion:
+    """The ops of ``mod`` (one of `COMPOSITE_MODULES`, or None for
+    ``F.scaled_dot_product_attention``) called at fx ``node``, named ``name.*``."""
+    if mod is None:
+        return _sdpa(name, node, batch)
     if isinstance(mod, nn.MultiheadAttention):
         return _attention(name, mod, node, batch)
     return _recurrent(name, mod, node, batch)
+
+
+def _sdpa(name: str, node: fx.Node, batch: int) -> Expansion:
+    """``F.scaled_dot_product_attention(q, k, v)``: q (..., L, E), k (..., S, E), v (..., S, Ev)
+    -> ``scores`` (Q K^T), ``softmax``, ``context`` (P V) per leading index."""
+    q, k, v = (_arg(node, i, key) for i, key in enumerate(("query", "key", "value")))
+    q_shape, k_shape, v_shape = (tensor_shape(a) or () for a in (q, k, v))
+    if min(len(q_shape), len(k_shape), len(v_shape)) < 2:
+        raise ValueError(f"op {name!r} (scaled_dot_product_attention): operand shapes "
+                         f"{q_shape}, {k_shape}, {v_shape} are not (..., L, E)")
+    lq, e = q_shape[-2:]
+    s, ev = k_shape[-2], v_shape[-1]
+    lead = q_shape[:-2]
+    groups = 1
+    for d in lead:
+        groups *= d
+    scores = _matmul(f"{name}.scores", "", groups, lq, e, s, batch, (*lead, lq, s))
+    softmax = Op(f"{name}.softmax", "act", target="softmax", out_shape=(*lead, lq, s),
+                 dims=dict(n=1, c=groups, h=lq, w=s, k=groups, ho=lq, wo=s),
+                 vector_ops=groups * lq * s)
+    context = _matmul(f"{name}.context", "", groups, lq, s, ev, batch, (*lead, lq, ev))
+    ex = Expansion(ops=[scores, softmax, context])
+    ex.edges = [(scores.name, softmax.name, (*lead, lq, s)),
+                (softmax.name, context.name, (*lead, lq, s))]
+    ex.reads = [(q, scores.name), (k, scores.name), (v, context.name)]
+    ex.exit = context.name
+    return ex
 
 
 def _seq_shape(x: fx.Node, batch_first: bool, what: str) -> tuple[int, int, int]:

@@ -61,7 +61,8 @@ _ACT_MOD = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.Si
 _SOURCE_F = {torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.zeros_like,
              torch.ones_like, torch.full_like, torch.empty_like}
 _SOURCE_M = {"new_zeros", "new_ones", "new_full", "new_empty", "zero_", "fill_"}
-# GEMM-based modules lowered to several ops by `workloads.composite`
+# GEMM-based modules (and F.scaled_dot_product_attention) lowered to several ops by
+# `workloads.composite`
 COMPOSITE_MOD = (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN)
 _BN_MOD = (nn.BatchNorm1d, nn.BatchNorm2d)
 _NORM_MOD = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d, nn.LocalResponseNorm)
@@ -205,6 +206,8 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
             return "concat", None
         if f in _MATMUL_F:
             return "matmul", None
+        if f is F.scaled_dot_product_attention:
+            return "composite", None
         if f is F.linear:
             return "linear", None
         if f in (F.conv2d, F.conv1d):

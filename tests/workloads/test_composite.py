@@ -128,6 +128,28 @@ def test_lstm_projection_and_bidirectional_concat() -> None:
     assert wl["rnn.l1.ih"].c == 2 * 4
 
 
+def test_scaled_dot_product_attention_is_two_matmuls() -> None:
+    class Heads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(16, 48)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n, length, _ = x.shape
+            q, k, v = self.qkv(x).view(n, length, 3, 4, 4).permute(2, 0, 3, 1, 4)
+            return nn.functional.scaled_dot_product_attention(q, k, v)
+
+    model = Heads()
+    wl = extract(model, (6, 16), batch=2)
+    sdpa = [la for la in wl.compute_layers() if la.op == "matmul"]
+    assert [la.name.rsplit(".", 1)[1] for la in sdpa] == ["scores", "context"]
+    assert [la.macs for la in sdpa] == [2 * 4 * 6 * 6 * 4] * 2          # N*H*L*S*d each
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):      # the unfused kernel: its GEMMs are visible
+        assert wl.total_macs == torch_macs(model, torch.zeros(2, 6, 16))
+
+
 def test_fft_is_an_error_naming_it_unless_ignored() -> None:
     class Spectral(nn.Module):
         def __init__(self) -> None:
