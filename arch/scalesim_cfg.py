@@ -115,7 +115,8 @@ def read_scalesim(config_cfg: str | Path) -> ScaleSimConfig:
         raise _fail(path, f"is not a text file ({e.reason} at byte {e.start}); expected a "
                     "SCALE-Sim .cfg (INI) file") from e
     except configparser.Error as e:
-        raise _fail(path, f"is not a SCALE-Sim .cfg (INI) file: {e.message}") from e
+        reason = "; ".join(line.strip() for line in e.message.splitlines() if line.strip())
+        raise _fail(path, f"is not a SCALE-Sim .cfg (INI) file: {reason}") from e
 
     def get(section: str, key: str, default: str | None = None) -> str:
         if parser.has_option(section, key):

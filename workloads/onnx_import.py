@@ -154,6 +154,11 @@ def from_onnx(model: str | Path | Any, *, batch: int | None = None, default_bits
                      overrides=overrides, name=name or graph.name or label, layer_modules=[])
 
 
+def _one_line(e: BaseException) -> str:
+    """An exception's message on one line (error messages are single lines for the CLIs)."""
+    return " ".join(str(e).split())
+
+
 def _load(onnx: Any, model: object) -> tuple[Any, str]:
     """(ModelProto, label for messages) from a path or a ModelProto."""
     if isinstance(model, onnx.ModelProto):
@@ -170,7 +175,8 @@ def _load(onnx: Any, model: object) -> tuple[Any, str]:
         proto = onnx.load(str(path))
     except Exception as e:
         raise ValueError(f"model={str(path)!r} is not a readable ONNX file ({type(e).__name__}: "
-                         f"{e}); expected an ONNX ModelProto, e.g. from torch.onnx.export") from e
+                         f"{_one_line(e)}); expected an ONNX ModelProto, e.g. from "
+                         "torch.onnx.export") from e
     if not proto.graph.node:
         raise ValueError(f"model={str(path)!r} is not a readable ONNX file: its graph has no "
                          "nodes; expected an ONNX ModelProto, e.g. from torch.onnx.export")
@@ -214,7 +220,7 @@ def _infer_shapes(onnx: Any, proto: Any, label: str) -> dict[str, Shape]:
         inferred = onnx.shape_inference.infer_shapes(work, data_prop=True)
     except Exception as e:
         raise ValueError(f"ONNX model {label}: shape inference failed ({type(e).__name__}: "
-                         f"{e})") from e
+                         f"{_one_line(e)})") from e
     shapes: dict[str, Shape] = {}
     g = inferred.graph
     for v in (*g.input, *g.value_info, *g.output):

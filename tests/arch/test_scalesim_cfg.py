@@ -137,6 +137,7 @@ def test_bad_configs_name_file_section_key_and_allowed(tmp_path: Path, edit: tup
     with pytest.raises(ValueError, match=match) as info:
         from_scalesim(path)
     assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)                   # one line for the CLIs
 
 
 def test_unreadable_config_files(tmp_path: Path) -> None:
