@@ -171,7 +171,7 @@ def test_precision_sweep_small_model_obeys_the_causal_condition(tmp_path):
 
     df = precision_sweep.run(out=tmp_path, model="resnet20", precisions=(16, 4, 2),
                              bandwidth=(4.0, math.inf), batch=2, batch_sensitivity=(),
-                             sram_sensitivity_kib=())
+                             sram_sensitivity_kib=(), modes=("layer+prefetch",))
     assert {"mac_bits", "dram_gbps", "first_last_bits", "images_per_s", "speedup"} <= set(
         df.columns)
     base = df[df["variant"] == "baseline"].set_index("dram_gbps")["images_per_s"]

@@ -17,7 +17,20 @@ def study_run(tmp_path_factory):
     df = wrpn_vs_pact.run(out=out, bandwidth=(8.0, 64.0, math.inf),
                           high_precision=("configurable",), peak_scaling=("doubling",), batch=2,
                           batch_sensitivity=(), sram_sensitivity_kib=())
-    return out, df
+    assert set(df["mode"]) == set(pipeline.SIM_MODES)
+    return out, df[df["mode"] == pipeline.HEADLINE_MODE]
+
+
+def test_the_headline_in_every_simulator_mode(study_run):
+    out, df = study_run
+    modes = pd.read_csv(out / "speedup_by_fidelity.csv").set_index("dram_gbps")
+    assert list(modes.columns) == list(pipeline.SIM_MODES)
+    sp = pd.read_csv(out / "speedup.csv").set_index("dram_gbps")["speedup"]
+    assert modes[pipeline.HEADLINE_MODE].to_numpy() == pytest.approx(sp.to_numpy())
+    # at unlimited bandwidth nothing waits for DRAM: prefetch cannot move the speedup
+    assert modes.loc[math.inf, "layer"] == pytest.approx(modes.loc[math.inf, "layer+prefetch"],
+                                                         rel=1e-2)
+    assert "Simulator fidelity" in (out / "summary.md").read_text()
 
 
 def _workloads(out):
