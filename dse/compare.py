@@ -116,7 +116,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     args = _build_parser().parse_args(argv)
     from dse.inputs import load_design, load_workload
-    from dse.simulate import design_options, metrics, model_spec
+    from dse.simulate import design_options, metrics, model_spec, sim_options
 
     if len(args.arch) < 2:
         raise ValueError(f"--arch was given {len(args.arch)} time(s); expected two or more "
@@ -133,8 +133,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from dse.sim import simulate
     from dse.study.report import atomic_write_text, markdown_table, write_results
 
-    sim_opts = {"high_precision": args.high_precision} if args.high_precision else {}
-    results = [simulate(wl, acc, batch=args.batch, **sim_opts) for acc in designs]
+    results = [simulate(wl, acc, batch=args.batch, **sim_options(args)) for acc in designs]
     df = compare_table([metrics(r, acc) for r, acc in zip(results, designs)])
     title = f"{wl.name}, batch {results[0].batch}: {len(designs)} designs"
     files = write_results(df, out, ("csv",), stem="compare")

@@ -69,7 +69,21 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dram-gbps", help="DRAM bandwidth in GB/s, or inf (default: the design's)")
     p.add_argument("--high-precision", choices=("configurable", "bit_serial"),
                    help="how layers above the MAC precision run (default: the design's)")
+    p.add_argument("--fidelity", choices=("layer", "tile"), default="layer",
+                   help="layer: one lock-step pipeline per layer (fast); tile: each core class's "
+                        "tile loop as events, with its buffers (docs/simulator.md)")
+    p.add_argument("--no-prefetch", action="store_true",
+                   help="load nothing before a layer has its cores (SCALE-Sim's behaviour)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def sim_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`dse.sim.simulate` options from the shared flags (--high-precision, --fidelity,
+    --no-prefetch)."""
+    options: dict[str, Any] = {"fidelity": args.fidelity, "prefetch": not args.no_prefetch}
+    if args.high_precision:
+        options["high_precision"] = args.high_precision
+    return options
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -221,8 +235,7 @@ def _main(argv: Sequence[str] | None) -> int:
     wl = load_workload(spec)
     from dse.sim import simulate
 
-    options = {"high_precision": args.high_precision} if args.high_precision else {}
-    res = simulate(wl, acc, batch=args.batch, **options)
+    res = simulate(wl, acc, batch=args.batch, **sim_options(args))
     command = " ".join(["python -m dse.simulate", *(sys.argv[1:] if argv is None else argv)])
     ignored = wl.ignored()
     files = write_outputs(res, acc, out, command, ignored)

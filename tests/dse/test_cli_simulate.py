@@ -126,6 +126,8 @@ def test_module_factory_and_file_factory(tmp_path: Path,
     (["--model", "digits_cnn", "--arch", "sysml19", "--recipe", "nosuch"],
      ["--recipe='nosuch'", "pact_sawb"]),
     (["--model", "digits_cnn", "--arch", "sysml19", "--batch", "0"], ["--batch=0"]),
+    (["--model", "digits_cnn", "--arch", "sysml19", "--fidelity", "cycle"],
+     ["--fidelity", "'cycle'", "'layer', 'tile'"]),
 ])
 def test_bad_input_is_one_line_and_creates_nothing(tmp_path: Path, args: list[str],
                                                    words: list[str],
@@ -229,3 +231,12 @@ def test_unreadable_onnx_and_scalesim_files(tmp_path: Path,
     assert main(["--model", str(topo), "--arch", "sysml19", "--batch", "3",
                  "--out", str(out)]) == 0
     assert int(pd.read_csv(out / "layers.csv")["macs"].sum()) == 3 * 8 * 8 * 8 * 36
+
+
+def test_tile_fidelity_and_no_prefetch_reach_the_simulator(tmp_path: Path) -> None:
+    from dse.simulate import main
+
+    assert main(["--model", "digits_cnn", "--arch", "sysml19", "--fidelity", "tile",
+                 "--no-prefetch", "--out", str(tmp_path / "o")]) == 0
+    trace = json.loads((tmp_path / "o" / "trace.json").read_text())["traceEvents"]
+    assert any(e["ph"] == "C" and e["name"].startswith("buffer") for e in trace)
