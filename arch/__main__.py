@@ -26,11 +26,9 @@ def _bits(text: str) -> int | tuple[int, int]:
         parts = [int(p) for p in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"bits={text!r}: expected B or W,A (integers)") from None
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        return (parts[0], parts[1])
-    raise argparse.ArgumentTypeError(f"bits={text!r}: expected B or W,A")
+    if not 1 <= len(parts) <= 2 or not all(1 <= b <= 32 for b in parts):
+        raise argparse.ArgumentTypeError(f"bits={text!r}: expected B or W,A with bits in 1..32")
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +37,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise _UsageError(message)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        # argparse turns ``--flag=--`` into an empty list (it drops the "--"), not an error
+        for tok in sys.argv[1:] if args is None else args:
+            if isinstance(tok, str) and tok.startswith("-") and tok.endswith("=--"):
+                self.error(f"argument {tok[:-3]}: expected one value, got '--'")
+        return super().parse_known_args(args, namespace)
 
 
 class _UsageError(Exception):

@@ -53,6 +53,15 @@ class CliParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        # argparse turns ``--flag=--`` into an empty list (it drops the "--"), not an error
+        for tok in sys.argv[1:] if args is None else args:
+            if isinstance(tok, str) and tok.startswith("-") and tok.endswith("=--"):
+                self.error(f"argument {tok[:-3]}: expected one value, got '--'")
+        return super().parse_known_args(args, namespace)
+
 
 def run_cli(body: Callable[[], int], argv: Sequence[str] | None, *,
             interrupted: str = _RESUME_FROM_CACHE, debug_flag: str | None = "--debug") -> int:

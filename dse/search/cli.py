@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -148,7 +149,10 @@ def _main(argv: Sequence[str]) -> int:
         base_design = load_design(a.arch, field="--arch")
         if a.area_budget is None:
             a.area_budget = float(base_design.area)
-    space = _space_from_args(a, base_design)
+    try:
+        space = _space_from_args(a, base_design)
+    except ValueError as e:  # the space names its fields; the user typed flags
+        raise ValueError(_as_flags(str(e))) from None
     min_acc_arg = _min_accuracy_arg(a.min_accuracy)
     if a.accuracy == "measured" and a.model != "digits_cnn":
         raise ValueError(f"--accuracy measured needs --model digits_cnn (got {a.model!r}); "
@@ -157,6 +161,7 @@ def _main(argv: Sequence[str]) -> int:
         from arch.presets import sysml19_area_budget
 
         a.area_budget = float(sysml19_area_budget())
+    _check_bounds(a)
     problems = problem_errors(space, objectives, a.area_budget, dram_gbps=a.dram_gbps,
                               sampler=sampler, batch=a.batch,
                               min_accuracy=min_acc_arg if isinstance(min_acc_arg, float)
@@ -262,6 +267,9 @@ def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
             cores = (int(lo), int(hi or lo))
         except ValueError as e:
             raise ValueError(f"--cores={a.cores!r} is not allowed; expected LO:HI") from e
+        if not 1 <= cores[0] <= cores[1]:
+            raise ValueError(f"--cores={a.cores!r} is not allowed; expected LO:HI with "
+                             "1 <= LO <= HI")
     return SearchSpace(
         mac_bits=pair_list(a.mac_bits, "--mac-bits"),
         array_shapes=pair_list(a.arrays, "--arrays"),
@@ -273,6 +281,34 @@ def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
                                                 ("last", a.search_first_last),
                                                 ("shortcut", a.search_shortcuts)) if not searched),
         base=base_fields(base_design) if base_design is not None else ())
+
+
+_FLAGS = {"mac_bits": "--mac-bits", "array_shapes": "--arrays", "sram_kib": "--sram-kib",
+          "layer_w_bits": "--bits", "layer_a_bits": "--bits", "cores": "--cores",
+          "first_last_bits": "--first-last-bits", "shortcut_bits": "--shortcut-bits"}
+
+
+def _as_flags(message: str) -> str:
+    """A SearchSpace message with its field names (``array_shapes=...``) as the CLI's flags."""
+    for field, flag in _FLAGS.items():
+        message = re.sub(rf"(?<![\w-]){field}=", f"{flag}=", message)
+    return message.replace("invalid SearchSpace: ", "")
+
+
+def _check_bounds(a: Any) -> None:
+    """Bounds the physical world sets, checked before the extraction (``arch.area``)."""
+    from arch.area import MAX_AREA_MM2
+
+    if not 0 < a.area_budget <= MAX_AREA_MM2:  # also rejects nan
+        raise ValueError(f"--area-budget={a.area_budget!r} is not allowed; expected mm^2 in "
+                         f"(0, {MAX_AREA_MM2:g}] (see arch.area.MAX_AREA_MM2)")
+    if not 1 <= a.batch <= MAX_BATCH:
+        raise ValueError(f"--batch={a.batch} is not allowed; expected an integer in "
+                         f"1..{MAX_BATCH}")
+
+
+MAX_BATCH = 1 << 20
+"""Largest --batch: a million images per inference batch is beyond any accelerator's memory."""
 
 
 def _min_accuracy_arg(text: str) -> float | str | None:

@@ -156,8 +156,9 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     if args.bandwidth is not None:
         params["bandwidth"] = parse_bandwidths(args.bandwidth)
     if args.batch is not None:
-        if args.batch < 1:
-            raise ValueError(f"--batch={args.batch} is not allowed; expected an integer >= 1")
+        if not 1 <= args.batch <= 1 << 20:  # a million images per batch fits no memory
+            raise ValueError(f"--batch={args.batch} is not allowed; expected an integer in "
+                             f"1..{1 << 20}")
         params["batch"] = args.batch
     return params
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from arch.area import MAX_AREA_MM2
 from dse.cli import CliParser, float_list, int_list, parse_bandwidths, run_cli
 from dse.study import run_study_cli
 
@@ -35,6 +36,9 @@ def _areas(text: str) -> tuple[Any, ...]:
             out.append(tok.lower())
         else:
             out.append(float_list(tok, "--area", positive=True)[0])
+            if out[-1] > MAX_AREA_MM2:
+                raise ValueError(f"--area={text!r} is not allowed: {tok!r} mm^2 exceeds "
+                                 f"{MAX_AREA_MM2:g} mm^2 (see arch.area.MAX_AREA_MM2)")
     return tuple(out)
 
 
