@@ -42,8 +42,12 @@ def _optimize(study: optuna.Study, problem: Problem, n_trials: int,
               tracker: _Progress | None = None) -> None:
     study.sampler = _sampler(problem, worker_index)
     callbacks: list[Any] = [c for c in (writer, tracker) if c is not None]
-    study.optimize(make_objective(problem), n_trials=n_trials, callbacks=callbacks,
-                   catch=(ValueError,), gc_after_trial=False)
+    try:
+        study.optimize(make_objective(problem), n_trials=n_trials, callbacks=callbacks,
+                       catch=(ValueError,), gc_after_trial=False)
+    finally:
+        if writer is not None:
+            writer.flush()  # the last front change may still be unwritten (throttled)
 
 
 class _Progress:

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,10 @@ def table_columns(problem: Problem) -> list[str]:
     return _columns([{f"{k}:{name}": None for name in layers for k in ("w", "a")}])
 
 
+_FRONT_EVERY_S = 0.5
+"""Least time between two rewrites of pareto.csv during a search (`_TableWriter`)."""
+
+
 class _TableWriter:
     """Optuna callback keeping trials.csv and pareto.csv current while a search runs, at a cost
     per trial that does not grow with the study (rewriting both files in full after every trial
@@ -96,8 +101,9 @@ class _TableWriter:
       `table_columns`); rows come in finishing order until `write_tables` sorts them at the end.
     * pareto.csv: the front takes every newly finished feasible trial of any process (a new point
       drops the members it dominates and joins unless a member dominates it - the set
-      `pareto_front` computes, which the tests check) and is rewritten atomically only when it
-      changes.
+      `pareto_front` computes, which the tests check) and is rewritten atomically when it has
+      changed, at most every `_FRONT_EVERY_S` seconds (a front of hundreds of designs changes
+      with many trials), and by `flush` when the optimisation ends.
 
     Trials still running are remembered and looked at again; finished ones never.
     """
@@ -112,6 +118,8 @@ class _TableWriter:
         self.pending: set[int] = set()  # ... and these of them were not finished then
         self.front: dict[int, np.ndarray] = {}  # trial number -> cost vector (minimisation)
         self.front_rows: dict[int, dict[str, Any]] = {}
+        self.front_lines: dict[int, list[Any]] = {}  # members as CSV cells
+        self.front_dirty, self.front_written_s = False, -math.inf
         self.me = {"host": socket.gethostname(), "pid": os.getpid()}
 
     def start(self, study: optuna.Study, *, rewrite: bool) -> None:
@@ -147,9 +155,21 @@ class _TableWriter:
         if self.cols is None:  # no `start` (a caller of its own): header from the first rows
             self.cols = _columns(mine or [{}])
         self._append(self.out / "trials.csv", mine)
-        if changed or not (self.out / "pareto.csv").exists():
-            self._replace(self.out / "pareto.csv",
-                          [self._render(self.front_rows[n]) for n in sorted(self.front)])
+        self.front_dirty |= changed
+        if self.front_dirty and (time.monotonic() - self.front_written_s >= _FRONT_EVERY_S
+                                 or not (self.out / "pareto.csv").exists()):
+            self.flush()
+
+    def flush(self) -> None:
+        """Rewrite pareto.csv now if the front changed since it was last written."""
+        if not self.front_dirty and (self.out / "pareto.csv").exists():
+            return
+        lines = self.front_lines
+        for n in self.front:
+            if n not in lines:  # each member rendered once: finished rows never change
+                lines[n] = self._render(self.front_rows[n])
+        self._replace(self.out / "pareto.csv", [lines[n] for n in sorted(self.front)])
+        self.front_dirty, self.front_written_s = False, time.monotonic()
 
     def _render(self, row: Mapping[str, Any]) -> list[Any]:
         assert self.cols is not None
@@ -164,12 +184,16 @@ class _TableWriter:
             return False
         if np.isnan(cost).any():
             return False
-        for c in self.front.values():
-            if (c <= cost).all() and (c < cost).any():
+        numbers = list(self.front)
+        if numbers:  # one vectorised test against every member (the front holds hundreds)
+            costs = np.array([self.front[n] for n in numbers])
+            if ((costs <= cost).all(axis=1) & (costs < cost).any(axis=1)).any():
                 return False  # dominated by a member
-        for n in [n for n, c in self.front.items() if (cost <= c).all() and (cost < c).any()]:
-            del self.front[n]
-            del self.front_rows[n]
+            beaten = (cost <= costs).all(axis=1) & (cost < costs).any(axis=1)
+            for n in np.asarray(numbers)[beaten].tolist():
+                del self.front[n]
+                del self.front_rows[n]
+                self.front_lines.pop(n, None)
         self.front[number] = cost
         self.front_rows[number] = dict(row)
         return True

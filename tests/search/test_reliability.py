@@ -197,8 +197,9 @@ def test_trials_csv_is_appended_and_pareto_rewritten_only_when_the_front_changes
     assert trials.read_bytes().startswith(before)  # appended, earlier bytes untouched
     assert len(pd.read_csv(trials)) == 2
     assert pareto.stat().st_ino == front_inode  # not rewritten
-    _add(study, 20.0, 3.0)  # joins the front
+    _add(study, 20.0, 3.0)  # joins the front: rewritten (at most every _FRONT_EVERY_S)
     writer(study, study.trials[-1])
+    writer.flush()
     assert pareto.stat().st_ino != front_inode
     assert sorted(pd.read_csv(pareto)["number"]) == [0, 2]
 
@@ -213,6 +214,8 @@ def test_writers_of_several_processes_append_each_trial_once(tmp_path: Path) -> 
         owner = int(rng.integers(0, 3))
         _add(study, float(rng.integers(1, 30)), float(rng.integers(1, 30)), owner)
         writers[owner](study, study.trials[-1])
+    for w in writers:
+        w.flush()
     df = pd.read_csv(tmp_path / "trials.csv")
     assert sorted(df["number"]) == list(range(30))
     expect = pareto_front(trials_frame(study), ["images_per_s", "energy_j"])
