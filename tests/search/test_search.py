@@ -251,6 +251,7 @@ def test_incremental_table_writer_matches_batch_pareto(tmp_path):
                 user_attrs={"qdse.metrics": {"images_per_s": ips, "energy_j": e,
                                              "feasible": feasible}}))
         writer(study, study.trials[-1])
+        writer.flush()  # pareto.csv is rewritten at most every _FRONT_EVERY_S during a run
         df = pd.read_csv(tmp_path / "trials.csv")
         assert len(df) == 40 * (batch + 1)
         expect = pareto_front(trials_frame(study), ["images_per_s", "energy_j"])
