@@ -367,7 +367,9 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
     tmp = out / f".best.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(doc, indent=1, default=str))
     os.replace(tmp, out / "best.json")
-    _atomic_csv(res.layers, out / "best_layers.csv")
+    from dse.study.tidy import tidy
+
+    _atomic_csv(tidy(res.layers), out / "best_layers.csv")  # integer cycles, exact zeros
     res.save_trace(out / "best_trace.json")  # Chrome/Perfetto trace of the best schedule
     return df
 
