@@ -22,7 +22,7 @@ def study_run(tmp_path_factory):
 
 
 def test_the_headline_in_every_simulator_mode(study_run):
-    out, df = study_run
+    out = study_run[0]
     modes = pd.read_csv(out / "speedup_by_fidelity.csv").set_index("dram_gbps")
     assert list(modes.columns) == list(pipeline.SIM_MODES)
     sp = pd.read_csv(out / "speedup.csv").set_index("dram_gbps")["speedup"]
