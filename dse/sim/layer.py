@@ -63,7 +63,6 @@ class Record:
     end_s: float = 0.0
     onload_s: float = 0.0
     offload_s: float = 0.0
-    prefetched_bytes: float = 0.0
     intervals: list[Interval] = field(default_factory=list)
 
 
@@ -173,7 +172,6 @@ def run_layer(env: simpy.Environment, name: str, plan: LayerPlan | None, units: 
     if prefetch is not None and plan is not None and rec is not None:
         if prefetch.after:
             yield simpy.AllOf(env, prefetch.after)
-        rec.prefetched_bytes = sum(prefetch.bytes_by_operand.values())
         heads = {"filter": prefetch.head_bytes} if prefetch.staged else {}
         flight = _Prefetch(env, mem, prefetch.bytes_by_operand, heads, plan.cores_used)
         if not prefetch.staged:  # a staged plan streams no weights: nothing to subtract
@@ -409,14 +407,3 @@ def _tile_loop(env: simpy.Environment, name: str, units: list[Unit], cores: tupl
     last.append(env.now)
     if drains:
         yield simpy.AllOf(env, drains)
-
-
-def tile_event_bound(units: list[list[Unit]]) -> int:
-    """Units a layer plays at tile fidelity (for the benchmark's events-per-point figure)."""
-    return sum(len(u) for u in units)
-
-
-def slots_for(double_buffered: bool) -> int:
-    """Buffer halves a loader may fill ahead of the array: 2 double-buffered, 1 single."""
-    return 2 if double_buffered else 1
-

@@ -8,18 +8,20 @@ The pipeline, one line per step (ZigZag's habit of writing the whole flow in one
 3. ``_residency``    SRAM capacity ledger over the topological order: a tensor stays on chip (spread
                      over all cores' SRAM) iff, at every step of its live range, the tensors already
                      resident + it + that step's reserve fit in every core. Network input and output
-                     always go through DRAM.
-4. ``_plan``         map each layer (`dse.sim.mapping`) in the SRAM the ledger leaves, reading
-                     resident inputs from SRAM and not storing resident outputs.
-5. ``_run``          SimPy: each scheduled node is one process that waits for its graph
-                     predecessors, takes cores from the `CorePool` and plays the layer's lock-step
-                     pipeline (`_pipeline`: on-load -> compute overlapped with streamed
-                     loads/stores -> last step -> off-load) as one flow for all its cores against
-                     the fair-share `Dram` (each DRAM phase is one transfer of the bytes summed
-                     over the cores, weighted by the core count); then it hands the cores back.
-                     Classes of identical cores are not separate processes: each class only gets
-                     its own compute intervals in the timeline, and a class with less work idles
-                     at the end of each compute phase.
+                     always go through DRAM; split buffers keep nothing between layers.
+3b. ``_pin_weights`` (``persistent_weights``) weights kept on chip across inferences.
+3c. ``_stage_weights`` (``prefetch``) the same ledger for weights loaded ahead of their layer:
+                     each layer -> the earliest layer whose start begins its prefetch.
+4. ``_plan``         map each layer (`dse.sim.mapping`, or `mapping.plan_scalesim` for SCALE-Sim's
+                     tile policy) in the SRAM the ledgers leave, reading resident inputs from SRAM
+                     and not storing resident outputs; 4b. ``_units``: the tile loops (tile
+                     fidelity).
+5. ``_run``          SimPy: each node is one process (`dse.sim.layer.run_layer`) that prefetches
+                     (`_prefetch_rule`), waits for its graph predecessors, takes cores from the
+                     `CorePool` and plays the layer - one lock-step pipeline for all its cores
+                     (layer fidelity) or each core class's loaders, array and drainer (tile
+                     fidelity) - against the `MemorySystem` (fair-share DRAM channels, weighted by
+                     the core count); then it hands the cores back.
 6. ``_collect``      per-layer table, network latency breakdown (`_latency_split`: ideal compute,
                      precision, spatial under-use, vector, stall, on-/off-load, overlap, idle),
                      energy, `SimResult`.
