@@ -212,7 +212,6 @@ def _tile_gemm(m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram:
     def buf(nx: int, xb: int, x: int, y: int, c: int, db: bool) -> int:
         return sum(parts(nx, xb, x, y, c, db))
 
-    split_regions = isinstance(free_bytes, tuple)
     free_total = sum(free_bytes) if isinstance(free_bytes, tuple) else free_bytes
 
     def fits(stat: str, p: tuple[int, int, int]) -> bool:
@@ -241,7 +240,7 @@ def _tile_gemm(m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram:
                 continue
             if fits(stat, parts(nx, nx, xf(nx), yb, cf(nx), db)):
                 xb = nx
-            elif split_regions:  # largest xb in [1, nx) that fits: bisect (fits is monotone)
+            else:  # largest xb in [1, nx) that fits: bisect (the buffer grows with xb)
                 lo, hi = 1, nx - 1
                 while lo < hi:
                     mid = (lo + hi + 1) // 2
@@ -249,20 +248,7 @@ def _tile_gemm(m: int, n: int, k: int, a_bytes: int, a_in_dram: bool, c_to_dram:
                         lo = mid
                     else:
                         hi = mid - 1
-                xb = _ceil_div(nx, _ceil_div(nx, lo))
-            else:
-                # largest xb in [1, nx) that fits: the buffer is ~linear in xb, so start from the
-                # linear estimate and correct (a few steps at most)
-                mult = 2 if db else 1
-                slope = mult * (xf(nx) + cf(nx)) / nx
-                fixed = buf(nx, 1, xf(1), yb, cf(1), db) - slope
-                xb = max(1, min(nx - 1, int((free_total - fixed) / slope) if slope > 0 else 1))
-                while xb > 1 and buf(nx, xb, xf(xb), yb, cf(xb), db) > free_total:
-                    xb -= 1
-                while xb + 1 < nx and buf(nx, xb + 1, xf(xb + 1), yb, cf(xb + 1),
-                                          db) <= free_total:
-                    xb += 1
-                xb = _ceil_div(nx, _ceil_div(nx, xb))  # same block count, smallest block
+                xb = _ceil_div(nx, _ceil_div(nx, lo))  # same block count, smallest block
             nblk = _ceil_div(nx, xb)
             if stat == "inputs":
                 a_tr, b_tr = a_need, b_bytes * (1 if nn == 1 else nblk)
