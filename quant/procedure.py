@@ -33,6 +33,7 @@ __all__ = [
     "PROCEDURES",
     "Phase",
     "Procedure",
+    "optimizer_problems",
 ]
 
 # ---- our digits protocol (chosen on the validation split; docs/quant_accuracy/tuning.md) -----
@@ -49,6 +50,23 @@ DIGITS_WEIGHT_DECAY = 5e-4
 # pact_sawb and crelu_binary, seed 0: mean val accuracy 98.78 / 98.96 / 99.31 %;
 # docs/quant_accuracy/tuning.md, benchmarks/tune_digits.py).
 DIGITS_CLIP_DECAY = 0.05
+
+
+
+def optimizer_problems(cfg: object) -> list[str]:
+    """Bad ``momentum``/``weight_decay`` (finite >= 0) and ``clip_decay``/``grad_clip_norm``
+    (None or finite >= 0) of a `Procedure` or a training config: ``field=value (allowed: ...)``
+    lines."""
+    problems = []
+    for name in ("momentum", "weight_decay"):
+        v = getattr(cfg, name)
+        if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+            problems.append(f"{name}={v!r} (allowed: finite number >= 0)")
+    for name in ("clip_decay", "grad_clip_norm"):
+        v = getattr(cfg, name)
+        if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+            problems.append(f"{name}={v!r} (allowed: None or a finite number >= 0)")
+    return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,14 +149,7 @@ class Procedure:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 problems.append(f"{name}={v!r} (allowed: finite number > 0)")
-        for name in ("momentum", "weight_decay"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                problems.append(f"{name}={v!r} (allowed: finite number >= 0)")
-        for name in ("clip_decay", "grad_clip_norm"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                problems.append(f"{name}={v!r} (allowed: None or a finite number >= 0)")
+        problems += optimizer_problems(self)
         if self.optimizer not in ("sgd", "adam"):
             problems.append(f"optimizer={self.optimizer!r} (allowed: sgd, adam)")
         if self.schedule != "cosine":
@@ -216,3 +227,4 @@ PROCEDURES: dict[str, Procedure] = {
     "wrpn": Procedure("WRPN Sec. 3 (2x wide layers, trained from scratch with the first and last "
                       "layers in full precision)", width=2, from_scratch=True),
 }
+

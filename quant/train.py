@@ -65,6 +65,7 @@ from quant.procedure import (
     DIGITS_FT_LR,
     OPTIMIZERS,
     Procedure,
+    optimizer_problems,
 )
 
 __all__ = [
@@ -152,14 +153,7 @@ class TrainConfig:
         if not (isinstance(self.lr, int | float) and 0 < self.lr <= FLOAT32_MAX):
             problems.append(f"lr={self.lr!r} (allowed: a number > 0 that float32 holds, "
                             f"<= {FLOAT32_MAX:.3g})")
-        for name in ("momentum", "weight_decay"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                problems.append(f"{name}={v!r} (allowed: finite number >= 0)")
-        for name in ("clip_decay", "grad_clip_norm"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                problems.append(f"{name}={v!r} (allowed: None or a finite number >= 0)")
+        problems += optimizer_problems(self)
         if self.eval_split not in ("test", "val"):
             problems.append(f"eval_split={self.eval_split!r} (allowed: test, val)")
         aci = self.act_clip_init
