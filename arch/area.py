@@ -182,6 +182,12 @@ def core_area_mm2(rows: int, cols: int, mac_bits: int | tuple[int, int],
 
 def accelerator_area_breakdown_mm2(acc: _Design) -> dict[str, float]:
     """Whole-accelerator area by component (``mac_array``, ``control``, ``sram``), mm^2."""
+    if getattr(acc, "core_groups", ()):  # heterogeneous: each group sized like a design of its own
+        out = dict.fromkeys(("mac_array", "control", "sram"), 0.0)
+        for group in acc.groups():  # type: ignore[attr-defined]
+            for k, v in accelerator_area_breakdown_mm2(group).items():
+                out[k] += v
+        return out
     per_core = core_area_breakdown_mm2(acc.rows, acc.cols, acc.mac_bits, acc.sram_kib,
                                        node_nm=acc.node_nm)
     return {k: acc.cores * v for k, v in per_core.items()}

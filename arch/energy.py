@@ -21,7 +21,14 @@ A MAC is a w x a multiplier plus an accumulator adder of ``acc_bits`` (Eq. below
 On-chip energies scale with the node by `arch.tech.Technology.energy_scale` (C*V^2, C ~ node);
 DRAM energy is an interface property and is kept at Horowitz's value at every node (HBM2-class
 interfaces are several times lower; pass your own `EnergyModel` to model them).
-Leakage: ``static_w_per_mm2`` defaults to 0 (dynamic energy only). `LEAKAGE_W_PER_MM2_40NM` is a
+Leakage: ``static_w_per_mm2`` defaults to 0 (dynamic energy only). `WIRE_PJ_PER_BIT_MM = 0.1
+"""Energy to move one bit 1 mm over a full-swing repeated on-chip wire, pJ: the order of magnitude
+Dally and Keckler quote for 40-28 nm (about 256 pJ for 256 bits over 10 mm; Keckler et al., "GPUs
+and the future of parallel computing", IEEE Micro 2011) - recalled, not checked against the
+table. Wires barely scale with the node, so it is not node-scaled. Low-swing links reach 0.040 pJ
+(Park et al., DATE 2013, 40.4 fJ/bit/mm in 45 nm). Router energy per hop is not modelled."""
+
+LEAKAGE_W_PER_MM2_40NM` is a
 cited 40 nm figure (Aladdin's standard-cell characterisation) for designs at that node; other
 nodes have no cited number here. `chip_power_w` turns a simulated energy split into average power.
 """
@@ -43,6 +50,7 @@ __all__ = [
     "ON_CHIP_PARTS",
     "SRAM_BANK_KIB",
     "SRAM_PJ_PER_BIT_8KIB_45NM",
+    "WIRE_PJ_PER_BIT_MM",
     "EnergyModel",
     "chip_power_w",
     "default_energy_model",
@@ -78,7 +86,7 @@ tabulated by the Accelergy Aladdin plug-in (its 32-bit adder gives 8.1 and its 1
 mW/mm^2 from the same tables). Applied to a whole chip it treats SRAM macros as leaking like logic,
 an assumption: the tables have no SRAM leakage."""
 
-ON_CHIP_PARTS = ("mac", "sram", "static")
+ON_CHIP_PARTS = ("mac", "sram", "noc", "static")
 """The parts of a simulated energy split that a chip's own power includes (DRAM is off chip)."""
 
 
@@ -108,13 +116,14 @@ class EnergyModel:
     sram_pj_per_bit: float = sram_pj_per_bit_45nm(SRAM_BANK_KIB)  # 0.3125 pJ (32 KiB bank)
     dram_pj_per_bit: float = DRAM_PJ_PER_BIT
     static_w_per_mm2: float = 0.0
+    noc_pj_per_bit_mm: float = WIRE_PJ_PER_BIT_MM
 
     def __post_init__(self) -> None:
         technology(self.node_nm)  # ValueError naming node_nm and the supported nodes
         problems = [
             f"{f}={getattr(self, f)!r} is not allowed; expected a finite number >= 0"
             for f in ("mult_pj_per_bit2", "add_pj_per_bit", "add_pj_fixed", "sram_pj_per_bit",
-                      "dram_pj_per_bit", "static_w_per_mm2")
+                      "dram_pj_per_bit", "static_w_per_mm2", "noc_pj_per_bit_mm")
             if isinstance(getattr(self, f), bool) or not isinstance(getattr(self, f), int | float)
             or not math.isfinite(getattr(self, f)) or getattr(self, f) < 0
         ]

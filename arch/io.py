@@ -43,6 +43,7 @@ def to_dict(acc: Accelerator) -> dict[str, Any]:
     """The fields of ``acc`` as plain Python values (``mac_bits`` as a list), in field order."""
     out = {name: getattr(acc, name) for name in _FIELDS}
     out["mac_bits"] = list(acc.mac_bits)
+    out["core_groups"] = [g.to_dict() for g in acc.core_groups]
     return out
 
 
@@ -59,9 +60,10 @@ def from_dict(data: dict[str, Any]) -> Accelerator:
         data["mac_bits"] = tuple(mb) if isinstance(mb, list | tuple) else mb
         if isinstance(mb, int) and not isinstance(mb, bool):
             data["mac_bits"] = (mb, mb)
-    bw = data.get("dram_gbps")
-    if isinstance(bw, str) and bw.strip().lower() in ("inf", "+inf", "infinity"):
-        data["dram_gbps"] = math.inf  # YAML reads a bare `inf` as a string (its spelling is .inf)
+    for key in ("dram_gbps", "noc_bytes_per_cycle", "global_buffer_bytes_per_cycle"):
+        bw = data.get(key)
+        if isinstance(bw, str) and bw.strip().lower() in ("inf", "+inf", "infinity"):
+            data[key] = math.inf  # YAML reads a bare `inf` as a string (its spelling is .inf)
     if "preset" in data:
         return _from_preset(data)
     unknown = sorted(set(data) - set(_FIELDS))
@@ -90,7 +92,13 @@ def _from_preset(data: dict[str, Any]) -> Accelerator:
     if name == "llsq40nm" and "bits" in data:
         bits = data.pop("bits")
         data["bits"] = tuple(bits) if isinstance(bits, list) else bits
-    return presets.get(name, **data)
+    groups = data.pop("core_groups", None)
+    acc = presets.get(name, **data)
+    if groups:  # the preset sizes the chip; the groups then split its cores
+        from dataclasses import replace
+
+        acc = replace(acc, core_groups=tuple(groups))
+    return acc
 
 
 def _toml_value(key: str, value: Any) -> str:
@@ -113,7 +121,11 @@ def _toml_value(key: str, value: Any) -> str:
 def to_toml(acc: Accelerator) -> str:
     """``acc`` as TOML text (one ``key = value`` line per field)."""
     lines = ["# qdse accelerator description (arch.io); fields of arch.Accelerator"]
-    lines += [f"{k} = {_toml_value(k, v)}" for k, v in to_dict(acc).items()]
+    data = to_dict(acc)
+    groups = data.pop("core_groups")
+    lines += [f"{k} = {_toml_value(k, v)}" for k, v in data.items()]
+    for g in groups:  # an array of tables, after every plain key
+        lines += ["", "[[core_groups]]"] + [f"{k} = {_toml_value(k, v)}" for k, v in g.items()]
     return "\n".join(lines) + "\n"
 
 

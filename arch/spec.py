@@ -27,6 +27,7 @@ from arch.area import (
     iso_area_cores,
     precision_slowdown,
 )
+from arch.groups import NOC_TOPOLOGIES, CoreGroup, describe_groups
 from arch.tech import TECHNOLOGIES
 
 __all__ = ["BUFFER_KINDS", "DATAFLOWS", "DRAM_CHANNEL_MAPS", "HIGH_PRECISION_MODELS",
@@ -92,6 +93,12 @@ class Accelerator:
     dram_channels: int = 1
     dram_channel_map: str = "interleaved"
     tile_policy: str = "best"
+    # core groups and the on-chip network between them (`arch.groups`)
+    core_groups: tuple[CoreGroup, ...] = ()
+    noc: str = "none"
+    noc_bytes_per_cycle: float = math.inf
+    noc_hop_cycles: float = 1.0
+    noc_multicast: bool = True
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -147,6 +154,7 @@ class Accelerator:
             bad("node_nm", self.node_nm,
                 f"expected one of {', '.join(f'{n:g}' for n in sorted(TECHNOLOGIES))} (nm)")
         self._check_memory(bad, number)
+        self._check_groups(bad, number)
         if problems:
             raise ValueError("invalid Accelerator: " + "; ".join(problems))
 
@@ -191,6 +199,55 @@ class Accelerator:
             bad("dram_channel_map", self.dram_channel_map,
                 f"expected one of {', '.join(DRAM_CHANNEL_MAPS)}")
 
+    def _check_groups(self, bad: Any, number: Any) -> None:
+        """Validate ``core_groups`` (normalised to a tuple of `CoreGroup`) and the network."""
+        raw = self.core_groups
+        if not isinstance(raw, list | tuple):
+            bad("core_groups", raw, "expected a list of core-group tables, each with cores >= 1")
+            return
+        try:
+            groups = tuple(CoreGroup.from_value(g, i) for i, g in enumerate(raw))
+        except (TypeError, ValueError) as exc:
+            bad("core_groups", raw, str(exc))
+            return
+        object.__setattr__(self, "core_groups", groups)
+        if groups and sum(g.cores for g in groups) != self.cores:
+            bad("cores", self.cores, f"expected {sum(g.cores for g in groups)}, the sum of the "
+                "core_groups' cores")
+        if groups and self.tile_policy == "scalesim":
+            bad("core_groups", "...", 'expected none with tile_policy="scalesim"')
+        for i, g in enumerate(groups):
+            try:
+                self._group_fields(g)
+            except ValueError as exc:
+                bad(f"core_groups[{i}]", g.to_dict(), str(exc).removeprefix(
+                    "invalid Accelerator: "))
+        if self.noc not in NOC_TOPOLOGIES:
+            bad("noc", self.noc, f"expected one of {', '.join(NOC_TOPOLOGIES)}")
+        bw = self.noc_bytes_per_cycle
+        if not (number(bw) and not math.isnan(bw) and bw > 0):
+            bad("noc_bytes_per_cycle", bw, "expected bytes per cycle > 0 (inf for no limit)")
+        hop = self.noc_hop_cycles
+        if not (number(hop) and math.isfinite(hop) and hop >= 0):
+            bad("noc_hop_cycles", hop, "expected a finite number of cycles >= 0")
+        if not isinstance(self.noc_multicast, bool):
+            bad("noc_multicast", self.noc_multicast, "expected one of True, False")
+
+    def _group_fields(self, g: CoreGroup) -> Accelerator:
+        from dataclasses import replace
+
+        return replace(self, cores=g.cores, rows=g.rows or self.rows, cols=g.cols or self.cols,
+                       mac_bits=g.mac_bits or self.mac_bits,
+                       sram_kib=self.sram_kib if g.sram_kib is None else g.sram_kib,
+                       name=g.name or self.name, core_groups=())
+
+    def groups(self) -> tuple[Accelerator, ...]:
+        """The core groups as homogeneous accelerators (one per `CoreGroup`, sharing this one's
+        DRAM and every other field); a homogeneous design is its own single group."""
+        if not self.core_groups:
+            return (self,)
+        return tuple(self._group_fields(g) for g in self.core_groups)
+
     # -- construction -----------------------------------------------------------------------------
     @classmethod
     def iso_area(cls, area_budget: float, mac_bits: int | tuple[int, int], *,
@@ -232,7 +289,9 @@ class Accelerator:
 
     @property
     def mac_count(self) -> int:
-        """MAC units in the whole system."""
+        """MAC units in the whole system (summed over the core groups)."""
+        if self.core_groups:
+            return sum(g.mac_count for g in self.groups())
         return self.cores * self.rows * self.cols
 
     @property
@@ -254,6 +313,8 @@ class Accelerator:
 
     @property
     def sram_bytes_total(self) -> int:
+        if self.core_groups:
+            return sum(g.sram_bytes_total for g in self.groups())
         return self.cores * self.sram_bytes_per_core
 
     @property
@@ -306,6 +367,8 @@ class Accelerator:
         for f in self.__dataclass_fields__:
             if f == "mac_bits":
                 row["mac_w_bits"], row["mac_a_bits"] = self.mac_bits
+            elif f == "core_groups":
+                row[f] = describe_groups(self.core_groups)
             else:
                 row[f] = getattr(self, f)
         parts = accelerator_area_breakdown_mm2(self)

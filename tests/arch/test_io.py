@@ -45,7 +45,28 @@ def test_toml_is_standard_toml(tmp_path: Path) -> None:
     data = tomllib.loads(text)
     assert data["mac_bits"] == [4, 4]
     assert data["dram_gbps"] == float("inf")
-    assert set(data) == {f.name for f in dataclasses.fields(Accelerator)}
+    # a homogeneous design writes no [[core_groups]] table
+    assert set(data) == {f.name for f in dataclasses.fields(Accelerator)} - {"core_groups"}
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".yaml"])
+def test_core_groups_round_trip(tmp_path: Path, suffix: str) -> None:
+    acc = dataclasses.replace(presets.sysml19(2, 32), noc="mesh", noc_bytes_per_cycle=64.0,
+                              core_groups=({"cores": 4, "mac_bits": 16, "name": "edge"},
+                                           {"cores": 60}))
+    path = io.save(acc, tmp_path / f"groups{suffix}")
+    back = io.load(path)
+    assert back == acc
+    assert [g.mac_bits for g in back.groups()] == [(16, 16), (2, 2)]
+    if suffix == ".toml":
+        assert [g["cores"] for g in tomllib.loads(path.read_text())["core_groups"]] == [4, 60]
+
+
+def test_core_groups_from_a_preset_must_sum_to_its_cores(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('preset = "sysml19"\nmac_bits = 2\n[[core_groups]]\ncores = 3\n')
+    with pytest.raises(ValueError, match=r"cores=64 is not allowed; expected 3"):
+        io.load(path)
 
 
 def test_yaml_is_plain_yaml(tmp_path: Path) -> None:

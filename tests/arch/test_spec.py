@@ -69,7 +69,8 @@ BAD_VALUE = {
     "buffers": "banked", "ifmap_kib": 8.0, "filter_kib": 8.0, "ofmap_kib": 8.0,
     "double_buffered": "yes", "global_buffer_kib": -1.0, "global_buffer_bytes_per_cycle": 0.0,
     "dram_burst_bytes": 0, "dram_channels": 0, "dram_channel_map": "striped",
-    "tile_policy": "fast",
+    "tile_policy": "fast", "core_groups": "x", "noc": "ring", "noc_bytes_per_cycle": 0.0,
+    "noc_hop_cycles": -1.0, "noc_multicast": "yes",
 }
 
 
