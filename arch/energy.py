@@ -21,14 +21,7 @@ A MAC is a w x a multiplier plus an accumulator adder of ``acc_bits`` (Eq. below
 On-chip energies scale with the node by `arch.tech.Technology.energy_scale` (C*V^2, C ~ node);
 DRAM energy is an interface property and is kept at Horowitz's value at every node (HBM2-class
 interfaces are several times lower; pass your own `EnergyModel` to model them).
-Leakage: ``static_w_per_mm2`` defaults to 0 (dynamic energy only). `WIRE_PJ_PER_BIT_MM = 0.1
-"""Energy to move one bit 1 mm over a full-swing repeated on-chip wire, pJ: the order of magnitude
-Dally and Keckler quote for 40-28 nm (about 256 pJ for 256 bits over 10 mm; Keckler et al., "GPUs
-and the future of parallel computing", IEEE Micro 2011) - recalled, not checked against the
-table. Wires barely scale with the node, so it is not node-scaled. Low-swing links reach 0.040 pJ
-(Park et al., DATE 2013, 40.4 fJ/bit/mm in 45 nm). Router energy per hop is not modelled."""
-
-LEAKAGE_W_PER_MM2_40NM` is a
+Leakage: ``static_w_per_mm2`` defaults to 0 (dynamic energy only). `LEAKAGE_W_PER_MM2_40NM` is a
 cited 40 nm figure (Aladdin's standard-cell characterisation) for designs at that node; other
 nodes have no cited number here. `chip_power_w` turns a simulated energy split into average power.
 """
@@ -78,6 +71,13 @@ point (20 pJ per 64-bit read)."""
 
 DRAM_PJ_PER_BIT = 640.0 / 32
 """DRAM read energy per bit, pJ: Horowitz 640 pJ per 32-bit read (DDR3-class; not node-scaled)."""
+
+WIRE_PJ_PER_BIT_MM = 0.1
+"""Energy to move one bit 1 mm over a full-swing repeated on-chip wire, pJ: the order of magnitude
+Dally and Keckler quote for 40-28 nm (about 256 pJ for 256 bits over 10 mm; Keckler et al., "GPUs
+and the future of parallel computing", IEEE Micro 2011) - recalled, not checked against the
+table. Wires barely scale with the node, so it is not node-scaled. Low-swing links reach 0.040 pJ
+(Park et al., DATE 2013, 40.4 fJ/bit/mm in 45 nm). Router energy per hop is not modelled."""
 
 LEAKAGE_W_PER_MM2_40NM = 0.0779e-3 / 6350e-6
 """Leakage power density of 40 nm logic, W/mm^2 (12.3 mW/mm^2): Aladdin's 40 nm characterisation
