@@ -86,8 +86,9 @@ tabulated by the Accelergy Aladdin plug-in (its 32-bit adder gives 8.1 and its 1
 mW/mm^2 from the same tables). Applied to a whole chip it treats SRAM macros as leaking like logic,
 an assumption: the tables have no SRAM leakage."""
 
-ON_CHIP_PARTS = ("mac", "sram", "noc", "static")
-"""The parts of a simulated energy split that a chip's own power includes (DRAM is off chip)."""
+ON_CHIP_PARTS = ("mac", "sram", "static")
+"""The parts of a simulated energy split that a chip's own power includes (DRAM is off chip); a
+split with on-chip network traffic (``noc``, core groups) adds that part too (`chip_power_w`)."""
 
 
 def sram_pj_per_bit_45nm(capacity_kib: float) -> float:
@@ -205,6 +206,8 @@ def chip_power_w(energy_by_component: Mapping[str, float], latency_s: float, *,
             or not math.isfinite(latency_s) or latency_s <= 0:
         raise ValueError(f"latency_s={latency_s!r} is not allowed; expected a finite number > 0")
     names = tuple(parts)
+    if parts is ON_CHIP_PARTS and "noc" in energy_by_component:
+        names = (*names[:-1], "noc", names[-1])  # the network is on chip as well
     bad = [p for p in names if not isinstance(p, str)]
     if bad or not names:
         raise ValueError(f"parts={names!r} is not allowed; expected names of energy parts, e.g. "
