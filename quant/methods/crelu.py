@@ -45,6 +45,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from quant import controls
 from quant.methods.base import ParamGroup, Quantizer
 
 __all__ = ["CReLUActQuantizer", "MultiLevelBinaryWeightQuantizer", "crelu", "sign_ste_clip"]
@@ -119,7 +120,7 @@ class MultiLevelBinaryWeightQuantizer(Quantizer):
         for _ in range(self.levels):
             b = sign_ste_clip(r, self.ste_clip)
             a = r.abs().mean() if dims is None else r.abs().mean(dim=dims, keepdim=True)  # Eq. 8
-            if self.backward == "detached":
+            if self.backward == "detached" or controls.active(controls.CRELU_BACKWARD_DETACHED):
                 a = a.detach()
             alphas.append(a)
             signs.append(b)

@@ -40,6 +40,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from quant import controls
 from quant.methods.base import ParamGroup, Quantizer
 
 __all__ = ["LLSQActQuantizer", "LLSQQuantizer", "LLSQWeightQuantizer", "sg_direction"]
@@ -200,6 +201,8 @@ class LLSQQuantizer(Quantizer):
             a = self.scale()
             e, es, eb = (float(self.error(xd, s)) for s in (a, a / 2, a * 2))
             self._direction = sg_direction(e, es, eb)
+            if controls.active(controls.LLSQ_SG_SIGN_FLIPPED):  # negative control
+                self._direction = -self._direction
         elif self.update == "ema":
             m = float(xd.abs().max())
             if m > 0.0:

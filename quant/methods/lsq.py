@@ -27,6 +27,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from quant import controls
 from quant.methods.base import ParamGroup, Quantizer, grad_scale, round_ste
 
 __all__ = ["LSQActQuantizer", "LSQQuantizer", "LSQWeightQuantizer", "lsq_levels"]
@@ -90,13 +91,14 @@ class LSQQuantizer(Quantizer):
 
     def n_elements(self, v: Tensor) -> int:
         """N of the gradient scale: N_W, or N_F of one example when ``per_example``."""
-        if self.per_example and v.dim() > 1:
+        if self.per_example and v.dim() > 1 and not controls.active(controls.LSQ_N_WHOLE_BATCH):
             return max(1, v[0].numel())
         return max(1, v.numel())
 
     def init_step(self, v: Tensor) -> float:
         """s0 = 2 <|v|> / sqrt(Q_P) (LSQ Section 2.1)."""
-        return 2.0 * float(v.detach().abs().mean()) / math.sqrt(self.qp)
+        factor = 1.0 if controls.active(controls.LSQ_INIT_FACTOR_ONE) else 2.0
+        return factor * float(v.detach().abs().mean()) / math.sqrt(self.qp)
 
     def calibrate(self, x: Tensor) -> None:
         with torch.no_grad():
@@ -110,6 +112,8 @@ class LSQQuantizer(Quantizer):
             self.step.data.clamp_(min=self.min_step)
         qn, qp = self.qn, self.qp
         g = 1.0 / math.sqrt(self.n_elements(v) * qp)
+        if controls.active(controls.LSQ_GRAD_SCALE_ONE):
+            g = 1.0
         s = grad_scale(self.step, g).to(v.dtype)
         r = v / s
         # Eq. 1 with the boundaries of Eq. 3 and 5: inside the OPEN interval (-Qn, Qp) the

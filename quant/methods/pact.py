@@ -23,6 +23,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from quant import controls
 from quant.methods.base import ParamGroup, Quantizer, round_ste
 
 __all__ = ["PACT"]
@@ -73,7 +74,9 @@ class PACT(Quantizer):
         # Eq. 1 written with where(): d y / d alpha = 1 exactly where x >= alpha (Eq. 3).
         # (torch.relu has derivative 0 at x = 0; Eq. 1's middle branch [0, alpha) has 1.)
         y = torch.where(x >= alpha, alpha, torch.where(x >= 0, x, torch.zeros_like(x)))
-        scale = alpha.detach() / (2**self.bits - 1)
+        # (the negative control PACT_SCALE_IN_GRAPH keeps alpha in the graph here)
+        in_graph = controls.active(controls.PACT_SCALE_IN_GRAPH)
+        scale = (alpha if in_graph else alpha.detach()) / (2**self.bits - 1)
         return round_ste(y / scale) * scale  # Eq. 2, STE through round
 
     qmin = 0

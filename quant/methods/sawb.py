@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from quant import controls
 from quant.methods.base import Quantizer, check_bits
 
 __all__ = [
@@ -348,6 +349,8 @@ class SAWB(Quantizer):
         if self.method == "mse":  # a coarser scan than the offline default: this runs per step
             return optimal_scale(w, self.bits, self.grid, num_candidates=64, refine_iters=20)
         assert self.coefficients is not None
+        if controls.active(controls.SAWB_MAX_ABS):  # negative control: not Eq. 7
+            return w.detach().abs().max()
         return sawb_scale(w, *self.coefficients)
 
     def calibrate(self, x: Tensor) -> None:
@@ -357,7 +360,10 @@ class SAWB(Quantizer):
 
     def forward(self, w: Tensor) -> Tensor:
         with torch.no_grad():
-            alpha = self.compute_alpha(w)
+            if controls.active(controls.SAWB_ALPHA_FIXED) and float(self.alpha) > 0.0:
+                alpha = self.alpha.clone()  # negative control: the scale of the calibration
+            else:
+                alpha = self.compute_alpha(w)
             self.alpha.copy_(alpha)
             wq = sawb_quantize(w.detach(), alpha, self.bits, self.grid)
         return wq + (w - w.detach())  # plain STE; forward exactly wq
