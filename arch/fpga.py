@@ -13,20 +13,22 @@ and UltraRAM, split evenly per array), its clock and the board's DRAM. The simul
 workload on it through the same interface as the ASIC templates; the FPGA-only facts (LUT, DSP and
 memory use, which resource binds) stay here, in `FpgaDesign.resources`.
 
-Every number of a real device or design lives in `arch.presets` with its source (`vu9p`).
+Every number of a real device or design lives in `arch.presets` with its source (`vu9p`); the
+one published cost function, FINN-R's LUTs per fabric-built MAC (`finn_r_luts_per_mac`), is here.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from arch.area import bits_pair
 from arch.spec import Accelerator
 from arch.tech import TECHNOLOGIES
 
-__all__ = ["BRAM36_KIB", "URAM_KIB", "FpgaDesign", "FpgaDevice", "MacCost"]
+__all__ = ["BRAM36_KIB", "FINN_R_LUT_OVERHEAD", "URAM_KIB", "FpgaDesign", "FpgaDevice", "MacCost",
+           "finn_r_luts_per_mac"]
 
 BRAM36_KIB = 36 / 8
 """One 36 Kb block RAM, KiB (Xilinx UG573: RAMB36E2 holds 36 Kb incl. parity bits; all 36 Kb are
@@ -34,6 +36,34 @@ usable as data for widths of 9, 18, 36 and 72 bits)."""
 
 URAM_KIB = 288 / 8
 """One UltraRAM block, KiB (Xilinx UG573: URAM288, 288 Kb)."""
+
+
+FINN_R_LUT_OVERHEAD = 1.1
+"""c1 of FINN-R's LUT cost model: the fitted factor on the arithmetic's LUTs (the FINN compiler's
+`MatrixVectorActivation.lut_estimation`: "parameters from experiments in [FINN-R]", c0 = 300,
+c1 = 1.1; Blott et al., "FINN-R", ACM TRETS 2018)."""
+
+
+def finn_r_luts_per_mac(w_bits: int, a_bits: int) -> float:
+    """LUTs of one ``w_bits`` x ``a_bits`` MAC built in the fabric: FINN-R's cost model of a
+    matrix-vector unit (PE output channels x SIMD input lanes, as the FINN compiler implements it
+    in `MatrixVectorActivation.lut_estimation`) per SIMD lane, in the limit of wide SIMD:
+
+        LUTs = c1 * [ (2 * ceil((w + a) / 6) - 1) * (w + a)    multiplier (LUT6s per product bit)
+                      + 2 * (w + a) ]                           adder tree, (w + a)(2Q - 1) / Q
+
+    with c1 = `FINN_R_LUT_OVERHEAD`. W1A1 (XNOR-popcount) -> 6.6, W2A2 -> 13.2, W4A4 -> 44 LUTs.
+    The model's per-output terms - the accumulator, the threshold comparators and c0 = 300 LUTs per
+    engine - are shared by the PE x Q lanes and left out here: for a 3x3x256 reduction on 64 PEs
+    of Q = 64 lanes they would add ~12% (W1A1) and ~14% (W2A2, 2-bit outputs), so this is a
+    lower bound (tested against the whole-engine formula)."""
+    for name, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
+        if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
+            raise ValueError(f"{name}={bits!r} is not allowed; expected an integer >= 1")
+    width = w_bits + a_bits
+    multiplier = (2 * math.ceil(width / 6) - 1) * width
+    adder_tree = 2 * width
+    return FINN_R_LUT_OVERHEAD * (multiplier + adder_tree)
 
 
 def _number(v: object) -> bool:
@@ -211,6 +241,17 @@ class FpgaDesign:
             "on_chip_kib": dev.on_chip_kib, "clock_mhz": dev.clock_mhz,
             "peak_gmacs": used * dev.clock_mhz / 1e3, "cost_source": cost.source,
         }
+
+    def sharing(self, other_bits: int | tuple[int, int]) -> FpgaDesign:
+        """This design on what the ``other_bits`` arrays leave of the device: both datapaths on
+        one FPGA (e.g. FP32 first/last layers on DSPs beside binary arrays in LUTs). The device
+        loses the LUTs and DSPs ``resources(other_bits)`` uses, grossed up by ``utilization`` so
+        that both datapaths together stay within ``utilization`` of the whole device."""
+        used = self.resources(other_bits)
+        dev = self.device
+        luts = dev.luts - math.ceil(used["luts_used"] / self.utilization)
+        dsps = dev.dsps - math.ceil(used["dsps_used"] / self.utilization)
+        return replace(self, device=replace(dev, luts=max(luts, 0), dsps=max(dsps, 0)))
 
     def _arrays(self, macs: int) -> tuple[int, int, int]:
         """(arrays, rows, cols) holding at most ``macs`` MACs: ``cols`` wide (fewer if even one

@@ -72,3 +72,27 @@ def test_cli_bad_precision_is_one_error_line(tmp_path, capsys) -> None:
     assert len(err) == 1
     assert err[0].startswith("error: mac_bits=(3, 3) is not allowed")
     assert not (out / "results.csv").exists()
+
+
+def test_first_last_fp32_estimate_follows_amdahl(study_run) -> None:
+    out, df = study_run
+    assert (out / "first_last_fp32.csv").stat().st_size > 0
+    fp, b, t = df.loc["full-precision"], df.loc["binary"], df.loc["ternary"]
+    # roofline on the two FP32 layers: no faster than their MACs at the FP32 design's peak
+    from studies import pipeline
+
+    wl = pipeline.workload_for("resnet20", "fp32", w_bits=32, a_bits=32)
+    layers = wl.compute_layers()
+    fl_macs = (layers[0].macs + layers[-1].macs) * 1  # batch 1
+    assert fp["first_last_s"] >= fl_macs / (fp["peak_gmacs"] * 1e9) * (1 - 1e-9)
+    for r in (b, t):
+        assert 0 < r["first_last_s"] < r["latency_s"]
+        assert r["latency_fl32_s"] == pytest.approx(r["latency_s"] - r["first_last_s"]
+                                                    + fp["first_last_s"])
+        # sharing the LUTs with the FP32 datapath leaves fewer low-bit MACs: never faster
+        assert r["fpga_macs_beside_fp32"] < r["fpga_macs"]
+        assert r["latency_fl32_shared_s"] > r["latency_fl32_s"]
+    # Amdahl: a common FP32 part pulls every ratio towards 1
+    assert 1.0 < t["time_fl32_vs_binary"] < t["time_vs_binary"]
+    assert 1.0 < fp["time_fl32_vs_binary"] < fp["time_vs_binary"]
+    assert fp["latency_fl32_s"] == fp["latency_s"]
