@@ -19,7 +19,7 @@ from typing import Any
 
 from arch.area import bits_pair, core_area_mm2
 from arch.energy import LEAKAGE_W_PER_MM2_40NM, EnergyModel, default_energy_model
-from arch.fpga import FpgaDesign, FpgaDevice, MacCost
+from arch.fpga import FpgaDesign, FpgaDevice, MacCost, finn_r_luts_per_mac
 from arch.spec import PEAK_SCALINGS, Accelerator
 
 __all__ = ["get", "llsq40nm", "llsq40nm_energy_model", "names", "scalesim", "sysml19",
@@ -200,9 +200,12 @@ VU9P_BRAM36 = 2_160
 VU9P_URAM = 960
 """288 Kb UltraRAMs of the XCVU9P (same source: 270 Mb)."""
 VU9P_CLOCK_MHZ = 250.0
-"""Accelerator clock. The default kernel clock of the AWS EC2 F1 shell, the public VU9P board
-(clock recipe A0: 250 MHz; recalled, unverified). Quantization Networks (CVPR 2019) names only the
-device; the same clock is used at every precision."""
+"""Accelerator clock, the same at every precision. AWS EC2 F1 is the public VU9P board; its HDK
+offers the custom logic a main clock of 125 MHz (clock recipe A0, the default) or 250 MHz (recipe
+A1) (aws-fpga HDK, `tb_type_defines_pkg.sv`, clk_main_a0). 250 MHz is recipe A1. Quantization
+Networks (CVPR 2019) names only the device. The clock cancels out of every ratio between
+precisions; no source gives a per-precision clock on this device (Zhang et al., FPGA 2015, ran
+their FP32 design at 100 MHz on a Virtex-7)."""
 VU9P_DRAM_CHANNELS = 4
 """DDR4 channels on the board (AWS EC2 F1: four DDR4 channels of 16 GiB beside each VU9P)."""
 VU9P_DRAM_GBPS = VU9P_DRAM_CHANNELS * 2133e6 * 8 / 1e9
@@ -214,26 +217,40 @@ VU9P_UTILIZATION = 0.7
 """Fraction of the LUTs and DSPs the MAC arrays may take: the rest holds control, data movement and
 the board shell, and leaves room for routing. ~70% is the usual ceiling for timing closure at high
 utilisation (Xilinx UltraFast methodology UG949 flags designs above ~70-80% LUT use as congestion
-risks; recalled). One value for every precision."""
+risks; recalled, not re-checked here). One value for every precision, so it cancels out of the
+ratios between precisions; it sets the absolute scale (see the FINN-R check in docs/arch.md)."""
 VU9P_COLS = 64
 """PE-array columns (output channels per array): Zhang et al. (FPGA 2015) tile their fp32 CNN
 accelerator's output channels by Tm = 64."""
 VU9P_MAX_ROWS = 64
 """PE-array rows at most (output pixels): square 64 x 64 arrays; more MACs become more arrays."""
+VU9P_FP32_DSPS_PER_MAC = 5.0
+"""DSP slices per FP32 MAC: Zhang et al. ("Optimizing FPGA-based Accelerator Design for Deep
+Convolutional Neural Networks", FPGA 2015, Sec. 5) build each MAC from a Xilinx floating-point
+multiplier (3 DSPs) and adder (2 DSPs) on a Virtex-7 VC707: 448 MACs (Tm = 64 x Tn = 7), 2,240
+DSPs, 100 MHz, 61.62 GFLOPS (the abstract's figures checked; the 3 + 2 split and the LUT count
+below are recalled from its resource table, not re-checked). UltraScale+'s DSP48E2 has a wider
+27x18 multiplier than the Virtex-7 DSP48E1; whether the FP32 multiplier then needs 2 DSPs instead
+of 3 (floating-point operator IP, PG060 resource tables) could not be checked here: unverified."""
+VU9P_FP32_LUTS_PER_MAC = 416.0
+"""LUTs per FP32 MAC: the whole Zhang et al. (FPGA 2015) design's 186,251 LUTs over its 448 MACs
+(recalled); it includes their buffers and control. Not binding (the DSPs bind)."""
 VU9P_MAC_COSTS: tuple[tuple[tuple[int, int], MacCost], ...] = (
-    ((1, 1), MacCost(2.5, 0.0, "W1A1 XNOR-popcount MAC in LUTs: ~2.5 LUTs per binary MAC, FINN "
-                     "(Umuroglu et al., FPGA 2017) Sec. 3 roofline (recalled, unverified whether "
-                     "per MAC or per op); [derived] check: "
-                     "0.5 LUT (XNOR, half a fractured LUT6) + 2 LUTs of popcount tree")),
-    ((2, 2), MacCost(5.5, 0.0, "W2A2 (ternary weight x 2-bit activation) MAC in LUTs, [derived] by "
-                     "the same construction: 3 product bits x 0.5 LUT (each a 4-input function, "
-                     "two per fractured LUT6) + 4 LUTs of adder tree (product bits + 1)")),
-    ((32, 32), MacCost(416.0, 5.0, "FP32 MAC on DSPs: 3 DSP48 for the multiplier + 2 for the "
-                       "adder = 5 per MAC, Zhang et al. (FPGA 2015): 448 MACs on 2,240 DSPs with "
-                       "186,251 LUTs for the whole design = 416 LUTs per MAC (recalled)")),
+    ((1, 1), MacCost(finn_r_luts_per_mac(1, 1), 0.0,
+                     "W1A1 XNOR-popcount MAC in LUTs: FINN-R's LUT cost model (Blott et al., TRETS "
+                     "2018; FINN compiler MatrixVectorActivation.lut_estimation) per SIMD lane: "
+                     "1.1 x (2 multiplier + 4 adder-tree LUTs) = 6.6")),
+    ((2, 2), MacCost(finn_r_luts_per_mac(2, 2), 0.0,
+                     "W2A2 MAC in LUTs, the same FINN-R model: 1.1 x (4 multiplier + 8 adder-tree "
+                     "LUTs) = 13.2")),
+    ((32, 32), MacCost(VU9P_FP32_LUTS_PER_MAC, VU9P_FP32_DSPS_PER_MAC,
+                       "FP32 MAC on DSPs: 3 DSPs for the multiplier + 2 for the adder (Zhang et "
+                       "al., FPGA 2015); 416 LUTs = their design's LUTs per MAC (recalled)")),
 )
-"""Published (or [derived], where no design gives the figure) resources of one MAC per precision;
-each MAC's share of accumulation and pipeline registers is included."""
+"""Resources of one MAC per precision, each with its source; the LUT-built MACs include their
+share of the adder tree, not the per-output accumulator (`arch.fpga.finn_r_luts_per_mac`). Until
+issue 14's audit W1A1 cost 2.5 LUTs (recalled as FINN's roofline figure, FPGA 2017, not found in
+the sources at hand) and W2A2 5.5 LUTs (a construction of ours)."""
 
 
 def vu9p_design(**overrides: Any) -> FpgaDesign:
