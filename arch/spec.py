@@ -237,7 +237,7 @@ class Accelerator:
         from dataclasses import replace
 
         return replace(self, cores=g.cores, rows=g.rows or self.rows, cols=g.cols or self.cols,
-                       mac_bits=g.mac_bits or self.mac_bits,
+                       mac_bits=bits_pair(g.mac_bits) if g.mac_bits else self.mac_bits,
                        sram_kib=self.sram_kib if g.sram_kib is None else g.sram_kib,
                        name=g.name or self.name, core_groups=())
 

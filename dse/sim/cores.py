@@ -39,13 +39,14 @@ class CoreGrant:
 
 
 class CorePool:
-    """``cores`` identical cores handed out lowest free ids first, in FIFO order of the claims
-    (`simpy.Container` semantics: head-of-line, deterministic)."""
+    """``cores`` identical cores (ids ``first_id`` on: a core group's) handed out lowest free ids
+    first, in FIFO order of the claims (`simpy.Container` semantics: head-of-line,
+    deterministic)."""
 
-    def __init__(self, env: simpy.Environment, cores: int) -> None:
+    def __init__(self, env: simpy.Environment, cores: int, first_id: int = 0) -> None:
         self.env = env
         self._tokens = simpy.Container(env, capacity=cores, init=cores)
-        self._free = list(range(cores))
+        self._free = list(range(first_id, first_id + cores))
 
     def request(self, n: int) -> CoreGrant:
         """Claim ``n`` cores (use as a context manager)."""

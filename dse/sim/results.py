@@ -97,6 +97,20 @@ class SimResult:
                                                                  repr=False)
     """Counter tracks, ``name -> ((time_s, value), ...)`` steps: "DRAM GB/s in use" and, at tile
     fidelity, "buffer bytes/core, cores A-B" (occupancy of one core class's buffers)."""
+    makespan_s: float = 0.0
+    """Time for the whole batch; equals ``latency_s`` layer by layer. With a multi-core schedule
+    (`dse.sim.schedule`) ``latency_s`` is the first image's latency and ``images_per_s`` the
+    steady-state rate, and ``makespan_s`` the whole stream."""
+    stages: pd.DataFrame | None = field(default=None, repr=False)
+    """One row per core group (`dse.sim.schedule.STAGE_COLUMNS`) for a multi-core schedule."""
+    noc_bytes: int = 0
+    """Bytes injected into the on-chip network between core groups, each counted once."""
+    noc_intervals: tuple[tuple[float, float], ...] = field(default=(), repr=False)
+    """Intervals in which some on-chip network link was busy."""
+
+    def __post_init__(self) -> None:
+        if not self.makespan_s:
+            object.__setattr__(self, "makespan_s", self.latency_s)
 
     # -- views ------------------------------------------------------------------------------------
     def timeline(self) -> pd.DataFrame:
@@ -119,11 +133,13 @@ class SimResult:
             for kind, off in (("compute", 1), ("dma", 0)):
                 ev.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": 2 * c + off,
                            "args": {"name": f"core {c} {kind}"}})
-        if self.dram_intervals:
-            ev.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": -1,
-                       "args": {"name": "DRAM interface"}})
-            for start, end in self.dram_intervals:
-                ev.append({"name": "busy", "cat": "dram", "ph": "X", "pid": 0, "tid": -1,
+        for tid, label, cat, spans in ((-1, "DRAM interface", "dram", self.dram_intervals),
+                                       (-2, "on-chip network", "noc", self.noc_intervals)):
+            if spans:
+                ev.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": tid,
+                           "args": {"name": label}})
+            for start, end in spans:
+                ev.append({"name": "busy", "cat": cat, "ph": "X", "pid": 0, "tid": tid,
                            "ts": start * 1e6, "dur": (end - start) * 1e6, "args": {}})
         for track, steps in self.counters.items():
             for t, v in steps:
@@ -152,7 +168,8 @@ class SimResult:
             "utilization": self.utilization, "dram_bytes": self.dram_bytes,
             "sram_accesses": self.sram_accesses, "energy_j": self.energy_j, "macs": self.macs,
             "events": self.events, "dram_busy_s": self.dram_busy_s,
-            "dram_bytes_moved": self.dram_bytes_moved,
+            "dram_bytes_moved": self.dram_bytes_moved, "makespan_s": self.makespan_s,
+            "noc_bytes": self.noc_bytes,
         }
         for k, n_bytes in self.dram_bytes_by_operand.items():
             d[f"dram_{k}_bytes"] = n_bytes
@@ -168,6 +185,8 @@ class SimResult:
         for k, v in self.design.items():
             if isinstance(v, str | int | float | bool):
                 d[f"acc_{k}"] = v
+            elif k == "core_groups":
+                d["acc_core_groups"] = len(v)
             elif isinstance(v, tuple):
                 d[f"acc_{k}"] = "x".join(str(x) for x in v)
         return d

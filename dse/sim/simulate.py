@@ -51,9 +51,15 @@ from dse.sim.results import LATENCY_PARTS, LAYER_COLUMNS, Interval, SimResult
 if TYPE_CHECKING:  # importing `workloads` pulls in torch; a Workload is used by duck typing
     from workloads.graph import Layer, Workload
 
-__all__ = ["ALIAS_OPS", "BOUNDARY_OPS", "FUSED_OPS", "simulate"]
+__all__ = ["ALIAS_OPS", "BOUNDARY_OPS", "FUSED_OPS", "SCHEDULES", "simulate"]
 
 log = logging.getLogger(__name__)
+
+SCHEDULES = ("layer_by_layer", "pipeline", "data_parallel")
+"""How images and layers share the cores (`dse.sim.schedule`): ``layer_by_layer`` - each layer
+takes the cores it maps to, the batch as one tensor (on core groups: each layer on its group, one
+image at a time); ``pipeline`` - contiguous stages of layers on disjoint core groups, a stream of
+images through them; ``data_parallel`` - each core group runs whole images."""
 
 BOUNDARY_OPS = frozenset({"input", "output"})
 ALIAS_OPS = frozenset({"view", "flatten", "reshape", "identity", "dropout", "contiguous",
@@ -85,7 +91,9 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
              high_precision: str | None = None, energy_model: Any = None,
              onchip_reuse: bool = True, multicast: bool = True,
              persistent_weights: bool = False, segments: int = 1, fidelity: str = "layer",
-             prefetch: bool = True) -> SimResult:
+             prefetch: bool = True, schedule: str = "layer_by_layer",
+             stages: dict[str, int] | None = None, groups: int | tuple[int, ...] | None = None,
+             buffer_images: int = 2) -> SimResult:
     """Simulate inference of ``batch`` images of ``workload`` on ``accelerator``.
 
     ``batch`` defaults to the batch the workload was extracted with (``workload.batch``); another
@@ -130,26 +138,64 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
     if fidelity not in FIDELITIES:
         problems.append(f"fidelity={fidelity!r} is not allowed; expected one of "
                         f"{', '.join(FIDELITIES)}")
+    if schedule not in SCHEDULES:
+        problems.append(f"schedule={schedule!r} is not allowed; expected one of "
+                        f"{', '.join(SCHEDULES)}")
+    if isinstance(buffer_images, bool) or not isinstance(buffer_images, int) \
+            or buffer_images < 1:
+        problems.append(f"buffer_images={buffer_images!r} is not allowed; expected an integer "
+                        ">= 1")
     if problems:
         raise ValueError("invalid simulate() arguments: " + "; ".join(problems))
     acc = accelerator
     em = energy_model if energy_model is not None else _default_energy(acc)
 
+    options = {"high_precision": hp, "onchip_reuse": onchip_reuse, "multicast": multicast,
+               "persistent_weights": persistent_weights, "segments": segments,
+               "fidelity": fidelity, "prefetch": prefetch}
+    if schedule != "layer_by_layer" or acc.core_groups or groups is not None \
+            or stages is not None:
+        from dse.sim.schedule import run_schedule
+
+        return run_schedule(workload, acc, batch, em, options, schedule=schedule, stages=stages,
+                            groups=groups, buffer_images=buffer_images)
     nodes, order = _prepare(workload, batch)  # 1. rebatch + fuse
+    pl = plan_graph(nodes, order, acc, options)  # 2-4b
+    env = CountingEnvironment()
+    mem = memory_system(env, acc)
+    records = {name: Record() for name in pl.plans}
+    spawn(env, nodes, order, pl, acc, CorePool(env, acc.cores), mem, records,  # 5. SimPy
+          options)
+    env.run()
+    return _collect(workload, acc, batch, nodes, order, pl.plans, records, mem, env, em,
+                    options, pl.pinned, pl.staged)
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """Steps 2-4b for one graph on one (group of) core(s)."""
+
+    reserves: dict[str, int]
+    resident_at: list[int]
+    pinned: frozenset[str]
+    staged: dict[str, str]
+    plans: dict[str, LayerPlan]
+    units: dict[str, list[list[Unit]]]
+
+
+def plan_graph(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
+               options: dict[str, Any]) -> Planned:
+    """Steps 2-4b of the pipeline (module docstring) for ``nodes`` on ``acc``."""
+    hp, multicast = options["high_precision"], options["multicast"]
     reserves = _reserves(nodes, order, acc, hp, multicast)  # 2. per-layer SRAM needs
-    resident_at = _residency(nodes, order, acc, reserves, onchip_reuse)  # 3. SRAM ledger
-    pinned = _pin_weights(nodes, order, acc, reserves, resident_at) if persistent_weights \
-        else frozenset()  # 3b. weights kept on chip across inferences
-    staged = _stage_weights(nodes, order, acc, reserves, resident_at, pinned) if prefetch \
-        else {}  # 3c. layers whose weights all load ahead of them -> where their load starts
+    resident_at = _residency(nodes, order, acc, reserves, options["onchip_reuse"])  # 3. ledger
+    pinned = _pin_weights(nodes, order, acc, reserves, resident_at) \
+        if options["persistent_weights"] else frozenset()  # 3b. weights kept across inferences
+    staged = _stage_weights(nodes, order, acc, reserves, resident_at, pinned) \
+        if options["prefetch"] else {}  # 3c. layers whose weights all load ahead of them
     plans = _plan(nodes, order, acc, hp, resident_at, multicast, pinned, staged)  # 4. tile
-    units = _units(plans, acc, nodes) if fidelity == "tile" else {}  # 4b. tile loops
-    env, records, mem = _run(nodes, order, plans, units, acc, segments, fidelity,  # 5. SimPy
-                             prefetch, reserves, staged)
-    return _collect(workload, acc, batch, nodes, order, plans, records, mem, env, em,
-                    {"high_precision": hp, "onchip_reuse": onchip_reuse, "multicast": multicast,
-                     "persistent_weights": persistent_weights, "segments": segments,
-                     "fidelity": fidelity, "prefetch": prefetch}, pinned, staged)
+    units = _units(plans, acc, nodes) if options["fidelity"] == "tile" else {}  # 4b. tile loops
+    return Planned(reserves, resident_at, pinned, staged, plans, units)
 
 
 # -- 1. graph preparation --------------------------------------------------------------------------
@@ -443,33 +489,38 @@ def _prefetch_rule(name: str, nodes: dict[str, _Node], plans: dict[str, LayerPla
     return PrefetchRule(bytes_by_operand=amounts, after=tuple(after))
 
 
-def _run(nodes: dict[str, _Node], order: list[str], plans: dict[str, LayerPlan],
-         units: dict[str, list[list[Unit]]], acc: Accelerator, segments: int, fidelity: str,
-         prefetch: bool, reserves: dict[str, int], staged: dict[str, str] | None = None,
-         ) -> tuple[CountingEnvironment, dict[str, Record], MemorySystem]:
-    env = CountingEnvironment()
-    mem = MemorySystem(env, bytes_per_s=acc.dram_bytes_per_s,
-                       latency_s=acc.dram_latency_ns * 1e-9, channels=acc.dram_channels,
-                       channel_map=acc.dram_channel_map, burst_bytes=acc.dram_burst_bytes,
-                       gb_bytes_per_s=(acc.global_buffer_bytes_per_cycle * acc.freq_hz
-                                       if acc.global_buffer_kib > 0 else math.inf))
-    pool = CorePool(env, acc.cores)
+def memory_system(env: simpy.Environment, acc: Accelerator) -> MemorySystem:
+    """The DRAM channels (and global-buffer link) of ``acc``."""
+    return MemorySystem(env, bytes_per_s=acc.dram_bytes_per_s,
+                        latency_s=acc.dram_latency_ns * 1e-9, channels=acc.dram_channels,
+                        channel_map=acc.dram_channel_map, burst_bytes=acc.dram_burst_bytes,
+                        gb_bytes_per_s=(acc.global_buffer_bytes_per_cycle * acc.freq_hz
+                                        if acc.global_buffer_kib > 0 else math.inf))
+
+
+def spawn(env: simpy.Environment, nodes: dict[str, _Node], order: list[str], pl: Planned,
+          acc: Accelerator, pool: CorePool, mem: MemorySystem, records: dict[str, Record],
+          options: dict[str, Any], extra_deps: dict[str, list[simpy.Event]] | None = None,
+          ) -> dict[str, simpy.Event]:
+    """Start one process per node of the graph (`dse.sim.layer.run_layer`) on ``pool``; returns
+    each node's done event. ``extra_deps``: events a node waits for besides its predecessors
+    (a schedule's gates and the arrival of tensors from other core groups)."""
     done = {name: env.event() for name in order}
     loads_done = {name: env.event() for name in order}
     started = {name: env.event() for name in order}
-    records = {name: Record() for name in plans}
     # buffer halves a loader may fill ahead of its array; SCALE-Sim's ports never wait for room
     slots = (1 << 30 if acc.tile_policy == "scalesim" else 2) if acc.double_buffered else 1
+    extra_deps = extra_deps or {}
     for name in order:
-        deps = [done[p] for p in nodes[name].preds]
-        rule = _prefetch_rule(name, nodes, plans, units, acc, reserves, loads_done, done,
-                              started, staged) if prefetch else None
-        env.process(run_layer(env, name, plans.get(name), units.get(name, []), deps, done[name],
-                              loads_done[name], pool, mem, records.get(name),
-                              freq_hz=acc.freq_hz, fidelity=fidelity, segments=segments,
-                              prefetch=rule, slots=slots, started=started[name]))
-    env.run()
-    return env, records, mem
+        deps = [done[p] for p in nodes[name].preds] + extra_deps.get(name, [])
+        rule = _prefetch_rule(name, nodes, pl.plans, pl.units, acc, pl.reserves, loads_done,
+                              done, started, pl.staged) if options["prefetch"] else None
+        env.process(run_layer(env, name, pl.plans.get(name), pl.units.get(name, []), deps,
+                              done[name], loads_done[name], pool, mem, records.get(name),
+                              freq_hz=acc.freq_hz, fidelity=options["fidelity"],
+                              segments=options["segments"], prefetch=rule, slots=slots,
+                              started=started[name]))
+    return done
 
 
 # -- 6. results ------------------------------------------------------------------------------------
@@ -545,6 +596,56 @@ def _latency_split(pieces: list[tuple[float, float, dict[str, float]]],
     return out
 
 
+@dataclass(slots=True)
+class LayerTally:
+    """One node's per-layer row plus the totals `_collect` sums: DRAM bytes by operand, SRAM
+    bits and accesses, MAC energy (J)."""
+
+    row: dict[str, Any]
+    by_op: dict[str, int]
+    sram_bits: float
+    sram_accesses: int
+    mac_j: float
+
+
+def layer_tally(name: str, nodes: dict[str, _Node], plan: LayerPlan, rec: Record,
+                acc: Accelerator, em: Any, options: dict[str, Any],
+                pinned: frozenset[str], staged: dict[str, str]) -> LayerTally:
+    """The per-layer row (`LAYER_COLUMNS`) of node ``name`` and its energy/traffic totals."""
+    f = acc.freq_hz
+    by_op = plan.dram_by_operand()
+    if name in staged:  # its weights crossed DRAM in the prefetch, not in the plan
+        by_op["weights"] += nodes[name].layer.weight_bytes
+    layer_dram = sum(by_op.values())
+    layer_sram_bits = sum(t.count * t.sram_bits for t in plan.tasks)
+    mac_pj = _mac_pj(em, plan, acc, options["high_precision"]) if plan.macs else 0.0
+    mac_e = plan.macs * mac_pj * 1e-12
+    total_cyc = (rec.end_s - rec.start_s) * f
+    comp = plan.compute_cycles
+    on_c, off_c = rec.onload_s * f, rec.offload_s * f
+    stall = max(0.0, total_cyc - comp - on_c - off_c)
+    mem_s = layer_dram / acc.dram_bytes_per_s
+    row = {
+        "name": name, "op": plan.op, "macs": plan.macs, "w_bits": plan.w_bits,
+        "a_bits": plan.a_bits, "split": plan.split, "cores_used": plan.cores_used,
+        "compute_cycles": comp, "ideal_cycles": plan.ideal_cycles, "stall_cycles": stall,
+        "onload_cycles": on_c, "offload_cycles": off_c, "total_cycles": total_cyc,
+        "dram_bytes": layer_dram, "dram_read_bytes_ifmap": by_op["inputs"],
+        "dram_read_bytes_filter": by_op["weights"], "dram_write_bytes_ofmap": by_op["outputs"],
+        "bound": "memory" if mem_s > comp / f else "compute",
+        "start_s": rec.start_s, "end_s": rec.end_s, "stationary": plan.stationary,
+        "double_buffered": plan.double_buffered,
+        "input_resident": any(nodes[p].resident for p in nodes[name].preds),
+        "output_resident": nodes[name].resident,
+        "weights_pinned": name in pinned, "weights_prefetched": name in staged,
+        "precision_factor": plan.precision_factor,
+        "energy_j": mac_e + (layer_sram_bits * em.sram_pj_per_bit
+                             + layer_dram * 8 * em.dram_pj_per_bit) * 1e-12,
+    }
+    return LayerTally(row, by_op, layer_sram_bits,
+                      sum(t.count * t.sram_accesses for t in plan.tasks), mac_e)
+
+
 def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, _Node],
              order: list[str], plans: dict[str, LayerPlan], records: dict[str, Record],
              dram: MemorySystem, env: CountingEnvironment, em: Any, options: dict[str, Any],
@@ -567,41 +668,13 @@ def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, 
         rec = records[name]
         intervals.extend(rec.intervals)
         pieces += _phases(plan, rec, f)
-        by_op = plan.dram_by_operand()
-        if name in staged:  # its weights crossed DRAM in the prefetch, not in the plan
-            by_op["weights"] += nodes[name].layer.weight_bytes
-        layer_dram = sum(by_op.values())
-        for k, v in by_op.items():
+        t = layer_tally(name, nodes, plan, rec, acc, em, options, pinned, staged)
+        for k, v in t.by_op.items():
             dram_op[k] += v
-        layer_sram_bits = sum(t.count * t.sram_bits for t in plan.tasks)
-        e_sram_bits += layer_sram_bits
-        sram_acc += sum(t.count * t.sram_accesses for t in plan.tasks)
-        mac_pj = _mac_pj(em, plan, acc, options["high_precision"]) if plan.macs else 0.0
-        mac_e = plan.macs * mac_pj * 1e-12
-        e_mac += mac_e
-        total_cyc = (rec.end_s - rec.start_s) * f
-        comp = plan.compute_cycles
-        on_c, off_c = rec.onload_s * f, rec.offload_s * f
-        stall = max(0.0, total_cyc - comp - on_c - off_c)
-        mem_s = layer_dram / acc.dram_bytes_per_s
-        row = {
-            "name": name, "op": plan.op, "macs": plan.macs, "w_bits": plan.w_bits,
-            "a_bits": plan.a_bits, "split": plan.split, "cores_used": plan.cores_used,
-            "compute_cycles": comp, "ideal_cycles": plan.ideal_cycles, "stall_cycles": stall,
-            "onload_cycles": on_c, "offload_cycles": off_c, "total_cycles": total_cyc,
-            "dram_bytes": layer_dram, "dram_read_bytes_ifmap": by_op["inputs"],
-            "dram_read_bytes_filter": by_op["weights"], "dram_write_bytes_ofmap": by_op["outputs"],
-            "bound": "memory" if mem_s > comp / f else "compute",
-            "start_s": rec.start_s, "end_s": rec.end_s, "stationary": plan.stationary,
-            "double_buffered": plan.double_buffered,
-            "input_resident": any(nodes[p].resident for p in nodes[name].preds),
-            "output_resident": nodes[name].resident,
-            "weights_pinned": name in pinned, "weights_prefetched": name in staged,
-            "precision_factor": plan.precision_factor,
-            "energy_j": mac_e + (layer_sram_bits * em.sram_pj_per_bit
-                                 + layer_dram * 8 * em.dram_pj_per_bit) * 1e-12,
-        }
-        (rows if plan.op in ("conv", "linear", "matmul") else mem_rows).append(row)
+        e_sram_bits += t.sram_bits
+        sram_acc += t.sram_accesses
+        e_mac += t.mac_j
+        (rows if plan.op in ("conv", "linear", "matmul") else mem_rows).append(t.row)
     dram_total = sum(dram_op.values())
     energy = {"mac": e_mac, "sram": e_sram_bits * em.sram_pj_per_bit * 1e-12,
               "dram": dram_total * 8 * em.dram_pj_per_bit * 1e-12}
