@@ -81,6 +81,20 @@ def _heldout2() -> list[Case]:
             for la, r, c, i, f, o, bw in base]
 
 
+def _ragged() -> list[Case]:
+    """Convolutions whose stride does not divide H - R (or W - S): SCALE-Sim computes
+    ceil((H - R + S) / S) outputs per side, the last ones reading off the input (padding entries
+    in the ifmap operand matrix). The layers the padding model of scalesim_tiles was built on;
+    heldout2's k1x1s2 stays held out."""
+    base: list[tuple[ConvLayer | GemmLayer, int, int, int, int, int, int]] = [
+        (ConvLayer("r1x1s2", 20, 20, 1, 1, 32, 24, 2), 8, 8, 1, 1, 1, 4),
+        (ConvLayer("r3x3s2", 14, 14, 3, 3, 8, 16, 2), 8, 8, 1, 1, 1, 4),
+        (ConvLayer("r1x1s3", 17, 14, 1, 1, 48, 40, 3), 8, 16, 1, 2, 1, 5),
+    ]
+    return [(la, r, c, df, i, f, o, bw) for df in ("os", "ws", "is")
+            for la, r, c, i, f, o, bw in base]
+
+
 def _mobilenet_v1() -> list[Case]:
     """MobileNet-v1 (224x224, pre-padded inputs) on one 8x64 output-stationary array with
     512/512/256 KiB buffers and 10 words/cycle - the run issue 9 quotes. Depthwise layers are left
@@ -95,7 +109,7 @@ def _mobilenet_v1() -> list[Case]:
             for name, h, r, c, n, s in dims]
 
 
-SETS = {"tuned": _tuned, "heldout": _heldout, "heldout2": _heldout2,
+SETS = {"tuned": _tuned, "heldout": _heldout, "heldout2": _heldout2, "ragged": _ragged,
         "mobilenet_v1": _mobilenet_v1}
 FIELDS = ["layer", "kind", "ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filt",
           "stride", "gemm_m", "gemm_n", "gemm_k", "rows", "cols", "dataflow", "ifmap_kib",

@@ -639,7 +639,7 @@ def plan_scalesim(layer: Layer, acc: Accelerator) -> tuple[LayerPlan, tuple[Tile
     (byte counts are SCALE-Sim's DRAM reads and writes: im2col inputs, re-fetches and partial
     sums included) and the tile loop the tile fidelity plays. SCALE-Sim counts words; the buffers
     hold ``bytes * 8 / bits`` words of each operand, and each word moves ``bits / 8`` bytes."""
-    from dse.sim.scalesim_tiles import scalesim_tiles
+    from dse.sim.scalesim_tiles import ConvWindows, scalesim_tiles
 
     m, n, k = layer.gemm_m, layer.gemm_n, layer.gemm_k
     g = max(1, layer.groups)
@@ -654,13 +654,21 @@ def plan_scalesim(layer: Layer, acc: Accelerator) -> tuple[LayerPlan, tuple[Tile
     def words(nbytes: int, bits: int) -> int:
         return max(2, nbytes * 8 // bits)
 
+    # SCALE-Sim's im2col of the padded input: where windows run off it (an output size rounded
+    # up, as SCALE-Sim's own ceil((H - R + S) / S)), their ifmap entries are padding, not data
+    dims = (layer.h + 2 * layer.padding[0], layer.w + 2 * layer.padding[1], layer.r, layer.s,
+            *layer.stride, layer.ho, layer.wo)
+    conv = None
+    if min(dims) >= 1 and k % (layer.r * layer.s) == 0 and m % (layer.ho * layer.wo) == 0:
+        conv = ConvWindows(*dims, channels=k // (layer.r * layer.s))
+
     tiles = scalesim_tiles(m, n, k, rows=acc.rows, cols=acc.cols, dataflow=acc.dataflow,
                            ifmap_bytes=words(buf["ifmap"], layer.a_bits),
                            filter_bytes=words(buf["filter"], layer.w_bits),
                            ofmap_bytes=words(buf["ofmap"], layer.o_bits),
                            dram_words_per_cycle=(max(1, round(port * 8 / layer.a_bits))
                                                  if math.isfinite(port) else 1 << 20),
-                           overlapping_windows=layer.r > layer.stride[0])
+                           overlapping_windows=layer.r > layer.stride[0], conv=conv)
     if g > 1:
         tiles = tiles * g
     bits = {"ifmap": layer.a_bits, "filter": layer.w_bits, "ofmap": layer.o_bits}

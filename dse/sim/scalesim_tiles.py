@@ -40,9 +40,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
 
+import numpy as np
+import numpy.typing as npt
+
+from dse.sim.scalesim_im2col import ConvWindows, Copies, ifmap_addresses
 from dse.sim.systolic import fold_shape
 
-__all__ = ["Tile", "dram_traffic_words", "scalesim_tiles"]
+__all__ = ["ConvWindows", "Tile", "dram_traffic_words", "scalesim_tiles"]
 
 _LINES_PER_BUFFER = 100  # read_buffer.prepare_hashed_buffer: elems_per_set = ceil(size / 100)
 _MOVE_GROUPS = 16  # a walk's moves are timed in at most this many groups (tiny buffers: many)
@@ -96,10 +100,48 @@ class _Layout:
     width: int
     valid_w: int
     diag: bool
+    mask: npt.NDArray[np.bool_] | None = field(default=None, compare=False, repr=False)
+    """Valid entries (rows x width), where padding lies inside the blocks too (a convolution
+    whose windows run off the input, `ConvWindows`); None: only the last block's columns from
+    ``valid_w`` on are padding, and every lookup is a closed form."""
     rows: int = field(init=False)  # blocks * depth, kept as a field: read on every lookup
+    _cum: npt.NDArray[np.int64] | None = field(init=False, compare=False, repr=False)
+    _ends: tuple[tuple[int, int], ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", self.blocks * self.depth)
+        object.__setattr__(self, "_cum", None)
+        object.__setattr__(self, "_ends", ())
+        if self.mask is None:
+            return
+        if self.mask.shape != (self.rows, self.width):
+            raise ValueError(f"mask shape {self.mask.shape} is not (rows, width) = "
+                             f"({self.rows}, {self.width})")
+        # valid elements before each position of F (read_buffer.prepare_hashed_buffer skips -1)
+        pos = self.positions()
+        in_f = np.zeros(self.size, dtype=bool)
+        in_f[pos.ravel()] = self.mask.ravel()
+        cum = np.zeros(self.size + 1, dtype=np.int64)
+        np.cumsum(in_f, out=cum[1:])
+        # each block's first and last valid element in F (the first and last its fold demands)
+        per_block = (self.blocks, self.depth * self.width)
+        first = np.where(self.mask, pos, self.size).reshape(per_block).min(axis=1)
+        last = np.where(self.mask, pos, -1).reshape(per_block).max(axis=1)
+        object.__setattr__(self, "_cum", cum)
+        object.__setattr__(self, "_ends", tuple(zip(first.tolist(), last.tolist(), strict=True)))
+
+    def positions(self) -> npt.NDArray[np.int64]:
+        """`position` of every (row, column), as one array (rows x width)."""
+        g = np.arange(self.rows, dtype=np.int64)[:, None]
+        w = np.arange(self.width, dtype=np.int64)[None, :]
+        if not self.diag:
+            return g * self.width + w
+        d = g + w
+        a = np.minimum(d, self.rows)
+        b = np.maximum(0, d - self.width + 1)
+        start = a * (a + 1) // 2 + (d - a) * self.rows - b * (b - 1) // 2
+        pos: npt.NDArray[np.int64] = start + np.minimum(d, self.rows - 1) - g
+        return pos
 
     @property
     def size(self) -> int:  # |F|, padding included
@@ -107,6 +149,8 @@ class _Layout:
 
     @property
     def valid(self) -> int:
+        if self._cum is not None:
+            return int(self._cum[-1])
         return self.size - self.depth * (self.width - self.valid_w)
 
     def _diag_start(self, d: int) -> int:
@@ -125,6 +169,8 @@ class _Layout:
 
     def valid_index(self, g: int, w: int) -> int:
         """Count of valid elements before (g, w) in F: its index among the hashed elements."""
+        if self._cum is not None:
+            return int(self._cum[self.position(g, w)])
         pad_w = self.width - self.valid_w
         g0 = self.rows - self.depth  # the padded (last) block starts here
         if pad_w == 0:
@@ -145,9 +191,33 @@ class _Layout:
         before += max(0, min(w - 1, d - g0) - max(self.valid_w, d - self.rows + 1) + 1)
         return self.position(g, w) - before
 
+    def block_span(self, block: int) -> tuple[int, int] | None:
+        """Valid indices of the first and last valid element of ``block`` in F (the first and
+        last element its fold demands), or None if the block holds padding only."""
+        g0 = block * self.depth
+        if self._cum is None:
+            wv = self.valid_w if block == self.blocks - 1 else self.width
+            return self.valid_index(g0, 0), self.valid_index(g0 + self.depth - 1, wv - 1)
+        first, last = self._ends[block]
+        if last < 0:
+            return None
+        return int(self._cum[first]), int(self._cum[last])
+
+    def row_span(self, g: int) -> tuple[int, int] | None:
+        """Valid indices of the first and last valid element of row ``g`` of a row-by-row
+        layout, or None if the row holds padding only."""
+        lo = self.valid_index(g, 0)
+        if self._cum is None:
+            wv = self.valid_w if g >= self.rows - self.depth else self.width
+            return lo, self.valid_index(g, wv - 1)
+        end = int(self._cum[(g + 1) * self.width])
+        return (lo, end - 1) if end > lo else None
+
     def diag_of_valid_index(self, idx: int) -> int:
-        """Smallest diagonal whose end lies past valid index ``idx`` (for timing, padding
-        ignored): the cycle within a skewed fold at which the demand reaches ``idx``."""
+        """Smallest diagonal whose end lies past valid index ``idx`` (padding ignored without a
+        mask): the cycle within a skewed fold at which the demand reaches ``idx``."""
+        if self._cum is not None:  # the position of the idx-th valid element
+            idx = min(int(np.searchsorted(self._cum, idx + 1)) - 1, self.size - 1)
         lo, hi = 0, self.rows + self.width
         while lo < hi:
             mid = (lo + hi) // 2
@@ -247,15 +317,17 @@ class _Operand:
     skewed: bool
     offset: int
     repeats: bool = False
+    copies: Copies | None = None  # addresses repeat: replay the demand entry by entry
 
 
 def _diag_points(op: _Operand, win: _Window, block: int) -> Iterator[tuple[int, int]]:
     """(fold cycle, moves) of a skewed block: its first element, then the walk to its last."""
     lay, e = op.buf.layout, op.buf.line_words
     t, g0 = lay.depth, block * lay.depth
-    wv = lay.valid_w if block == lay.blocks - 1 else lay.width
-    lo = lay.valid_index(g0, 0) // e
-    hi = lay.valid_index(g0 + t - 1, wv - 1) // e
+    span = lay.block_span(block)
+    if span is None:  # padding only: the demand skips it
+        return
+    lo, hi = span[0] // e, span[1] // e
     k = win.need(lo)
     if k:
         yield op.offset, k
@@ -274,35 +346,50 @@ def _row_points(op: _Operand, win: _Window, block: int, r0: int, r1: int,
     With ``op.repeats`` (a convolution's ifmap whose windows overlap), the lower rows' addresses
     recur in rows the window already holds, so only the first row can move it."""
     lay, e = op.buf.layout, op.buf.line_words
-    wv = lay.valid_w if block == lay.blocks - 1 else lay.width
-    for j in range(r1 - 1, r1 - 2 if op.repeats else r0 - 1, -1):
-        g = block * lay.depth + j
-        lo = lay.valid_index(g, 0) // e
-        k = win.need(lo) + win.walk(lo, lay.valid_index(g, wv - 1) // e)[0]
+    for j in range(r1 - 1, r0 - 1, -1):
+        span = lay.row_span(block * lay.depth + j)
+        if span is None:  # padding only: the demand skips it
+            continue
+        lo = span[0] // e
+        k = win.need(lo) + win.walk(lo, span[1] // e)[0]
         if k:
             yield rows - 1 - (j - r0), k
+        if op.repeats:
+            return
 
 
 def _operands(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, if_words: int,
-              f_words: int, bw: int, repeats: bool) -> tuple[_Operand, _Operand]:
-    """The ifmap and filter prefetch layouts of systolic_compute_{os,ws,is}.py."""
+              f_words: int, bw: int, repeats: bool,
+              conv: ConvWindows | None = None) -> tuple[_Operand, _Operand]:
+    """The ifmap and filter prefetch layouts of systolic_compute_{os,ws,is}.py; ``conv`` (a
+    convolution whose windows run off its input) puts padding inside the ifmap's blocks."""
     def blocks(dim: int, width: int) -> tuple[int, int]:  # (block count, valid width of the last)
         b = _ceil_div(dim, width)
         return b, dim - (b - 1) * width
 
+    def ifmap(dim: int, depth: int, width: int, diag: bool, skewed: bool, offset: int,
+              ) -> _Operand:
+        b, wv = blocks(dim, width)
+        if conv is None or not (conv.ragged or conv.overlapping):
+            return _Operand(_Buffer(if_words, _Layout(b, depth, width, wv, diag), bw), skewed,
+                            offset, repeats)
+        addr, slots = ifmap_addresses(conv, m, k, dataflow, b, depth, width)
+        lay = _Layout(b, depth, width, wv, diag, addr >= 0 if conv.ragged else None)
+        buf = _Buffer(if_words, lay, bw)
+        copies = (Copies(addr, slots, conv.slots, lay.positions(), depth, diag,
+                         buf.line_words) if conv.overlapping else None)
+        return _Operand(buf, skewed, offset, repeats, copies)
+
     if dataflow == "os":
-        lay_i = _Layout(blocks(m, rows)[0], k, rows, blocks(m, rows)[1], True)
         lay_f = _Layout(blocks(n, cols)[0], k, cols, blocks(n, cols)[1], True)
-        return (_Operand(_Buffer(if_words, lay_i, bw), True, 0),
+        return (ifmap(m, k, rows, True, True, 0),
                 _Operand(_Buffer(f_words, lay_f, bw), True, 0))
     if dataflow == "ws":
-        lay_i = _Layout(blocks(k, rows)[0], m, rows, blocks(k, rows)[1], True)
         lay_f = _Layout(blocks(n, cols)[0], k, cols, blocks(n, cols)[1], False)
-        return (_Operand(_Buffer(if_words, lay_i, bw), True, rows),
+        return (ifmap(k, m, rows, True, True, rows),
                 _Operand(_Buffer(f_words, lay_f, bw), False, 0))
-    lay_i = _Layout(blocks(m, cols)[0], k, cols, blocks(m, cols)[1], False)
     lay_f = _Layout(blocks(k, rows)[0], n, rows, blocks(k, rows)[1], True)
-    return (_Operand(_Buffer(if_words, lay_i, bw), False, 0, repeats),
+    return (ifmap(m, k, cols, False, False, 0),
             _Operand(_Buffer(f_words, lay_f, bw), True, rows))
 
 
@@ -325,9 +412,12 @@ def _walk(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, ops: tupl
             for which, (op, win) in enumerate(zip(ops, wins, strict=True)):
                 if op.skewed:  # OS: ifmap block r, filter block c; WS ifmap / IS filter: r
                     block = c if (dataflow == "os" and which == 1) else r
-                    pts = _diag_points(op, win, block)
-                else:  # WS filter / IS ifmap: rows r*R .. of block c, bottom-up
-                    pts = _row_points(op, win, c, r * rows, r * rows + ru, rows)
+                    pts = (_diag_points(op, win, block) if op.copies is None
+                           else op.copies.block_moves(win, block, op.offset))
+                elif op.copies is None:  # WS filter / IS ifmap: rows r*R .. of block c,
+                    pts = _row_points(op, win, c, r * rows, r * rows + ru, rows)  # bottom-up
+                else:
+                    pts = op.copies.row_moves(win, c, r * rows, r * rows + ru, rows)
                 events += [(cyc, which, kk) for cyc, kk in pts]
             for cyc, which, kk in sorted(events):
                 yield base + cyc, kk if which == 0 else 0, kk if which == 1 else 0, 0
@@ -338,10 +428,12 @@ def _walk(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, ops: tupl
 
 def dram_traffic_words(m: int, n: int, k: int, *, rows: int, cols: int, dataflow: str,
                        ifmap_words: int, filter_words: int, dram_words_per_cycle: int = 1,
-                       overlapping_windows: bool = False) -> tuple[int, int, int]:
+                       overlapping_windows: bool = False,
+                       conv: ConvWindows | None = None) -> tuple[int, int, int]:
     """SCALE-Sim's DRAM (ifmap reads, filter reads, ofmap writes) of one layer, in words."""
+    _check_conv(conv, m, k)
     ops = _operands(m, n, k, rows, cols, dataflow, ifmap_words, filter_words,
-                    dram_words_per_cycle, overlapping_windows)
+                    dram_words_per_cycle, overlapping_windows, conv)
     moves = [0, 0]
     out = 0
     for _, ki, kf, o in _walk(m, n, k, rows, cols, dataflow, ops):
@@ -435,10 +527,22 @@ def _check_int(name: str, v: object, low: int) -> None:
         raise ValueError(f"{name}={v!r} is not allowed; expected an integer >= {low}")
 
 
+def _check_conv(conv: ConvWindows | None, m: int, k: int) -> None:
+    """``conv`` must describe the (M, K) GEMM: M = whole images of Ho x Wo, K = R * S * C."""
+    if conv is None:
+        return
+    if m % (conv.ho * conv.wo):
+        raise ValueError(f"conv.ho * conv.wo={conv.ho * conv.wo} is not allowed with m={m}; "
+                         "expected a divisor of m (m = batch * ho * wo)")
+    if k != conv.r * conv.s * conv.channels:
+        raise ValueError(f"conv.r * conv.s * conv.channels={conv.r * conv.s * conv.channels} "
+                         f"is not allowed with k={k}; expected k")
+
+
 def scalesim_tiles(m: int, n: int, k: int, *, rows: int, cols: int, dataflow: str,
                    ifmap_bytes: int, filter_bytes: int, ofmap_bytes: int, word_bytes: int = 1,
                    dram_words_per_cycle: int = 1, overlapping_windows: bool = False,
-                   max_tiles: int = 48) -> tuple[Tile, ...]:
+                   conv: ConvWindows | None = None, max_tiles: int = 48) -> tuple[Tile, ...]:
     """The tile loop SCALE-Sim v3 plays for one (M, N, K) layer on a rows x cols array.
 
     ``ifmap_bytes``/``filter_bytes``/``ofmap_bytes`` are the three buffers (each double-buffered
@@ -450,7 +554,9 @@ def scalesim_tiles(m: int, n: int, k: int, *, rows: int, cols: int, dataflow: st
     ofmap bytes = the words the array writes (``M*N`` for OS; ``M*N*ceil(K/R)`` partial sums for
     WS and IS). ``dram_words_per_cycle`` only rounds each request to whole rows of that many words,
     as SCALE-Sim's DRAM counts do. ``overlapping_windows``: a convolution whose windows overlap
-    (filter larger than stride), whose IS ifmap rows then hit on repeated addresses. Past
+    (filter larger than stride), whose IS ifmap rows then hit on repeated addresses. ``conv``:
+    the convolution's window geometry; where windows run off the input (SCALE-Sim's rounded-up
+    output size), those ifmap entries are padding, as in SCALE-Sim (`ConvWindows`). Past
     ``max_tiles`` entries, consecutive tiles are pooled (sums stay exact).
     """
     for name, v, low in (("m", m, 1), ("n", n, 1), ("k", k, 1), ("rows", rows, 1),
@@ -460,21 +566,24 @@ def scalesim_tiles(m: int, n: int, k: int, *, rows: int, cols: int, dataflow: st
         _check_int(name, v, low)
     if dataflow not in ("os", "ws", "is"):
         raise ValueError(f"dataflow={dataflow!r} is not allowed; expected one of os, ws, is")
+    _check_conv(conv, m, k)
     words = {}
     for name, v in (("ifmap_bytes", ifmap_bytes), ("filter_bytes", filter_bytes),
                     ("ofmap_bytes", ofmap_bytes)):
         _check_int(name, v, 2 * word_bytes)
         words[name] = v // word_bytes
     return _tiles(m, n, k, rows, cols, dataflow, words["ifmap_bytes"], words["filter_bytes"],
-                  word_bytes, dram_words_per_cycle, overlapping_windows, max_tiles)
+                  word_bytes, dram_words_per_cycle, overlapping_windows,
+                  conv if conv is not None and (conv.ragged or conv.overlapping) else None,
+                  max_tiles)
 
 
 @lru_cache(maxsize=4096)
 def _tiles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, if_words: int,
-           f_words: int, word_bytes: int, bw: int, overlap: bool,
+           f_words: int, word_bytes: int, bw: int, overlap: bool, conv: ConvWindows | None,
            max_tiles: int) -> tuple[Tile, ...]:
     """`scalesim_tiles` after its checks, cached: a layer shape recurs across design points."""
-    ops = _operands(m, n, k, rows, cols, dataflow, if_words, f_words, bw, overlap)
+    ops = _operands(m, n, k, rows, cols, dataflow, if_words, f_words, bw, overlap, conv)
     raw = _raw_tiles(m, n, k, rows, cols, dataflow, ops)
     return tuple(Tile(c, i * word_bytes, f * word_bytes, o * word_bytes, r)
                  for c, i, f, o, r in _compress(raw, max_tiles))

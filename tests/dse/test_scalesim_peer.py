@@ -24,11 +24,17 @@ from pathlib import Path
 import pytest
 from scalesim_peer import ConvLayer, GemmLayer, run_scalesim, scalesim_unusable_reason
 
-from dse.sim.scalesim_tiles import Tile, _Layout, dram_traffic_words, scalesim_tiles
+from dse.sim.scalesim_tiles import (
+    ConvWindows,
+    Tile,
+    _Layout,
+    dram_traffic_words,
+    scalesim_tiles,
+)
 from dse.sim.systolic import compute_cycles
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "scalesim_bw"
-SETS = ("tuned", "heldout", "heldout2", "mobilenet_v1")
+SETS = ("tuned", "ragged", "heldout", "heldout2", "mobilenet_v1")
 
 
 class OfmapPort:
@@ -150,7 +156,7 @@ def _ours(row: dict[str, str]) -> dict[str, int]:
     tiles = scalesim_tiles(m, n, k, rows=int(row["rows"]), cols=int(row["cols"]), dataflow=df,
                            ifmap_bytes=kib["ifmap"], filter_bytes=kib["filter"],
                            ofmap_bytes=kib["ofmap"], dram_words_per_cycle=bw,
-                           overlapping_windows=overlap)
+                           overlapping_windows=overlap, conv=_windows(row))
     total, incl, stall = replay_cycles(tiles, ifmap_bw=bw, filter_bw=bw, ofmap_bw=bw,
                                        ofmap_buffer_bytes=kib["ofmap"])
     return {"total_cycles": total, "total_cycles_incl_prefetch": incl, "stall_cycles": stall,
@@ -159,19 +165,15 @@ def _ours(row: dict[str, str]) -> dict[str, int]:
             "dram_ofmap_writes": sum(t.ofmap_bytes * t.repeat for t in tiles)}
 
 
-def _is_conv_overlap_is(row: dict[str, str]) -> bool:
-    """IS convolutions with overlapping windows: the ifmap reads are approximated."""
-    return (row["dataflow"] == "is" and row["kind"] == "conv"
-            and int(row["filt_h"]) > int(row["stride"]))
-
-
-def _ragged(row: dict[str, str]) -> bool:
-    """A convolution whose stride does not divide H - R: SCALE-Sim adds an output row and column
-    whose windows run off the input; their ifmap entries are padding that scalesim_tiles does not
-    model (it counts them as data). Such a layer is not the layer qdse simulates anyway."""
-    return row["kind"] == "conv" and any(
-        (int(row[f"ifmap_{a}"]) - int(row[f"filt_{a}"])) % int(row["stride"])
-        for a in ("h", "w"))
+def _windows(row: dict[str, str]) -> ConvWindows | None:
+    """A conv row's window geometry, outputs sized as SCALE-Sim sizes them (ceil((H - R + S) /
+    S)): where the stride does not divide H - R, the last output row/column reads off the input
+    and its ifmap entries are padding (the `ragged` set)."""
+    if row.get("kind") != "conv":
+        return None
+    h, w, r, st = (int(row[c]) for c in ("ifmap_h", "ifmap_w", "filt_h", "stride"))
+    return ConvWindows(h, w, r, int(row["filt_w"]), st, st, -(-(h - r + st) // st),
+                       -(-(w - int(row["filt_w"]) + st) // st), int(row["channels"]))
 
 
 # -- the tiles keep SCALE-Sim's sums --------------------------------------------------------------
@@ -274,12 +276,9 @@ def test_bad_input_names_the_field() -> None:
 @pytest.mark.parametrize("name", SETS)
 def test_dram_traffic_matches_scalesim(name: str) -> None:
     for row in _rows(name):
-        if _ragged(row):
-            continue
         ours = _ours(row)
         where = f"{name} {row['layer']}/{row['dataflow']}"
-        if not _is_conv_overlap_is(row):
-            assert ours["dram_ifmap_reads"] == int(row["dram_ifmap_reads"]), where
+        assert ours["dram_ifmap_reads"] == int(row["dram_ifmap_reads"]), where
         assert ours["dram_filter_reads"] == int(row["dram_filter_reads"]), where
         # SCALE-Sim counts some partial drain rows as full rows of `bw` words (write_buffer.
         # empty_drain_buf subtracts padding only in a drain's last row): up to ~1 % more
@@ -295,8 +294,6 @@ def test_cycles_within_issue_targets(name: str) -> None:
         ours = _ours(row)
         ref = int(row["total_cycles_incl_prefetch"])
         where = f"{name} {row['layer']}/{row['dataflow']}: ours {ours} vs SCALE-Sim {ref}"
-        if _is_conv_overlap_is(row) or _ragged(row):
-            continue  # approximated ifmap reads (see the two predicates above)
         assert abs(ours["total_cycles_incl_prefetch"] - ref) <= 0.15 * ref, where
         assert abs(ours["total_cycles"] - int(row["total_cycles"])) <= 0.15 * ref, where
         # stalls: within 15 % of the layer's cycles (a relative error on a few stall cycles of a
@@ -313,15 +310,13 @@ def test_with_scalesims_stall_arithmetic_every_layer_within_4_percent(name: str)
     # it (double-counted waits, 1 cycle per move), every layer lands within 3 % (4 % asserted;
     # the worst, -3.0 %, is a 2 words/cycle WS layer whose ofmap port is the bottleneck)
     for row in _rows(name):
-        if _is_conv_overlap_is(row) or _ragged(row):
-            continue
         bw = int(row["words_per_cycle"])
         size = {op: int(row[f"{op}_kib"]) * 1024 for op in ("ifmap", "filter", "ofmap")}
         tiles = scalesim_tiles(int(row["gemm_m"]), int(row["gemm_n"]), int(row["gemm_k"]),
                                rows=int(row["rows"]), cols=int(row["cols"]),
                                dataflow=row["dataflow"], ifmap_bytes=size["ifmap"],
                                filter_bytes=size["filter"], ofmap_bytes=size["ofmap"],
-                               dram_words_per_cycle=bw, max_tiles=10**9)
+                               dram_words_per_cycle=bw, conv=_windows(row), max_tiles=10**9)
         # one move = ceil(P / bw) rows of bw words, P = S - ceil(S / 2)
         moves = tuple(-(-(size[op] - -(-size[op] // 2)) // bw) * bw
                       for op in ("ifmap", "filter"))
@@ -352,7 +347,8 @@ def test_live_scalesim(layer: ConvLayer | GemmLayer, dataflow: str, rows: int, c
            "words_per_cycle": str(bw), "ifmap_kib": str(ik), "filter_kib": str(fk),
            "ofmap_kib": str(ok), "rows": str(rows), "cols": str(cols),
            "kind": "conv" if isinstance(layer, ConvLayer) else "gemm",
-           "filt_h": str(getattr(layer, "filt_h", 1)), "stride": str(getattr(layer, "stride", 1))}
+           **{f: str(getattr(layer, f, 1)) for f in ("ifmap_h", "ifmap_w", "filt_h", "filt_w",
+                                                     "channels", "stride")}}
     ours = _ours(row)
     assert ref["compute_cycles"] == compute_cycles(m, n, k, rows, cols, dataflow)
     assert ours["dram_ifmap_reads"] == ref["dram_ifmap_reads"]
