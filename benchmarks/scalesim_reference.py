@@ -95,6 +95,21 @@ def _ragged() -> list[Case]:
             for la, r, c, i, f, o, bw in base]
 
 
+def _heldout3() -> list[Case]:
+    """A third held-out set, recorded after scalesim_tiles learned SCALE-Sim's im2col padding and
+    repeated addresses (from the `ragged` and `tuned` sets): convolutions with overlapping
+    windows, ragged strides or both, on other arrays, buffers and bandwidths."""
+    base: list[tuple[ConvLayer | GemmLayer, int, int, int, int, int, int]] = [
+        (ConvLayer("q3x3r", 16, 15, 3, 3, 12, 20, 2), 8, 16, 2, 1, 1, 3),
+        (ConvLayer("q5x5s3r", 18, 18, 5, 5, 4, 24, 3), 16, 8, 1, 2, 1, 8),
+        (ConvLayer("q3x3", 12, 12, 3, 3, 16, 24, 1), 12, 12, 4, 2, 2, 6),
+        (ConvLayer("q2x2s2r", 11, 11, 2, 2, 20, 16, 2), 4, 16, 1, 1, 1, 4),
+        (ConvLayer("q7x7s2", 21, 21, 7, 7, 3, 16, 2), 8, 8, 2, 1, 1, 5),
+    ]
+    return [(la, r, c, df, i, f, o, bw) for df in ("os", "ws", "is")
+            for la, r, c, i, f, o, bw in base]
+
+
 def _mobilenet_v1() -> list[Case]:
     """MobileNet-v1 (224x224, pre-padded inputs) on one 8x64 output-stationary array with
     512/512/256 KiB buffers and 10 words/cycle - the run issue 9 quotes. Depthwise layers are left
@@ -110,7 +125,7 @@ def _mobilenet_v1() -> list[Case]:
 
 
 SETS = {"tuned": _tuned, "heldout": _heldout, "heldout2": _heldout2, "ragged": _ragged,
-        "mobilenet_v1": _mobilenet_v1}
+        "heldout3": _heldout3, "mobilenet_v1": _mobilenet_v1}
 FIELDS = ["layer", "kind", "ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filt",
           "stride", "gemm_m", "gemm_n", "gemm_k", "rows", "cols", "dataflow", "ifmap_kib",
           "filter_kib", "ofmap_kib", "words_per_cycle", "total_cycles",

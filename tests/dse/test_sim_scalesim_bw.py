@@ -22,7 +22,7 @@ from dse import simulate
 from workloads.graph import Layer, Workload
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "scalesim_bw"
-HELD_OUT = ("heldout.csv", "heldout2.csv", "mobilenet_v1.csv")
+HELD_OUT = ("heldout.csv", "heldout2.csv", "heldout3.csv", "mobilenet_v1.csv")
 TUNED = ("tuned.csv", "ragged.csv")
 
 
