@@ -307,8 +307,9 @@ def test_cycles_within_issue_targets(name: str) -> None:
 @pytest.mark.parametrize("name", SETS)
 def test_with_scalesims_stall_arithmetic_every_layer_within_4_percent(name: str) -> None:
     # the tiles' remaining gap to SCALE-Sim is its stall arithmetic, not the tiles: played with
-    # it (double-counted waits, 1 cycle per move), every layer lands within 3 % (4 % asserted;
-    # the worst, -3.0 %, is a 2 words/cycle WS layer whose ofmap port is the bottleneck)
+    # it (double-counted waits, 1 cycle per move), every layer lands within 3.7 % (4 % asserted;
+    # the worst: -3.7 %, a ragged 1x1 stride-3 IS layer, and -3.0 %, a 2 words/cycle WS layer
+    # whose ofmap port is the bottleneck)
     for row in _rows(name):
         bw = int(row["words_per_cycle"])
         size = {op: int(row[f"{op}_kib"]) * 1024 for op in ("ifmap", "filter", "ofmap")}
