@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dse.cli import CliParser, check_writable, run_as_program, run_cli
+from dse.cli import CliParser, check_writable, folder, run_as_program, run_cli
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     p.add_argument("--arch", action="append", required=True, metavar="ARCH",
                    help="a preset or FILE.toml / FILE.yaml (repeat: two or more)")
-    p.add_argument("--out", type=Path, help="output folder (default reports/compare-MODEL)")
+    p.add_argument("--out", type=folder, help="output folder (default reports/compare-MODEL)")
     return p
 
 
@@ -122,6 +122,7 @@ def _main(argv: Sequence[str] | None) -> int:
         raise ValueError(f"--arch was given {len(args.arch)} time(s); expected two or more "
                          "designs to compare (use python -m dse.simulate for one)")
     spec = model_spec(args)
+    sim_kw = sim_options(args)  # checked before anything is loaded or created
     options = design_options(args)
     designs = [load_design(a, field="--arch", **options) for a in args.arch]
     designs = [dataclasses.replace(d, name=n)
@@ -133,7 +134,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from dse.sim import simulate
     from dse.study.report import atomic_write_text, markdown_table, write_results
 
-    results = [simulate(wl, acc, batch=args.batch, **sim_options(args)) for acc in designs]
+    results = [simulate(wl, acc, batch=args.batch, **sim_kw) for acc in designs]
     df = compare_table([metrics(r, acc) for r, acc in zip(results, designs)])
     title = f"{wl.name}, batch {results[0].batch}: {len(designs)} designs"
     files = write_results(df, out, ("csv",), stem="compare")

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dse.cli import CliParser, check_writable, run_as_program, run_cli
+from dse.cli import CliParser, check_writable, folder, run_as_program, run_cli
 
 if TYPE_CHECKING:
     from arch import Accelerator
@@ -74,6 +74,19 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "tile loop as events, with its buffers (docs/simulator.md)")
     p.add_argument("--no-prefetch", action="store_true",
                    help="load nothing before a layer has its cores (SCALE-Sim's behaviour)")
+    p.add_argument("--schedule", choices=("layer_by_layer", "pipeline", "data_parallel"),
+                   default="layer_by_layer",
+                   help="how images and layers share the cores (docs/simulator.md, Multi-core "
+                        "schedules): layer_by_layer (default), pipeline (stages of layers on "
+                        "core groups, --batch images streaming through), data_parallel (each "
+                        "group runs whole images)")
+    p.add_argument("--groups", help="core groups of a homogeneous design: a count of equal "
+                                    "groups (4) or their core counts (16,16,32)")
+    p.add_argument("--stages", help="layer -> core group: conv1=0,conv2=1,... or FILE.json "
+                                    "holding that mapping (default: balanced by estimated "
+                                    "stage time)")
+    p.add_argument("--buffer-images", type=int, default=2,
+                   help="images a core group's input buffer holds (default 2)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -83,7 +96,50 @@ def sim_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"fidelity": args.fidelity, "prefetch": not args.no_prefetch}
     if args.high_precision:
         options["high_precision"] = args.high_precision
+    schedule = getattr(args, "schedule", "layer_by_layer")
+    if schedule != "layer_by_layer" or getattr(args, "groups", None) \
+            or getattr(args, "stages", None):
+        options.update(schedule=schedule, groups=_groups(args.groups),
+                       stages=_stages(args.stages), buffer_images=args.buffer_images)
+        if args.buffer_images < 1:
+            raise ValueError(f"--buffer-images={args.buffer_images} is not allowed; expected "
+                             "an integer >= 1")
     return options
+
+
+def _groups(text: str | None) -> int | tuple[int, ...] | None:
+    from dse.cli import int_list
+
+    if text is None:
+        return None
+    counts = int_list(text, "--groups", positive=True)
+    return counts[0] if len(counts) == 1 else counts
+
+
+def _stages(text: str | None) -> dict[str, int] | None:
+    """``--stages``: ``name=g,...`` or a JSON file of that mapping."""
+    import json
+
+    if text is None:
+        return None
+    if text.endswith(".json"):
+        try:
+            data = json.loads(Path(text).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--stages={text!r} is not allowed: cannot read it as JSON "
+                             f"({' '.join(str(exc).split())})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"--stages={text!r} is not allowed; expected a JSON object "
+                             "{layer name: core-group index}")
+        return data
+    out: dict[str, int] = {}
+    for item in text.split(","):
+        name, sep, group = item.strip().rpartition("=")
+        if not sep or not name or not group.strip().isdigit():
+            raise ValueError(f"--stages item {item.strip()!r} is not allowed; expected "
+                             "LAYER=GROUP with GROUP an integer >= 0 (or a FILE.json)")
+        out[name] = int(group)
+    return out
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -91,7 +147,7 @@ def _build_parser() -> argparse.ArgumentParser:
                   epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     p.add_argument("--arch", required=True, help="preset name or FILE.toml / FILE.yaml")
-    p.add_argument("--out", type=Path, help="output folder (default reports/simulate-MODEL-ARCH)")
+    p.add_argument("--out", type=folder, help="output folder (default reports/simulate-MODEL-ARCH)")
     return p
 
 
@@ -100,13 +156,16 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
     from dse.cli import int_list
     from dse.inputs import ModelSpec, check_model
 
-    shape = int_list(args.input_shape, "--input-shape", positive=True) if args.input_shape \
-        else None
+    shape = int_list(args.input_shape, "--input-shape", positive=True) \
+        if args.input_shape is not None else None
     ignore: bool | tuple[str, ...] = False
     if args.ignore_unsupported == "all":
         ignore = True
-    elif args.ignore_unsupported:
+    elif args.ignore_unsupported is not None:
         ignore = tuple(op.strip() for op in args.ignore_unsupported.split(",") if op.strip())
+        if not ignore:
+            raise ValueError(f"--ignore-unsupported={args.ignore_unsupported!r} names no op; "
+                             "expected all or a comma list such as fft_rfft2,cumsum")
     spec = ModelSpec(args.model, args.recipe, args.w_bits, args.a_bits, args.first_last_bits,
                      args.width, args.batch, shape, ignore)
     check_model(spec)
@@ -118,7 +177,7 @@ def design_options(args: argparse.Namespace) -> dict[str, Any]:
     from dse.inputs import finite_or_inf
 
     mac: tuple[int, int] | None = None
-    if args.mac_bits:
+    if args.mac_bits is not None:
         parts = args.mac_bits.lower().split("x")
         try:
             bits = [int(b) for b in parts]
@@ -189,6 +248,11 @@ def summary_markdown(res: SimResult, acc: Accelerator, command: str = "",
     for k, v in res.latency_breakdown.items():
         share = v / res.latency_s if res.latency_s > 0 else 0.0
         lines.append(f"| {k} | {v * 1e3:.4g} | {share:.1%} |")
+    if res.stages is not None:
+        lines += ["", f"## Core groups ({res.options.get('schedule')}: steady state "
+                  f"{res.images_per_s:.4g} images/s, first image {res.latency_s * 1e3:.4g} ms, "
+                  f"{res.batch} images in {res.makespan_s * 1e3:.4g} ms)", "",
+                  markdown_table(res.stages)]
     if len(res.layers):
         top = res.layers.sort_values("total_cycles", ascending=False).head(10)
         cols = [c for c in ("name", "op", "macs", "w_bits", "a_bits", "split", "total_cycles",
@@ -210,6 +274,8 @@ def write_outputs(res: SimResult, acc: Accelerator, out: Path, command: str,
     from dse.study.report import atomic_write, atomic_write_text, write_results
 
     paths = write_results(res.layers, out, ("csv", "parquet"), stem="layers")
+    if res.stages is not None:
+        paths += write_results(res.stages, out, ("csv",), stem="stages")
     paths.append(atomic_write_text(out / "summary.md",
                                    summary_markdown(res, acc, command, ignored)))
     trace = json.dumps({"traceEvents": res.trace_events(), "displayTimeUnit": "ns"})
@@ -228,6 +294,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from dse.inputs import load_design, load_workload
 
     spec = model_spec(args)
+    options = sim_options(args)  # checked before anything is loaded or created
     acc = load_design(args.arch, field="--arch", **design_options(args))
     stem = Path(args.model.rsplit(":", 1)[-1]).stem
     out: Path = args.out or Path("reports") / f"simulate-{stem}-{Path(args.arch).stem}"
@@ -235,11 +302,15 @@ def _main(argv: Sequence[str] | None) -> int:
     wl = load_workload(spec)
     from dse.sim import simulate
 
-    res = simulate(wl, acc, batch=args.batch, **sim_options(args))
+    res = simulate(wl, acc, batch=args.batch, **options)
     command = " ".join(["python -m dse.simulate", *(sys.argv[1:] if argv is None else argv)])
     ignored = wl.ignored()
     files = write_outputs(res, acc, out, command, ignored)
     m = metrics(res, acc)
+    if res.stages is not None:
+        print(f"{res.options['schedule']} on {len(res.stages)} core groups: steady state "
+              f"{res.images_per_s:.4g} images/s, first image {res.latency_s * 1e3:.4g} ms, "
+              f"{res.batch} images in {res.makespan_s * 1e3:.4g} ms")
     print(f"{res.workload} on {acc.name} ({acc.cores} cores of {acc.rows}x{acc.cols} "
           f"W{acc.mac_bits[0]}A{acc.mac_bits[1]} MACs, {m['area_mm2']:.3g} mm², DRAM "
           f"{_fmt(acc.dram_gbps)} GB/s), batch {res.batch}:")

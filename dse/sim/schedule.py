@@ -110,8 +110,8 @@ def group_accelerators(acc: Accelerator, groups: int | tuple[int, ...] | None,
     else:
         raise ValueError(f"groups={groups!r} is not allowed; expected an integer >= 1 or a "
                          "non-empty tuple of core counts")
-    return tuple(dataclasses.replace(acc, cores=c, name=f"{acc.name}[{i}]")
-                 for i, c in enumerate(counts))
+    # equal groups stay equal values, so the mapper's cache serves them all
+    return tuple(dataclasses.replace(acc, cores=c) for c in counts)
 
 
 def _hosts(workload: Workload, nodes: dict[str, _Node]) -> dict[str, str]:
@@ -181,7 +181,9 @@ def balance(nodes: dict[str, _Node], order: list[str], gaccs: tuple[Accelerator,
     if len(layers) < n_g:
         raise ValueError(f"groups={n_g} is not allowed for a pipeline of {len(layers)} layers; "
                          f"expected at most {len(layers)} groups")
-    est = [[_estimate_s(nodes[n], nodes, g, options, 1 / n_g) for n in layers] for g in gaccs]
+    distinct = {g: [_estimate_s(nodes[n], nodes, g, options, 1 / n_g) for n in layers]
+                for g in set(gaccs)}
+    est = [distinct[g] for g in gaccs]
     prefix = [[0.0] for _ in gaccs]
     for g in range(n_g):
         for v in est[g]:

@@ -115,6 +115,17 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
     weights, and inputs already in DRAM, into the buffer space its predecessor's last tile leaves
     free, as soon as the predecessor has issued its last load; False: nothing moves before a
     layer has its cores - SCALE-Sim's behaviour).
+
+    Multi-core schedules (`dse.sim.schedule`): ``schedule`` (`SCHEDULES`) - ``layer_by_layer``
+    (default: today's model above, or on core groups each layer on its group, one image at a
+    time), ``pipeline`` (``batch`` images stream through contiguous stages of layers on disjoint
+    core groups) or ``data_parallel`` (each group runs whole images); ``groups`` - how a
+    homogeneous accelerator's cores split into groups (a count of equal groups or a tuple of core
+    counts; an accelerator with ``core_groups`` brings its own); ``stages`` - ``{layer name:
+    group index}`` (default: balanced by estimated stage time); ``buffer_images`` - images a
+    group's input buffer holds (back-pressure). There ``latency_s`` is the first image's latency,
+    ``images_per_s`` the steady-state rate, ``makespan_s`` the whole stream and ``stages`` the
+    per-group table.
     """
     problems: list[str] = []
     if not isinstance(getattr(workload, "graph", None), nx.DiGraph):

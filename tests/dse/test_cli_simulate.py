@@ -128,6 +128,16 @@ def test_module_factory_and_file_factory(tmp_path: Path,
     (["--model", "digits_cnn", "--arch", "sysml19", "--batch", "0"], ["--batch=0"]),
     (["--model", "digits_cnn", "--arch", "sysml19", "--fidelity", "cycle"],
      ["--fidelity", "'cycle'", "'layer', 'tile'"]),
+    (["--model", "digits_cnn", "--arch", "sysml19", "--schedule", "pipeline", "--groups", "0"],
+     ["--groups='0'"]),
+    (["--model", "digits_cnn", "--arch", "sysml19", "--schedule", "pipeline", "--groups", "99"],
+     ["groups=99 is not allowed", "1..64"]),
+    (["--model", "digits_cnn", "--arch", "sysml19", "--schedule", "pipeline", "--stages",
+      "conv1"], ["--stages item 'conv1'", "LAYER=GROUP"]),
+    (["--model", "digits_cnn", "--arch", "sysml19", "--schedule", "pipeline", "--stages",
+      "nosuch=0"], ["stages: layer 'nosuch' is not allowed", "layers:"]),
+    (["--model", "digits_cnn", "--arch", "sysml19", "--schedule", "pipeline", "--groups", "2",
+      "--buffer-images", "0"], ["--buffer-images=0"]),
 ])
 def test_bad_input_is_one_line_and_creates_nothing(tmp_path: Path, args: list[str],
                                                    words: list[str],
@@ -240,3 +250,16 @@ def test_tile_fidelity_and_no_prefetch_reach_the_simulator(tmp_path: Path) -> No
                  "--no-prefetch", "--out", str(tmp_path / "o")]) == 0
     trace = json.loads((tmp_path / "o" / "trace.json").read_text())["traceEvents"]
     assert any(e["ph"] == "C" and e["name"].startswith("buffer") for e in trace)
+
+
+def test_a_pipeline_schedule_writes_its_stage_table(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from dse.simulate import main
+
+    assert main(["--model", "digits_cnn", "--arch", "sysml19", "--schedule", "pipeline",
+                 "--groups", "2", "--batch", "4", "--out", str(tmp_path / "o")]) == 0
+    stages = pd.read_csv(tmp_path / "o" / "stages.csv")
+    assert stages["group"].tolist() == [0, 1]
+    assert stages["images"].tolist() == [4, 4]
+    assert "pipeline on 2 core groups: steady state" in capsys.readouterr().out
+    assert "## Core groups (pipeline" in (tmp_path / "o" / "summary.md").read_text()
