@@ -394,16 +394,21 @@ _SUMMED = ("macs", "compute_cycles", "ideal_cycles", "stall_cycles", "onload_cyc
 
 
 def _per_layer(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Each layer's rows over the images as one row: counts summed, first start, last end."""
+    """Each layer's rows over the images as one row: counts summed, first start, last end, the
+    last image's pinning (steady state)."""
     cols = [*LAYER_COLUMNS, "core_group"]
-    if not rows:
-        return pd.DataFrame(columns=cols)
-    df = pd.DataFrame(rows)
-    agg: dict[str, Any] = {c: "first" for c in cols if c != "name"}
-    agg.update({c: "sum" for c in _SUMMED})
-    agg.update(start_s="min", end_s="max", weights_pinned="last")
-    out = df.groupby("name", sort=False).agg(agg).reset_index()
-    return out[cols]
+    merged: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        m = merged.get(row["name"])
+        if m is None:
+            merged[row["name"]] = dict(row)
+            continue
+        for c in _SUMMED:
+            m[c] += row[c]
+        m["start_s"] = min(m["start_s"], row["start_s"])
+        m["end_s"] = max(m["end_s"], row["end_s"])
+        m["weights_pinned"] = row["weights_pinned"]
+    return pd.DataFrame(list(merged.values()), columns=cols)
 
 
 def _collect_stream(workload: Workload, acc: Accelerator, batch: int, grps: list[_Group],
