@@ -1,23 +1,33 @@
 """Searched, not fixed: the best iso-area design for PACT-SAWB and for WRPN, and mixed precision.
 
 Two questions the PACT-SAWB paper (Choi et al., SysML 2019, Section 7.3, Fig. 8) answers with one
-fixed template each, answered here with `dse.search` (Optuna TPE):
+fixed template each, answered here with `dse.search` (Optuna):
 
 1. ``iso_area`` points: for each scheme (PACT-SAWB W2A2 on AlexNet; WRPN W2A4 on 2x-wide AlexNet;
-   first/last layers 16-bit in both, iso-accuracy per the paper's Table 5) and each DRAM
-   bandwidth, search MAC precision and SRAM per core for maximum images/s, the core count filling
-   the sysml19 area budget (the SRAM choice is the area split between memory and cores; fewer
-   cores than fit is never faster at the same per-core SRAM). The speedup is
-   best-PACT images/s / best-WRPN images/s at the same bandwidth. The paper's 2.7x-3.1x belongs to
-   its fixed template; the searched designs may legitimately differ (the search may, e.g., give
-   WRPN a 2x4 array and PACT a 2x2 one, as the paper does, or something better for either).
+   first/last layers 16-bit in both, iso-accuracy per the paper's Table 5), each DRAM bandwidth
+   and each SRAM formulation (`dse.search.space.FORMULATIONS`), search the MAC precision (1x1 to
+   16x16, so that neither end of the study's question is cut off) for maximum images/s, the core
+   count filling the sysml19 area budget:
+
+   * ``fixed_total_sram`` (the headline): 16 MiB of SRAM on the chip at every precision, the rest
+     of the budget buys cores - the rule of `studies.wrpn_vs_pact` and of the paper's template
+     (its ``peak_scaling="density"`` rows: the area model sizes the cores);
+   * ``per_core_sram``: every core carries 256..2048 KiB (searched too), so SRAM and cores share
+     the budget; SRAM then dominates a core's area and wide MACs look cheap.
+
+   Both spaces are small (7 and 28 designs), so each search enumerates all of its designs
+   (Optuna's grid sampler, each design once). The speedup is best-PACT images/s / best-WRPN
+   images/s at the same bandwidth and formulation; the paper's 2.7x-3.1x belongs to its fixed
+   template, and the searched designs may legitimately differ.
 2. ``mixed`` point: PACT-SAWB AlexNet with per-layer weight/activation bits searched (first/last
-   fixed at 16) together with the hardware, maximizing images/s subject to the *proxy* accuracy
-   (`dse.search.accuracy.ProxyAccuracy`, data-free output SQNR, noise-gain sensitivity) being at
-   least that of uniform 2-bit; compared with the best uniform-2-bit design of the same hardware
-   space
-   (found exhaustively: with layer bits fixed, the iso-area-fill space is small). Reported as
-   found, including when mixed precision does not win.
+   fixed at 16) together with the MAC precision, under the headline formulation, maximizing
+   images/s subject to the *proxy* accuracy (`dse.search.accuracy.ProxyAccuracy`, data-free output
+   SQNR, noise-gain sensitivity) being at least that of uniform 2-bit (TPE: the space is far too
+   large to enumerate); compared with the best uniform-2-bit design of the same hardware space
+   (enumerated). Reported as found, including when mixed precision does not win.
+
+Every summary names the formulation of each row and warns when a best design sits on the edge of
+its space (`dse.search.coverage.edge_notes`).
 """
 
 from __future__ import annotations
@@ -51,18 +61,24 @@ change there recomputes."""
 PARAMS: dict[str, Any] = {
     "model": "alexnet",
     "bandwidth": (8.0, 32.0, 128.0, math.inf),
+    "formulations": ("fixed_total_sram", "per_core_sram"),
+    "total_sram_kib": 16384.0,
     "trials": 40,
     "mixed_trials": 150,
     "mixed_bandwidth": 32.0,
-    "mac_bits": ("2x2", "2x4", "4x4", "8x8"),
-    "mixed_mac_bits": ("1x1", "1x2", "2x2", "2x4", "4x4"),
+    "mac_bits": ("1x1", "1x2", "2x2", "2x4", "4x4", "8x8", "16x16"),
+    "mixed_mac_bits": ("1x1", "1x2", "2x2", "2x4", "4x4", "8x8", "16x16"),
     "sram_kib": (256.0, 512.0, 1024.0, 2048.0),
     "mixed_bits": (1, 2, 3, 4),
     "first_last_bits": 16,
     "seed": 0,
 }
-"""Defaults. ``trials``: TPE trials per (scheme, bandwidth) search; ``mixed_trials``: trials of
-the mixed-precision search; ``*mac_bits``: MAC precisions the hardware search may pick."""
+"""Defaults. ``formulations``: SRAM formulations searched (`dse.search.space.FORMULATIONS`); the
+first is the headline (speedup target, mixed point). ``total_sram_kib``: the chip SRAM of
+``fixed_total_sram`` (the sysml19 template's); ``sram_kib``: the per-core choices of
+``per_core_sram``. ``trials``: trial budget per (scheme, bandwidth, formulation) search (a space
+no larger is enumerated, each design once); ``mixed_trials``: TPE trials of the mixed-precision
+search; ``*mac_bits``: MAC precisions the hardware search may pick."""
 
 SPEEDUP_BAND = (2.5, 3.4)
 SOURCE = "PACT-SAWB (SysML'19) Sec. 7.3, Fig. 8a (fixed template, not searched)"
@@ -84,6 +100,16 @@ def _positive_int(field: str, value: Any) -> int:
     return value
 
 
+def _formulations(params: dict[str, Any]) -> tuple[str, ...]:
+    from dse.search.space import FORMULATIONS
+
+    forms = check_tuple_of("formulations", params["formulations"], FORMULATIONS)
+    if not forms:
+        raise ValueError(f"formulations={params['formulations']!r} is not allowed; expected a "
+                         f"non-empty tuple from {', '.join(FORMULATIONS)}")
+    return tuple(forms)
+
+
 def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     pipeline.check_model(params["model"])
     bws = check_bandwidths(params["bandwidth"])
@@ -93,30 +119,50 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     _pairs("mac_bits", params["mac_bits"])
     _pairs("mixed_mac_bits", params["mixed_mac_bits"])
     check_tuple_of("mixed_bits", params["mixed_bits"], tuple(range(1, 33)))
+    forms = _formulations(params)
+    total = params["total_sram_kib"]
+    if isinstance(total, bool) or not isinstance(total, int | float) \
+            or not 0 < total < math.inf:
+        raise ValueError(f"total_sram_kib={total!r} is not allowed; expected a finite number of "
+                         "KiB > 0")
     fixed = {k: params[k] for k in ("model", "trials", "mac_bits", "sram_kib",
                                     "first_last_bits", "seed")}
     fixed["mac_bits"] = tuple(params["mac_bits"])
     fixed["sram_kib"] = tuple(float(s) for s in params["sram_kib"])
-    points = expand_grid({"dram_gbps": bws, "scheme": tuple(SCHEMES)}, kind="iso_area",
-                         **fixed)
+    fixed["total_sram_kib"] = float(total)
+    points = expand_grid({"formulation": forms, "dram_gbps": bws, "scheme": tuple(SCHEMES)},
+                         kind="iso_area", **fixed)
     points.append({**fixed, "kind": "mixed", "scheme": "pact_sawb", "dram_gbps": mixed_bw,
-                   "trials": params["mixed_trials"], "mac_bits": tuple(params["mixed_mac_bits"]),
+                   "formulation": forms[0], "trials": params["mixed_trials"],
+                   "mac_bits": tuple(params["mixed_mac_bits"]),
                    "mixed_bits": tuple(params["mixed_bits"])})
     return points
 
 
-def _row(study: Any, point: dict[str, Any], label: str) -> dict[str, Any]:
+def _space(point: dict[str, Any], mac: tuple[tuple[int, int], ...], **kw: Any) -> Any:
+    """The hardware space of ``point``: its MAC choices under its formulation."""
+    from dse.search.space import SearchSpace
+
+    if point["formulation"] == "fixed_total_sram":
+        return SearchSpace(mac_bits=mac, formulation="fixed_total_sram",
+                           total_sram_kib=float(point["total_sram_kib"]), **kw)
+    return SearchSpace(mac_bits=mac, sram_kib=tuple(float(s) for s in point["sram_kib"]), **kw)
+
+
+def _row(study: Any, point: dict[str, Any], label: str, space: Any, wl: Any) -> dict[str, Any]:
     from dse.search import trials_frame
+    from dse.search.coverage import design_count, distinct_evaluated, edge_notes
 
     df = trials_frame(study)
     done = df[(df["state"] == "COMPLETE") & df["feasible"].astype("boolean").fillna(False)]
     row: dict[str, Any] = {
         "kind": point["kind"], "scheme": point["scheme"], "design": label,
-        "dram_gbps": point["dram_gbps"], "trials": len(df),
+        "formulation": point["formulation"], "dram_gbps": point["dram_gbps"],
+        "sampler": str(study.user_attrs.get("qdse.sampler", "")), "trials": len(df),
         "complete": int((df["state"] == "COMPLETE").sum()),
         "pruned": int((df["state"] == "PRUNED").sum()), "feasible": len(done),
-        "distinct_designs": int(df.drop_duplicates(["mac_bits", "sram_kib", "cores", "rows",
-                                                    "cols"]).shape[0]) if len(df) else 0}
+        "distinct_designs": distinct_evaluated(study),
+        "space_designs": design_count(space, wl)}
     if done.empty:
         return row
     best = done.loc[done["images_per_s"].idxmax()]
@@ -127,70 +173,48 @@ def _row(study: Any, point: dict[str, Any], label: str) -> dict[str, Any]:
         row[k] = v.item() if hasattr(v, "item") else v
     t = study.trials[int(best["number"])]
     row["trial"] = int(best["number"])
+    row["sram_total_kib"] = float(row["sram_kib"]) * int(row["cores"])
+    row["edges"] = "; ".join(edge_notes(space, t.params))
     row["layer_bits"] = json.dumps({k: v for k, v in t.params.items() if k[:2] in ("w:", "a:")})
     return row
 
 
 def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     from dse.search import run as search
-    from dse.search.space import SearchSpace
 
     wl = _workload(point, ctx)
     mac = _pairs("mac_bits", point["mac_bits"])
-    sram = tuple(float(s) for s in point["sram_kib"])
-    common = dict(workload=wl, sampler="tpe", seed=int(point["seed"]),
-                  dram_gbps=float(point["dram_gbps"]))
+    common = dict(workload=wl, seed=int(point["seed"]), dram_gbps=float(point["dram_gbps"]))
     if point["kind"] == "iso_area":
-        space = SearchSpace(mac_bits=mac, sram_kib=sram, layer_bits="recipe")
-        study = search(space, ["images_per_s"], n_trials=int(point["trials"]), **common)
-        return [_row(study, point, "searched")]
+        space = _space(point, mac, layer_bits="recipe")
+        study = search(space, ["images_per_s"], n_trials=int(point["trials"]), sampler="auto",
+                       **common)
+        return [_row(study, point, "searched", space, wl)]
     # mixed precision vs. uniform 2-bit at the same proxy accuracy
     proxy = _proxy(point, wl, ctx)
     uniform = {la.name: (la.w_bits, la.a_bits) for la in wl.compute_layers()}  # W2A2 body
     floor = proxy(uniform)
     bits = tuple(int(b) for b in point["mixed_bits"])
-    space = SearchSpace(mac_bits=mac, sram_kib=sram, layer_bits="search", layer_w_bits=bits,
-                        layer_a_bits=bits)
-    mixed = search(space, ["images_per_s"], n_trials=int(point["trials"]), accuracy=proxy,
-                   min_accuracy=floor, **common)
-    # the uniform baseline over the same hardware space, exhaustively (iso-area fill)
-    base = _uniform_baseline(wl, mac, sram, float(point["dram_gbps"]), proxy)
-    base.update(kind="mixed", scheme=point["scheme"], dram_gbps=point["dram_gbps"],
-                design="uniform 2-bit (best hardware, exhaustive)", min_accuracy=floor)
-    return [_row(mixed, point, "mixed (searched per-layer bits)"), base]
+    space = _space(point, mac, layer_bits="search", layer_w_bits=bits, layer_a_bits=bits)
+    mixed = search(space, ["images_per_s"], n_trials=int(point["trials"]), sampler="tpe",
+                   accuracy=proxy, min_accuracy=floor, **common)
+    base = _uniform_baseline(point, wl, mac, proxy)
+    base.update(design="uniform 2-bit (best hardware, enumerated)", min_accuracy=floor)
+    return [_row(mixed, point, "mixed (searched per-layer bits)", space, wl), base]
 
 
-def _uniform_baseline(wl: Any, mac: tuple[tuple[int, int], ...], sram: tuple[float, ...],
-                      dram_gbps: float, proxy: Any) -> dict[str, Any]:
-    """Every (MAC bits, SRAM) design of the space with the recipe's uniform bits; the fastest."""
-    import optuna
+def _uniform_baseline(point: dict[str, Any], wl: Any, mac: tuple[tuple[int, int], ...],
+                      proxy: Any) -> dict[str, Any]:
+    """The fastest design of the point's hardware space with the recipe's uniform bits: every
+    design enumerated (grid sampler, each once)."""
+    from dse.search import run as search
+    from dse.search.coverage import design_count
 
-    from arch.presets import sysml19_area_budget
-    from dse.search.space import SearchSpace, apply_layer_bits
-    from dse.sim import simulate
-
-    space = SearchSpace(mac_bits=mac, sram_kib=sram, layer_bits="recipe")
-    budget = sysml19_area_budget()
-    best: dict[str, Any] = {"trials": 0, "feasible": 0}
-    for w, a in mac:
-        for kib in sram:
-            params = {"mac_bits": f"{w}x{a}", "array": "8x64", "sram_kib": kib}
-            d = space.suggest(optuna.trial.FixedTrial(params), wl, area_budget=budget,
-                              dram_gbps=dram_gbps)
-            best["trials"] += 1
-            if d is None:
-                continue
-            best["feasible"] += 1
-            res = simulate(apply_layer_bits(wl, d.layer_bits), d.accelerator)
-            if res.images_per_s > best.get("images_per_s", -1.0):
-                acc = d.accelerator
-                best.update(images_per_s=res.images_per_s, energy_j=res.energy_j,
-                            latency_s=res.latency_s, utilization=res.utilization,
-                            area=acc.area, area_budget=budget, cores=acc.cores, rows=acc.rows,
-                            cols=acc.cols, mac_bits=f"{w}x{a}", sram_kib=kib,
-                            accuracy_proxy=proxy(d.layer_bits), accuracy_model=proxy.label,
-                            layer_bits="uniform (recipe)")
-    return best
+    space = _space(point, mac, layer_bits="recipe")
+    study = search(space, ["images_per_s"], workload=wl, seed=int(point["seed"]),
+                   dram_gbps=float(point["dram_gbps"]), n_trials=design_count(space, wl),
+                   sampler="grid", accuracy=proxy)
+    return _row(study, point, "uniform", space, wl)
 
 
 def _proxy(point: dict[str, Any], wl: Any, ctx: Context) -> Any:
@@ -218,72 +242,133 @@ def _proxy(point: dict[str, Any], wl: Any, ctx: Context) -> Any:
     return proxy
 
 
+def speedup_table(iso: pd.DataFrame) -> pd.DataFrame:
+    """Per (formulation, dram_gbps): best PACT-SAWB images/s / best WRPN images/s."""
+    wide = iso.pivot_table(index=["formulation", "dram_gbps"], columns="scheme",
+                           values="images_per_s", aggfunc="first")
+    return pd.DataFrame({"formulation": wide.index.get_level_values(0),
+                         "dram_gbps": wide.index.get_level_values(1),
+                         "speedup": (wide["pact_sawb"] / wide["wrpn"]).to_numpy(),
+                         "pact_sawb_images_per_s": wide["pact_sawb"].to_numpy(),
+                         "wrpn_images_per_s": wide["wrpn"].to_numpy()})
+
+
+def _coverage_note(iso: pd.DataFrame) -> str:
+    """How much of its space each search covered, per formulation, in one sentence."""
+    parts = []
+    for form, g in iso.groupby("formulation", sort=False):
+        seen, size = g["distinct_designs"].astype(int), g["space_designs"].astype(int)
+        if (seen >= size).all():
+            parts.append(f"`{form}`: every search enumerated all {int(size.max())} designs of "
+                         "its space")
+        else:
+            parts.append(f"`{form}`: the searches evaluated {int(seen.min())}-{int(seen.max())} "
+                         f"of the {int(size.max())} designs of their space; a search that misses "
+                         "the optimum understates its scheme")
+    return "; ".join(parts) + "."
+
+
+def _edge_lines(results: pd.DataFrame) -> list[str]:
+    """One warning line per best design on the edge of its space."""
+    if "edges" not in results:
+        return []
+    out = []
+    for _, r in results.iterrows():
+        if isinstance(r.get("edges"), str) and r["edges"]:
+            bw = "unlimited" if math.isinf(r["dram_gbps"]) else f"{r['dram_gbps']:g} GB/s"
+            out.append(f"- **Edge of the space**: {LEGEND.get(r['scheme'], r['scheme'])}, "
+                       f"{r['design']}, `{r['formulation']}`, {bw}: {r['edges']}.")
+    return out
+
+
+FORMULATION_WORDS = {
+    "fixed_total_sram": "16 MiB of SRAM on the chip at every precision, the rest of the area "
+                        "budget buys cores (the study `wrpn_vs_pact`'s rule and the paper's "
+                        "template)",
+    "per_core_sram": "every core carries its own searched SRAM, so SRAM and cores share the "
+                     "budget and SRAM dominates a core's area",
+}
+
+
 def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
+    forms = _formulations(params)
+    head = forms[0]
     iso = results[results["kind"] == "iso_area"]
-    wide = iso.pivot_table(index="dram_gbps", columns="scheme", values="images_per_s",
-                           aggfunc="first")
-    speedup = pd.DataFrame({"dram_gbps": wide.index,
-                            "speedup": (wide["pact_sawb"] / wide["wrpn"]).to_numpy(),
-                            "pact_sawb_images_per_s": wide["pact_sawb"].to_numpy(),
-                            "wrpn_images_per_s": wide["wrpn"].to_numpy()})
-    designs = iso[["scheme", "dram_gbps", "mac_bits", "cores", "sram_kib", "area",
-                   "area_budget", "images_per_s", "trials", "distinct_designs"]].sort_values(
-        ["scheme", "dram_gbps"])
+    speedup = speedup_table(iso)
+    head_sp = speedup[speedup["formulation"] == head]
+    designs = iso[["formulation", "scheme", "dram_gbps", "mac_bits", "cores", "sram_kib",
+                   "area", "area_budget", "images_per_s", "sampler", "distinct_designs",
+                   "space_designs", "edges"]].sort_values(["formulation", "scheme",
+                                                            "dram_gbps"])
     mixed = results[results["kind"] == "mixed"]
-    mixed_tab = mixed[["design", "images_per_s", "accuracy_proxy", "min_accuracy", "mac_bits",
-                       "cores", "sram_kib", "layer_bits", "trials", "feasible"]]
-    lo, hi = float(speedup["speedup"].min()), float(speedup["speedup"].max())
+    mixed_tab = mixed[["design", "formulation", "images_per_s", "accuracy_proxy",
+                       "min_accuracy", "mac_bits", "cores", "sram_kib", "layer_bits", "trials",
+                       "feasible"]]
+    lo, hi = float(head_sp["speedup"].min()), float(head_sp["speedup"].max())
     targets = (
-        Target("min speedup of the searched best designs", lo, *SPEEDUP_BAND,
+        Target(f"min speedup of the searched best designs ({head})", lo, *SPEEDUP_BAND,
                paper="2.7x-3.1x", source=SOURCE, unit="x"),
-        Target("max speedup of the searched best designs", hi, *SPEEDUP_BAND,
+        Target(f"max speedup of the searched best designs ({head})", hi, *SPEEDUP_BAND,
                paper="2.7x-3.1x", source=SOURCE, unit="x"),
     )
     notes = ["## What the search found", ""]
-    n_space = len(params["mac_bits"]) * len(params["sram_kib"])
-    notes.append(f"Best-design speedup PACT-SAWB / WRPN over the bandwidth sweep: "
-                 f"{lo:.2f}x to {hi:.2f}x (the paper's fixed template: 2.7x-3.1x). Each search "
-                 f"evaluated {int(iso['distinct_designs'].min())}-"
-                 f"{int(iso['distinct_designs'].max())} of the {n_space} designs of its space "
-                 f"(`distinct_designs`); a search that misses the optimum understates its scheme.")
+    notes.append("Formulations (every row of every table names its own): "
+                 + "; ".join(f"`{f}`: {FORMULATION_WORDS[f]}" for f in forms)
+                 + f". The headline and the targets use `{head}`.")
+    for form in forms:
+        sp = speedup[speedup["formulation"] == form]
+        notes += ["", f"Best-design speedup PACT-SAWB / WRPN under `{form}`: "
+                  f"{float(sp['speedup'].min()):.2f}x to {float(sp['speedup'].max()):.2f}x over "
+                  "the bandwidth sweep (the paper's fixed template: 2.7x-3.1x)."]
+    notes += ["", _coverage_note(iso)]
+    edges = _edge_lines(results)
+    if edges:
+        notes += ["", "A best design on the edge of its space may have a better neighbour "
+                  "outside it:", "", *edges]
+    else:
+        notes += ["", "No best design sits on the edge of its space."]
     if len(mixed) == 2:
         m = mixed.iloc[0]
         u = mixed.iloc[1]
         gain = m["images_per_s"] / u["images_per_s"] if u.get("images_per_s") else math.nan
         verdict = ("beats" if gain > 1.0 + 1e-9 else "does not beat")
         notes += ["", f"Mixed precision (per-layer bits in {params['mixed_bits']}, first/last "
-                  f"16-bit) {verdict} uniform 2-bit at the same proxy accuracy: "
-                  f"{m['images_per_s']:.1f} vs. {u['images_per_s']:.1f} images/s "
+                  f"16-bit, `{m['formulation']}`) {verdict} uniform 2-bit at the same proxy "
+                  f"accuracy: {m['images_per_s']:.1f} vs. {u['images_per_s']:.1f} images/s "
                   f"({gain:.2f}x) at {params['mixed_bandwidth']} GB/s, after "
                   f"{int(m['trials'])} TPE trials.",
                   "", "**The accuracy here is a data-free PROXY** (output SQNR in dB from "
                   "per-layer quantization noise weighted by a noise-gain sensitivity measured on "
                   "random inputs of the randomly initialised zoo model), not a measured "
                   "accuracy; it ranks bit allocations, it does not predict top-1."]
-    notes += ["", "The iso-area rule here is the area model's (`arch.area`, SRAM included): "
-              "designs with more SRAM per core get fewer cores, unlike the paper's fixed "
-              "template (same total SRAM at every precision), so the searched systems can "
-              "differ from `wrpn_vs_pact`'s."]
-    context = f"{params['model']}, batch 1 (the search's), {params['trials']} TPE trials each"
+    context = (f"{params['model']}, batch 1 (the search's), formulation {head}, "
+               f"{params['trials']}-trial budget each")
     return Summary(
         title="Searched iso-area designs: PACT-SAWB vs. WRPN, and mixed precision (proxy)",
-        intro=(f"{params['model']}, Optuna TPE via `dse.search`; {params['trials']} trials per "
-               f"(scheme, bandwidth), {params['mixed_trials']} for the mixed-precision search. "
-               + describe_params(params)),
+        intro=(f"{params['model']}, `dse.search` (a space no larger than the trial budget is "
+               f"enumerated, each design once; else TPE); formulations "
+               f"{', '.join(f'`{f}`' for f in forms)} (headline `{head}`), a {params['trials']}-"
+               f"trial budget per (scheme, bandwidth, formulation), {params['mixed_trials']} "
+               "TPE trials for the mixed-precision search. " + describe_params(params)),
         targets=targets,
         tables={"speedup": speedup, "best_designs": designs, "mixed_precision": mixed_tab},
         plots=(
-            Plot("best_images_per_s.png", "Best searched design per scheme", iso,
-                 x="dram_gbps", y="images_per_s", hue="scheme",
-                 xlabel="DRAM bandwidth (GB/s)", ylabel="images/s of the fastest design",
-                 logx=True, logy=True, legend=LEGEND, context=context),
-            Plot("speedup.png", "PACT-SAWB / WRPN, best designs", speedup, x="dram_gbps",
-                 y="speedup", xlabel="DRAM bandwidth (GB/s)",
-                 ylabel="images/s of PACT-SAWB / images/s of WRPN (x)", logx=True,
+            Plot("best_images_per_s.png", f"Best searched design per scheme ({head})",
+                 iso[iso["formulation"] == head], x="dram_gbps", y="images_per_s",
+                 hue="scheme", xlabel="DRAM bandwidth (GB/s)",
+                 ylabel="images/s of the fastest design", logx=True, logy=True, legend=LEGEND,
                  context=context),
+            Plot("speedup.png", "PACT-SAWB / WRPN, best designs", speedup, x="dram_gbps",
+                 y="speedup", hue="formulation", xlabel="DRAM bandwidth (GB/s)",
+                 ylabel="images/s of PACT-SAWB / images/s of WRPN (x)", logx=True,
+                 legend=FORMULATION_LEGEND, legend_title="SRAM formulation", context=context),
         ),
         notes="\n".join(notes),
     )
+
+
+FORMULATION_LEGEND = {"fixed_total_sram": "16 MiB total SRAM (the study's)",
+                      "per_core_sram": "SRAM per core, searched"}
 
 
 def run(**kw: Any) -> pd.DataFrame:

@@ -20,13 +20,18 @@ failed and not left RUNNING).
 
 Outputs in ``out`` (rewritten atomically after every finished trial): ``trials.csv`` (one row per
 trial), ``pareto.csv`` (the non-dominated feasible designs), and at the end ``pareto.png``,
-``best.json``, ``best_layers.csv`` (the best design's full SimResult) and ``best_trace.json``
-(its schedule as a Chrome/Perfetto trace).
+``summary.txt`` (the SRAM formulation, how much of the space was evaluated, the best design and
+its edge-of-space warnings), ``best.json``, ``best_layers.csv`` (the best design's full
+SimResult) and ``best_trace.json`` (its schedule as a Chrome/Perfetto trace).
+
+A space no larger than the trial budget is enumerated (``sampler="auto"``: Optuna's GridSampler,
+each design once) rather than sampled; see `dse.search.coverage`.
 
 The modules, in pipeline order:
 
     workload.py   prepare_workload (the one torch step) and the torch-free Workload import
     problem.py    Problem, problem_errors, OBJECTIVES, SAMPLERS, METRIC_COLUMNS
+    coverage.py   design_count, grid, resolve_sampler ("auto"), edge_notes, summary lines
     storage.py    storage URLs, journal/SQLite/PostgreSQL, opening and resuming studies
     objective.py  one trial (make_objective) and the constrained samplers
     reports.py    trials.csv, pareto.csv, pareto.png, best.json/best_layers.csv/best_trace.json
@@ -50,6 +55,8 @@ _EXPORTS = {
     "plot_pareto": "dse.search.reports", "trials_frame": "dse.search.reports",
     "write_reports": "dse.search.reports", "write_tables": "dse.search.reports",
     "make_storage": "dse.search.storage", "prepare_workload": "dse.search.workload",
+    "design_count": "dse.search.coverage", "edge_notes": "dse.search.coverage",
+    "resolve_sampler": "dse.search.coverage", "write_summary": "dse.search.reports",
 }
 
 __all__ = sorted(_EXPORTS)

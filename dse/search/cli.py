@@ -7,6 +7,7 @@ Every check that needs no workload runs before the (torch, ~20 s) extraction; ba
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 import os
@@ -20,9 +21,10 @@ import pandas as pd
 
 from dse.cli import CliParser, check_jobs, check_writable, float_list, int_list, pair_list, run_cli
 from dse.search.accuracy import AccuracyModel
+from dse.search.coverage import AUTO
 from dse.search.driver import run, worker
 from dse.search.problem import OBJECTIVES, SAMPLERS, problem_errors
-from dse.search.space import SearchSpace, base_fields
+from dse.search.space import FORMULATIONS, SearchSpace, base_fields
 from dse.search.storage import check_storage
 from dse.search.workload import prepare_workload
 
@@ -60,15 +62,27 @@ def _build_parser() -> CliParser:
                         "survives killed processes)")
     p.add_argument("--objectives", default="images_per_s,energy_j",
                    help=f"comma list from {', '.join(OBJECTIVES)}")
-    p.add_argument("--sampler", choices=SAMPLERS, default=None,
-                   help="default: nsga2 for several objectives, tpe for one")
+    p.add_argument("--sampler", choices=(*SAMPLERS, AUTO), default=AUTO,
+                   help="auto (default): grid (every design once) when the space holds no more "
+                        "designs than --trials, else nsga2 for several objectives, tpe for one; "
+                        "on --resume, the stored study's")
+    p.add_argument("--formulation", choices=FORMULATIONS, default="per_core_sram",
+                   help="per_core_sram (default): every core carries a sampled --sram-kib, so SRAM "
+                        "and cores share the area budget; fixed_total_sram: --total-sram-kib on "
+                        "the chip whatever the core count, the rest of the budget buys cores "
+                        "(the wrpn_vs_pact study's iso-area rule)")
+    p.add_argument("--total-sram-kib", type=float, default=None,
+                   help="chip SRAM of --formulation fixed_total_sram, KiB (default: the --arch "
+                        "design's total, else the sysml19 16384)")
     p.add_argument("--layer-bits", choices=("recipe", "mac", "search"), default="search")
     p.add_argument("--bits", default="1,2,4,8",
                    help="per-layer bit choices (w and a); the default reaches below the 2-bit "
                         "recipes so that --min-accuracy recipe can reject designs")
     p.add_argument("--mac-bits", default="2x2,2x4,4x4,8x8,16x16")
     p.add_argument("--arrays", default="8x64", help="array shapes ROWSxCOLS")
-    p.add_argument("--sram-kib", default="512,1024,2048", help="SRAM per core choices, KiB")
+    p.add_argument("--sram-kib", default=None,
+                   help="SRAM per core choices of --formulation per_core_sram, KiB (default "
+                        "512,1024,2048)")
     p.add_argument("--cores", default=None, help="LO:HI to sample cores (default: fill budget)")
     p.add_argument("--first-last-bits", type=int, default=None,
                    help="bits of the (fixed) first/last layers (default: the recipe's)")
@@ -138,7 +152,7 @@ def _main(argv: Sequence[str]) -> int:
     check_writable(out)
     # 1. every check that needs no workload, before the (torch, ~20 s) extraction
     objectives = tuple(o for o in a.objectives.split(",") if o)
-    sampler = a.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
+    sampler = a.sampler
     w_bits, a_bits = _RECIPE_BITS.get(a.recipe, (2, 2))
     w_bits = a.w_bits if a.w_bits is not None else w_bits
     a_bits = a.a_bits if a.a_bits is not None else a_bits
@@ -196,6 +210,7 @@ def _main(argv: Sequence[str]) -> int:
         min_acc = float(min_acc_arg)
     # 3. the search
     options = {"high_precision": a.high_precision} if a.high_precision else {}
+    started = datetime.datetime.now()  # Optuna stamps trials with the local naive time
     t0 = time.perf_counter()
     study = run(space, objectives, workload=wl, n_trials=a.trials,
                 study_name=a.study or f"{a.model}-{a.recipe}", storage=a.storage,
@@ -206,16 +221,21 @@ def _main(argv: Sequence[str]) -> int:
     dt = time.perf_counter() - t0
     df = pd.read_csv(out / "trials.csv")
     front = pd.read_csv(out / "pareto.csv")
-    print(f"{a.trials} trials in {dt:.1f} s ({a.trials / dt if dt else 0:.2f} trials/s, "
+    ran = sum(1 for t in study.get_trials(deepcopy=False)
+              if t.datetime_start is not None and t.datetime_start >= started)
+    print(f"{ran} trials in {dt:.1f} s ({ran / dt if dt else 0:.2f} trials/s, "
           f"jobs={a.jobs}); study {study.study_name!r} holds {len(df)} trials: "
           f"{_state_counts(df)}; {len(front)} on the Pareto front")
+    summary = out / "summary.txt"
+    if summary.exists():  # formulation, coverage, best design, edge warnings
+        print(summary.read_text(encoding="utf-8"), end="")
     label = accuracy.label if accuracy is not None else "none"
     print(f"accuracy_proxy column = {label}"
           + (f"; constraint accuracy_proxy >= {min_acc:.4g}" if min_acc is not None
              else "; no accuracy constraint"))
     print(f"wrote {out / 'trials.csv'}, {out / 'pareto.csv'}"
           + (f", {out / 'pareto.png'} (and .svg), {out / 'best.json'}"
-             if (out / "best.json").exists() else ""))
+             if (out / "best.json").exists() else "") + f", {out / 'summary.txt'}")
     return _no_feasible_design(df, min_acc)
 
 
@@ -270,10 +290,23 @@ def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
         if not 1 <= cores[0] <= cores[1]:
             raise ValueError(f"--cores={a.cores!r} is not allowed; expected LO:HI with "
                              "1 <= LO <= HI")
+    fixed_total = a.formulation == "fixed_total_sram"
+    if fixed_total and a.sram_kib is not None:
+        raise ValueError(f"--sram-kib={a.sram_kib!r} is not allowed with --formulation "
+                         "fixed_total_sram (each core gets --total-sram-kib / cores); pass "
+                         "--total-sram-kib, or --formulation per_core_sram")
+    if not fixed_total and a.total_sram_kib is not None:
+        raise ValueError(f"--total-sram-kib={a.total_sram_kib!r} is not allowed with "
+                         "--formulation per_core_sram (each core carries a --sram-kib choice); "
+                         "pass --formulation fixed_total_sram")
+    total = a.total_sram_kib
+    if fixed_total and total is None and base_design is not None:
+        total = base_design.sram_bytes_total / 1024.0
     return SearchSpace(
         mac_bits=pair_list(a.mac_bits, "--mac-bits"),
         array_shapes=pair_list(a.arrays, "--arrays"),
-        sram_kib=float_list(a.sram_kib, "--sram-kib"), cores=cores,
+        sram_kib=float_list(a.sram_kib or "512,1024,2048", "--sram-kib"), cores=cores,
+        formulation=a.formulation, total_sram_kib=total,
         layer_bits=a.layer_bits, layer_w_bits=int_list(a.bits, "--bits"),
         layer_a_bits=int_list(a.bits, "--bits"),
         first_last_bits=a.first_last_bits, shortcut_bits=a.shortcut_bits,
@@ -284,6 +317,7 @@ def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
 
 
 _FLAGS = {"mac_bits": "--mac-bits", "array_shapes": "--arrays", "sram_kib": "--sram-kib",
+          "total_sram_kib": "--total-sram-kib", "formulation": "--formulation",
           "layer_w_bits": "--bits", "layer_a_bits": "--bits", "cores": "--cores",
           "first_last_bits": "--first-last-bits", "shortcut_bits": "--shortcut-bits"}
 

@@ -5,6 +5,7 @@ study: ``python -m dse.search worker``, on any machine that reaches the storage)
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from dse.search.accuracy import AccuracyModel
+from dse.search.coverage import AUTO, design_count, distinct_evaluated, resolve_sampler
 from dse.search.objective import _sampler, make_objective
 from dse.search.problem import PROBLEM_ATTR, Problem
 from dse.search.reports import _TableWriter, table_columns, write_reports
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from workloads.graph import Workload
 
 __all__ = ["run", "worker"]
+
+log = logging.getLogger("dse.search")
 
 
 def _shares(n_trials: int, jobs: int) -> list[int]:
@@ -91,7 +95,7 @@ def _table_writer(study: optuna.Study, problem: Problem, out: Path | None, *,
 
 
 def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_trials: int,
-        study_name: str = "qdse-search", storage: str | None = None, sampler: str = "tpe",
+        study_name: str = "qdse-search", storage: str | None = None, sampler: str = "auto",
         jobs: int = 1, out: str | Path | None = None, accuracy: AccuracyModel | None = None,
         min_accuracy: float | None = None, area_budget: float | None = None,
         dram_gbps: float = 32.0, batch: int = 1, seed: int = 0, resume: bool = False,
@@ -100,11 +104,15 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
     """Search ``space`` for designs running ``workload``; returns the Optuna study.
 
     ``objectives``: names from OBJECTIVES (one -> single-objective, e.g. TPE; several ->
-    multi-objective, e.g. NSGA-II). ``accuracy`` + ``min_accuracy``: the accuracy constraint
-    (Optuna ``constraints_func`` for both samplers). ``area_budget`` (mm^2, default the sysml19
-    iso-area budget): designs over it are pruned. ``jobs`` > 1: that many processes share the
-    storage (journal file in ``out`` by default). ``n_trials`` more trials run (on top of stored
-    ones with ``resume=True``); the count is exact across jobs. ``progress``: a progress display
+    multi-objective, e.g. NSGA-II). ``sampler``: from SAMPLERS, or ``"auto"`` (default): ``"grid"``
+    when the space holds no more designs than ``n_trials`` - every design then runs once and the
+    search stops when all have run - else NSGA-II for several objectives, TPE for one; resuming
+    with ``"auto"`` keeps the stored study's sampler. ``accuracy`` + ``min_accuracy``: the
+    accuracy constraint (Optuna ``constraints_func`` for both samplers). ``area_budget`` (mm^2,
+    default the sysml19 iso-area budget): designs over it are pruned. ``jobs`` > 1: that many
+    processes share the storage (journal file in ``out`` by default). ``n_trials`` more trials
+    run (on top of stored ones with ``resume=True``; with ``"grid"`` no more than the designs not
+    yet run); the count is exact across jobs. ``progress``: a progress display
     on stderr (a bar on a terminal, a line per 10 % in a log).
     """
     if not isinstance(n_trials, int) or n_trials < 0:
@@ -116,16 +124,26 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
         from arch.presets import sysml19_area_budget
 
         area_budget = float(sysml19_area_budget())
-    problem = Problem(workload, space, tuple(objectives), float(area_budget), float(dram_gbps),
-                      accuracy, min_accuracy, sampler, seed, batch, dict(simulate_options or {}))
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
     st = make_storage(storage, out_path, fsync=fsync)
+    if sampler == AUTO:
+        stored = _stored_sampler(st, study_name) if resume else None
+        sampler = stored or resolve_sampler(sampler, space, workload, len(tuple(objectives)),
+                                            n_trials)
+    problem = Problem(workload, space, tuple(objectives), float(area_budget), float(dram_gbps),
+                      accuracy, min_accuracy, sampler, seed, batch, dict(simulate_options or {}))
     study = _open_study(problem, st, study_name, resume,
                         storage or (str(out_path / "study.journal") if out_path else ""))
     if resume and not isinstance(st, optuna.storages.RDBStorage):
         _fail_dead_local_trials(study, st)
+    if problem.sampler == "grid":  # each design once: no more trials than designs left
+        left = design_count(space, workload) - distinct_evaluated(study)
+        if left < n_trials:
+            log.info("enumerating the space: %d designs not yet run, so %d trials instead of %d",
+                     left, max(left, 0), n_trials)
+        n_trials = min(n_trials, max(left, 0))
     shares = _shares(n_trials, jobs)
     writer = _table_writer(study, problem, out_path, rewrite=True)  # before the workers start
     children = []
@@ -157,6 +175,17 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
     if out_path is not None:
         write_reports(study, problem, out_path)
     return study
+
+
+def _stored_sampler(storage: optuna.storages.BaseStorage, study_name: str) -> str | None:
+    """The sampler recorded in the stored study ``study_name`` (None: no such study)."""
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name == study_name:
+            attrs = summary.user_attrs
+            value = attrs.get("qdse.sampler") or json.loads(attrs.get(PROBLEM_ATTR, "{}")).get(
+                "sampler", "tpe")
+            return str(value)
+    return None
 
 
 def _quiet_optuna() -> None:

@@ -47,7 +47,8 @@ def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]
                                        dram_gbps=problem.dram_gbps)
         # the design as sampled, recorded before any pruning: every row says what was tried
         attrs: dict[str, Any] = {"area_budget": budget, "dram_gbps": _encode_float(
-            problem.dram_gbps), **_design_attrs(trial.params)}
+            problem.dram_gbps), "formulation": problem.space.formulation,
+            **_design_attrs(trial.params)}
         if problem.accuracy is not None:  # which model fills accuracy_proxy, on every row
             attrs["accuracy_model"] = problem.accuracy.label
             if problem.min_accuracy is not None:
@@ -127,6 +128,11 @@ def _sampler(problem: Problem, worker_index: int) -> optuna.samplers.BaseSampler
                                                  population_size=20)
         if problem.sampler == "random":
             return optuna.samplers.RandomSampler(seed=seed)
+        if problem.sampler == "grid":  # one shuffled order in every worker: trial n runs design
+            from dse.search.coverage import grid  # n (Optuna's GridSampler), so no repeats
+
+            return optuna.samplers.GridSampler(grid(problem.space, problem.workload),
+                                               seed=problem.seed % 2**31)
         return optuna.samplers.TPESampler(seed=seed, constraints_func=cf,
                                           multivariate=True, n_startup_trials=10)
 

@@ -17,6 +17,7 @@ import optuna
 
 from dse.search.accuracy import AccuracyModel
 from dse.search.accuracy import from_dict as accuracy_from_dict
+from dse.search.coverage import AUTO, GRID_MAX_DESIGNS, design_count
 from dse.search.space import SearchSpace
 from dse.search.workload import _Workload
 
@@ -43,7 +44,10 @@ OBJECTIVES: dict[str, str] = {
 }
 """Objective name (a SimResult metric or the design's area in mm^2) -> direction."""
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("tpe", "nsga2", "random", "grid")
+"""Optuna samplers a study may use; ``"grid"`` enumerates the space (each design once, Optuna's
+`GridSampler`). `run` and the CLI also take ``"auto"`` (`dse.search.coverage.resolve_sampler`):
+grid for a space no larger than the trial budget, else NSGA-II / TPE."""
 PROBLEM_ATTR = "qdse.problem"
 METRICS_ATTR = "qdse.metrics"
 """Where studies written before each metric had its own user attribute keep them (one dict)."""
@@ -51,7 +55,7 @@ WORKER_ATTR = "qdse.worker"
 METRIC_COLUMNS = ("images_per_s", "energy_j", "area", "area_budget", "accuracy_proxy",
                   "accuracy_model", "min_accuracy", "feasible", "latency_s", "utilization",
                   "dram_bytes", "cores", "rows", "cols", "mac_bits", "sram_kib", "dram_gbps",
-                  "reason")
+                  "formulation", "reason")
 """The trials.csv metric columns; each is a trial user attribute of its own (dashboards such as
 optuna-dashboard list them by name)."""
 
@@ -84,6 +88,15 @@ class Problem:
                                   dram_gbps=self.dram_gbps, sampler=self.sampler,
                                   batch=self.batch, min_accuracy=self.min_accuracy,
                                   has_accuracy=self.accuracy is not None)
+        if self.sampler == AUTO:
+            problems.append(f"sampler={self.sampler!r} is not allowed in a Problem; resolve it "
+                            "first (dse.search.coverage.resolve_sampler), as run does")
+        elif self.sampler == "grid" and not problems:
+            n = design_count(self.space, self.workload)
+            if n > GRID_MAX_DESIGNS:
+                problems.append(f"sampler='grid' is not allowed for a space of {n:.4g} designs; "
+                                f"expected at most {GRID_MAX_DESIGNS} (sample larger spaces "
+                                "with tpe, nsga2 or random)")
         if problems:
             raise ValueError("invalid search problem: " + "; ".join(problems))
 
@@ -143,9 +156,9 @@ def problem_errors(space: SearchSpace, objectives: Sequence[str], area_budget: f
     if not bw_ok:
         problems.append(f"dram_gbps={dram_gbps!r} is not allowed; expected GB/s > 0 "
                         "(inf for unlimited)")
-    if sampler not in SAMPLERS:
+    if sampler not in (*SAMPLERS, AUTO):
         problems.append(f"sampler={sampler!r} is not allowed; expected one of "
-                        f"{', '.join(SAMPLERS)}")
+                        f"{', '.join((*SAMPLERS, AUTO))}")
     if min_accuracy is not None:
         if not has_accuracy:
             problems.append(f"min_accuracy={min_accuracy!r} needs an accuracy model; pass "
@@ -159,9 +172,12 @@ def problem_errors(space: SearchSpace, objectives: Sequence[str], area_budget: f
     if budget_ok and bw_ok:
         area, what = space.smallest_design(float(dram_gbps))
         if area > area_budget:
+            smaller = ("lower total_sram_kib or add smaller choices (MAC bits, array, cores)"
+                       if space.total_sram is not None
+                       else "add smaller choices (MAC bits, array, SRAM, cores)")
             problems.append(f"area_budget={area_budget!r} is not allowed for this space: its "
                             f"smallest design ({what}) needs {area:.4g} mm^2; raise the budget "
-                            "or add smaller choices (MAC bits, array, SRAM, cores)")
+                            f"or {smaller}")
     return problems
 
 

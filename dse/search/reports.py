@@ -1,7 +1,9 @@
 """The outputs of a search in ``out``: trials.csv and pareto.csv (kept current after every finished
 trial by `_TableWriter`: a row appended, the front rewritten when it changes), and at the end
-pareto.png, best.json, best_layers.csv (the best design's full SimResult) and best_trace.json
-(its schedule as a Chrome/Perfetto trace).
+pareto.png, summary.txt (the formulation, how much of the space was evaluated, the best design and
+a warning per parameter of it on the edge of the space), best.json (the same facts with the best
+design), best_layers.csv (the best design's full SimResult) and best_trace.json (its schedule as a
+Chrome/Perfetto trace).
 Reads the study; simulates only the best design again, to write its full result.
 """
 
@@ -25,6 +27,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from dse.search.coverage import design_count, distinct_evaluated, edge_notes, summary_lines
 from dse.search.objective import _design_attrs
 from dse.search.problem import (
     METRIC_COLUMNS,
@@ -36,7 +39,7 @@ from dse.search.problem import (
 from dse.search.space import apply_layer_bits
 
 __all__ = ["best_trial", "pareto_front", "plot_pareto", "table_columns", "trials_frame",
-           "write_reports", "write_tables"]
+           "write_reports", "write_summary", "write_tables"]
 
 # one logger for the package: records read "dse.search: ..." whichever module logs them
 log = logging.getLogger("dse.search")
@@ -299,6 +302,9 @@ def plot_pareto(df: pd.DataFrame, objectives: Sequence[str], path: Path, title: 
     if (done[y] > 0).all() and done[y].max() > 20 * max(done[y].min(), 1e-30):
         ax.set_yscale("log")
     sub = _accuracy_caption(df)
+    forms = df["formulation"].dropna().unique() if "formulation" in df else ()
+    if len(forms):
+        sub += f"; formulation {', '.join(map(str, forms))}"
     ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
@@ -345,6 +351,7 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
     if (df["state"] == "COMPLETE").any():
         plot_pareto(df, problem.objectives, out / "pareto.png", title=problem.workload.name)
     best = best_trial(study, problem)
+    write_summary(study, problem, out, best)  # the CLI prints it; edge warnings included
     if best is None:
         log.warning("no feasible design among %d trials; no best.json", len(df))
         return df
@@ -359,7 +366,11 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
            for k, v in dataclasses.asdict(design.accelerator).items()}
     doc = {"trial": best.number, "objectives": list(problem.objectives),
            "values": best.values, "area": design.accelerator.area,
-           "area_budget": problem.area_budget, "accelerator": acc,
+           "area_budget": problem.area_budget, "formulation": problem.space.formulation,
+           "total_sram_kib": problem.space.total_sram, "sampler": problem.sampler,
+           "space_designs": design_count(problem.space, problem.workload),
+           "designs_evaluated": distinct_evaluated(study),
+           "edges": edge_notes(problem.space, best.params), "accelerator": acc,
            "layer_bits": {k: list(v) for k, v in design.layer_bits.items()},
            "accuracy_proxy": trial_metrics(best).get("accuracy_proxy"),
            "accuracy_model": trial_metrics(best).get("accuracy_model"),
@@ -372,6 +383,18 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
     _atomic_csv(tidy(res.layers), out / "best_layers.csv")  # integer cycles, exact zeros
     res.save_trace(out / "best_trace.json")  # Chrome/Perfetto trace of the best schedule
     return df
+
+
+def write_summary(study: optuna.Study, problem: Problem, out: Path,
+                  best: optuna.trial.FrozenTrial | None) -> list[str]:
+    """Write out/summary.txt (`dse.search.coverage.summary_lines`: formulation, coverage of the
+    space, best design, edge warnings) and return its lines."""
+    metrics = trial_metrics(best) if best is not None else None
+    lines = summary_lines(study, problem.space, problem.workload, problem.sampler, best, metrics)
+    tmp = out / f".summary.txt.{os.getpid()}.tmp"
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, out / "summary.txt")
+    return lines
 
 
 def _jsonable(v: Any) -> Any:

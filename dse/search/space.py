@@ -12,6 +12,17 @@ Core count has two modes:
 * ``cores=(lo, hi)``: the core count is sampled (log-uniform integer); designs over the budget are
   infeasible and the search prunes them.
 
+SRAM has two formulations (``formulation``, `FORMULATIONS`):
+
+* ``"per_core_sram"`` (default): every core carries ``sram_kib`` KiB (sampled from the choices), so
+  the SRAM grows with the core count and the area budget pays for it core by core. SRAM then
+  dominates a core's area (2 MiB is ~6x an 8x64 array of 16x16-bit MACs at 14 nm), so the MAC
+  precision barely changes the core count and wide MACs look cheap.
+* ``"fixed_total_sram"``: the chip holds ``total_sram_kib`` KiB whatever the core count, split
+  evenly over the cores (the PACT-SAWB paper's template and `studies.wrpn_vs_pact`: same total
+  SRAM at every precision); the rest of the area budget buys cores at the sampled MAC precision.
+  ``sram_kib`` is unused (no SRAM parameter is sampled).
+
 Layer bits have three modes (``layer_bits``):
 
 * ``"recipe"``: every layer keeps the bits the workload was extracted with (the quant recipe's).
@@ -47,10 +58,15 @@ if TYPE_CHECKING:  # optuna and arch are imported lazily: a worker imports what 
     from arch import Accelerator
     from workloads.graph import Workload
 
-__all__ = ["LAYER_BITS_MODES", "SEARCHED_FIELDS", "Design", "SearchSpace", "apply_layer_bits",
-           "base_fields", "decode_pair", "encode_pair", "max_cores_within"]
+__all__ = ["DEFAULT_TOTAL_SRAM_KIB", "FORMULATIONS", "LAYER_BITS_MODES", "SEARCHED_FIELDS",
+           "Design", "SearchSpace", "apply_layer_bits", "base_fields", "decode_pair",
+           "encode_pair", "max_cores_within"]
 
 LAYER_BITS_MODES = ("recipe", "mac", "search")
+FORMULATIONS = ("per_core_sram", "fixed_total_sram")
+"""How a design's SRAM is sized (module docstring): per core (sampled) or a fixed chip total."""
+DEFAULT_TOTAL_SRAM_KIB = 16 * 1024.0
+"""``total_sram_kib`` when None: the sysml19 template's 16 MiB (`arch.presets.sysml19`)."""
 ROLES = ("first", "last", "shortcut")
 _MAX_CORES = 1 << 16
 
@@ -95,6 +111,10 @@ class SearchSpace:
     first_last_bits: int | None = None
     shortcut_bits: int | None = None
     fixed_roles: tuple[str, ...] = ("first", "last", "shortcut")
+    formulation: str = "per_core_sram"
+    total_sram_kib: float | None = None
+    """Chip SRAM of the ``"fixed_total_sram"`` formulation, KiB (None: `DEFAULT_TOTAL_SRAM_KIB`);
+    must stay None under ``"per_core_sram"``."""
     base: tuple[tuple[str, Any], ...] = ()
     """The template's other `arch.Accelerator` fields as (name, value) pairs - clock, dataflow,
     node, latencies, buffers - from a design file or preset (`base_fields`); empty: the sysml19
@@ -136,6 +156,15 @@ class SearchSpace:
                 bad("cores", c, "expected None (iso-area fill) or a (lo, hi) pair of integers")
             elif not 1 <= c[0] <= c[1] <= _MAX_CORES:
                 bad("cores", c, f"expected 1 <= lo <= hi <= {_MAX_CORES}")
+        if self.formulation not in FORMULATIONS:
+            bad("formulation", self.formulation, f"expected one of {', '.join(FORMULATIONS)}")
+        t = self.total_sram_kib
+        if t is not None and self.formulation == "per_core_sram":
+            bad("total_sram_kib", t, "expected None with formulation='per_core_sram' (each core "
+                "carries its sram_kib); a fixed total needs formulation='fixed_total_sram'")
+        elif t is not None and not (isinstance(t, int | float) and not isinstance(t, bool)
+                                    and math.isfinite(t) and t > 0):
+            bad("total_sram_kib", t, "expected None or a finite number of KiB > 0")
         if self.layer_bits not in LAYER_BITS_MODES:
             bad("layer_bits", self.layer_bits, f"expected one of {', '.join(LAYER_BITS_MODES)}")
         for name in ("layer_w_bits", "layer_a_bits"):
@@ -152,6 +181,24 @@ class SearchSpace:
             bad("fixed_roles", self.fixed_roles, f"expected a tuple of roles from {ROLES}")
         if problems:
             raise ValueError("invalid SearchSpace: " + "; ".join(problems))
+
+    @property
+    def total_sram(self) -> float | None:
+        """The fixed chip SRAM in KiB (``"fixed_total_sram"``), None under ``"per_core_sram"``."""
+        if self.formulation != "fixed_total_sram":
+            return None
+        return float(self.total_sram_kib if self.total_sram_kib is not None
+                     else DEFAULT_TOTAL_SRAM_KIB)
+
+    def describe_formulation(self) -> str:
+        """One line naming the formulation and what it means, for every report."""
+        total = self.total_sram
+        if total is None:
+            return ("formulation per_core_sram: every core carries its sampled SRAM "
+                    f"({', '.join(f'{s:g}' for s in self.sram_kib)} KiB); cores and SRAM share "
+                    "the area budget")
+        return (f"formulation fixed_total_sram: {total:g} KiB of SRAM in total, split evenly "
+                "over the cores; the rest of the area budget buys cores")
 
     # -- layers --------------------------------------------------------------------------------
     def fixed_bits(self, workload: Workload) -> dict[str, tuple[int, int]]:
@@ -195,25 +242,28 @@ class SearchSpace:
         """Ask ``trial`` for one design; None when no design with these choices fits the budget.
 
         Parameter names: ``mac_bits``, ``array``, ``sram_kib``, ``cores`` (when searched) and
-        ``w:<layer>`` / ``a:<layer>`` per searched layer.
+        ``w:<layer>`` / ``a:<layer>`` per searched layer. Under ``"fixed_total_sram"`` no
+        ``sram_kib`` is sampled: each core gets ``total_sram_kib / cores``.
         """
         mac = decode_pair(trial.suggest_categorical(
             "mac_bits", [encode_pair(p) for p in self.mac_bits]))
         rows, cols = decode_pair(trial.suggest_categorical(
             "array", [encode_pair(p) for p in self.array_shapes]))
-        sram = float(trial.suggest_categorical("sram_kib", [float(s) for s in self.sram_kib]))
+        total = self.total_sram
+        sram = total if total is not None else float(
+            trial.suggest_categorical("sram_kib", [float(s) for s in self.sram_kib]))
         sampled: dict[str, tuple[int, int]] = {}
         for name in self.searched_layers(workload):
             sampled[name] = (int(trial.suggest_categorical(f"w:{name}", list(self.layer_w_bits))),
                              int(trial.suggest_categorical(f"a:{name}", list(self.layer_a_bits))))
         template = self.template(mac, rows, cols, sram, dram_gbps, self.base)
         if self.cores is None:
-            n = max_cores_within(template, area_budget)
+            n = max_cores_within(template, area_budget, total_sram_kib=total)
             if n == 0:
                 return None
         else:
             n = trial.suggest_int("cores", self.cores[0], self.cores[1], log=True)
-        acc = dataclasses.replace(template, cores=n)
+        acc = _with_cores(template, n, total)
         return Design(acc, self.layer_bits_for(workload, mac, sampled))
 
     def smallest_design(self, dram_gbps: float) -> tuple[float, str]:
@@ -224,15 +274,19 @@ class SearchSpace:
         no design of the space is smaller. A budget below this prunes every trial.
         """
         n = 1 if self.cores is None else self.cores[0]
+        total = self.total_sram
+        srams = self.sram_kib if total is None else (total,)
         best: tuple[float, str] = (math.inf, "")
         for mac in self.mac_bits:
             for rows, cols in self.array_shapes:
-                for sram in self.sram_kib:
-                    acc = dataclasses.replace(
-                        self.template(mac, rows, cols, sram, dram_gbps, self.base), cores=n)
+                for sram in srams:
+                    acc = _with_cores(self.template(mac, rows, cols, sram, dram_gbps, self.base),
+                                      n, total)
                     if acc.area < best[0]:
+                        what = (f"{sram:g} KiB SRAM" if total is None
+                                else f"{total:g} KiB SRAM in total")
                         best = (float(acc.area), f"{n} core{'s' * (n > 1)} of {rows}x{cols} "
-                                f"{encode_pair(mac)} MACs with {sram:g} KiB SRAM")
+                                f"{encode_pair(mac)} MACs with {what}")
         return best
 
     @staticmethod
@@ -304,17 +358,28 @@ def _base(base: tuple[tuple[str, Any], ...], dram_gbps: float) -> Accelerator:
     return Accelerator(cores=1, dram_gbps=dram_gbps, peak_scaling="density", **dict(base))
 
 
-def max_cores_within(template: Accelerator, area_budget: float) -> int:
+def _with_cores(template: Accelerator, cores: int, total_sram_kib: float | None) -> Accelerator:
+    """``template`` with ``cores`` cores; with a fixed total SRAM each gets ``total / cores``."""
+    if total_sram_kib is None:
+        return dataclasses.replace(template, cores=cores)
+    return dataclasses.replace(template, cores=cores, sram_kib=total_sram_kib / cores)
+
+
+def max_cores_within(template: Accelerator, area_budget: float, *,
+                     total_sram_kib: float | None = None) -> int:
     """Largest core count whose area is <= ``area_budget`` mm^2 (0 if not even one core fits).
 
-    Area grows with the core count (each core brings its array and SRAM), so a doubling search
-    followed by bisection finds the boundary in O(log n) area evaluations.
+    ``total_sram_kib``: the chip's SRAM, split over the cores (the ``"fixed_total_sram"``
+    formulation); None: every core keeps the template's ``sram_kib``. Either way area grows with
+    the core count (each core brings its array, control and per-core SRAM; a fixed total stays
+    put), so a doubling search followed by bisection finds the boundary in O(log n) area
+    evaluations.
     """
     if not (math.isfinite(area_budget) and area_budget > 0):
         raise ValueError(f"area_budget={area_budget!r} is not allowed; expected mm^2 > 0")
 
     def fits(n: int) -> bool:
-        return dataclasses.replace(template, cores=n).area <= area_budget
+        return _with_cores(template, n, total_sram_kib).area <= area_budget
 
     if not fits(1):
         return 0

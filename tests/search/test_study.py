@@ -1,5 +1,6 @@
 """studies.wrpn_vs_pact_search: grid validation, the summary's arithmetic, and evaluate() /
-_uniform_baseline() on a tiny workload (a few trials, the real simulator)."""
+_uniform_baseline() on a tiny workload (each space enumerated, the real simulator), checked
+against closed-form core counts and a brute-force simulation of every design."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 from searchkit import tiny_proxy, tiny_resnet
 
 import studies
+from arch.area import core_area_mm2, sram_area_mm2
 from arch.presets import sysml19_area_budget
-from dse.search.space import SearchSpace, apply_layer_bits, decode_pair, max_cores_within
+from dse.search.space import SearchSpace, apply_layer_bits, decode_pair
 from dse.sim import simulate
 from dse.study.runner import Context
 from studies import wrpn_vs_pact_search as s
@@ -22,42 +24,76 @@ def test_follows_the_protocol_and_grid():
     assert studies.get("wrpn_vs_pact_search") is s
     points = s.grid(dict(s.PARAMS))
     iso = [p for p in points if p["kind"] == "iso_area"]
-    assert len(iso) == 2 * len(s.PARAMS["bandwidth"])
+    assert len(iso) == 2 * 2 * len(s.PARAMS["bandwidth"])
     assert {p["scheme"] for p in iso} == {"pact_sawb", "wrpn"}
+    assert {p["formulation"] for p in iso} == {"fixed_total_sram", "per_core_sram"}
     mixed = [p for p in points if p["kind"] == "mixed"]
     assert len(mixed) == 1
     assert mixed[0]["trials"] == s.PARAMS["mixed_trials"]
+    assert mixed[0]["formulation"] == s.PARAMS["formulations"][0] == "fixed_total_sram"
+    # the study's space reaches past both ends of the precisions it compares (2x2, 2x4)
+    assert {"1x1", "16x16"} <= set(s.PARAMS["mac_bits"])
 
 
 @pytest.mark.parametrize(("field", "value"), [
     ("trials", 0), ("mixed_trials", -1), ("mac_bits", ("2by2",)), ("bandwidth", (0,)),
+    ("formulations", ("per_core",)), ("formulations", ()), ("total_sram_kib", 0.0),
 ])
 def test_bad_parameters_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         s.grid({**s.PARAMS, field: value})
 
 
-def test_summary_speedup_is_the_ratio_of_best_designs():
+def _iso_rows(edges: str = "") -> list[dict]:
     rows = []
-    for bw, p, w in ((8.0, 300.0, 100.0), (math.inf, 900.0, 450.0)):
-        for scheme, ips in (("pact_sawb", p), ("wrpn", w)):
-            rows.append({"kind": "iso_area", "scheme": scheme, "dram_gbps": bw,
-                         "images_per_s": ips, "mac_bits": "2x2", "cores": 8, "sram_kib": 256.0,
-                         "area": 13.0, "area_budget": 14.0, "trials": 40,
-                         "distinct_designs": 16})
-    rows += [{"kind": "mixed", "design": "mixed", "images_per_s": 120.0, "accuracy_proxy": 11.0,
-              "min_accuracy": 10.0, "mac_bits": "2x2", "cores": 8, "sram_kib": 256.0,
-              "layer_bits": "{}", "trials": 150, "feasible": 90},
-             {"kind": "mixed", "design": "uniform", "images_per_s": 100.0,
-              "accuracy_proxy": 10.0, "min_accuracy": 10.0, "mac_bits": "2x2", "cores": 8,
-              "sram_kib": 256.0, "layer_bits": "uniform", "trials": 20, "feasible": 20}]
-    summary = s.summarize(pd.DataFrame(rows), dict(s.PARAMS))
-    sp = summary.tables["speedup"].set_index("dram_gbps")["speedup"]
-    assert sp[8.0] == pytest.approx(3.0)
-    assert sp[math.inf] == pytest.approx(2.0)
+    for form, scale in (("fixed_total_sram", 1.0), ("per_core_sram", 2.0)):
+        for bw, p, w in ((8.0, 300.0, 100.0), (math.inf, 900.0, 450.0)):
+            for scheme, ips in (("pact_sawb", p), ("wrpn", w * scale)):
+                rows.append({"kind": "iso_area", "scheme": scheme, "dram_gbps": bw,
+                             "formulation": form, "design": "searched", "images_per_s": ips,
+                             "mac_bits": "2x2", "cores": 8, "sram_kib": 256.0, "area": 13.0,
+                             "area_budget": 14.0, "sampler": "grid", "trials": 7,
+                             "distinct_designs": 7, "space_designs": 7, "edges": edges})
+    return rows
+
+
+MIXED_ROWS = [{"kind": "mixed", "design": "mixed", "formulation": "fixed_total_sram",
+               "images_per_s": 120.0, "accuracy_proxy": 11.0, "min_accuracy": 10.0,
+               "mac_bits": "2x2", "cores": 8, "sram_kib": 256.0, "layer_bits": "{}",
+               "trials": 150, "feasible": 90},
+              {"kind": "mixed", "design": "uniform", "formulation": "fixed_total_sram",
+               "images_per_s": 100.0, "accuracy_proxy": 10.0, "min_accuracy": 10.0,
+               "mac_bits": "2x2", "cores": 8, "sram_kib": 256.0, "layer_bits": "uniform",
+               "trials": 7, "feasible": 7}]
+
+
+def test_summary_speedup_is_the_ratio_of_best_designs():
+    summary = s.summarize(pd.DataFrame(_iso_rows() + MIXED_ROWS), dict(s.PARAMS))
+    sp = summary.tables["speedup"].set_index(["formulation", "dram_gbps"])["speedup"]
+    assert sp["fixed_total_sram", 8.0] == pytest.approx(3.0)
+    assert sp["fixed_total_sram", math.inf] == pytest.approx(2.0)
+    assert sp["per_core_sram", 8.0] == pytest.approx(1.5)
+    # the targets are the headline formulation's, and say so
+    assert [t.value for t in summary.targets] == pytest.approx([2.0, 3.0])
+    assert all("fixed_total_sram" in t.name for t in summary.targets)
     assert "beats uniform 2-bit" in summary.notes
     assert "1.20x" in summary.notes
     assert "PROXY" in summary.notes
+
+
+def test_summary_names_the_formulations_coverage_and_edges():
+    quiet = s.summarize(pd.DataFrame(_iso_rows() + MIXED_ROWS), dict(s.PARAMS))
+    assert "fixed_total_sram" in quiet.notes
+    assert "per_core_sram" in quiet.notes
+    assert "every search enumerated all 7 designs" in quiet.notes
+    assert "No best design sits on the edge" in quiet.notes
+    assert "Edge of the space" not in quiet.notes
+    assert set(quiet.tables["best_designs"]["formulation"]) == {"fixed_total_sram",
+                                                               "per_core_sram"}
+    note = "mac_bits=16x16 is the widest MAC offered (1x1 .. 16x16)"
+    edgy = s.summarize(pd.DataFrame(_iso_rows(note) + MIXED_ROWS), dict(s.PARAMS))
+    assert edgy.notes.count(note) == 8  # one warning per best design on the edge
+    assert "Edge of the space" in edgy.notes
 
 
 # -- evaluate() and _uniform_baseline() on a tiny configuration --------------------------------
@@ -85,6 +121,19 @@ def tiny_rows():
     return pd.DataFrame(rows)
 
 
+def _closed_form_cores(mac_bits: str, formulation: str, sram_kib: float) -> int:
+    """Cores of 8x64 arrays that fill the sysml19 budget, from arch.area's closed forms: per core
+    SRAM -> budget / core area; fixed total -> (budget - total SRAM area) / SRAM-less core area."""
+    budget = sysml19_area_budget()
+    mac = decode_pair(mac_bits)
+    if formulation == "fixed_total_sram":
+        left, per_core = budget - sram_area_mm2(s.PARAMS["total_sram_kib"]), core_area_mm2(8, 64,
+                                                                                           mac)
+    else:
+        left, per_core = budget, core_area_mm2(8, 64, mac, sram_kib)
+    return math.floor(left / per_core * (1 + 1e-9))
+
+
 def _simulate_design(wl, mac_bits, sram_kib, cores):
     """Independent re-simulation of a reported design (recipe bits, 8x64, sysml19 template)."""
     acc = dataclasses.replace(SearchSpace.template(decode_pair(mac_bits), 8, 64, sram_kib, 32.0),
@@ -92,13 +141,31 @@ def _simulate_design(wl, mac_bits, sram_kib, cores):
     return acc, simulate(wl, acc)
 
 
+def _every_design(wl, mac_choices, formulation):
+    """images/s of every design of a study space (closed-form cores), by brute force."""
+    total = s.PARAMS["total_sram_kib"]
+    srams = (None,) if formulation == "fixed_total_sram" else TINY["sram_kib"]
+    speeds = {}
+    for mac in mac_choices:
+        for kib in srams:
+            n = _closed_form_cores(mac, formulation, kib)
+            per_core = total / n if kib is None else kib
+            speeds[mac, per_core] = _simulate_design(wl, mac, per_core, n)[1].images_per_s
+    return speeds
+
+
 def test_evaluate_best_designs_fit_the_budget_and_are_what_they_claim(tiny_rows):
     df = tiny_rows
     budget = sysml19_area_budget()
     iso = df[df["kind"] == "iso_area"]
-    assert sorted(iso["scheme"]) == ["pact_sawb", "wrpn"]
+    assert sorted(iso["scheme"]) == ["pact_sawb"] * 2 + ["wrpn"] * 2
     for _, row in iso.iterrows():
-        assert row["trials"] == TINY["trials"]
+        fixed = row["formulation"] == "fixed_total_sram"
+        size = len(TINY["mac_bits"]) * (1 if fixed else len(TINY["sram_kib"]))
+        # a space within the trial budget is enumerated: each design exactly once
+        assert row["space_designs"] == size < TINY["trials"]
+        assert row["trials"] == row["distinct_designs"] == size
+        assert row["sampler"] == "grid"
         assert row["feasible"] >= 1
         assert row["area"] <= row["area_budget"] == pytest.approx(budget)
         # the reported design re-simulates to the reported images/s, and fills the budget
@@ -106,19 +173,26 @@ def test_evaluate_best_designs_fit_the_budget_and_are_what_they_claim(tiny_rows)
         acc, res = _simulate_design(wl, row["mac_bits"], row["sram_kib"], row["cores"])
         assert acc.area == pytest.approx(row["area"])
         assert res.images_per_s == pytest.approx(row["images_per_s"])
-        template = SearchSpace.template(decode_pair(row["mac_bits"]), 8, 64, row["sram_kib"],
-                                        32.0)
-        assert row["cores"] == max_cores_within(template, budget)
+        assert row["cores"] == _closed_form_cores(row["mac_bits"], row["formulation"],
+                                                  row["sram_kib"])
+        if fixed:  # the study's rule: the chip's SRAM is the same whatever the precision
+            assert row["sram_total_kib"] == pytest.approx(s.PARAMS["total_sram_kib"])
+        # ... and it is the fastest design of the space (brute force)
+        speeds = _every_design(wl, TINY["mac_bits"], row["formulation"])
+        assert row["images_per_s"] == pytest.approx(max(speeds.values()))
 
 
 def test_summary_speedup_of_evaluated_rows_is_the_ratio_of_best_images_per_s(tiny_rows):
     df = tiny_rows
     summary = s.summarize(df, {**s.PARAMS, **TINY})
-    sp = summary.tables["speedup"].set_index("dram_gbps")
-    iso = df[df["kind"] == "iso_area"].set_index("scheme")
-    expect = iso.loc["pact_sawb", "images_per_s"] / iso.loc["wrpn", "images_per_s"]
-    assert sp.loc[32.0, "speedup"] == pytest.approx(expect)
-    assert sp.loc[32.0, "pact_sawb_images_per_s"] == iso.loc["pact_sawb", "images_per_s"]
+    sp = summary.tables["speedup"].set_index(["formulation", "dram_gbps"])
+    iso = df[df["kind"] == "iso_area"].set_index(["formulation", "scheme"])
+    for form in s.PARAMS["formulations"]:
+        expect = (iso.loc[(form, "pact_sawb"), "images_per_s"]
+                  / iso.loc[(form, "wrpn"), "images_per_s"])
+        assert sp.loc[(form, 32.0), "speedup"] == pytest.approx(expect)
+        assert sp.loc[(form, 32.0), "pact_sawb_images_per_s"] == \
+            iso.loc[(form, "pact_sawb"), "images_per_s"]
 
 
 def test_mixed_point_respects_its_floor_and_the_baseline_is_exhaustive(tiny_rows):
@@ -131,20 +205,12 @@ def test_mixed_point_respects_its_floor_and_the_baseline_is_exhaustive(tiny_rows
     assert mixed["accuracy_proxy"] >= floor
     assert mixed["accuracy_model"].startswith("proxy:")
     assert mixed["trials"] == TINY["mixed_trials"]
-    # _uniform_baseline: every (MAC bits, SRAM) design, the fastest one
-    budget = sysml19_area_budget()
-    best = s._uniform_baseline(wl, tuple(decode_pair(m) for m in TINY["mixed_mac_bits"]),
-                               TINY["sram_kib"], 32.0, proxy)
-    assert best["trials"] == len(TINY["mixed_mac_bits"]) * len(TINY["sram_kib"])
-    assert best["area"] <= budget
-    speeds = []
-    for mac in TINY["mixed_mac_bits"]:
-        for kib in TINY["sram_kib"]:
-            n = max_cores_within(SearchSpace.template(decode_pair(mac), 8, 64, kib, 32.0), budget)
-            if n:
-                speeds.append(_simulate_design(wl, mac, kib, n)[1].images_per_s)
-    assert best["feasible"] == len(speeds)
-    assert best["images_per_s"] == pytest.approx(max(speeds))
-    assert best["accuracy_proxy"] == pytest.approx(floor)  # uniform = the recipe's bits
-    assert base["images_per_s"] == pytest.approx(best["images_per_s"])
+    # the uniform baseline: every design of the headline (fixed-total-SRAM) space, the fastest
+    assert base["formulation"] == mixed["formulation"] == "fixed_total_sram"
+    assert base["trials"] == base["distinct_designs"] == len(TINY["mixed_mac_bits"])
+    speeds = _every_design(wl, TINY["mixed_mac_bits"], "fixed_total_sram")
+    assert base["feasible"] == len(speeds)
+    assert base["images_per_s"] == pytest.approx(max(speeds.values()))
+    assert base["area"] <= sysml19_area_budget()
+    assert base["accuracy_proxy"] == pytest.approx(floor)  # uniform = the recipe's bits
     assert base["design"].startswith("uniform 2-bit")
