@@ -26,6 +26,7 @@ __all__ = [
     "check_jobs",
     "check_writable",
     "float_list",
+    "folder",
     "int_list",
     "pair_list",
     "parse_bandwidths",
@@ -151,20 +152,35 @@ def run_as_program(main: Callable[[], int]) -> NoReturn:
         sys.exit(0)
 
 
+def folder(text: str) -> Path:
+    """argparse ``type`` of an output folder flag: an empty value (``--out ""``, an unset shell
+    variable) is a usage error, not the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder path")
+    return Path(text)
+
+
 def check_writable(out: Path) -> None:
     """ValueError (naming ``--out``) unless ``out`` is, or can be created as, a writable folder.
 
-    Creates nothing: a CLI checks its output folder with the rest of its input and creates it
-    only once all of it is known to be valid (a rejected command leaves no folder behind)."""
+    Creates nothing (a probe file is written and removed again): a CLI checks its output folder
+    with the rest of its input and creates it only once all of it is known to be valid (a
+    rejected command leaves no folder behind)."""
     probe = Path(out)
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
         raise ValueError(f"--out={str(out)!r} is not a writable folder ({probe} is not a "
                          "folder)")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"--out={str(out)!r} is not a writable folder ({probe} is not "
-                         "writable)")
+    try:  # try it: permission bits do not tell (root, read-only mounts, /proc)
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise ValueError(f"--out={str(out)!r} is not a writable folder ({probe} cannot be "
+                         f"written: {e.strerror or e})") from None
 
 
 # -- progress --------------------------------------------------------------------------------------

@@ -35,6 +35,11 @@ __all__ = ["DESIGN_SUFFIXES", "ModelSpec", "check_model", "design_label", "finit
 log = logging.getLogger(__name__)
 
 DESIGN_SUFFIXES = (".toml", ".yaml", ".yml")
+MAX_BATCH = 1 << 20
+"""Largest ``--batch``: a million images per inference batch is beyond any accelerator's memory
+(the bound of ``dse.sweep``, ``dse.search`` and ``workloads.show``)."""
+MAX_WIDTH = 64
+"""Largest ``--width`` (channel multiplier) of a zoo model, as ``dse.sweep`` bounds it."""
 _MODEL_FORMS = ("a zoo name ({zoo}), FILE.onnx, a SCALE-Sim topology FILE.csv, a saved workload "
                 "FILE.json, or package.module:factory / path/file.py:factory")
 
@@ -121,12 +126,12 @@ class ModelSpec:
                                   or not 1 <= v <= 32):
                 problems.append(f"--{f.replace('_', '-')}={v!r} is not allowed; expected an "
                                 "integer in 1..32")
-        for f in ("width", "batch"):
+        for f, most in (("width", MAX_WIDTH), ("batch", MAX_BATCH)):
             v = getattr(self, f)
             if f == "batch" and v is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                problems.append(f"--{f}={v!r} is not allowed; expected an integer >= 1")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= most:
+                problems.append(f"--{f}={v!r} is not allowed; expected an integer in 1..{most}")
         if self.input_shape is not None and (not self.input_shape or any(
                 isinstance(d, bool) or not isinstance(d, int) or d < 1
                 for d in self.input_shape)):
@@ -268,10 +273,17 @@ def _trace(build: Callable[[], Any], spec: ModelSpec, shape: Sequence[int] | Non
                          "(or an input_shape attribute on the factory / INPUT_SHAPE in its "
                          "module)")
     try:
-        return _extract(build, spec, tuple(shape), name, "meta")
-    except (RuntimeError, NotImplementedError) as err:
-        log.info("tracing %s on the meta device failed (%s); retrying on the CPU", name, err)
-        return _extract(build, spec, tuple(shape), name, "cpu")
+        try:
+            return _extract(build, spec, tuple(shape), name, "meta")
+        except (RuntimeError, NotImplementedError) as err:
+            log.info("tracing %s on the meta device failed (%s); retrying on the CPU", name, err)
+            return _extract(build, spec, tuple(shape), name, "cpu")
+    except ValueError as err:  # the tracer's message names no flag: say which input it was
+        if str(err).startswith("--"):
+            raise
+        given = ("" if spec.input_shape is None else
+                 f" at --input-shape={','.join(map(str, spec.input_shape))}")
+        raise ValueError(f"--model={spec.model!r}{given}: {err}") from None
 
 
 def _extract(build: Callable[[], Any], spec: ModelSpec, shape: tuple[int, ...], name: str,

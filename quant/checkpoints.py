@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["CHECKPOINT", "CHECKPOINT_FORMAT", "METRICS"]
+__all__ = ["CHECKPOINT", "CHECKPOINT_FORMAT", "METRICS", "check_folder"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -57,7 +58,9 @@ def _torch_load(path: Path, field: str, fix: str) -> Any:
     ``field``, the file, what is wrong and ``fix`` (a truncated or foreign file raises many
     types: UnpicklingError, RuntimeError from the zip reader, EOFError...)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle warns before it fails: one line only
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unreadable file ends the same way
         first = (str(err).strip().splitlines() or [""])[0].split(". ")[0][:100]
         reason = f"{type(err).__name__}: {first}" if first else type(err).__name__
@@ -95,6 +98,32 @@ def _load_float_weights(model: nn.Module, state: Mapping[str, torch.Tensor], sou
         raise ValueError(f"init_from: {source} has {k} of shape {tuple(state[k].shape)}, the model "
                          f"needs {tuple(own[k].shape)} (another model, width or class count?)")
     model.load_state_dict({k: state[k] for k in own})
+
+
+def check_folder(path: str | Path, field: str) -> None:
+    """ValueError naming ``field`` unless ``path`` is, or can be created as, a writable folder.
+
+    Creates nothing: the command lines check their folders with the rest of their input, before
+    any data is loaded or a model trained (a rejected command leaves nothing behind)."""
+    if not str(path).strip():
+        raise ValueError(f"{field}: {str(path)!r} is not allowed; expected a folder path")
+    probe = Path(path)
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe == Path(path) and not probe.is_dir():
+        raise ValueError(f"{field}: {str(path)!r} exists and is not a folder (allowed: a new or "
+                         "existing folder)")
+    why = None if probe.is_dir() else "is not a folder"
+    if why is None:  # try it (permission bits do not tell: root, read-only mounts, /proc)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=probe, prefix=".write-test-")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as err:
+            why = f"cannot be written: {err.strerror or err}"
+    if why is not None:
+        raise ValueError(f"{field}: cannot write the folder {str(path)!r} ({probe} {why}; "
+                         "allowed: a folder you can write)")
 
 
 def _make_run_folder(out_dir: Path) -> list[Path]:

@@ -164,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import pandas as pd
 
     from quant import data as qdata
+    from quant.checkpoints import check_folder
     from quant.train import OneLineErrorParser
 
     p = OneLineErrorParser(prog="python -m quant.export", description=main.__doc__)
@@ -175,6 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     runs = [Path(args.cache) / r for r in args.runs.split(",") if r]
+    if not runs:
+        p.error(f"--runs: {args.runs!r} names no run folder (allowed: comma-separated names of "
+                "quant.table run folders, e.g. llsqf-w4a4-s0)")
+    try:
+        check_folder(args.out, "--out")  # before the exports: it writes only at the end
+    except ValueError as err:
+        p.error(str(err))
     missing = [str(r) for r in runs if not r.is_dir()]
     if missing:
         p.error(f"--runs: {', '.join(missing)} not found; run python -m quant.table with "

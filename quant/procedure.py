@@ -54,18 +54,19 @@ DIGITS_CLIP_DECAY = 0.05
 
 
 def optimizer_problems(cfg: object) -> list[str]:
-    """Bad ``momentum``/``weight_decay`` (finite >= 0) and ``clip_decay``/``grad_clip_norm``
-    (None or finite >= 0) of a `Procedure` or a training config: ``field=value (allowed: ...)``
-    lines."""
+    """Bad ``momentum``/``weight_decay`` (finite >= 0), ``clip_decay`` (None or finite >= 0)
+    and ``grad_clip_norm`` (None or finite > 0) of a `Procedure` or a training config:
+    ``field=value (allowed: ...)`` lines."""
     problems = []
     for name in ("momentum", "weight_decay"):
         v = getattr(cfg, name)
         if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
             problems.append(f"{name}={v!r} (allowed: finite number >= 0)")
-    for name in ("clip_decay", "grad_clip_norm"):
-        v = getattr(cfg, name)
-        if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-            problems.append(f"{name}={v!r} (allowed: None or a finite number >= 0)")
+    for name, floor in (("clip_decay", ">="), ("grad_clip_norm", ">")):  # a norm of 0 would
+        v = getattr(cfg, name)                                            # zero every gradient
+        if v is not None and not (isinstance(v, int | float) and math.isfinite(v)
+                                  and (v > 0 if floor == ">" else v >= 0)):
+            problems.append(f"{name}={v!r} (allowed: None or a finite number {floor} 0)")
     return problems
 
 

@@ -7,18 +7,28 @@ MSE-optimal alpha; ``--write`` stores the table in quant/sawb_table.json, which
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from importlib import resources
 
 from quant.methods.sawb import GRIDS, TABLE_BITS, TABLE_FILE, fit_sawb
 
+MIN_BITS, MAX_BITS = 2, 16  # every grid's range (with_zero needs 2 bits: a zero and +-1 levels)
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Refit the SAWB (c1, c2) table (SysML 2019 Sec. 4)")
-    ap.add_argument("--bits", type=int, nargs="+", default=list(TABLE_BITS))
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (bad input: one ``error:`` line, status 2)."""
+    from quant.train_cli import OneLineErrorParser
+
+    ap = OneLineErrorParser(prog="python -m quant.sawb_table",
+                            description="Refit the SAWB (c1, c2) table (SysML 2019 Sec. 4)")
+    ap.add_argument("--bits", type=int, nargs="+", default=list(TABLE_BITS),
+                    help=f"bit widths in {MIN_BITS}..{MAX_BITS} (default {TABLE_BITS})")
     ap.add_argument("--write", action="store_true", help=f"write quant/{TABLE_FILE}")
     args = ap.parse_args(argv)
+    bad = [b for b in args.bits if not MIN_BITS <= b <= MAX_BITS]
+    if bad:  # before any fit: a fit takes seconds per bit width
+        ap.error(f"--bits: {bad} not allowed; give bit widths in {MIN_BITS}..{MAX_BITS}")
     table: dict[str, dict[str, list[float]]] = {}
     errors: dict[str, dict[str, float]] = {}
     for b in args.bits:
@@ -42,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
             json.dump(doc, fh, indent=2)
             fh.write("\n")
         print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -399,6 +399,19 @@ def write_table(out: str | Path, runs: pd.DataFrame, *, main_rows: Sequence[Row]
     return main
 
 
+_MB_PER_JOB = 500
+"""Resident memory of one training process (torch, a model and its data), MB."""
+
+
+def _max_jobs() -> int:
+    """The most training processes this machine's memory holds at `_MB_PER_JOB` (at least 1)."""
+    try:
+        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError, AttributeError):  # not POSIX: no memory bound
+        return 4096
+    return max(1, total_mb // _MB_PER_JOB)
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(t) for t in text.split(",") if t.strip()]
@@ -408,7 +421,9 @@ def _int_list(text: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from quant import train as qtrain
+    from quant.checkpoints import check_folder
     from quant.recipes import recipes as all_recipes
+    from quant.train_cli import max_threads
 
     p = qtrain.OneLineErrorParser(prog="python -m quant.table",
                                 description="Accuracy table of every recipe on digits.")
@@ -434,19 +449,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = all_recipes()
     recipes = known if args.recipes is None else [r for r in args.recipes.split(",") if r]
     bad = [r for r in recipes if r not in known]
-    if bad:
-        p.error(f"--recipes: {', '.join(bad)} not allowed; use some of {', '.join(known)}")
+    if bad or not recipes:
+        p.error(f"--recipes: {', '.join(bad) or repr(args.recipes)} not allowed; use some of "
+                f"{', '.join(known)}")
     if not args.bits or any(not 1 <= b <= 16 for b in args.bits):
         p.error(f"--bits: {args.bits} not allowed; give bit widths in 1..16")
-    if not args.seeds or any(s < 0 for s in args.seeds):
-        p.error(f"--seeds: {args.seeds} not allowed; give seeds >= 0")
-    for name in ("fp_epochs", "ft_epochs", "jobs", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')}: {getattr(args, name)} not allowed; must be >= 1")
+    seed_lo, seed_hi = qtrain.LIMITS["seed"]
+    if not args.seeds or any(not seed_lo <= s <= seed_hi for s in args.seeds):
+        p.error(f"--seeds: {args.seeds} not allowed; give seeds in {seed_lo}..{seed_hi}")
+    for name, high in (("fp_epochs", qtrain.LIMITS["epochs"][1]),
+                       ("ft_epochs", qtrain.LIMITS["epochs"][1]), ("jobs", _max_jobs()),
+                       ("threads", max_threads())):
+        if not 1 <= getattr(args, name) <= high:
+            p.error(f"--{name.replace('_', '-')}: {getattr(args, name)} not allowed; expected "
+                    f"1..{high}" + (" (the CPUs of this machine)" if name == "threads" else
+                                     f" (~{_MB_PER_JOB} MB per job)" if name == "jobs" else ""))
     for flag, path in (("--out", args.out), ("--cache", args.cache)):
-        if path is not None and Path(path).exists() and not Path(path).is_dir():
-            p.error(f"{flag}: {path!r} exists and is not a folder (allowed: a new or existing "
-                    "folder)")
+        if path is not None:
+            try:
+                check_folder(path, flag)
+            except ValueError as err:
+                p.error(str(err))
     created = [d for d in [Path(args.out), *Path(args.out).parents] if not d.exists()][::-1]
     try:
         Path(args.out).mkdir(parents=True, exist_ok=True)

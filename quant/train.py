@@ -55,6 +55,7 @@ from quant.checkpoints import (
     _read_state_dict,
     _torch_load,
     _write_json,
+    check_folder,
 )
 from quant.procedure import (
     DIGITS_BATCH_SIZE,
@@ -95,6 +96,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+LIMITS = {"epochs": (1, 100_000), "batch_size": (1, 1 << 20), "width": (1, 64),
+          "seed": (0, 2**32 - 1), "data_seed": (0, 2**32 - 1)}
+"""Allowed (lowest, highest) of the integer settings: past these a run cannot finish or fit in
+memory (a million images per step, 64x the channels), or torch cannot take the seed."""
 
 
 def procedure_of(recipe: str) -> Procedure:
@@ -145,11 +150,10 @@ class TrainConfig:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)
                                   or not 1 <= v <= 32):
                 problems.append(f"{name}={v!r} (allowed: None or int 1..32)")
-        for name, low in (("epochs", 1), ("batch_size", 1), ("width", 1), ("seed", 0),
-                          ("data_seed", 0)):
+        for name, (low, high) in LIMITS.items():
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                problems.append(f"{name}={v!r} (allowed: int >= {low})")
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+                problems.append(f"{name}={v!r} (allowed: int {low}..{high})")
         if not (isinstance(self.lr, int | float) and 0 < self.lr <= FLOAT32_MAX):
             problems.append(f"lr={self.lr!r} (allowed: a number > 0 that float32 holds, "
                             f"<= {FLOAT32_MAX:.3g})")
@@ -447,6 +451,8 @@ def train(model_name: str, recipe: str, w_bits: int, a_bits: int, *, epochs: int
         raise ValueError(f"device: {device!r} is not allowed; use 'cpu' or 'cuda[:N]'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {device!r} is not available on this machine; use 'cpu'")
+    if out is not None:  # before the data is loaded: created only once training starts
+        check_folder(out, "out")
     out_dir = None if out is None else Path(out)
 
     expected = zoo.input_shape(model_name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -23,7 +24,12 @@ from quant.procedure import (
     OPTIMIZERS,
 )
 
-__all__ = ["OneLineErrorParser", "main"]
+__all__ = ["OneLineErrorParser", "main", "max_threads"]
+
+
+def max_threads() -> int:
+    """The most torch threads a run may ask for: this machine's CPUs."""
+    return os.cpu_count() or 1
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -34,6 +40,15 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see --help)\n")
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        # argparse turns ``--flag=--`` into an empty value (it drops the "--"), not an error
+        for tok in sys.argv[1:] if args is None else args:
+            if isinstance(tok, str) and tok.startswith("-") and tok.endswith("=--"):
+                self.error(f"argument {tok[:-3]}: expected one value, got '--'")
+        return super().parse_known_args(args, namespace)
 
     def fail(self, exc: BaseException) -> NoReturn:
         text = " ".join(str(exc).split()) or type(exc).__name__
@@ -106,14 +121,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError:
             parser.error(f"--fixed-act-clip: {fixed_clip!r} is not allowed; give 'max' or a "
                          "number > 0")
-    if args.threads < 1:
-        parser.error(f"--threads: {args.threads} is not allowed; must be >= 1")
+    most = max_threads()
+    if not 1 <= args.threads <= most:  # torch crashes at tens of thousands
+        parser.error(f"--threads: {args.threads} is not allowed; expected 1..{most} (the CPUs "
+                     "of this machine)")
+    if args.data_root is not None and not Path(args.data_root).is_dir():
+        parser.error(f"--data-root: {args.data_root!r} is not a folder (allowed: the folder "
+                     "holding the dataset)")
     import torch
 
     from quant import train as qtrain  # imported here: quant.train re-exports this module
 
     torch.set_num_threads(args.threads)
-    out = args.out or f"runs/{args.model}-{args.recipe}-w{args.w_bits}a{args.a_bits}-s{args.seed}"
+    out = args.out if args.out is not None else \
+        f"runs/{args.model}-{args.recipe}-w{args.w_bits}a{args.a_bits}-s{args.seed}"
     epochs = args.epochs if args.epochs is not None else (
         DIGITS_FT_EPOCHS if args.init_from else DIGITS_FP_EPOCHS)
     try:

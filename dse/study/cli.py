@@ -28,6 +28,7 @@ from dse.cli import (
     CliParser,
     check_jobs,
     check_writable,
+    folder,
     parse_bandwidths,
     run_cli,
 )
@@ -87,7 +88,7 @@ def _build_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", help="study name (see --list)")
     p.add_argument("--list", action="store_true", help="list the studies and exit")
-    p.add_argument("--out", type=Path, help="output folder (default reports/NAME)")
+    p.add_argument("--out", type=folder, help="output folder (default reports/NAME)")
     p.add_argument("--bandwidth", help="DRAM GB/s list, e.g. 8,16,32,inf or 8:256:x2,inf")
     p.add_argument("--batch", type=int, help="images per inference batch")
     p.add_argument("--arch", metavar="PRESET|FILE",

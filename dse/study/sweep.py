@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from arch.area import MAX_AREA_MM2
-from dse.cli import CliParser, float_list, int_list, parse_bandwidths, run_cli
+from dse.cli import CliParser, float_list, folder, int_list, parse_bandwidths, run_cli
 from dse.study import run_study_cli
 
 __all__ = ["main"]
@@ -63,7 +63,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--high-precision", default="configurable",
                    choices=("configurable", "bit_serial"))
     p.add_argument("--peak-scaling", default="density", choices=("density", "doubling"))
-    p.add_argument("--out", type=Path, help="output folder (default reports/sweep-MODEL-RECIPE)")
+    p.add_argument("--out", type=folder, help="output folder (default reports/sweep-MODEL-RECIPE)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--format", default="csv,parquet")
     p.add_argument("--no-cache", action="store_true")
