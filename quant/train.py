@@ -129,7 +129,7 @@ class TrainConfig:
     data_root: str | None = None
     data_seed: int = 0
     augment: bool = False
-    width: int = 1
+    width: float = 1
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -152,6 +152,10 @@ class TrainConfig:
                 problems.append(f"{name}={v!r} (allowed: None or int 1..32)")
         for name, (low, high) in LIMITS.items():
             v = getattr(self, name)
+            if name == "width":  # the zoo's channel multiplier may be fractional (0.25)
+                if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= high:
+                    problems.append(f"width={v!r} (allowed: a number in (0, {high}])")
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
                 problems.append(f"{name}={v!r} (allowed: int {low}..{high})")
         if not (isinstance(self.lr, int | float) and 0 < self.lr <= FLOAT32_MAX):
@@ -390,7 +394,7 @@ def train(model_name: str, recipe: str, w_bits: int, a_bits: int, *, epochs: int
           first_last_bits: int | None = None, shortcut_bits: int | None = None,
           init_from: str | Path | None = None, data: str = "digits",
           device: str = "cpu", data_root: str | Path | None = None,
-          overrides: Mapping[str, Any] | None = None, width: int | None = None,
+          overrides: Mapping[str, Any] | None = None, width: float | None = None,
           augment: bool = False, optimizer: str | None = None,
           weight_decay: float | None = None, clip_decay: float | None = None,
           grad_clip_norm: float | None = None, fixed_act_clip: float | str | None = None,
