@@ -145,6 +145,10 @@ class Copies:
         self._occ = np.where(occ >= 0, occ, occ.max(axis=1, keepdims=True))
         self._addr, self._line = addr, line
         self._width, self._depth = width, depth
+        # each row's first and last line (rows of a block, or a fold's rows, lie between them)
+        by_row = line.reshape(-1, width)
+        self._row_lo = np.where(by_row >= 0, by_row, np.iinfo(np.int64).max).min(axis=1)
+        self._row_hi = by_row.max(axis=1)
         # a skewed fold demands its block one diagonal per cycle, rows descending in one
         # (create_*_demand_mat skews the block: the order of F within the block)
         gl, wl = np.divmod(np.arange(depth * width, dtype=np.int64), width)
@@ -154,16 +158,28 @@ class Copies:
     def block_moves(self, win: _Window, block: int, offset: int) -> Iterator[tuple[int, int]]:
         """(fold cycle, moves) of a skewed fold streaming ``block`` (``offset`` idle cycles
         first)."""
+        if self._inside(win, block * self._depth, (block + 1) * self._depth):
+            return
         yield from self._moves(win, block * self._depth * self._width + self._block_order,
                                self._block_cycle + offset)
 
     def row_moves(self, win: _Window, block: int, r0: int, r1: int,
                   rows: int) -> Iterator[tuple[int, int]]:
         """(fold cycle, moves) of rows ``r1-1 .. r0`` of ``block``, bottom-up, one per cycle."""
+        if self._inside(win, block * self._depth + r0, block * self._depth + r1):
+            return
         j = np.arange(r1 - 1, r0 - 1, -1, dtype=np.int64)[:, None]
         idx = (block * self._depth + j) * self._width + np.arange(self._width)[None, :]
         cycle = np.broadcast_to(rows - 1 - (j - r0), idx.shape)
         yield from self._moves(win, idx.ravel(), cycle.ravel())
+
+    def _inside(self, win: _Window, g0: int, g1: int) -> bool:
+        """Whether rows g0..g1-1 lie in lines the window holds: then every entry hits."""
+        hi = int(self._row_hi[g0:g1].max())
+        if hi < 0:  # padding only
+            return True
+        lo = int(self._row_lo[g0:g1].min())
+        return (lo - win.start) % win.n + hi - lo < win.active
 
     def _moves(self, win: _Window, idx: IntArray, cycle: IntArray) -> Iterator[tuple[int, int]]:
         """Demand entries ``idx`` in order (padding skipped): an entry none of whose lines is
