@@ -173,6 +173,13 @@ def _row(study: Any, point: dict[str, Any], label: str, space: Any, wl: Any) -> 
         row[k] = v.item() if hasattr(v, "item") else v
     t = study.trials[int(best["number"])]
     row["trial"] = int(best["number"])
+    # how decisive the choice is: the fastest design of another MAC precision
+    others = done[done["mac_bits"] != best["mac_bits"]]
+    if len(others):
+        second = others.loc[others["images_per_s"].idxmax()]
+        row["runner_up"] = f"{second['mac_bits']} x {int(second['cores'])}"
+        row["margin_pct"] = 100.0 * (float(best["images_per_s"])
+                                     / float(second["images_per_s"]) - 1.0)
     row["sram_total_kib"] = float(row["sram_kib"]) * int(row["cores"])
     row["edges"] = "; ".join(edge_notes(space, t.params))
     row["layer_bits"] = json.dumps({k: v for k, v in t.params.items() if k[:2] in ("w:", "a:")})
@@ -297,9 +304,9 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     speedup = speedup_table(iso)
     head_sp = speedup[speedup["formulation"] == head]
     designs = iso[["formulation", "scheme", "dram_gbps", "mac_bits", "cores", "sram_kib",
-                   "area", "area_budget", "images_per_s", "sampler", "distinct_designs",
-                   "space_designs", "edges"]].sort_values(["formulation", "scheme",
-                                                            "dram_gbps"])
+                   "area", "area_budget", "images_per_s", "runner_up", "margin_pct", "sampler",
+                   "distinct_designs", "space_designs", "edges"]].sort_values(
+        ["formulation", "scheme", "dram_gbps"])
     mixed = results[results["kind"] == "mixed"]
     mixed_tab = mixed[["design", "formulation", "images_per_s", "accuracy_proxy",
                        "min_accuracy", "mac_bits", "cores", "sram_kib", "layer_bits", "trials",
@@ -321,6 +328,11 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                   f"{float(sp['speedup'].min()):.2f}x to {float(sp['speedup'].max()):.2f}x over "
                   "the bandwidth sweep (the paper's fixed template: 2.7x-3.1x)."]
     notes += ["", _coverage_note(iso)]
+    ties = iso[iso["margin_pct"] < 1.0]
+    if len(ties):
+        notes += ["", f"{len(ties)} of the {len(iso)} best designs beat the fastest design of "
+                  "any other MAC precision by less than 1 % (`margin_pct`, `runner_up`): there "
+                  "the MAC choice is close to a tie, whatever the table's best says."]
     edges = _edge_lines(results)
     if edges:
         notes += ["", "A best design on the edge of its space may have a better neighbour "

@@ -53,7 +53,8 @@ def _iso_rows(edges: str = "") -> list[dict]:
                              "formulation": form, "design": "searched", "images_per_s": ips,
                              "mac_bits": "2x2", "cores": 8, "sram_kib": 256.0, "area": 13.0,
                              "area_budget": 14.0, "sampler": "grid", "trials": 7,
-                             "distinct_designs": 7, "space_designs": 7, "edges": edges})
+                             "distinct_designs": 7, "space_designs": 7, "edges": edges,
+                             "runner_up": "4x4 x 45", "margin_pct": 5.0})
     return rows
 
 
@@ -94,6 +95,12 @@ def test_summary_names_the_formulations_coverage_and_edges():
     edgy = s.summarize(pd.DataFrame(_iso_rows(note) + MIXED_ROWS), dict(s.PARAMS))
     assert edgy.notes.count(note) == 8  # one warning per best design on the edge
     assert "Edge of the space" in edgy.notes
+    # near-ties with another MAC precision are called out, and only they
+    assert "close to a tie" not in quiet.notes
+    tied = [{**r, "margin_pct": 0.5} if r["dram_gbps"] == 8.0 else r for r in _iso_rows()]
+    notes = s.summarize(pd.DataFrame(tied + MIXED_ROWS), dict(s.PARAMS)).notes
+    assert "4 of the 8 best designs beat the fastest design of any other MAC precision by " \
+        "less than 1 %" in notes
 
 
 # -- evaluate() and _uniform_baseline() on a tiny configuration --------------------------------
@@ -180,6 +187,8 @@ def test_evaluate_best_designs_fit_the_budget_and_are_what_they_claim(tiny_rows)
         # ... and it is the fastest design of the space (brute force)
         speeds = _every_design(wl, TINY["mac_bits"], row["formulation"])
         assert row["images_per_s"] == pytest.approx(max(speeds.values()))
+        runner_up = max(v for (mac, _), v in speeds.items() if mac != row["mac_bits"])
+        assert row["margin_pct"] == pytest.approx(100 * (row["images_per_s"] / runner_up - 1))
 
 
 def test_summary_speedup_of_evaluated_rows_is_the_ratio_of_best_images_per_s(tiny_rows):
