@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from dse.sim.scalesim_fetch import Window
 
 __all__ = ["ConvWindows", "Copies", "ifmap_addresses"]
 
@@ -112,15 +113,6 @@ def ifmap_addresses(conv: ConvWindows, m: int, k: int, dataflow: str, blocks: in
     return addr.reshape(shape), np.broadcast_to(slot, addr.shape).reshape(shape)
 
 
-class _Window(Protocol):
-    """The circular active window of a read buffer (scalesim_tiles._Window)."""
-
-    start: int
-    n: int
-    active: int
-    step: int
-
-
 class Copies:
     """An operand whose addresses repeat: each entry's buffer lines (one per copy) and the
     order in which a fold demands its entries, to replay ``service_reads`` entry by entry.
@@ -155,7 +147,7 @@ class Copies:
         order = np.lexsort((-gl, gl + wl)) if diag else np.arange(depth * width)
         self._block_order, self._block_cycle = order, (gl + wl)[order]
 
-    def block_moves(self, win: _Window, block: int, offset: int) -> Iterator[tuple[int, int]]:
+    def block_moves(self, win: Window, block: int, offset: int) -> Iterator[tuple[int, int]]:
         """(fold cycle, moves) of a skewed fold streaming ``block`` (``offset`` idle cycles
         first)."""
         if self._inside(win, block * self._depth, (block + 1) * self._depth):
@@ -163,7 +155,7 @@ class Copies:
         yield from self._moves(win, block * self._depth * self._width + self._block_order,
                                self._block_cycle + offset)
 
-    def row_moves(self, win: _Window, block: int, r0: int, r1: int,
+    def row_moves(self, win: Window, block: int, r0: int, r1: int,
                   rows: int) -> Iterator[tuple[int, int]]:
         """(fold cycle, moves) of rows ``r1-1 .. r0`` of ``block``, bottom-up, one per cycle."""
         if self._inside(win, block * self._depth + r0, block * self._depth + r1):
@@ -173,7 +165,7 @@ class Copies:
         cycle = np.broadcast_to(rows - 1 - (j - r0), idx.shape)
         yield from self._moves(win, idx.ravel(), cycle.ravel())
 
-    def _inside(self, win: _Window, g0: int, g1: int) -> bool:
+    def _inside(self, win: Window, g0: int, g1: int) -> bool:
         """Whether rows g0..g1-1 lie in lines the window holds: then every entry hits."""
         hi = int(self._row_hi[g0:g1].max())
         if hi < 0:  # padding only
@@ -181,7 +173,7 @@ class Copies:
         lo = int(self._row_lo[g0:g1].min())
         return (lo - win.start) % win.n + hi - lo < win.active
 
-    def _moves(self, win: _Window, idx: IntArray, cycle: IntArray) -> Iterator[tuple[int, int]]:
+    def _moves(self, win: Window, idx: IntArray, cycle: IntArray) -> Iterator[tuple[int, int]]:
         """Demand entries ``idx`` in order (padding skipped): an entry none of whose lines is
         in the window moves it on by ``step`` lines until the first copy comes in
         (service_reads' while-not-hit loop)."""

@@ -24,13 +24,8 @@ from pathlib import Path
 import pytest
 from scalesim_peer import ConvLayer, GemmLayer, run_scalesim, scalesim_unusable_reason
 
-from dse.sim.scalesim_tiles import (
-    ConvWindows,
-    Tile,
-    _Layout,
-    dram_traffic_words,
-    scalesim_tiles,
-)
+from dse.sim.scalesim_fetch import Layout
+from dse.sim.scalesim_tiles import ConvWindows, Tile, dram_traffic_words, scalesim_tiles
 from dse.sim.systolic import compute_cycles
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "scalesim_bw"
@@ -212,14 +207,14 @@ def test_tiles_sum_to_compute_cycles_and_dram_traffic(m: int, n: int, k: int, ro
 
 @pytest.mark.parametrize("diag", [True, False])
 def test_fetch_positions_match_an_explicit_roll_out(diag: bool) -> None:
-    # the closed forms of _Layout against the matrices built entry by entry, as
+    # the closed forms of Layout against the matrices built entry by entry, as
     # create_*_prefetch_mat does: blocks stacked, the last block's columns from valid_w padded,
     # then read diagonal by diagonal (rows descending within one) or row by row
     for blocks, depth, width, valid_w in itertools.product((1, 3), (1, 4, 7), (1, 5, 8),
                                                            (1, 3, 5)):
         if valid_w > width:
             continue
-        lay = _Layout(blocks, depth, width, valid_w, diag)
+        lay = Layout(blocks, depth, width, valid_w, diag)
         rows = blocks * depth
         if diag:
             order = [(g, d - g) for d in range(rows + width)
