@@ -655,11 +655,14 @@ def plan_scalesim(layer: Layer, acc: Accelerator) -> tuple[LayerPlan, tuple[Tile
         return max(2, nbytes * 8 // bits)
 
     # SCALE-Sim's im2col of the padded input: where windows run off it (an output size rounded
-    # up, as SCALE-Sim's own ceil((H - R + S) / S)), their ifmap entries are padding, not data
+    # up, as SCALE-Sim's own ceil((H - R + S) / S)), their ifmap entries are padding, not data;
+    # where they overlap, input addresses repeat. SCALE-Sim has no dilation: a dilated layer
+    # runs as a GEMM with unique addresses
     dims = (layer.h + 2 * layer.padding[0], layer.w + 2 * layer.padding[1], layer.r, layer.s,
             *layer.stride, layer.ho, layer.wo)
     conv = None
-    if min(dims) >= 1 and k % (layer.r * layer.s) == 0 and m % (layer.ho * layer.wo) == 0:
+    if (min(dims) >= 1 and k % (layer.r * layer.s) == 0 and m % (layer.ho * layer.wo) == 0
+            and tuple(layer.meta.get("dilation", (1, 1))) == (1, 1)):
         conv = ConvWindows(*dims, channels=k // (layer.r * layer.s))
 
     tiles = scalesim_tiles(m, n, k, rows=acc.rows, cols=acc.cols, dataflow=acc.dataflow,
