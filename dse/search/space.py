@@ -343,10 +343,23 @@ SEARCHED_FIELDS = ("cores", "rows", "cols", "mac_bits", "sram_kib", "dram_gbps",
 
 
 def base_fields(acc: Accelerator) -> tuple[tuple[str, Any], ...]:
-    """``SearchSpace.base`` of a design: its fields but `SEARCHED_FIELDS`."""
+    """``SearchSpace.base`` of a design: its fields but `SEARCHED_FIELDS` (and its empty
+    ``core_groups``), lists as tuples (the base is hashable: templates are cached on it).
+
+    A design with core groups is refused: the search sizes homogeneous designs (one array shape,
+    one MAC precision), which a heterogeneous base would contradict."""
     from arch.io import to_dict
 
-    return tuple((k, v) for k, v in to_dict(acc).items() if k not in SEARCHED_FIELDS)
+    if getattr(acc, "core_groups", ()):
+        raise ValueError(f"core_groups=({len(acc.core_groups)} groups) is not allowed in the "
+                         "search's base design; expected a homogeneous design (the search sets "
+                         "the cores, array and MAC precision itself)")
+    return tuple((k, _hashable(v)) for k, v in to_dict(acc).items()
+                 if k not in SEARCHED_FIELDS and k != "core_groups")
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
 
 
 @lru_cache(maxsize=16)

@@ -267,3 +267,21 @@ def test_cli_bad_formulation_flags_exit_2(tmp_path, capsys, args, flag):
     assert len(err) == 1
     assert err[0].startswith("error:")
     assert flag in err[0]
+
+
+# -- base designs ---------------------------------------------------------------------------------
+def test_a_preset_base_is_hashable_and_a_grouped_one_is_refused():
+    import dataclasses
+
+    from arch.groups import CoreGroup
+    from dse.search.space import base_fields
+
+    base = base_fields(sysml19(2))
+    hash(base)  # templates are cached on it
+    space = dataclasses.replace(_fixed(), base=base)
+    d = _suggest(space, {"mac_bits": "2x2", "array": "8x64"})
+    assert d.accelerator.cores == sysml19((2, 2), peak_scaling="density").cores
+    grouped = dataclasses.replace(sysml19(2), cores=8,
+                                  core_groups=(CoreGroup(6), CoreGroup(2, mac_bits=16)))
+    with pytest.raises(ValueError, match="core_groups="):
+        base_fields(grouped)
