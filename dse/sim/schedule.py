@@ -126,8 +126,11 @@ def _hosts(workload: Workload, nodes: dict[str, _Node]) -> dict[str, str]:
 
 
 def user_stages(stages: Any, workload: Workload, nodes: dict[str, _Node], order: list[str],
-                n_groups: int) -> dict[str, int]:
-    """Validate ``stages={layer name: group}`` and return it per schedulable node."""
+                n_groups: int, *, forward: bool = True) -> dict[str, int]:
+    """Validate ``stages={layer name: group}`` and return it per schedulable node. ``forward``
+    (a pipeline): a layer's group may not precede its inputs' groups. One image at a time
+    (``layer_by_layer``) a tensor may go back to an earlier group - e.g. the last layer on the
+    group that ran the first."""
     if not isinstance(stages, dict) or not stages:
         raise ValueError(f"stages={stages!r} is not allowed; expected a non-empty mapping "
                          "{layer name: core-group index}")
@@ -151,7 +154,7 @@ def user_stages(stages: Any, workload: Workload, nodes: dict[str, _Node], order:
         raise ValueError(f"stages: layer(s) {', '.join(map(repr, missing[:5]))}"
                          f"{' ...' if len(missing) > 5 else ''} are unmapped; expected every "
                          f"layer of {workload.name!r} mapped to a core group")
-    for n in layers:
+    for n in layers if forward else ():
         for p in nodes[n].preds:
             if p in out and out[p] > out[n]:
                 raise ValueError(f"stages[{n!r}]={out[n]} is not allowed; it reads {p!r} on "
@@ -294,7 +297,8 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
                              "every core group runs whole images")
         assign = None
     elif stages is not None:
-        assign = user_stages(stages, workload, nodes, order, len(gaccs))
+        assign = user_stages(stages, workload, nodes, order, len(gaccs),
+                             forward=schedule == "pipeline")
     else:
         assign = balance(nodes, order, gaccs, options)
     via_noc = acc.noc != "none" and assign is not None and len(gaccs) > 1

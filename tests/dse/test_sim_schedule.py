@@ -197,6 +197,15 @@ def test_heterogeneous_groups_run_first_and_last_layers_at_their_precision() -> 
     assert pf["L0"] == 1.0
     assert pf["L2"] > 1.0  # L2 runs on the 2-bit group, above its precision
     assert r.layers.set_index("name")["core_group"].tolist() == [0, 1, 1]
+    # one image at a time the last layer may go back to the 16-bit group (not in a pipeline)
+    back = simulate(wl, acc, batch=2, schedule="layer_by_layer",
+                    stages={"L0": 0, "L1": 1, "L2": 0})
+    assert back.layers.set_index("name")["precision_factor"]["L2"] == 1.0
+    t = [alone(wl, f"L{i}", g) for i, g in ((0, acc.groups()[0]), (1, acc.groups()[1]),
+                                              (2, acc.groups()[0]))]
+    assert back.images_per_s == pytest.approx(1 / sum(t), rel=1e-9)
+    with pytest.raises(ValueError, match=r"a pipeline only flows forward"):
+        simulate(wl, acc, batch=2, schedule="pipeline", stages={"L0": 0, "L1": 1, "L2": 0})
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
