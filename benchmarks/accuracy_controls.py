@@ -1,0 +1,112 @@
+"""Accuracy benchmark with negative controls (issue 13 item 2): regenerates
+docs/quant_accuracy/controls.md.
+
+    python benchmarks/accuracy_controls.py --out docs/quant_accuracy \
+        --cache runs/accuracy_controls --seeds 8 --jobs 2
+
+Trains digits_cnn with every layer at W2A2 from random weights: full precision, each recipe
+that a negative control breaks, and each control (quant/controls.py: the recipe with one
+known-wrong formula swapped in), on the same seeds; reports each control's accuracy loss with a
+one-sided paired t-test across seeds, the W2A2-vs-FP gap, wall and CPU time, and plots every
+learned quantizer parameter against its decay-only value. Results are cached per
+(arm, seed) under ``--cache`` (atomic writes): rerunning resumes. ``--quick`` trains one epoch
+per run (plumbing only, detects nothing); ``--split val`` scores on the validation fifth of
+the training images, the split on which the protocol was chosen. Bad arguments: one
+``error:`` line on stderr, exit status 2, nothing created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import resource
+import shlex
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    from quant import controls
+
+    p = _Parser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--out", default="docs/quant_accuracy", help="report folder")
+    p.add_argument("--cache", default="runs/accuracy_controls", help="per-run result cache")
+    p.add_argument("--seeds", type=int, default=10, help="number of seeds 0..N-1 (>= 2)")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes")
+    p.add_argument("--controls", default=",".join(controls.CONTROLS),
+                   help="comma-separated subset of the negative controls")
+    p.add_argument("--split", default="test", help="test (the report) or val")
+    p.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
+    p.add_argument("--width", type=float, default=None,
+                   help="override the protocol's network width (0.25)")
+    p.add_argument("--quick", action="store_true", help="one epoch per run (plumbing test)")
+    args = p.parse_args(argv)
+    if args.seeds < 2:
+        p.error(f"--seeds={args.seeds} (allowed: >= 2, a paired test needs two seeds)")
+    if args.jobs < 1:
+        p.error(f"--jobs={args.jobs} (allowed: >= 1)")
+    if args.split not in ("test", "val"):
+        p.error(f"--split={args.split!r} (allowed: test, val)")
+    names = [c for c in args.controls.split(",") if c]
+    bad = [c for c in names if c not in controls.CONTROLS]
+    if bad or not names:
+        p.error(f"--controls={args.controls!r} (allowed: a comma-separated subset of "
+                f"{', '.join(controls.CONTROLS)})")
+    args.control_names = names
+    from quant import benchmark as bench
+
+    protocol = dataclasses.replace(bench.QUICK if args.quick else bench.STANDARD,
+                                   eval_split=args.split)
+    for flag, field in (("--epochs", "epochs"), ("--width", "width")):
+        value = getattr(args, field)
+        if value is not None:
+            try:
+                protocol = dataclasses.replace(protocol, **{field: value})
+            except ValueError as err:
+                p.error(f"{flag}: {err}")
+    args.protocol = protocol
+    for flag, value in (("--out", args.out), ("--cache", args.cache)):
+        path = Path(value)
+        if path.exists() and not path.is_dir():
+            p.error(f"{flag}={value!r} is a file (allowed: a folder, created if missing)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    from quant import benchmark as bench
+    from quant.benchmark_report import write_report
+
+    protocol = args.protocol
+    arms = bench.arms_for(args.control_names)
+    seeds = list(range(args.seeds))
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        results = bench.run_benchmark(protocol, arms, seeds, args.cache, jobs=args.jobs,
+                                      progress=lambda m: print(m, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        print("error: interrupted; finished runs stay cached, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c0 + children.ru_utime + children.ru_stime
+    command = "python benchmarks/accuracy_controls.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv)
+    path = write_report(results, protocol, arms, seeds, args.out, command=command.strip(),
+                        wall_s=time.perf_counter() - t0, cpu_s=cpu,
+                        train_cpu_s=sum(r["cpu_s"] for r in results.values()), jobs=args.jobs)
+    print(path.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

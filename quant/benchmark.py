@@ -1,0 +1,329 @@
+"""An accuracy benchmark that can fail: every quantizer formula against its known-wrong variant.
+
+The protocol (:class:`Protocol`) trains a capacity-limited ``digits_cnn`` (quarter width:
+4-8-16 channels, ~1.7 k weights) with EVERY layer quantized at W2A2 (the first conv and the
+classifier included, ``first_last_bits=2``) from random weights. At full width digits is so easy
+for the network that a wrong weight scale costs nothing measurable; at quarter width every
+quantization error costs accuracy. Training from random weights makes each quantizer track
+weights and activations whose statistics move, which is what SAWB's per-step Eq. 7 and LLSQ's
+simulated gradient exist for; a fine-tune from full-precision weights (quant.table's protocol)
+barely exercises them. Each recipe follows its own :class:`~quant.procedure.Procedure`
+(``lr_scratch``, decays, phases). The protocol was chosen on the validation split
+(docs/quant_accuracy/controls.md, "How the protocol was chosen").
+
+For every seed it trains one arm per:
+
+* ``fp32``, the full-precision network (the W2A2-vs-FP gap);
+* each recipe a control breaks (``lsq``, ``pact_sawb``, ``llsq``, ``crelu_binary``), correct;
+* each negative control of :mod:`quant.controls`, the same recipe with the wrong formula
+  swapped in.
+
+A control and its correct recipe share the seed (same initial weights, data order and first
+batch), so the comparison is paired: :func:`paired_t_test` is the one-sided paired t-test of
+"the control's accuracy is lower" across seeds; :func:`holm` adjusts the family of p-values.
+
+Every (arm, seed) result is cached as one JSON file (written atomically) under a folder named
+by the protocol's hash, so an interrupted benchmark resumes where it stopped and a changed
+protocol never reuses old runs. :mod:`quant.benchmark_report` writes the report;
+``benchmarks/accuracy_controls.py`` is the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from quant import controls
+
+__all__ = [
+    "FP_ARM",
+    "QUICK",
+    "STANDARD",
+    "PairedTest",
+    "Protocol",
+    "arms_for",
+    "holm",
+    "load_results",
+    "paired_t_test",
+    "run_arm",
+    "run_benchmark",
+]
+
+FP_ARM = "fp32"
+RESULT_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Protocol:
+    """What one benchmark run trains (everything that changes a result is here).
+
+    Attributes:
+        model: zoo model.
+        width: its channel multiplier (``workloads.zoo``; 0.25: quarter width).
+        w_bits, a_bits: bits of every quantized arm.
+        first_last_bits: bits of the first and last layers (2: all layers quantized).
+        epochs: training epochs from random weights.
+        batch_size: SGD batch size.
+        eval_split: ``"test"`` (the report) or ``"val"`` (choosing the protocol: trains on
+            the fit split and scores on the held-out fifth of the training images).
+        data: data set name (``quant.data.DATASETS``).
+    """
+
+    model: str = "digits_cnn"
+    width: float = 0.25
+    w_bits: int = 2
+    a_bits: int = 2
+    first_last_bits: int = 2
+    epochs: int = 10
+    batch_size: int = 32
+    eval_split: str = "test"
+    data: str = "digits"
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name, low, high in (("w_bits", 2, 4), ("a_bits", 2, 4), ("first_last_bits", 2, 32),
+                                ("epochs", 1, 1000), ("batch_size", 1, 1 << 16)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+                problems.append(f"{name}={v!r} (allowed: int {low}..{high})")
+        if isinstance(self.width, bool) or not isinstance(self.width, int | float) or not (
+                0 < self.width <= 64):
+            problems.append(f"width={self.width!r} (allowed: a number in (0, 64])")
+        if self.eval_split not in ("test", "val"):
+            problems.append(f"eval_split={self.eval_split!r} (allowed: test, val)")
+        if problems:
+            raise ValueError("invalid benchmark protocol: " + "; ".join(problems))
+
+    def key(self) -> str:
+        """Short stable hash of the protocol: the cache folder of its results."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+STANDARD = Protocol()
+"""The reported protocol (docs/quant_accuracy/controls.md)."""
+QUICK = Protocol(epochs=1)
+"""One epoch: the plumbing end to end in seconds (tests, ``--quick``); detects nothing."""
+
+
+def arms_for(control_names: Iterable[str]) -> list[str]:
+    """``fp32``, the correct recipes the controls break, then the controls (validated)."""
+    names = list(control_names)
+    for n in names:
+        if n not in controls.CONTROLS:
+            raise ValueError(f"control={n!r} is not a negative control; allowed: "
+                             f"{', '.join(controls.CONTROLS)}")
+    recipes = list(dict.fromkeys(controls.CONTROLS[n].recipe for n in names))
+    return [FP_ARM, *recipes, *dict.fromkeys(names)]
+
+
+def _arm_recipe(arm: str) -> str:
+    return controls.CONTROLS[arm].recipe if arm in controls.CONTROLS else arm
+
+
+def _result_path(cache: Path, protocol: Protocol, arm: str, seed: int) -> Path:
+    return cache / protocol.key() / f"{arm}-s{seed}.json"
+
+
+def _curves(model: Any, metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every 0-dim learned quantizer parameter: its per-epoch values, start, optimizer group
+    and decay-only values (``quant.train.decay_only_curve`` for clipping levels; a step in the
+    ``"scale"`` group takes no decay, so its decay-only value stays at the start)."""
+    from quant import hooks
+    from quant import train as qtrain
+
+    group = {f"{qn}.{pn}": q.param_group() for qn, q in hooks.quantizers(model)
+             for pn, p in q.named_parameters(recurse=False) if p.dim() == 0}
+    out = {}
+    for name, values in metrics["param_curves"].items():
+        g = group.get(name, "weights")
+        start = metrics["param_start"][name]
+        decay_only = (qtrain.decay_only_curve(metrics, name) if g == "clip"
+                      else [start] * len(values))
+        out[name] = {"group": g, "start": start, "values": values, "decay_only": decay_only}
+    return out
+
+
+def run_arm(arm: str, seed: int, protocol: Protocol) -> dict[str, Any]:
+    """Train one arm at one seed (in this process, one torch thread) and return its result."""
+    import torch
+
+    from quant import train as qtrain
+
+    recipe = _arm_recipe(arm)
+    fp = recipe == FP_ARM
+    names = (arm,) if arm in controls.CONTROLS else ()
+    torch.set_num_threads(1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with controls.swapped_in(*names):
+        res = qtrain.train(protocol.model, recipe, 32 if fp else protocol.w_bits,
+                           32 if fp else protocol.a_bits, epochs=protocol.epochs,
+                           batch_size=protocol.batch_size, seed=seed, data=protocol.data,
+                           width=protocol.width,
+                           first_last_bits=None if fp else protocol.first_last_bits,
+                           eval_split=protocol.eval_split)
+    m = res.metrics
+    ev = protocol.eval_split
+    accuracy = float(m[f"{ev}_accuracy"])
+    return {
+        "format": RESULT_FORMAT, "protocol": dataclasses.asdict(protocol), "arm": arm,
+        "recipe": recipe, "control": arm if names else None, "seed": seed,
+        "accuracy": accuracy, "loss": float(m[f"{ev}_loss"]),
+        "accuracy_curve": m[f"{ev}_accuracy_curve"], "diverged": not math.isfinite(accuracy),
+        "lr": m["lr"], "clip_decay": m["clip_decay"], "weight_decay": m["weight_decay"],
+        "curves": _curves(res.model, m),
+        "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+    }
+
+
+def _warm_up(data: str) -> None:
+    """Import what the first ``quant.train.train`` call of a process would import (scikit-learn
+    for the digits, torch's compiler stack for the optimizer: ~9 s of CPU on this machine), so
+    each run's ``cpu_s`` measures its training, not the imports."""
+    import torch
+
+    from quant import data as qdata
+
+    torch.set_num_threads(1)
+    if data == "digits":
+        qdata.load(data, "train")
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
+def _run_and_store(arm: str, seed: int, protocol: Protocol, path: str) -> dict[str, Any]:
+    from quant.checkpoints import _write_json
+
+    result = run_arm(arm, seed, protocol)
+    _write_json(Path(path), result)
+    return result
+
+
+def load_results(cache: str | Path, protocol: Protocol, arms: Sequence[str],
+                 seeds: Sequence[int]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The cached results of ``protocol`` for ``arms`` x ``seeds`` that exist (unreadable or
+    foreign files are skipped, so they are retrained)."""
+    found = {}
+    for arm in arms:
+        for seed in seeds:
+            path = _result_path(Path(cache), protocol, arm, seed)
+            try:
+                r = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if r.get("format") == RESULT_FORMAT and r.get("protocol") == dataclasses.asdict(
+                    protocol) and r.get("arm") == arm and r.get("seed") == seed:
+                found[(arm, seed)] = r
+    return found
+
+
+def run_benchmark(protocol: Protocol, arms: Sequence[str], seeds: Sequence[int],
+                  cache: str | Path, *, jobs: int = 2,
+                  progress: Callable[[str], None] | None = None,
+                  ) -> dict[tuple[str, int], dict[str, Any]]:
+    """Every ``(arm, seed)`` result, training those not cached yet in ``jobs`` worker
+    processes (``jobs=1``: in this process). Each result is stored as soon as it finishes."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r} (allowed: int >= 1)")
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds={list(seeds)!r} (allowed: one or more ints >= 0)")
+    cache = Path(cache)
+    done = load_results(cache, protocol, arms, seeds)
+    todo = [(a, s) for s in seeds for a in arms if (a, s) not in done]
+    say = progress or (lambda _msg: None)
+    say(f"{len(done)} of {len(arms) * len(seeds)} runs cached in {cache / protocol.key()}; "
+        f"training {len(todo)}")
+
+    def record(k: int, arm: str, seed: int, r: dict[str, Any]) -> None:
+        done[(arm, seed)] = r
+        say(f"[{k}/{len(todo)}] {arm} seed {seed}: accuracy {100 * r['accuracy']:.2f} % "
+            f"({r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU)")
+
+    paths = {(a, s): str(_result_path(cache, protocol, a, s)) for a, s in todo}
+    if todo:
+        _warm_up(protocol.data)
+    if jobs == 1 or len(todo) <= 1:
+        for k, (a, s) in enumerate(todo, 1):
+            record(k, a, s, _run_and_store(a, s, protocol, paths[(a, s)]))
+        return done
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn"),
+                             initializer=_warm_up, initargs=(protocol.data,)) as pool:
+        futures = {pool.submit(_run_and_store, a, s, protocol, paths[(a, s)]): (a, s)
+                   for a, s in todo}
+        for k, fut in enumerate(as_completed(futures), 1):
+            a, s = futures[fut]
+            record(k, a, s, fut.result())
+    return done
+
+
+# ---- statistics ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PairedTest:
+    """One-sided paired comparison of ``reference`` against ``treated`` over seeds.
+
+    Attributes:
+        n: number of pairs.
+        mean_delta, sd_delta: mean and sample standard deviation (ddof 1) of
+            d_i = reference_i - treated_i (positive: the treated arm is worse).
+        t: the paired t statistic mean(d) / (sd(d) / sqrt(n)) (inf when sd = 0 < mean).
+        p_value: P(T_{n-1} >= t), the one-sided p-value of H1 "mean(d) > 0".
+        p_wilcoxon: one-sided exact Wilcoxon signed-rank p-value (zero differences dropped;
+            1 when every difference is zero), a rank-based cross-check of the t-test.
+    """
+
+    n: int
+    mean_delta: float
+    sd_delta: float
+    t: float
+    p_value: float
+    p_wilcoxon: float
+
+
+def paired_t_test(reference: Sequence[float], treated: Sequence[float]) -> PairedTest:
+    """One-sided paired t-test (H1: reference > treated) and the Wilcoxon cross-check.
+
+    t = mean(d) / (s_d / sqrt(n)) with d = reference - treated and s_d the ddof-1 standard
+    deviation; p = sf of Student's t with n - 1 degrees of freedom at t. Degenerate s_d = 0:
+    p = 0 if mean(d) > 0, else 1."""
+    from scipy import stats
+
+    if len(reference) != len(treated):
+        raise ValueError(f"paired samples differ in length: {len(reference)} != {len(treated)}")
+    n = len(reference)
+    if n < 2:
+        raise ValueError(f"n={n} pairs (allowed: >= 2 for a t-test)")
+    d = [float(r) - float(t) for r, t in zip(reference, treated)]
+    if not all(math.isfinite(x) for x in d):
+        raise ValueError(f"paired differences must be finite, got {d}")
+    mean = sum(d) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    if sd == 0.0:
+        t, p = (math.inf, 0.0) if mean > 0 else (math.nan if mean == 0 else -math.inf, 1.0)
+    else:
+        t = mean / (sd / math.sqrt(n))
+        p = float(stats.t.sf(t, n - 1))
+    nonzero = [x for x in d if x != 0.0]
+    p_w = float(stats.wilcoxon(nonzero, alternative="greater").pvalue) if nonzero else 1.0
+    return PairedTest(n, mean, sd, t, p, p_w)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in input order."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

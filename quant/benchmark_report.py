@@ -1,0 +1,231 @@
+"""The report of the negative-control benchmark (:mod:`quant.benchmark`): tables, statistics,
+learned-parameter trajectory plots and the markdown page.
+
+:func:`summarize` turns the per-(arm, seed) results into one row per control (paired one-sided
+t-test of correct minus control across seeds, Holm-adjusted too) and one row per recipe for the
+W2A2-vs-FP gap; :func:`plot_trajectories` draws every learned 0-dim quantizer parameter of the
+correct recipes per epoch next to its decay-only value; :func:`write_report` writes
+``controls.md``, ``controls_runs.csv`` and the plots (PNG + SVG).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quant import controls
+from quant.benchmark import FP_ARM, PairedTest, Protocol, holm, paired_t_test
+
+__all__ = ["ALPHA", "Comparison", "plot_trajectories", "summarize", "write_report"]
+
+ALPHA = 0.05
+"""Significance level of a detection (one-sided)."""
+
+Results = Mapping[tuple[str, int], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One paired comparison: ``reference`` (correct recipe, or FP) against ``treated``.
+
+    Attributes:
+        treated, reference: arm names.
+        label: human description.
+        reference_mean, treated_mean: mean accuracy (0..1) over the seeds.
+        test: the paired one-sided test of reference > treated.
+        p_holm: Holm-adjusted p-value within its family (the controls, or the gaps).
+        loss_test: the same paired test on the test cross-entropy (treated > reference), a
+            secondary, more sensitive reading of the same predictions.
+    """
+
+    treated: str
+    reference: str
+    label: str
+    reference_mean: float
+    treated_mean: float
+    test: PairedTest
+    p_holm: float
+    loss_test: PairedTest
+
+    @property
+    def detected(self) -> bool:
+        return self.test.p_value < ALPHA
+
+
+def _compare(results: Results, pairs: Sequence[tuple[str, str, str]],
+             seeds: Sequence[int]) -> list[Comparison]:
+    rows = []
+    for treated, reference, label in pairs:
+        ref = [float(results[(reference, s)]["accuracy"]) for s in seeds]
+        trt = [float(results[(treated, s)]["accuracy"]) for s in seeds]
+        loss = paired_t_test([float(results[(treated, s)]["loss"]) for s in seeds],
+                             [float(results[(reference, s)]["loss"]) for s in seeds])
+        rows.append((treated, reference, label, ref, trt, loss, paired_t_test(ref, trt)))
+    adjusted = holm([r[-1].p_value for r in rows]) if rows else []
+    return [Comparison(t, r, lab, sum(ref) / len(ref), sum(trt) / len(trt), test, ph, loss)
+            for (t, r, lab, ref, trt, loss, test), ph in zip(rows, adjusted)]
+
+
+def summarize(results: Results, arms: Sequence[str],
+              seeds: Sequence[int]) -> tuple[list[Comparison], list[Comparison]]:
+    """``(controls, gaps)``: each control against its correct recipe, and FP against each
+    correct recipe (the W2A2 loss), over ``seeds``."""
+    ctrl = [a for a in arms if a in controls.CONTROLS]
+    recipes = [a for a in arms if a != FP_ARM and a not in controls.CONTROLS]
+    control_pairs = [(c, controls.CONTROLS[c].recipe, controls.CONTROLS[c].label) for c in ctrl]
+    gap_pairs = [(r, FP_ARM, f"{r} W2A2 vs full precision") for r in recipes]
+    return _compare(results, control_pairs, seeds), _compare(results, gap_pairs, seeds)
+
+
+def plot_trajectories(results: Results, recipes: Sequence[str], seed: int,
+                      out_stem: Path) -> list[Path]:
+    """One panel per recipe: each learned 0-dim quantizer parameter per epoch (solid, the
+    start at epoch 0) and its decay-only value (dashed, same colour). Writes PNG and SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(r, results[(r, seed)]["curves"]) for r in recipes
+              if (r, seed) in results and results[(r, seed)]["curves"]]
+    if not panels:
+        return []
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (recipe, curves) in zip(axes[0], panels):
+        for k, (name, c) in enumerate(sorted(curves.items())):
+            color = plt.get_cmap("tab20")(k % 20)
+            xs = list(range(len(c["values"]) + 1))
+            ax.plot(xs, [c["start"], *c["values"]], color=color, lw=1.4,
+                    label=f"{name} ({c['group']})")
+            ax.plot(xs, [c["start"], *c["decay_only"]], color=color, lw=1.0, ls="--")
+        ax.set_yscale("log")
+        ax.set_title(f"{recipe} (seed {seed})", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(True, which="both", lw=0.3, alpha=0.5)
+        ax.legend(fontsize=5, loc="best")
+    axes[0][0].set_ylabel("value (solid: learned, dashed: decay only)")
+    fig.tight_layout()
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def _trajectory_rows(results: Results, recipes: Sequence[str],
+                     seeds: Sequence[int]) -> list[str]:
+    """Markdown rows: per recipe and parameter, mean over seeds of start, end, decay-only end,
+    and how far the end is from decay-only relative to the start."""
+    rows = []
+    for r in recipes:
+        names = sorted(results[(r, seeds[0])]["curves"]) if (r, seeds[0]) in results else []
+        for name in names:
+            cs = [results[(r, s)]["curves"][name] for s in seeds if (r, s) in results]
+            start = sum(c["start"] for c in cs) / len(cs)
+            end = sum(c["values"][-1] for c in cs) / len(cs)
+            do = sum(c["decay_only"][-1] for c in cs) / len(cs)
+            moved = sum(abs(c["values"][-1] - c["decay_only"][-1]) / abs(c["start"])
+                        for c in cs) / len(cs)
+            rows.append(f"| {r} | {name} | {cs[0]['group']} | {start:.4g} | {end:.4g} | "
+                        f"{do:.4g} | {100 * moved:.1f} |")
+    return rows
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def write_report(results: Results, protocol: Protocol, arms: Sequence[str],
+                 seeds: Sequence[int], out: str | Path, *, command: str, wall_s: float,
+                 cpu_s: float, train_cpu_s: float, jobs: int) -> Path:
+    """Write ``OUT/controls.md``, ``OUT/controls_runs.csv`` and
+    ``OUT/controls_trajectories.{png,svg}``; returns the markdown path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctrl, gaps = summarize(results, arms, seeds)
+    recipes = [g.treated for g in gaps]
+    with (out / "controls_runs.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arm", "recipe", "control", "seed", "accuracy", "loss", "wall_s", "cpu_s"])
+        for (arm, seed), r in sorted(results.items(), key=lambda kv: (arms.index(kv[0][0]),
+                                                                       kv[0][1])):
+            w.writerow([arm, r["recipe"], r["control"] or "", seed, f"{r['accuracy']:.6f}",
+                        f"{r['loss']:.6f}", f"{r['wall_s']:.2f}", f"{r['cpu_s']:.2f}"])
+    plots = plot_trajectories(results, recipes, seeds[0], out / "controls_trajectories")
+    found = sum(c.detected for c in ctrl)
+    pr = protocol
+    md = [
+        "# Negative controls: can the accuracy benchmark tell a right formula from a wrong one?",
+        "",
+        f"Protocol: `{pr.model}` at width {pr.width:g} on {pr.data} ({pr.eval_split} split "
+        "scored; the protocol was chosen on the validation split, see "
+        "docs/quant_accuracy/controls_protocol.md), EVERY layer "
+        f"quantized at W{pr.w_bits}A{pr.a_bits} (first and last layers {pr.first_last_bits} "
+        f"bits), trained from random weights for {pr.epochs} epochs (batch {pr.batch_size}) "
+        "under each recipe's own procedure (quant/procedure.py); seeds "
+        f"{', '.join(map(str, seeds))}. A control is the correct recipe with one known-wrong "
+        "formula swapped in (quant/controls.py), trained on the same seeds: same initial "
+        "weights, data order and calibration batch. Accuracy is the last epoch's.",
+        "",
+        f"Test: one-sided paired t-test across the {len(seeds)} seeds of (correct - control) "
+        f"accuracy, H1: the control is worse; detected at p < {ALPHA}. p (Holm) adjusts for "
+        "the eight tests; the Wilcoxon signed-rank p is a rank-based cross-check. Accuracy "
+        "is the primary measure; *p (loss)* is the same paired test on the test "
+        "cross-entropy (H1: the control's is higher), a secondary reading.",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"**Detected: {found} of {len(ctrl)} controls at p < {ALPHA}** "
+        f"({sum(c.p_holm < ALPHA for c in ctrl)} after Holm; "
+        f"{sum(c.loss_test.p_value < ALPHA for c in ctrl)} on the test loss).",
+        "",
+        "| control | breaks | recipe | correct % | control % | mean delta (pts) | sd (pts) | "
+        "t | p | p (Holm) | p (Wilcoxon) | detected | p (loss) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in ctrl:
+        info = controls.CONTROLS[c.treated]
+        md.append(f"| `{c.treated}`: {c.label} | {info.breaks} | {c.reference} | "
+                  f"{100 * c.reference_mean:.2f} | {100 * c.treated_mean:.2f} | "
+                  f"{100 * c.test.mean_delta:+.2f} | {100 * c.test.sd_delta:.2f} | "
+                  f"{c.test.t:.2f} | {_p(c.test.p_value)} | {_p(c.p_holm)} | "
+                  f"{_p(c.test.p_wilcoxon)} | {'yes' if c.detected else '**no**'} | "
+                  f"{_p(c.loss_test.p_value)} |")
+    fp_mean = sum(results[(FP_ARM, s)]["accuracy"] for s in seeds) / len(seeds)
+    md += ["", "## W2A2 against full precision", "",
+           f"Full precision (`fp32`, same seeds and epochs): {100 * fp_mean:.2f} %.", "",
+           "| recipe | FP % | W2A2 % | loss (pts) | sd (pts) | p | p (Holm) |",
+           "|---|---|---|---|---|---|---|"]
+    for g in gaps:
+        md.append(f"| {g.treated} | {100 * g.reference_mean:.2f} | {100 * g.treated_mean:.2f} "
+                  f"| {100 * g.test.mean_delta:+.2f} | {100 * g.test.sd_delta:.2f} | "
+                  f"{_p(g.test.p_value)} | {_p(g.p_holm)} |")
+    n_runs = len(arms) * len(seeds)
+    md += ["", "## Runtime", "",
+           f"{n_runs} runs ({len(arms)} arms x {len(seeds)} seeds), {jobs} worker processes "
+           "of one torch thread each. Wall time of this invocation: "
+           f"{wall_s:.0f} s; CPU time of this invocation (this process and its workers): "
+           f"{cpu_s:.0f} s. CPU time summed over all {n_runs} runs (cached ones included): "
+           f"{train_cpu_s:.0f} s, i.e. {train_cpu_s / 2 / 60:.1f} min on 2 otherwise idle "
+           "cores. The machine was shared with other jobs, so wall time exceeds CPU time / 2.",
+           "", "## Learned parameters against their decay-only values", "",
+           "Every 0-dim learned quantizer parameter of the correct recipes. *Decay only* is "
+           "the value the parameter would reach with no task gradient: the run's optimizer, "
+           "cosine schedule and decay acting alone from the same start "
+           "(`quant.train.decay_only_curve`) for clipping levels (group `clip`); steps in "
+           "group `scale` (LSQ s, LLSQ activation alpha) take no decay, so their decay-only "
+           "value is the start. *moved* = mean over seeds of |end - decay only| / start: "
+           "a level near 0 % was set by its decay (or never moved), not learned.", "",
+           "| recipe | parameter | group | start | end | decay only | moved % |",
+           "|---|---|---|---|---|---|---|", *_trajectory_rows(results, recipes, seeds), ""]
+    if plots:
+        md += [f"![trajectories, seed {seeds[0]}]({plots[0].name}) "
+               f"(also [{plots[1].name}]({plots[1].name})): solid = learned, dashed = "
+               "decay only, log scale.", ""]
+    path = out / "controls.md"
+    path.write_text("\n".join(md) + "\n")
+    return path

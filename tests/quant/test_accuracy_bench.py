@@ -1,0 +1,165 @@
+"""The negative-control accuracy benchmark (quant/benchmark.py, quant/benchmark_report.py,
+benchmarks/accuracy_controls.py): statistics against closed forms, the quick mode end to end,
+the cache and the command line's errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from quant import benchmark as bench
+from quant.benchmark_report import summarize, write_report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_paired_t_test_one_degree_of_freedom_is_cauchy() -> None:
+    # d = (1, 3): mean 2, s_d = sqrt(2), t = 2 / (sqrt(2) / sqrt(2)) = 2; T_1 is Cauchy:
+    # P(T >= t) = 1/2 - atan(t) / pi
+    r = bench.paired_t_test([1.0, 3.0], [0.0, 0.0])
+    assert (r.n, r.mean_delta, r.sd_delta) == (2, 2.0, pytest.approx(math.sqrt(2)))
+    assert r.t == pytest.approx(2.0)
+    assert r.p_value == pytest.approx(0.5 - math.atan(2.0) / math.pi, rel=1e-10)
+
+
+def test_paired_t_test_two_degrees_of_freedom_closed_form() -> None:
+    # d = (1, 2, 3): mean 2, s_d = 1, t = 2 sqrt(3); T_2: P(T >= t) = 1/2 - t / (2 sqrt(2 + t^2))
+    r = bench.paired_t_test([1.5, 2.5, 3.5], [0.5, 0.5, 0.5])
+    t = 2 * math.sqrt(3)
+    assert r.t == pytest.approx(t)
+    assert r.p_value == pytest.approx(0.5 - t / (2 * math.sqrt(2 + t * t)), rel=1e-10)
+    # Wilcoxon exact: all three differences positive, P = 1 / 2^3
+    assert r.p_wilcoxon == pytest.approx(1 / 8)
+
+
+def test_paired_t_test_matches_scipy_and_is_one_sided() -> None:
+    from scipy import stats
+
+    ref = [0.97, 0.95, 0.99, 0.96, 0.98, 0.94]
+    trt = [0.95, 0.96, 0.96, 0.93, 0.97, 0.94]
+    r = bench.paired_t_test(ref, trt)
+    assert r.p_value == pytest.approx(stats.ttest_rel(ref, trt, alternative="greater").pvalue)
+    assert bench.paired_t_test(trt, ref).p_value == pytest.approx(1 - r.p_value)
+
+
+def test_paired_t_test_degenerate_and_bad_input() -> None:
+    assert bench.paired_t_test([1.0, 1.0], [0.5, 0.5]).p_value == 0.0  # sd 0, control worse
+    same = bench.paired_t_test([1.0, 1.0], [1.0, 1.0])
+    assert (same.p_value, same.p_wilcoxon) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="n=1 pairs"):
+        bench.paired_t_test([1.0], [0.0])
+    with pytest.raises(ValueError, match="differ in length"):
+        bench.paired_t_test([1.0, 2.0], [0.0])
+
+
+def test_holm_step_down() -> None:
+    # sorted 0.01 * 3 = 0.03, 0.03 * 2 = 0.06, 0.04 * 1 = 0.04 -> monotone 0.06
+    assert bench.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert bench.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+
+
+def test_protocol_validation_and_key() -> None:
+    with pytest.raises(ValueError, match=r"w_bits=8 \(allowed: int 2..4\)"):
+        bench.Protocol(w_bits=8)
+    with pytest.raises(ValueError, match="eval_split='train'"):
+        bench.Protocol(eval_split="train")
+    assert bench.Protocol().key() == bench.STANDARD.key() != bench.QUICK.key()
+    assert bench.arms_for(["sawb_max_abs", "lsq_grad_scale_one", "pact_scale_in_graph"]) == [
+        "fp32", "pact_sawb", "lsq", "sawb_max_abs", "lsq_grad_scale_one", "pact_scale_in_graph"]
+    with pytest.raises(ValueError, match="control='x'"):
+        bench.arms_for(["x"])
+
+
+def test_quick_benchmark_end_to_end_and_resumes(tmp_path: Path) -> None:
+    arms = bench.arms_for(["lsq_grad_scale_one"])
+    seeds = [0, 1]
+    messages: list[str] = []
+    results = bench.run_benchmark(bench.QUICK, arms, seeds, tmp_path / "cache", jobs=1,
+                                  progress=messages.append)
+    assert set(results) == {(a, s) for a in arms for s in seeds}
+    assert messages[0].startswith("0 of 6 runs cached")
+    files = sorted((tmp_path / "cache" / bench.QUICK.key()).glob("*.json"))
+    assert len(files) == 6
+    stored = json.loads(files[0].read_text())
+    assert stored["protocol"]["epochs"] == 1
+    lsq = results[("lsq", 0)]
+    assert lsq["curves"], "LSQ steps are learned 0-dim parameters"
+    assert all(c["group"] == "scale" and c["decay_only"] == [c["start"]]
+               for c in lsq["curves"].values())
+    assert results[("lsq_grad_scale_one", 0)]["control"] == "lsq_grad_scale_one"
+    # same seed, different formula: the controlled run really trained differently
+    assert results[("lsq_grad_scale_one", 0)]["curves"] != lsq["curves"]
+
+    again: list[str] = []
+    bench.run_benchmark(bench.QUICK, arms, seeds, tmp_path / "cache", jobs=1,
+                        progress=again.append)
+    assert again == ["6 of 6 runs cached in " + str(tmp_path / "cache" / bench.QUICK.key())
+                     + "; training 0"]
+
+    ctrl, gaps = summarize(results, arms, seeds)
+    assert [c.treated for c in ctrl] == ["lsq_grad_scale_one"]
+    assert [g.treated for g in gaps] == ["lsq"]
+    md = write_report(results, bench.QUICK, arms, seeds, tmp_path / "out", command="test",
+                      wall_s=1.0, cpu_s=1.0, train_cpu_s=2.0, jobs=1)
+    text = md.read_text()
+    assert "| `lsq_grad_scale_one`: LSQ step gradient without its scale (g = 1)" in text
+    assert "## W2A2 against full precision" in text
+    for name in ("controls_runs.csv", "controls_trajectories.png", "controls_trajectories.svg"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert len((tmp_path / "out" / "controls_runs.csv").read_text().splitlines()) == 7
+
+
+def test_foreign_cache_file_is_retrained(tmp_path: Path) -> None:
+    path = tmp_path / bench.QUICK.key() / "fp32-s0.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert bench.load_results(tmp_path, bench.QUICK, ["fp32"], [0]) == {}
+
+
+def _cli() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "accuracy_controls", ROOT / "benchmarks" / "accuracy_controls.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seeds", "1"], "error: --seeds=1 (allowed: >= 2"),
+    (["--controls", "lsq_grad_scale_one,bogus"], "error: --controls='lsq_grad_scale_one,bogus'"),
+    (["--split", "train"], "error: --split='train' (allowed: test, val)"),
+    (["--epochs", "0"], "error: --epochs: invalid benchmark protocol: epochs=0"),
+    (["--jobs", "x"], "error: argument --jobs: invalid int value: 'x'"),
+])
+def test_cli_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         args: list[str], message: str) -> None:
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    cli = _cli()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--out", str(out), "--cache", str(cache), *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message), err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert not cache.exists()
+
+
+def test_cli_as_a_script_exits_2_on_a_file_as_out(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy_controls.py"),
+                           "--out", str(tmp_path / "f"), "--cache", str(tmp_path / "c")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --out=")
+    assert "is a file" in proc.stderr
+    assert not (tmp_path / "c").exists()
