@@ -20,6 +20,7 @@ import numpy.typing as npt
 __all__ = ["Buffer", "Layout", "Window"]
 
 _LINES_PER_BUFFER = 100  # read_buffer.prepare_hashed_buffer: elems_per_set = ceil(size / 100)
+_BAND_ENTRIES = 1 << 18  # `Layout.positions` computes this many entries at a time
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -79,16 +80,21 @@ class Layout:
         object.__setattr__(self, "_ends", tuple(zip(first.tolist(), last.tolist(), strict=True)))
 
     def positions(self) -> npt.NDArray[np.int64]:
-        """`position` of every (row, column), as one array (rows x width)."""
-        g = np.arange(self.rows, dtype=np.int64)[:, None]
+        """`position` of every (row, column), as one array (rows x width), computed a band of
+        rows at a time (the temporaries stay small next to the result)."""
+        pos = np.empty((self.rows, self.width), dtype=np.int64)
         w = np.arange(self.width, dtype=np.int64)[None, :]
-        if not self.diag:
-            return g * self.width + w
-        d = g + w
-        a = np.minimum(d, self.rows)
-        b = np.maximum(0, d - self.width + 1)
-        start = a * (a + 1) // 2 + (d - a) * self.rows - b * (b - 1) // 2
-        pos: npt.NDArray[np.int64] = start + np.minimum(d, self.rows - 1) - g
+        band = max(1, _BAND_ENTRIES // self.width)
+        for g0 in range(0, self.rows, band):
+            g = np.arange(g0, min(g0 + band, self.rows), dtype=np.int64)[:, None]
+            if not self.diag:
+                pos[g0:g0 + len(g)] = g * self.width + w
+                continue
+            d = g + w
+            a = np.minimum(d, self.rows)
+            b = np.maximum(0, d - self.width + 1)
+            pos[g0:g0 + len(g)] = (a * (a + 1) // 2 + (d - a) * self.rows - b * (b - 1) // 2
+                                   + np.minimum(d, self.rows - 1) - g)
         return pos
 
     @property

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +31,7 @@ __all__ = ["ConvWindows", "Copies", "ifmap_addresses"]
 
 _CHUNK = 1024  # demanded entries checked per vector step (a miss restarts from the next one)
 
-IntArray = npt.NDArray[np.int64]
+IntArray = npt.NDArray[np.integer[Any]]  # int64 addresses, int32 lines, int16 slots
 
 
 def _check_int(name: str, v: object, low: int) -> None:
@@ -110,7 +111,7 @@ def ifmap_addresses(conv: ConvWindows, m: int, k: int, dataflow: str, blocks: in
         addr, slot = conv.address(np.minimum(pixel, m - 1), g)
         addr = np.where(pixel < m, addr, -1)
     shape = (blocks * depth, width)
-    return addr.reshape(shape), np.broadcast_to(slot, addr.shape).reshape(shape)
+    return addr.reshape(shape), np.broadcast_to(slot.astype(np.int16), addr.shape).reshape(shape)
 
 
 class Copies:
@@ -125,21 +126,29 @@ class Copies:
     def __init__(self, addresses: IntArray, slots: IntArray, n_slots: int, positions: IntArray,
                  depth: int, diag: bool, e: int) -> None:
         width = addresses.shape[1]
-        valid = (addresses >= 0).ravel()
+        addr = addresses.ravel()
+        valid = addr >= 0
         in_f = np.zeros(valid.size, dtype=bool)
         in_f[positions.ravel()] = valid
-        before = np.cumsum(in_f) - in_f  # valid entries before each position of F
-        line = np.where(valid, before[positions.ravel()] // e, -1)
-        addr = addresses.ravel()
-        occ = np.full((int(addr.max(initial=0)) + 1, n_slots), -1, dtype=np.int64)
-        occ[addr[valid], slots.ravel()[valid]] = line[valid]
-        # the lines holding each address; an empty slot repeats one of them (changes nothing)
-        self._occ = np.where(occ >= 0, occ, occ.max(axis=1, keepdims=True))
+        before = np.cumsum(in_f, dtype=np.int64)  # valid entries up to each position of F
+        before -= in_f
+        del in_f
+        line = (before[positions.ravel()] // e).astype(np.int32)
+        del before
+        line[~valid] = -1
+        # the lines holding each address (padding, address -1, lands in a spare last row)
+        occ = np.full((int(addr.max(initial=0)) + 2, n_slots), -1, dtype=np.int32)
+        occ[addr, slots.ravel()] = line
+        # an empty slot repeats one of the address's lines (a copy changes nothing)
+        empty = occ < 0
+        occ[empty] = np.broadcast_to(occ.max(axis=1, keepdims=True), occ.shape)[empty]
+        del empty
+        self._occ = occ
         self._addr, self._line = addr, line
         self._width, self._depth = width, depth
         # each row's first and last line (rows of a block, or a fold's rows, lie between them)
         by_row = line.reshape(-1, width)
-        self._row_lo = np.where(by_row >= 0, by_row, np.iinfo(np.int64).max).min(axis=1)
+        self._row_lo = np.where(by_row >= 0, by_row, np.iinfo(np.int32).max).min(axis=1)
         self._row_hi = by_row.max(axis=1)
         # a skewed fold demands its block one diagonal per cycle, rows descending in one
         # (create_*_demand_mat skews the block: the order of F within the block)

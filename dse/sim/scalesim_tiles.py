@@ -53,6 +53,10 @@ from dse.sim.systolic import fold_shape
 __all__ = ["ConvWindows", "Tile", "dram_traffic_words", "scalesim_tiles"]
 
 _MOVE_GROUPS = 16  # a walk's moves are timed in at most this many groups (tiny buffers: many)
+# im2col entries above which a convolution's geometry is dropped (its replay holds ~40 bytes per
+# entry: 2**23 entries, ~320 MB; ResNet-50's largest layer has 1.8 M): the layer then runs as a
+# GEMM - padding counted as data, repeated addresses as distinct (`scalesim_tiles`)
+_MAX_IM2COL_ENTRIES = 1 << 23
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -208,7 +212,8 @@ def dram_traffic_words(m: int, n: int, k: int, *, rows: int, cols: int, dataflow
     """SCALE-Sim's DRAM (ifmap reads, filter reads, ofmap writes) of one layer, in words."""
     _check_conv(conv, m, k)
     ops = _operands(m, n, k, rows, cols, dataflow, ifmap_words, filter_words,
-                    dram_words_per_cycle, overlapping_windows, conv)
+                    dram_words_per_cycle, overlapping_windows,
+                    _im2col(conv, m, k, rows, cols, dataflow))
     moves = [0, 0]
     out = 0
     for _, ki, kf, o in _walk(m, n, k, rows, cols, dataflow, ops):
@@ -302,6 +307,18 @@ def _check_int(name: str, v: object, low: int) -> None:
         raise ValueError(f"{name}={v!r} is not allowed; expected an integer >= {low}")
 
 
+def _im2col(conv: ConvWindows | None, m: int, k: int, rows: int, cols: int,
+            dataflow: str) -> ConvWindows | None:
+    """``conv`` where its im2col matters (padding or repeated addresses) and its ifmap fetch
+    sequence has at most `_MAX_IM2COL_ENTRIES` entries, else None (a GEMM's walk)."""
+    if conv is None or not (conv.ragged or conv.overlapping):
+        return None
+    size = (_ceil_div(k, rows) * rows * m if dataflow == "ws"
+            else _ceil_div(m, rows if dataflow == "os" else cols) * k
+            * (rows if dataflow == "os" else cols))
+    return conv if size <= _MAX_IM2COL_ENTRIES else None
+
+
 def _check_conv(conv: ConvWindows | None, m: int, k: int) -> None:
     """``conv`` must describe the (M, K) GEMM: M = whole images of Ho x Wo, K = R * S * C."""
     if conv is None:
@@ -328,10 +345,12 @@ def scalesim_tiles(m: int, n: int, k: int, *, rows: int, cols: int, dataflow: st
     - 1`` (`dse.sim.systolic.compute_cycles`), ifmap/filter bytes = SCALE-Sim's DRAM reads,
     ofmap bytes = the words the array writes (``M*N`` for OS; ``M*N*ceil(K/R)`` partial sums for
     WS and IS). ``dram_words_per_cycle`` only rounds each request to whole rows of that many words,
-    as SCALE-Sim's DRAM counts do. ``overlapping_windows``: a convolution whose windows overlap
-    (filter larger than stride), whose IS ifmap rows then hit on repeated addresses. ``conv``:
-    the convolution's window geometry; where windows run off the input (SCALE-Sim's rounded-up
-    output size), those ifmap entries are padding, as in SCALE-Sim (`ConvWindows`). Past
+    as SCALE-Sim's DRAM counts do. ``conv``: the convolution's window geometry (`ConvWindows`);
+    where windows run off the input (SCALE-Sim's rounded-up output size) those ifmap entries are
+    padding, and where they overlap an entry hits on any copy of its address in the window, as
+    in SCALE-Sim; exact, up to 2**23 ifmap entries (above, the layer runs as a GEMM). Without it,
+    ``overlapping_windows`` approximates an IS convolution's repeated addresses (only each
+    fold's top row of the stationary ifmap can move the window: too few re-reads). Past
     ``max_tiles`` entries, consecutive tiles are pooled (sums stay exact).
     """
     for name, v, low in (("m", m, 1), ("n", n, 1), ("k", k, 1), ("rows", rows, 1),
@@ -349,8 +368,7 @@ def scalesim_tiles(m: int, n: int, k: int, *, rows: int, cols: int, dataflow: st
         words[name] = v // word_bytes
     return _tiles(m, n, k, rows, cols, dataflow, words["ifmap_bytes"], words["filter_bytes"],
                   word_bytes, dram_words_per_cycle, overlapping_windows,
-                  conv if conv is not None and (conv.ragged or conv.overlapping) else None,
-                  max_tiles)
+                  _im2col(conv, m, k, rows, cols, dataflow), max_tiles)
 
 
 @lru_cache(maxsize=4096)

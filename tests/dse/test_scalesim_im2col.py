@@ -213,3 +213,16 @@ def test_conv_geometry_must_match_the_gemm() -> None:
         dram_traffic_words(36, 4, 17, conv=cv, **kw)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"ConvWindows\.stride_h=0"):
         ConvWindows(8, 8, 3, 3, 0, 1, 6, 6, 2)
+
+
+def test_a_huge_convolution_runs_as_a_gemm() -> None:
+    # above 2**23 ifmap fetch entries (~40 bytes each in the replay) the geometry is dropped
+    from dse.sim.scalesim_tiles import _im2col
+
+    big = ConvWindows(200, 200, 3, 3, 1, 1, 198, 198, 24)  # 39204 x 216: 8.47 M entries
+    small = ConvWindows(200, 200, 3, 3, 1, 1, 198, 198, 16)  # 39204 x 144: 5.65 M
+    for df in ("os", "ws", "is"):
+        assert _im2col(big, 198 * 198, 216, 8, 8, df) is None
+        assert _im2col(small, 198 * 198, 144, 8, 8, df) is small
+    flat = ConvWindows(8, 8, 1, 1, 1, 1, 8, 8, 4)  # neither ragged nor overlapping: a GEMM
+    assert _im2col(flat, 64, 4, 8, 8, "os") is None
