@@ -60,6 +60,7 @@ __all__ = [
 
 FP_ARM = "fp32"
 RESULT_FORMAT = 1
+DIGITS_CLASSES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,21 +165,27 @@ def run_arm(arm: str, seed: int, protocol: Protocol) -> dict[str, Any]:
     names = (arm,) if arm in controls.CONTROLS else ()
     torch.set_num_threads(1)
     t0, c0 = time.perf_counter(), time.process_time()
-    with controls.swapped_in(*names):
-        res = qtrain.train(protocol.model, recipe, 32 if fp else protocol.w_bits,
-                           32 if fp else protocol.a_bits, epochs=protocol.epochs,
-                           batch_size=protocol.batch_size, seed=seed, data=protocol.data,
-                           width=protocol.width,
-                           first_last_bits=None if fp else protocol.first_last_bits,
-                           eval_split=protocol.eval_split)
+    base = {"format": RESULT_FORMAT, "protocol": dataclasses.asdict(protocol), "arm": arm,
+            "recipe": recipe, "control": arm if names else None, "seed": seed}
+    try:
+        with controls.swapped_in(*names):
+            res = qtrain.train(protocol.model, recipe, 32 if fp else protocol.w_bits,
+                               32 if fp else protocol.a_bits, epochs=protocol.epochs,
+                               batch_size=protocol.batch_size, seed=seed, data=protocol.data,
+                               width=protocol.width,
+                               first_last_bits=None if fp else protocol.first_last_bits,
+                               eval_split=protocol.eval_split)
+    except FloatingPointError as err:
+        # A diverged run left no usable model: it scores what a guess scores (accuracy
+        # 1/classes, the cross-entropy ln(classes) of the uniform prediction).
+        return {**base, "accuracy": 1 / DIGITS_CLASSES, "loss": math.log(DIGITS_CLASSES),
+                "accuracy_curve": [], "diverged": str(err), "curves": {},
+                "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
     m = res.metrics
     ev = protocol.eval_split
-    accuracy = float(m[f"{ev}_accuracy"])
     return {
-        "format": RESULT_FORMAT, "protocol": dataclasses.asdict(protocol), "arm": arm,
-        "recipe": recipe, "control": arm if names else None, "seed": seed,
-        "accuracy": accuracy, "loss": float(m[f"{ev}_loss"]),
-        "accuracy_curve": m[f"{ev}_accuracy_curve"], "diverged": not math.isfinite(accuracy),
+        **base, "accuracy": float(m[f"{ev}_accuracy"]), "loss": float(m[f"{ev}_loss"]),
+        "accuracy_curve": m[f"{ev}_accuracy_curve"], "diverged": None,
         "lr": m["lr"], "clip_decay": m["clip_decay"], "weight_decay": m["weight_decay"],
         "curves": _curves(res.model, m),
         "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,

@@ -124,7 +124,8 @@ def _trajectory_rows(results: Results, recipes: Sequence[str],
     for r in recipes:
         names = sorted(results[(r, seeds[0])]["curves"]) if (r, seeds[0]) in results else []
         for name in names:
-            cs = [results[(r, s)]["curves"][name] for s in seeds if (r, s) in results]
+            cs = [results[(r, s)]["curves"][name] for s in seeds
+                  if (r, s) in results and name in results[(r, s)]["curves"]]
             start = sum(c["start"] for c in cs) / len(cs)
             end = sum(c["values"][-1] for c in cs) / len(cs)
             do = sum(c["decay_only"][-1] for c in cs) / len(cs)
@@ -195,6 +196,10 @@ def write_report(results: Results, protocol: Protocol, arms: Sequence[str],
                   f"{c.test.t:.2f} | {_p(c.test.p_value)} | {_p(c.p_holm)} | "
                   f"{_p(c.test.p_wilcoxon)} | {'yes' if c.detected else '**no**'} | "
                   f"{_p(c.loss_test.p_value)} |")
+    diverged = sorted({f"{arm} seed {seed}" for (arm, seed), r in results.items()
+                       if r.get("diverged") and seed in seeds})
+    md += ["", "Runs whose loss became non-finite (scored as a guess: accuracy 10 %, loss "
+           f"ln 10): {', '.join(diverged) if diverged else 'none'}."]
     fp_mean = sum(results[(FP_ARM, s)]["accuracy"] for s in seeds) / len(seeds)
     md += ["", "## W2A2 against full precision", "",
            f"Full precision (`fp32`, same seeds and epochs): {100 * fp_mean:.2f} %.", "",

@@ -116,6 +116,19 @@ def test_quick_benchmark_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert len((tmp_path / "out" / "controls_runs.csv").read_text().splitlines()) == 7
 
 
+def test_a_diverged_run_scores_as_a_guess(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quant import train as qtrain
+
+    def diverge(*_args: object, **_kwargs: object) -> None:
+        raise FloatingPointError("loss is nan at epoch 0 step 3")
+
+    monkeypatch.setattr(qtrain, "train", diverge)
+    r = bench.run_arm("sawb_max_abs", 0, bench.QUICK)
+    assert (r["accuracy"], r["loss"]) == (0.1, pytest.approx(math.log(10)))
+    assert r["diverged"] == "loss is nan at epoch 0 step 3"
+    assert (r["recipe"], r["control"]) == ("pact_sawb", "sawb_max_abs")
+
+
 def test_foreign_cache_file_is_retrained(tmp_path: Path) -> None:
     path = tmp_path / bench.QUICK.key() / "fp32-s0.json"
     path.parent.mkdir(parents=True)
