@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     arms = bench.arms_for(args.control_names)
     seeds = list(range(args.seeds))
     t0, c0 = time.perf_counter(), time.process_time()
+    cached = len(bench.load_results(args.cache, protocol, arms, seeds))
     try:
         results = bench.run_benchmark(protocol, arms, seeds, args.cache, jobs=args.jobs,
                                       progress=lambda m: print(m, file=sys.stderr, flush=True))
@@ -101,9 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     cpu = time.process_time() - c0 + children.ru_utime + children.ru_stime
     command = "python benchmarks/accuracy_controls.py " + shlex.join(
         sys.argv[1:] if argv is None else argv)
+    wall = time.perf_counter() - t0
+    history = bench.record_invocation(args.cache, protocol, wall_s=wall, cpu_s=cpu,
+                                      trained=len(results) - cached, note=command.strip())
     path = write_report(results, protocol, arms, seeds, args.out, command=command.strip(),
-                        wall_s=time.perf_counter() - t0, cpu_s=cpu,
-                        train_cpu_s=sum(r["cpu_s"] for r in results.values()), jobs=args.jobs)
+                        wall_s=wall, cpu_s=cpu,
+                        train_cpu_s=sum(r["cpu_s"] for r in results.values()), jobs=args.jobs,
+                        invocations=history)
     print(path.read_text())
     return 0
 

@@ -52,8 +52,10 @@ __all__ = [
     "Protocol",
     "arms_for",
     "holm",
+    "invocations",
     "load_results",
     "paired_t_test",
+    "record_invocation",
     "run_arm",
     "run_benchmark",
 ]
@@ -269,6 +271,35 @@ def run_benchmark(protocol: Protocol, arms: Sequence[str], seeds: Sequence[int],
             a, s = futures[fut]
             record(k, a, s, fut.result())
     return done
+
+
+INVOCATIONS = "invocations.json"
+
+
+def invocations(cache: str | Path, protocol: Protocol) -> list[dict[str, Any]]:
+    """The invocations recorded for ``protocol`` in ``cache`` (see :func:`record_invocation`)."""
+    path = Path(cache) / protocol.key() / INVOCATIONS
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return data if isinstance(data, list) else []
+
+
+def record_invocation(cache: str | Path, protocol: Protocol, *, wall_s: float, cpu_s: float,
+                      trained: int, note: str = "") -> list[dict[str, Any]]:
+    """Append one invocation's wall and CPU time and the number of runs it trained to the
+    protocol's ``invocations.json`` (atomic rewrite); a benchmark resumed over several
+    invocations reports their sum. Returns the updated list."""
+    from quant.checkpoints import _atomic_write
+
+    rows = [*invocations(cache, protocol), {"wall_s": wall_s, "cpu_s": cpu_s,
+                                            "trained": trained, "note": note,
+                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                      time.gmtime())}]
+    text = json.dumps(rows, indent=2) + "\n"
+    _atomic_write(Path(cache) / protocol.key() / INVOCATIONS, lambda f: f.write(text.encode()))
+    return rows
 
 
 # ---- statistics ---------------------------------------------------------------------------

@@ -136,13 +136,29 @@ def _trajectory_rows(results: Results, recipes: Sequence[str],
     return rows
 
 
+def _invocation_lines(invocations: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The invocations that trained this report's runs (a resumed benchmark has several)."""
+    trained = [i for i in invocations if i.get("trained", 0) > 0]
+    if not trained:
+        return []
+    wall = sum(float(i["wall_s"]) for i in trained)
+    cpu = sum(float(i["cpu_s"]) for i in trained)
+    lines = ["", f"Invocations that trained runs for this protocol: {len(trained)}, "
+             f"{wall:.0f} s wall and {cpu:.0f} s CPU in all "
+             f"({cpu / 2 / 60:.1f} min on 2 cores):", ""]
+    lines += [f"- {i.get('finished', '?')}: {int(i['trained'])} runs, {float(i['wall_s']):.0f} s "
+              f"wall, {float(i['cpu_s']):.0f} s CPU" for i in trained]
+    return lines
+
+
 def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 
 def write_report(results: Results, protocol: Protocol, arms: Sequence[str],
                  seeds: Sequence[int], out: str | Path, *, command: str, wall_s: float,
-                 cpu_s: float, train_cpu_s: float, jobs: int) -> Path:
+                 cpu_s: float, train_cpu_s: float, jobs: int,
+                 invocations: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write ``OUT/controls.md``, ``OUT/controls_runs.csv`` and
     ``OUT/controls_trajectories.{png,svg}``; returns the markdown path."""
     out = Path(out)
@@ -217,6 +233,7 @@ def write_report(results: Results, protocol: Protocol, arms: Sequence[str],
            f"{cpu_s:.0f} s. CPU time summed over all {n_runs} runs (cached ones included): "
            f"{train_cpu_s:.0f} s, i.e. {train_cpu_s / 2 / 60:.1f} min on 2 otherwise idle "
            "cores. The machine was shared with other jobs, so wall time exceeds CPU time / 2.",
+           *_invocation_lines(invocations),
            "", "## Learned parameters against their decay-only values", "",
            "Every 0-dim learned quantizer parameter of the correct recipes. *Decay only* is "
            "the value the parameter would reach with no task gradient: the run's optimizer, "

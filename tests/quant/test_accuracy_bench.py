@@ -106,9 +106,14 @@ def test_quick_benchmark_end_to_end_and_resumes(tmp_path: Path) -> None:
     ctrl, gaps = summarize(results, arms, seeds)
     assert [c.treated for c in ctrl] == ["lsq_grad_scale_one"]
     assert [g.treated for g in gaps] == ["lsq"]
+    bench.record_invocation(tmp_path / "cache", bench.QUICK, wall_s=5.0, cpu_s=4.0, trained=6)
+    history = bench.record_invocation(tmp_path / "cache", bench.QUICK, wall_s=1.0, cpu_s=1.0,
+                                      trained=0)
+    assert [h["trained"] for h in bench.invocations(tmp_path / "cache", bench.QUICK)] == [6, 0]
     md = write_report(results, bench.QUICK, arms, seeds, tmp_path / "out", command="test",
-                      wall_s=1.0, cpu_s=1.0, train_cpu_s=2.0, jobs=1)
+                      wall_s=1.0, cpu_s=1.0, train_cpu_s=2.0, jobs=1, invocations=history)
     text = md.read_text()
+    assert "Invocations that trained runs for this protocol: 1, 5 s wall and 4 s CPU" in text
     assert "| `lsq_grad_scale_one`: LSQ step gradient without its scale (g = 1)" in text
     assert "## W2A2 against full precision" in text
     for name in ("controls_runs.csv", "controls_trajectories.png", "controls_trajectories.svg"):
