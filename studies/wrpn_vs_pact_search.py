@@ -39,11 +39,12 @@ from typing import Any
 
 import pandas as pd
 
+from dse.sim.simulate import SCHEDULES
 from dse.study.report import Plot, Summary, Target
 from dse.study.runner import DEFAULT_CODE, Context, expand_grid
 from dse.study.runner import run as _run
 from studies import pipeline
-from studies._params import check_bandwidths, check_tuple_of, describe_params
+from studies._params import check_bandwidths, check_batch, check_tuple_of, describe_params
 from studies.wrpn_vs_pact import LEGEND, SCHEMES
 from studies.wrpn_vs_pact import scheme_workload as _workload  # same schemes, same graphs
 
@@ -70,6 +71,11 @@ PARAMS: dict[str, Any] = {
     "mixed_mac_bits": ("1x1", "1x2", "2x2", "2x4", "4x4", "8x8", "16x16"),
     "sram_kib": (256.0, 512.0, 1024.0, 2048.0),
     "mixed_bits": (1, 2, 3, 4),
+    "schedules": ("layer_by_layer", "pipeline", "data_parallel"),
+    "schedule_groups": (1, 2, 4, 8),
+    "schedule_batch": 16,
+    "schedule_bandwidth": 32.0,
+    "schedule_trials": 100,
     "first_last_bits": 16,
     "seed": 0,
 }
@@ -78,7 +84,11 @@ first is the headline (speedup target, mixed point). ``total_sram_kib``: the chi
 ``fixed_total_sram`` (the sysml19 template's); ``sram_kib``: the per-core choices of
 ``per_core_sram``. ``trials``: trial budget per (scheme, bandwidth, formulation) search (a space
 no larger is enumerated, each design once); ``mixed_trials``: TPE trials of the mixed-precision
-search; ``*mac_bits``: MAC precisions the hardware search may pick."""
+search; ``*mac_bits``: MAC precisions the hardware search may pick. ``schedules`` (empty: none)
+x ``schedule_groups`` (equal core groups) x ``mac_bits``: the ``schedule`` points, one search per
+scheme at ``schedule_bandwidth`` on a stream of ``schedule_batch`` images under the headline
+formulation (84 designs, enumerated within ``schedule_trials``), reported as the best design of
+each schedule."""
 
 SPEEDUP_BAND = (2.5, 3.4)
 SOURCE = "PACT-SAWB (SysML'19) Sec. 7.3, Fig. 8a (fixed template, not searched)"
@@ -132,6 +142,18 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     fixed["total_sram_kib"] = float(total)
     points = expand_grid({"formulation": forms, "dram_gbps": bws, "scheme": tuple(SCHEMES)},
                          kind="iso_area", **fixed)
+    scheds = check_tuple_of("schedules", params["schedules"], SCHEDULES) \
+        if params["schedules"] else ()
+    if scheds:
+        groups = check_tuple_of("schedule_groups", params["schedule_groups"], tuple(range(1, 65)))
+        sched_bw = check_bandwidths((params["schedule_bandwidth"],), "schedule_bandwidth")[0]
+        batch = check_batch(params["schedule_batch"], "schedule_batch")
+        for scheme in SCHEMES:
+            points.append({**fixed, "kind": "schedule", "scheme": scheme, "dram_gbps": sched_bw,
+                           "formulation": forms[0], "schedules": tuple(scheds),
+                           "groups": tuple(groups), "batch": batch,
+                           "trials": _positive_int("schedule_trials",
+                                                   params["schedule_trials"])})
     points.append({**fixed, "kind": "mixed", "scheme": "pact_sawb", "dram_gbps": mixed_bw,
                    "formulation": forms[0], "trials": params["mixed_trials"],
                    "mac_bits": tuple(params["mixed_mac_bits"]),
@@ -149,12 +171,16 @@ def _space(point: dict[str, Any], mac: tuple[tuple[int, int], ...], **kw: Any) -
     return SearchSpace(mac_bits=mac, sram_kib=tuple(float(s) for s in point["sram_kib"]), **kw)
 
 
-def _row(study: Any, point: dict[str, Any], label: str, space: Any, wl: Any) -> dict[str, Any]:
+def _row(study: Any, point: dict[str, Any], label: str, space: Any, wl: Any,
+         schedule: str | None = None) -> dict[str, Any]:
+    """The study's best feasible design (of one ``schedule`` when given) as a results row."""
     from dse.search import trials_frame
     from dse.search.coverage import design_count, distinct_evaluated, edge_notes
 
     df = trials_frame(study)
     done = df[(df["state"] == "COMPLETE") & df["feasible"].astype("boolean").fillna(False)]
+    if schedule is not None:
+        done = done[done["schedule"] == schedule]
     row: dict[str, Any] = {
         "kind": point["kind"], "scheme": point["scheme"], "design": label,
         "formulation": point["formulation"], "dram_gbps": point["dram_gbps"],
@@ -167,8 +193,8 @@ def _row(study: Any, point: dict[str, Any], label: str, space: Any, wl: Any) -> 
         return row
     best = done.loc[done["images_per_s"].idxmax()]
     for k in ("images_per_s", "energy_j", "latency_s", "utilization", "area", "area_budget",
-              "cores", "rows", "cols", "mac_bits", "sram_kib", "accuracy_proxy",
-              "accuracy_model", "min_accuracy"):
+              "cores", "rows", "cols", "mac_bits", "sram_kib", "schedule", "groups",
+              "accuracy_proxy", "accuracy_model", "min_accuracy"):
         v = best.get(k)
         row[k] = v.item() if hasattr(v, "item") else v
     t = study.trials[int(best["number"])]
@@ -197,6 +223,13 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
         study = search(space, ["images_per_s"], n_trials=int(point["trials"]), sampler="auto",
                        **common)
         return [_row(study, point, "searched", space, wl)]
+    if point["kind"] == "schedule":  # the best design of each schedule, one search over all
+        space = _space(point, mac, layer_bits="recipe", schedules=tuple(point["schedules"]),
+                       groups=tuple(point["groups"]))
+        study = search(space, ["images_per_s"], n_trials=int(point["trials"]), sampler="auto",
+                       batch=int(point["batch"]), **common)
+        return [{**_row(study, point, f"best {sched}", space, wl, sched), "batch": point["batch"]}
+                for sched in point["schedules"]]
     # mixed precision vs. uniform 2-bit at the same proxy accuracy
     proxy = _proxy(point, wl, ctx)
     uniform = {la.name: (la.w_bits, la.a_bits) for la in wl.compute_layers()}  # W2A2 body
@@ -280,7 +313,7 @@ def _edge_lines(results: pd.DataFrame) -> list[str]:
     if "edges" not in results:
         return []
     out = []
-    for _, r in results.iterrows():
+    for _, r in results[results["kind"] != "schedule"].iterrows():
         if isinstance(r.get("edges"), str) and r["edges"]:
             bw = "unlimited" if math.isinf(r["dram_gbps"]) else f"{r['dram_gbps']:g} GB/s"
             out.append(f"- **Edge of the space**: {LEGEND.get(r['scheme'], r['scheme'])}, "
@@ -339,6 +372,11 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                   "outside it:", "", *edges]
     else:
         notes += ["", "No best design sits on the edge of its space."]
+    sched = results[results["kind"] == "schedule"]
+    tables = {"speedup": speedup, "best_designs": designs, "mixed_precision": mixed_tab}
+    if len(sched):
+        tables["schedules"], lines = _schedule_table(sched)
+        notes += ["", *lines]
     if len(mixed) == 2:
         m = mixed.iloc[0]
         u = mixed.iloc[1]
@@ -363,7 +401,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                f"trial budget per (scheme, bandwidth, formulation), {params['mixed_trials']} "
                "TPE trials for the mixed-precision search. " + describe_params(params)),
         targets=targets,
-        tables={"speedup": speedup, "best_designs": designs, "mixed_precision": mixed_tab},
+        tables=tables,
         plots=(
             Plot("best_images_per_s.png", f"Best searched design per scheme ({head})",
                  iso[iso["formulation"] == head], x="dram_gbps", y="images_per_s",
@@ -377,6 +415,27 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         ),
         notes="\n".join(notes),
     )
+
+
+def _schedule_table(sched: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The best design of each schedule per scheme, its rate relative to layer-by-layer, and a
+    sentence per scheme on what the schedules change."""
+    tab = sched[["scheme", "schedule", "mac_bits", "groups", "cores", "images_per_s",
+                 "latency_s", "dram_gbps", "batch", "distinct_designs",
+                 "space_designs"]].copy()
+    base = tab[tab["schedule"] == "layer_by_layer"].set_index("scheme")["images_per_s"]
+    tab["vs_layer_by_layer"] = tab["images_per_s"] / tab["scheme"].map(base)
+    lines = []
+    for scheme, g in tab.groupby("scheme", sort=False):
+        top = g.loc[g["images_per_s"].idxmax()]
+        parts = [f"{r['schedule']} {r['images_per_s']:.4g} images/s ({r['mac_bits']} x "
+                 f"{int(r['cores'])} cores in {int(r['groups'])} group(s))"
+                 for _, r in g.iterrows()]
+        lines.append(f"- Schedules, {LEGEND.get(scheme, scheme)} ({int(g['batch'].iloc[0])}-image "
+                     f"stream, {g['dram_gbps'].iloc[0]:g} GB/s, all {int(g['space_designs'].max())}"
+                     f" designs enumerated): best {top['schedule']}; " + "; ".join(parts) + ".")
+    return tab, ["What the schedules change (each schedule's best design, MAC precision and "
+                 "core groups searched with it):", "", *lines]
 
 
 FORMULATION_LEGEND = {"fixed_total_sram": "16 MiB total SRAM (the study's)",

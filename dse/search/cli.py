@@ -84,6 +84,12 @@ def _build_parser() -> CliParser:
                    help="SRAM per core choices of --formulation per_core_sram, KiB (default "
                         "512,1024,2048)")
     p.add_argument("--cores", default=None, help="LO:HI to sample cores (default: fill budget)")
+    p.add_argument("--schedules", default="layer_by_layer",
+                   help="multi-core schedules to choose from: layer_by_layer, pipeline, "
+                        "data_parallel (comma list; pipeline stages balanced by estimated time)")
+    p.add_argument("--groups", default="1",
+                   help="numbers of equal core groups to choose from (comma list; 1 with "
+                        "layer_by_layer is one pool of cores, today's model)")
     p.add_argument("--first-last-bits", type=int, default=None,
                    help="bits of the (fixed) first/last layers (default: the recipe's)")
     p.add_argument("--shortcut-bits", type=int, default=None,
@@ -307,6 +313,8 @@ def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
         array_shapes=pair_list(a.arrays, "--arrays"),
         sram_kib=float_list(a.sram_kib or "512,1024,2048", "--sram-kib"), cores=cores,
         formulation=a.formulation, total_sram_kib=total,
+        schedules=tuple(x.strip() for x in a.schedules.split(",") if x.strip()),
+        groups=int_list(a.groups, "--groups"),
         layer_bits=a.layer_bits, layer_w_bits=int_list(a.bits, "--bits"),
         layer_a_bits=int_list(a.bits, "--bits"),
         first_last_bits=a.first_last_bits, shortcut_bits=a.shortcut_bits,
@@ -318,6 +326,7 @@ def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
 
 _FLAGS = {"mac_bits": "--mac-bits", "array_shapes": "--arrays", "sram_kib": "--sram-kib",
           "total_sram_kib": "--total-sram-kib", "formulation": "--formulation",
+          "schedules": "--schedules", "groups": "--groups",
           "layer_w_bits": "--bits", "layer_a_bits": "--bits", "cores": "--cores",
           "first_last_bits": "--first-last-bits", "shortcut_bits": "--shortcut-bits"}
 

@@ -6,8 +6,9 @@
   design run once, instead of sampled with repeats.
 * `distinct_evaluated`: how many distinct designs a study's finished trials hold.
 * `edge_notes`: the parameters of a design that sit on a bound of their choices (the widest or
-  narrowest MAC, the most or least SRAM, the first or last core count, a layer's fewest or most
-  bits): the optimum may lie outside the space, and the reports say so.
+  narrowest MAC, the most or least SRAM, the first or last core count or number of core groups, a
+  layer's fewest or most bits; a schedule has no order): the optimum may lie outside the space,
+  and the reports say so.
 * `summary_lines`: the lines every search report carries (CLI output, ``summary.txt``): the
   formulation, the coverage, the best design and its edge warnings.
 """
@@ -47,6 +48,10 @@ def grid(space: SearchSpace, workload: Workload) -> dict[str, list[Any]]:
     }
     if space.total_sram is None:
         out["sram_kib"] = [float(s) for s in space.sram_kib]
+    if len(space.schedules) > 1:
+        out["schedule"] = list(space.schedules)
+    if len(space.groups) > 1:
+        out["groups"] = list(space.groups)
     if space.cores is not None:
         out["cores"] = list(range(space.cores[0], space.cores[1] + 1))
     for name in space.searched_layers(workload):
@@ -61,6 +66,7 @@ def design_count(space: SearchSpace, workload: Workload) -> int:
     n = len(space.mac_bits) * len(space.array_shapes)
     if space.total_sram is None:
         n *= len(space.sram_kib)
+    n *= len(space.schedules) * len(space.groups)
     if space.cores is not None:
         n *= space.cores[1] - space.cores[0] + 1
     layers = len(space.searched_layers(workload))
@@ -138,6 +144,11 @@ def edge_notes(space: SearchSpace, params: Mapping[str, Any]) -> list[str]:
         if side:
             notes.append(f"cores={int(params['cores'])} is the {side} core count offered "
                          f"({space.cores[0]} .. {space.cores[1]})")
+    if "groups" in params:
+        side = _bound(int(params["groups"]), space.groups)
+        if side:
+            notes.append(f"groups={int(params['groups'])} is the {side} number of core groups "
+                         f"offered ({min(space.groups)} .. {max(space.groups)})")
     layer_edges = []
     for name, value in params.items():
         if name[:2] in ("w:", "a:"):
@@ -183,6 +194,9 @@ def summary_lines(study: optuna.Study, space: SearchSpace, workload: Workload, s
     what = (f"best: trial {best.number}, {m.get('cores', '?')} cores of {m.get('rows', '?')}x"
             f"{m.get('cols', '?')} {m.get('mac_bits', '?')} MACs, "
             f"{float(m.get('sram_kib', math.nan)):.4g} KiB SRAM per core")
+    if m.get("schedule") and (len(space.schedules) > 1 or len(space.groups) > 1
+                              or m["schedule"] != "layer_by_layer"):
+        what += f", {m['schedule']} on {int(m.get('groups', 1))} core group(s)"
     if "images_per_s" in m:
         what += f", {float(m['images_per_s']):.4g} images/s"
     lines.append(what)

@@ -62,7 +62,8 @@ def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]
         area = float(acc_hw.area)
         attrs.update(area=area, cores=acc_hw.cores, rows=acc_hw.rows, cols=acc_hw.cols,
                      mac_bits=f"{acc_hw.mac_bits[0]}x{acc_hw.mac_bits[1]}",
-                     sram_kib=acc_hw.sram_kib)
+                     sram_kib=acc_hw.sram_kib, schedule=design.schedule,
+                     groups=design.groups or 1)
         if area > budget:  # checked first: no accuracy evaluation (maybe costly) is wasted
             attrs.update(feasible=False, reason="over area budget")
             _set_attrs(trial, attrs)
@@ -78,7 +79,8 @@ def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]
         attrs["feasible"] = shortfall <= 0
         wl = apply_layer_bits(problem.workload, design.layer_bits)
         try:
-            res = simulate(wl, acc_hw, batch=problem.batch, **dict(problem.simulate_options))
+            res = simulate(wl, acc_hw, batch=problem.batch, **design.simulate_kwargs(),
+                           **dict(problem.simulate_options))
         except ValueError as e:  # e.g. SRAM too small for the smallest tile: the trial FAILs
             attrs.update(feasible=False, reason=f"simulate: {e}"[:300])
             _set_attrs(trial, attrs)
@@ -107,6 +109,10 @@ def _design_attrs(params: Mapping[str, Any]) -> dict[str, Any]:
         out["sram_kib"] = float(params["sram_kib"])
     if "cores" in params:
         out["cores"] = int(params["cores"])
+    if "schedule" in params:
+        out["schedule"] = str(params["schedule"])
+    if "groups" in params:
+        out["groups"] = int(params["groups"])
     return out
 
 

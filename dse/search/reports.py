@@ -45,7 +45,8 @@ __all__ = ["best_trial", "pareto_front", "plot_pareto", "table_columns", "trials
 log = logging.getLogger("dse.search")
 
 
-_PARAM_SKIP = ("mac_bits", "cores", "sram_kib", "array")  # in the design columns instead
+# in the design columns instead
+_PARAM_SKIP = ("mac_bits", "cores", "sram_kib", "array", "schedule", "groups")
 _FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -361,7 +362,8 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
                                    dram_gbps=problem.dram_gbps)
     assert design is not None  # it completed, so it fitted
     res = simulate(apply_layer_bits(problem.workload, design.layer_bits), design.accelerator,
-                   batch=problem.batch, **dict(problem.simulate_options))
+                   batch=problem.batch, **design.simulate_kwargs(),
+                   **dict(problem.simulate_options))
     acc = {k: (list(v) if isinstance(v, tuple) else v)
            for k, v in dataclasses.asdict(design.accelerator).items()}
     doc = {"trial": best.number, "objectives": list(problem.objectives),
@@ -370,7 +372,8 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
            "total_sram_kib": problem.space.total_sram, "sampler": problem.sampler,
            "space_designs": design_count(problem.space, problem.workload),
            "designs_evaluated": distinct_evaluated(study),
-           "edges": edge_notes(problem.space, best.params), "accelerator": acc,
+           "edges": edge_notes(problem.space, best.params), "schedule": design.schedule,
+           "groups": design.groups or 1, "batch": problem.batch, "accelerator": acc,
            "layer_bits": {k: list(v) for k, v in design.layer_bits.items()},
            "accuracy_proxy": trial_metrics(best).get("accuracy_proxy"),
            "accuracy_model": trial_metrics(best).get("accuracy_model"),

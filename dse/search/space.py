@@ -91,6 +91,14 @@ class Design:
     accelerator: Accelerator
     layer_bits: Mapping[str, tuple[int, int]]
     """Compute-layer name -> (w_bits, a_bits)."""
+    schedule: str = "layer_by_layer"
+    groups: int | None = None
+    """Equal core groups of the schedule (`dse.simulate`'s ``groups``); None: one pool of cores,
+    layer by layer (today's model)."""
+
+    def simulate_kwargs(self) -> dict[str, Any]:
+        """The ``schedule``/``groups`` arguments of `dse.simulate` for this design."""
+        return {"schedule": self.schedule, "groups": self.groups}
 
 
 def _is_int(v: object) -> bool:
@@ -111,6 +119,12 @@ class SearchSpace:
     first_last_bits: int | None = None
     shortcut_bits: int | None = None
     fixed_roles: tuple[str, ...] = ("first", "last", "shortcut")
+    schedules: tuple[str, ...] = ("layer_by_layer",)
+    groups: tuple[int, ...] = (1,)
+    """Multi-core schedules (`dse.sim.simulate.SCHEDULES`) and numbers of equal core groups to
+    choose from; each is a parameter (``schedule``, ``groups``) only with several choices.
+    ``layer_by_layer`` on 1 group is today's model; pipeline stages are balanced by estimated
+    stage time (`dse.sim.schedule`)."""
     formulation: str = "per_core_sram"
     total_sram_kib: float | None = None
     """Chip SRAM of the ``"fixed_total_sram"`` formulation, KiB (None: `DEFAULT_TOTAL_SRAM_KIB`);
@@ -156,6 +170,17 @@ class SearchSpace:
                 bad("cores", c, "expected None (iso-area fill) or a (lo, hi) pair of integers")
             elif not 1 <= c[0] <= c[1] <= _MAX_CORES:
                 bad("cores", c, f"expected 1 <= lo <= hi <= {_MAX_CORES}")
+        from dse.sim.simulate import SCHEDULES
+
+        if not (isinstance(self.schedules, tuple) and self.schedules
+                and set(self.schedules) <= set(SCHEDULES)
+                and len(set(self.schedules)) == len(self.schedules)):
+            bad("schedules", self.schedules, f"expected distinct names from {', '.join(SCHEDULES)}")
+        if not (isinstance(self.groups, tuple) and self.groups
+                and all(_is_int(g) and 1 <= g <= _MAX_CORES for g in self.groups)
+                and len(set(self.groups)) == len(self.groups)):
+            bad("groups", self.groups, f"expected distinct integers in 1..{_MAX_CORES} (equal "
+                "core groups)")
         if self.formulation not in FORMULATIONS:
             bad("formulation", self.formulation, f"expected one of {', '.join(FORMULATIONS)}")
         t = self.total_sram_kib
@@ -241,8 +266,9 @@ class SearchSpace:
                 dram_gbps: float) -> Design | None:
         """Ask ``trial`` for one design; None when no design with these choices fits the budget.
 
-        Parameter names: ``mac_bits``, ``array``, ``sram_kib``, ``cores`` (when searched) and
-        ``w:<layer>`` / ``a:<layer>`` per searched layer. Under ``"fixed_total_sram"`` no
+        Parameter names: ``mac_bits``, ``array``, ``sram_kib``, ``schedule`` and ``groups``
+        (with several choices), ``cores`` (when searched) and ``w:<layer>`` / ``a:<layer>`` per
+        searched layer. Under ``"fixed_total_sram"`` no
         ``sram_kib`` is sampled: each core gets ``total_sram_kib / cores``.
         """
         mac = decode_pair(trial.suggest_categorical(
@@ -256,6 +282,10 @@ class SearchSpace:
         for name in self.searched_layers(workload):
             sampled[name] = (int(trial.suggest_categorical(f"w:{name}", list(self.layer_w_bits))),
                              int(trial.suggest_categorical(f"a:{name}", list(self.layer_a_bits))))
+        schedule = str(self.schedules[0] if len(self.schedules) == 1
+                       else trial.suggest_categorical("schedule", list(self.schedules)))
+        groups = int(self.groups[0] if len(self.groups) == 1
+                     else trial.suggest_categorical("groups", list(self.groups)))
         template = self.template(mac, rows, cols, sram, dram_gbps, self.base)
         if self.cores is None:
             n = max_cores_within(template, area_budget, total_sram_kib=total)
@@ -264,7 +294,9 @@ class SearchSpace:
         else:
             n = trial.suggest_int("cores", self.cores[0], self.cores[1], log=True)
         acc = _with_cores(template, n, total)
-        return Design(acc, self.layer_bits_for(workload, mac, sampled))
+        one_pool = schedule == "layer_by_layer" and groups == 1  # today's model: groups=None
+        return Design(acc, self.layer_bits_for(workload, mac, sampled), schedule,
+                      None if one_pool else groups)
 
     def smallest_design(self, dram_gbps: float) -> tuple[float, str]:
         """Area in mm^2 of the space's smallest design, and a description of it.

@@ -27,6 +27,11 @@ def test_follows_the_protocol_and_grid():
     assert len(iso) == 2 * 2 * len(s.PARAMS["bandwidth"])
     assert {p["scheme"] for p in iso} == {"pact_sawb", "wrpn"}
     assert {p["formulation"] for p in iso} == {"fixed_total_sram", "per_core_sram"}
+    sched = [p for p in points if p["kind"] == "schedule"]
+    assert [p["scheme"] for p in sched] == ["pact_sawb", "wrpn"]
+    assert sched[0]["schedules"] == ("layer_by_layer", "pipeline", "data_parallel")
+    assert sched[0]["formulation"] == "fixed_total_sram"
+    assert not [p for p in s.grid({**s.PARAMS, "schedules": ()}) if p["kind"] == "schedule"]
     mixed = [p for p in points if p["kind"] == "mixed"]
     assert len(mixed) == 1
     assert mixed[0]["trials"] == s.PARAMS["mixed_trials"]
@@ -38,6 +43,8 @@ def test_follows_the_protocol_and_grid():
 @pytest.mark.parametrize(("field", "value"), [
     ("trials", 0), ("mixed_trials", -1), ("mac_bits", ("2by2",)), ("bandwidth", (0,)),
     ("formulations", ("per_core",)), ("formulations", ()), ("total_sram_kib", 0.0),
+    ("schedules", ("stream",)), ("schedule_groups", (0,)), ("schedule_batch", 0),
+    ("schedule_trials", 0),
 ])
 def test_bad_parameters_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -106,7 +113,8 @@ def test_summary_names_the_formulations_coverage_and_edges():
 # -- evaluate() and _uniform_baseline() on a tiny configuration --------------------------------
 TINY = {"trials": 6, "mixed_trials": 10, "bandwidth": (32.0,), "mixed_bandwidth": 32.0,
         "mac_bits": ("2x2", "8x8"), "mixed_mac_bits": ("2x2", "4x4"),
-        "sram_kib": (256.0, 1024.0), "mixed_bits": (1, 2, 4)}
+        "sram_kib": (256.0, 1024.0), "mixed_bits": (1, 2, 4), "schedule_groups": (1, 2),
+        "schedule_batch": 4}
 
 
 def _tiny_workload(point, _ctx):
@@ -223,3 +231,27 @@ def test_mixed_point_respects_its_floor_and_the_baseline_is_exhaustive(tiny_rows
     assert base["area"] <= sysml19_area_budget()
     assert base["accuracy_proxy"] == pytest.approx(floor)  # uniform = the recipe's bits
     assert base["design"].startswith("uniform 2-bit")
+
+
+def test_schedule_points_report_each_schedules_best_design(tiny_rows):
+    sched = tiny_rows[tiny_rows["kind"] == "schedule"]
+    assert len(sched) == 2 * 3
+    for scheme, g in sched.groupby("scheme"):
+        assert list(g["schedule"]) == list(s.PARAMS["schedules"])
+        # one search over MACs x schedules x groups, every design enumerated
+        assert (g["space_designs"] == len(TINY["mac_bits"]) * 3 * 2).all()
+        assert (g["distinct_designs"] == g["space_designs"]).all()
+        wl = _tiny_workload({"scheme": scheme}, None)
+        for _, row in g.iterrows():  # each row is what the simulator gives that design
+            acc = dataclasses.replace(
+                SearchSpace.template(decode_pair(row["mac_bits"]), 8, 64, row["sram_kib"],
+                                     32.0), cores=int(row["cores"]))
+            one_pool = row["schedule"] == "layer_by_layer" and row["groups"] == 1
+            res = simulate(wl, acc, batch=4, schedule=row["schedule"],
+                           groups=None if one_pool else int(row["groups"]))
+            assert res.images_per_s == pytest.approx(row["images_per_s"])
+    summary = s.summarize(tiny_rows, {**s.PARAMS, **TINY})
+    tab = summary.tables["schedules"]
+    lbl = tab[tab["schedule"] == "layer_by_layer"]
+    assert (lbl["vs_layer_by_layer"] == 1.0).all()
+    assert "What the schedules change" in summary.notes
