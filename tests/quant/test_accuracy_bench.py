@@ -120,6 +120,13 @@ def test_quick_benchmark_end_to_end_and_resumes(tmp_path: Path) -> None:
         assert (tmp_path / "out" / name).stat().st_size > 0
     assert len((tmp_path / "out" / "controls_runs.csv").read_text().splitlines()) == 7
 
+    # the command line's --quick mode is this protocol: it finds every run cached
+    assert _cli().main(["--quick", "--seeds", "2", "--jobs", "1", "--controls",
+                        "lsq_grad_scale_one", "--out", str(tmp_path / "cli"),
+                        "--cache", str(tmp_path / "cache")]) == 0
+    assert "Detected: " in (tmp_path / "cli" / "controls.md").read_text()
+    assert bench.invocations(tmp_path / "cache", bench.QUICK)[-1]["trained"] == 0
+
 
 def test_a_diverged_run_scores_as_a_guess(monkeypatch: pytest.MonkeyPatch) -> None:
     from quant import train as qtrain
