@@ -71,8 +71,9 @@ def fidelity_table(rows: Any, value: str, index: str = "dram_gbps") -> Any:
     return out
 
 
-def fidelity_note(table: Any, value: str) -> str:
-    """Markdown: how the headline ``value`` moves between simulator modes, and why."""
+def fidelity_note(table: Any, value: str, name: str = "speedup_by_fidelity") -> str:
+    """Markdown: how the headline ``value`` moves between simulator modes, and why (``name``:
+    the summary's table the note is about)."""
     if table is None:
         return ""
     head = table[HEADLINE_MODE]
@@ -81,7 +82,7 @@ def fidelity_note(table: Any, value: str) -> str:
         if mode in table and mode != HEADLINE_MODE:
             d = (table[mode] / head - 1) * 100
             parts.append(f"`{mode}` {d.min():+.1f}% to {d.max():+.1f}%")
-    return ("**Simulator fidelity** (`speedup_by_fidelity`; the headline runs at "
+    return (f"**Simulator fidelity** (`{name}`; the headline runs at "
             f"`{HEADLINE_MODE}`): against it, {value} moves by " + ", ".join(parts) + ". "
             "Prefetch loads each layer's weights while earlier layers run, as far as the SRAM "
             "allows, into DRAM time those layers leave idle: it helps most where compute-bound "
