@@ -97,12 +97,13 @@ def distinct_evaluated(study: optuna.Study) -> int:
                 if t.state.name in _FINISHED})
 
 
-def _bound(value: float, choices: Sequence[float]) -> str | None:
-    """"lowest"/"highest" when ``value`` is the min/max of two or more distinct ``choices``."""
+def _bound(value: float, choices: Sequence[float], floor: float | None = None) -> str | None:
+    """"lowest"/"highest" when ``value`` is the min/max of two or more distinct ``choices``;
+    never "lowest" at ``floor``, a bound nothing lies below (1 core group, 1 bit)."""
     if len(set(choices)) < 2:
         return None
     if value <= min(choices):
-        return "lowest"
+        return None if floor is not None and value <= floor else "lowest"
     if value >= max(choices):
         return "highest"
     return None
@@ -114,14 +115,16 @@ def edge_notes(space: SearchSpace, params: Mapping[str, Any]) -> list[str]:
 
     Ordered parameters only, each by a scale that orders it: MAC precision by MAC area
     (`arch.area.mac_area`, so 2x4 lies between 2x2 and 4x4), arrays by MAC count, SRAM, cores and
-    per-layer bits by value. A parameter with one choice is not searched and never on an edge.
+    per-layer bits by value. A parameter with one choice is not searched and never on an edge,
+    and a lowest choice that nothing lies below (a 1x1 MAC, a 1-MAC array, 1 core, 1 core group,
+    1 bit) is no edge either.
     """
     from arch.area import mac_area
 
     notes: list[str] = []
     if "mac_bits" in params:
         areas = [mac_area(*p) for p in space.mac_bits]
-        side = _bound(mac_area(*decode_pair(params["mac_bits"])), areas)
+        side = _bound(mac_area(*decode_pair(params["mac_bits"])), areas, mac_area(1, 1))
         if side:
             word = "narrowest" if side == "lowest" else "widest"
             notes.append(f"mac_bits={params['mac_bits']} is the {word} MAC offered "
@@ -129,7 +132,7 @@ def edge_notes(space: SearchSpace, params: Mapping[str, Any]) -> list[str]:
     if "array" in params:
         sizes = [r * c for r, c in space.array_shapes]
         r, c = decode_pair(params["array"])
-        side = _bound(r * c, sizes)
+        side = _bound(r * c, sizes, 1)
         if side:
             word = "smallest" if side == "lowest" else "largest"
             notes.append(f"array={params['array']} is the {word} array offered "
@@ -140,12 +143,12 @@ def edge_notes(space: SearchSpace, params: Mapping[str, Any]) -> list[str]:
             notes.append(f"sram_kib={float(params['sram_kib']):g} is the {side} SRAM per core "
                          f"offered ({min(space.sram_kib):g} .. {max(space.sram_kib):g} KiB)")
     if "cores" in params and space.cores is not None:
-        side = _bound(int(params["cores"]), space.cores)
+        side = _bound(int(params["cores"]), space.cores, 1)
         if side:
             notes.append(f"cores={int(params['cores'])} is the {side} core count offered "
                          f"({space.cores[0]} .. {space.cores[1]})")
     if "groups" in params:
-        side = _bound(int(params["groups"]), space.groups)
+        side = _bound(int(params["groups"]), space.groups, 1)
         if side:
             notes.append(f"groups={int(params['groups'])} is the {side} number of core groups "
                          f"offered ({min(space.groups)} .. {max(space.groups)})")
@@ -153,7 +156,7 @@ def edge_notes(space: SearchSpace, params: Mapping[str, Any]) -> list[str]:
     for name, value in params.items():
         if name[:2] in ("w:", "a:"):
             choices = space.layer_w_bits if name[0] == "w" else space.layer_a_bits
-            side = _bound(int(value), choices)
+            side = _bound(int(value), choices, 1)
             if side:
                 layer_edges.append(f"{name}={int(value)} ({side} of {min(choices)} .. "
                                    f"{max(choices)})")

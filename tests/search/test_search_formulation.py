@@ -188,8 +188,16 @@ def test_edge_notes_cover_per_layer_bits():
                         mac_bits=((2, 2),), sram_kib=(256.0,))
     notes = edge_notes(space, {"mac_bits": "2x2", "array": "8x64", "sram_kib": 256.0,
                                "w:c2": 2, "a:c2": 4, "w:c3": 1, "a:c3": 2})
+    # w:c3=1 is the lowest choice but nothing lies below 1 bit: no edge
     assert notes == ["per-layer bits on a bound: a:c2=4 (highest of 2 .. 4), "
-                     "w:c3=1 (lowest of 1 .. 4), a:c3=2 (lowest of 2 .. 4)"]
+                     "a:c3=2 (lowest of 2 .. 4)"]
+
+
+def test_a_lowest_choice_nothing_lies_below_is_no_edge():
+    space = SearchSpace(mac_bits=((1, 1), (2, 2), (4, 4)), sram_kib=(256.0,), cores=(1, 8))
+    assert edge_notes(space, {"mac_bits": "1x1", "array": "8x64", "cores": 1}) == []
+    assert edge_notes(space, {"mac_bits": "2x2", "array": "8x64", "cores": 8}) == [
+        "cores=8 is the highest core count offered (1 .. 8)"]
 
 
 def test_summary_warns_only_when_the_best_design_is_on_an_edge(tmp_path):

@@ -76,6 +76,7 @@ def test_groups_on_an_edge_are_warned_and_schedules_never():
                                "schedule": "pipeline", "groups": 4})
     assert notes == ["groups=4 is the highest number of core groups offered (1 .. 4)"]
     assert edge_notes(SPACE, {"schedule": "data_parallel", "groups": 2}) == []
+    assert edge_notes(SPACE, {"schedule": "layer_by_layer", "groups": 1}) == []  # the floor
 
 
 def test_more_groups_than_cores_fails_the_trial_with_its_reason():
