@@ -86,7 +86,10 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                                     "holding that mapping (default: balanced by estimated "
                                     "stage time)")
     p.add_argument("--buffer-images", type=int, default=2,
-                   help="images a core group's input buffer holds (default 2)")
+                   help="images (micro-batches) a core group's input buffer holds (default 2)")
+    p.add_argument("--micro-batch", type=int, default=1,
+                   help="images that move through the core groups together as one tensor "
+                        "(default 1; divides --batch)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -98,12 +101,14 @@ def sim_options(args: argparse.Namespace) -> dict[str, Any]:
         options["high_precision"] = args.high_precision
     schedule = getattr(args, "schedule", "layer_by_layer")
     if schedule != "layer_by_layer" or getattr(args, "groups", None) \
-            or getattr(args, "stages", None):
+            or getattr(args, "stages", None) or getattr(args, "micro_batch", 1) != 1:
         options.update(schedule=schedule, groups=_groups(args.groups),
-                       stages=_stages(args.stages), buffer_images=args.buffer_images)
-        if args.buffer_images < 1:
-            raise ValueError(f"--buffer-images={args.buffer_images} is not allowed; expected "
-                             "an integer >= 1")
+                       stages=_stages(args.stages), buffer_images=args.buffer_images,
+                       micro_batch=args.micro_batch)
+        for flag, v in (("--buffer-images", args.buffer_images),
+                        ("--micro-batch", args.micro_batch)):
+            if v < 1:
+                raise ValueError(f"{flag}={v} is not allowed; expected an integer >= 1")
     return options
 
 

@@ -2,8 +2,9 @@
 
 `dse.sim.simulate` plays the whole batch as one tensor on all cores, layer by layer. Here the
 cores are split into groups (``groups=`` equal or explicit core counts, or the accelerator's own
-heterogeneous ``core_groups``, `arch.groups`) and ``batch`` images flow through them one at a
-time:
+heterogeneous ``core_groups``, `arch.groups`) and ``batch`` images flow through them in
+micro-batches of ``micro_batch`` images (default 1; "image k" below is micro-batch k, and the
+whole micro-batch is one tensor, as the batch is layer by layer):
 
 * ``pipeline``: contiguous stages of layers, stage g on group g (`balance` by estimated stage
   time, or the user's ``stages={layer: group}``). Each group is one SimPy process that takes image
@@ -21,7 +22,7 @@ producer's SRAM into the consumer's input buffer (each group sends its tensors o
 another, in order, as one DMA engine would), or, with ``noc="none"``, is stored to DRAM and
 loaded back. Weights that fit beside a group's working set are loaded for the first image and
 stay on chip for the rest of the stream (`dse.sim.simulate`'s ``persistent_weights`` from the
-second image on): a stage owns its layers. Each image is planned as a batch of one.
+second image on): a stage owns its layers. Each micro-batch is planned as a batch of its own.
 
 Results: ``latency_s`` is the first image's latency, ``images_per_s`` the steady-state rate
 (completions after the first wave over the time they took), ``makespan_s`` the whole stream;
@@ -85,6 +86,8 @@ def group_accelerators(acc: Accelerator, groups: int | tuple[int, ...] | None,
             raise ValueError(f"groups={groups!r} is not allowed for an accelerator with "
                              f"core_groups ({len(acc.core_groups)} groups); leave it out")
         return acc.groups()
+    if groups is None and stages is None and schedule == "layer_by_layer":
+        groups = 1  # micro-batches one after another on all the cores
     if groups is None and stages:
         groups = max(stages.values()) + 1 if all(
             isinstance(v, int) and not isinstance(v, bool) for v in stages.values()) else None
@@ -287,9 +290,16 @@ def _group(g: int, gacc: Accelerator, nodes: dict[str, _Node], order: list[str],
 
 def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
                  options: dict[str, Any], *, schedule: str, stages: dict[str, int] | None,
-                 groups: int | tuple[int, ...] | None, buffer_images: int) -> SimResult:
-    """Simulate ``batch`` images streaming through core groups (module docstring)."""
-    nodes, order = _prepare(workload, 1)
+                 groups: int | tuple[int, ...] | None, buffer_images: int,
+                 micro_batch: int = 1) -> SimResult:
+    """Simulate ``batch`` images streaming through core groups in micro-batches of
+    ``micro_batch`` images (module docstring)."""
+    if isinstance(micro_batch, bool) or not isinstance(micro_batch, int) or micro_batch < 1 \
+            or batch % micro_batch:
+        raise ValueError(f"micro_batch={micro_batch!r} is not allowed; expected an integer >= 1 "
+                         f"that divides batch={batch}")
+    steps = batch // micro_batch
+    nodes, order = _prepare(workload, micro_batch)
     gaccs = group_accelerators(acc, groups, stages, schedule)
     if schedule == "data_parallel":
         if stages is not None:
@@ -313,10 +323,10 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
         grps.append(_group(g, gacc, nodes, order, assign, via_noc, options,
                            CorePool(env, gacc.cores, first_id)))
         first_id += gacc.cores
-    stage_done = [[env.event() for _ in range(batch)] for _ in grps]
-    image_done = [env.event() for _ in range(batch)]
-    finished = [0.0] * batch
-    arrive = {(k, n, h): env.event() for k in range(batch) for grp in grps
+    stage_done = [[env.event() for _ in range(steps)] for _ in grps]
+    image_done = [env.event() for _ in range(steps)]
+    finished = [0.0] * steps
+    arrive = {(k, n, h): env.event() for k in range(steps) for grp in grps
               for n, dsts in grp.sends.items() for h in dsts}
     outbox = [simpy.Resource(env, capacity=1) for _ in grps]
     downstream = [sorted({h for dsts in grp.sends.values() for h in dsts}) for grp in grps]
@@ -347,7 +357,7 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
             yield simpy.AllOf(env, list(done.values()))
         start = min((r.start_s for r in recs.values()), default=env.now)
         st = grp.stats
-        st["images"] += 1
+        st["images"] += micro_batch
         st["blocked_s"] += t1 - t0
         st["starved_s"] += max(0.0, start - t1)
         st["busy_s"] += env.now - start if recs else 0.0
@@ -355,7 +365,7 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
         grp.runs.append((k, recs, sub, pl))
 
     def stage(grp: _Group) -> Generator[simpy.Event, Any, None]:
-        for k in range(batch):
+        for k in range(steps):
             t0 = env.now
             waits = [stage_done[h][k - buffer_images] for h in downstream[grp.index]
                      if k >= buffer_images]
@@ -371,7 +381,7 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
         finished[k] = env.now
         image_done[k].succeed()
 
-    queue = iter(range(batch))
+    queue = iter(range(steps))
 
     def worker(grp: _Group) -> Generator[simpy.Event, Any, None]:
         for k in queue:  # a free group takes the next image
@@ -383,13 +393,13 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
     for grp in grps:
         env.process(worker(grp) if assign is None else stage(grp))
     if assign is not None:
-        for k in range(batch):
+        for k in range(steps):
             env.process(image(k))
     env.run()
     return _collect_stream(workload, acc, batch, grps, finished, env, mem, noc, em,
                            {**options, "schedule": schedule, "groups": len(grps),
-                            "buffer_images": buffer_images}, lanes=len(grps) if assign is None
-                           else 1)
+                            "buffer_images": buffer_images, "micro_batch": micro_batch},
+                           lanes=len(grps) if assign is None else 1)
 
 
 _SUMMED = ("macs", "compute_cycles", "ideal_cycles", "stall_cycles", "onload_cycles",
@@ -444,10 +454,12 @@ def _collect_stream(workload: Workload, acc: Accelerator, batch: int, grps: list
                 e_mac += t.mac_j
                 t.row["core_group"] = grp.index
                 (rows if plan.op in ("conv", "linear", "matmul") else mem_rows).append(t.row)
-    first = finished[0] if batch else makespan
-    done = sorted(finished)
-    if batch > lanes and done[-1] > done[lanes - 1]:
-        rate = (batch - lanes) / (done[-1] - done[lanes - 1])
+    first = finished[0] if finished else makespan
+    done = sorted(finished)  # micro-batch completions, micro_batch images each
+    steps = len(done)
+    micro = batch // max(1, steps)
+    if steps > lanes and done[-1] > done[lanes - 1]:
+        rate = (steps - lanes) * micro / (done[-1] - done[lanes - 1])
     else:
         rate = batch / makespan if makespan > 0 else math.inf
     energy = {"mac": e_mac, "sram": e_sram_bits * em.sram_pj_per_bit * 1e-12,

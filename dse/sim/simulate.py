@@ -93,7 +93,7 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
              persistent_weights: bool = False, segments: int = 1, fidelity: str = "layer",
              prefetch: bool = True, schedule: str = "layer_by_layer",
              stages: dict[str, int] | None = None, groups: int | tuple[int, ...] | None = None,
-             buffer_images: int = 2) -> SimResult:
+             buffer_images: int = 2, micro_batch: int = 1) -> SimResult:
     """Simulate inference of ``batch`` images of ``workload`` on ``accelerator``.
 
     ``batch`` defaults to the batch the workload was extracted with (``workload.batch``); another
@@ -122,10 +122,11 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
     core groups) or ``data_parallel`` (each group runs whole images); ``groups`` - how a
     homogeneous accelerator's cores split into groups (a count of equal groups or a tuple of core
     counts; an accelerator with ``core_groups`` brings its own); ``stages`` - ``{layer name:
-    group index}`` (default: balanced by estimated stage time); ``buffer_images`` - images a
-    group's input buffer holds (back-pressure). There ``latency_s`` is the first image's latency,
-    ``images_per_s`` the steady-state rate, ``makespan_s`` the whole stream and ``stages`` the
-    per-group table.
+    group index}`` (default: balanced by estimated stage time); ``buffer_images`` - micro-batches
+    a group's input buffer holds (back-pressure); ``micro_batch`` - images that move through the
+    groups together as one tensor (divides ``batch``). There ``latency_s`` is the first
+    micro-batch's latency, ``images_per_s`` the steady-state rate, ``makespan_s`` the whole
+    stream and ``stages`` the per-group table.
     """
     problems: list[str] = []
     if not isinstance(getattr(workload, "graph", None), nx.DiGraph):
@@ -165,11 +166,12 @@ def simulate(workload: Workload, accelerator: Accelerator, batch: int | None = N
                "persistent_weights": persistent_weights, "segments": segments,
                "fidelity": fidelity, "prefetch": prefetch}
     if schedule != "layer_by_layer" or acc.core_groups or groups is not None \
-            or stages is not None:
+            or stages is not None or micro_batch != 1:
         from dse.sim.schedule import run_schedule
 
         return run_schedule(workload, acc, batch, em, options, schedule=schedule, stages=stages,
-                            groups=groups, buffer_images=buffer_images)
+                            groups=groups, buffer_images=buffer_images,
+                            micro_batch=micro_batch)
     nodes, order = _prepare(workload, batch)  # 1. rebatch + fuse
     pl = plan_graph(nodes, order, acc, options)  # 2-4b
     env = CountingEnvironment()

@@ -77,6 +77,29 @@ def test_balanced_chain_fills_runs_at_one_stage_time_and_drains() -> None:
                                          for n in ("L0", "L1", "L2", "L3")]
 
 
+def test_micro_batches_stream_as_one_tensor_each() -> None:
+    wl = chain([16, 16, 16, 16])
+    one = Workload.from_layers([wl.graph.nodes["L1"]["layer"]], name="L1", batch=1)
+    t2 = simulate(one, ideal(1), batch=2).latency_s  # a stage's time for two images at once
+    r = simulate(wl, ideal(4), batch=B, schedule="pipeline", groups=4, micro_batch=2)
+    assert r.makespan_s == pytest.approx((B // 2 + 3) * t2, rel=1e-9)
+    assert r.images_per_s == pytest.approx(2 / t2, rel=1e-9)
+    assert r.stages["images"].tolist() == [B] * 4
+    # weights that do not stay on chip stream once per micro-batch, not once per image
+    acc = ideal(2, sram_kib=8.0, dram_gbps=8.0)  # weights fit a tile loop, not the stream
+    big = chain([64, 64], c=64, hw=6)
+    w = {m: simulate(big, acc, batch=B, schedule="pipeline", groups=2, micro_batch=m)
+         .dram_bytes_by_operand["weights"] for m in (1, 4)}
+    weights = sum(big.graph.nodes[n]["layer"].weight_bytes for n in ("L0", "L1"))
+    assert w[1] == pytest.approx(B * weights, rel=0.01)
+    assert w[4] == pytest.approx(B / 4 * weights, rel=0.01)
+    roomy = ideal(2, sram_kib=64.0, dram_gbps=8.0)  # they stay on chip after the first
+    assert simulate(big, roomy, batch=B, schedule="pipeline", groups=2).dram_bytes_by_operand[
+        "weights"] == pytest.approx(weights, rel=0.01)
+    with pytest.raises(ValueError, match=r"micro_batch=3 is not allowed; .* divides batch=8"):
+        simulate(wl, ideal(4), batch=B, schedule="pipeline", groups=4, micro_batch=3)
+
+
 def test_unbalanced_pipeline_runs_at_its_slowest_stage() -> None:
     wl = chain([16, 48, 16])
     acc = ideal(3)
