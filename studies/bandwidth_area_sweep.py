@@ -282,8 +282,8 @@ def _fidelity_notes(results: pd.DataFrame, table: pd.DataFrame | None) -> str:
     if "layer" not in move or "weights_staged_bytes" not in results:
         return text
     per_design = []
-    for _, g in results.assign(label=labels, drop=move["layer"]).groupby(DESIGN, dropna=False,
-                                                                         sort=True):
+    rows = results.assign(label=labels.to_numpy(), drop=move["layer"].to_numpy())
+    for _, g in rows.groupby(DESIGN, dropna=False, sort=True):
         worst = g.loc[g["drop"].abs().idxmax()]
         per_design.append(f"{worst['label']}: {worst['weights_staged_bytes'] / 2**20:.1f} MiB "
                           f"staged, `layer` {worst['drop']:+.1%} at {_gbps(worst['dram_gbps'])}")
