@@ -74,8 +74,9 @@ PARAMS: dict[str, Any] = {
     "schedules": ("layer_by_layer", "pipeline", "data_parallel"),
     "schedule_groups": (1, 2, 4, 8),
     "schedule_batch": 16,
+    "schedule_micro_batches": (1, 16),
     "schedule_bandwidth": 32.0,
-    "schedule_trials": 100,
+    "schedule_trials": 200,
     "first_last_bits": 16,
     "seed": 0,
 }
@@ -85,10 +86,11 @@ first is the headline (speedup target, mixed point). ``total_sram_kib``: the chi
 ``per_core_sram``. ``trials``: trial budget per (scheme, bandwidth, formulation) search (a space
 no larger is enumerated, each design once); ``mixed_trials``: TPE trials of the mixed-precision
 search; ``*mac_bits``: MAC precisions the hardware search may pick. ``schedules`` (empty: none)
-x ``schedule_groups`` (equal core groups) x ``mac_bits``: the ``schedule`` points, one search per
-scheme at ``schedule_bandwidth`` on a stream of ``schedule_batch`` images under the headline
-formulation (84 designs, enumerated within ``schedule_trials``), reported as the best design of
-each schedule."""
+x ``schedule_groups`` (equal core groups) x ``schedule_micro_batches`` (images moving through
+the groups together; each divides ``schedule_batch``) x ``mac_bits``: the ``schedule`` points,
+one search per scheme at ``schedule_bandwidth`` on a stream of ``schedule_batch`` images under the
+headline formulation (168 designs, enumerated within ``schedule_trials``), reported as the best
+design of each schedule."""
 
 SPEEDUP_BAND = (2.5, 3.4)
 SOURCE = "PACT-SAWB (SysML'19) Sec. 7.3, Fig. 8a (fixed template, not searched)"
@@ -148,10 +150,13 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
         groups = check_tuple_of("schedule_groups", params["schedule_groups"], tuple(range(1, 65)))
         sched_bw = check_bandwidths((params["schedule_bandwidth"],), "schedule_bandwidth")[0]
         batch = check_batch(params["schedule_batch"], "schedule_batch")
+        micro = check_tuple_of("schedule_micro_batches", params["schedule_micro_batches"],
+                               tuple(m for m in range(1, batch + 1) if batch % m == 0))
         for scheme in SCHEMES:
             points.append({**fixed, "kind": "schedule", "scheme": scheme, "dram_gbps": sched_bw,
                            "formulation": forms[0], "schedules": tuple(scheds),
-                           "groups": tuple(groups), "batch": batch,
+                           "groups": tuple(groups), "micro_batches": tuple(micro),
+                           "batch": batch,
                            "trials": _positive_int("schedule_trials",
                                                    params["schedule_trials"])})
     points.append({**fixed, "kind": "mixed", "scheme": "pact_sawb", "dram_gbps": mixed_bw,
@@ -192,8 +197,10 @@ def _row(study: Any, point: dict[str, Any], label: str, space: Any, wl: Any,
     if done.empty:
         return row
     best = done.loc[done["images_per_s"].idxmax()]
-    for k in ("images_per_s", "energy_j", "latency_s", "utilization", "area", "area_budget",
+    for k in ("images_per_s", "energy_j", "latency_s", "utilization", "dram_bytes", "area",
+              "area_budget",
               "cores", "rows", "cols", "mac_bits", "sram_kib", "schedule", "groups",
+              "micro_batch",
               "accuracy_proxy", "accuracy_model", "min_accuracy"):
         v = best.get(k)
         row[k] = v.item() if hasattr(v, "item") else v
@@ -225,7 +232,8 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
         return [_row(study, point, "searched", space, wl)]
     if point["kind"] == "schedule":  # the best design of each schedule, one search over all
         space = _space(point, mac, layer_bits="recipe", schedules=tuple(point["schedules"]),
-                       groups=tuple(point["groups"]))
+                       groups=tuple(point["groups"]),
+                       micro_batches=tuple(point["micro_batches"]))
         study = search(space, ["images_per_s"], n_trials=int(point["trials"]), sampler="auto",
                        batch=int(point["batch"]), **common)
         return [{**_row(study, point, f"best {sched}", space, wl, sched), "batch": point["batch"]}
@@ -420,7 +428,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
 def _schedule_table(sched: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The best design of each schedule per scheme, its rate relative to layer-by-layer, and a
     sentence per scheme on what the schedules change."""
-    tab = sched[["scheme", "schedule", "mac_bits", "groups", "cores", "images_per_s",
+    tab = sched[["scheme", "schedule", "mac_bits", "groups", "micro_batch", "cores",
+                 "images_per_s", "dram_bytes",
                  "latency_s", "dram_gbps", "batch", "distinct_designs",
                  "space_designs"]].copy()
     base = tab[tab["schedule"] == "layer_by_layer"].set_index("scheme")["images_per_s"]
@@ -429,8 +438,8 @@ def _schedule_table(sched: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for scheme, g in tab.groupby("scheme", sort=False):
         top = g.loc[g["images_per_s"].idxmax()]
         parts = [f"{r['schedule']} {r['images_per_s']:.4g} images/s ({r['mac_bits']} x "
-                 f"{int(r['cores'])} cores in {int(r['groups'])} group(s))"
-                 for _, r in g.iterrows()]
+                 f"{int(r['cores'])} cores in {int(r['groups'])} group(s), micro-batch "
+                 f"{int(r['micro_batch'])})" for _, r in g.iterrows()]
         lines.append(f"- Schedules, {LEGEND.get(scheme, scheme)} ({int(g['batch'].iloc[0])}-image "
                      f"stream, {g['dram_gbps'].iloc[0]:g} GB/s, all {int(g['space_designs'].max())}"
                      f" designs enumerated): best {top['schedule']}; " + "; ".join(parts) + ".")

@@ -19,7 +19,16 @@ from typing import Any
 
 import pandas as pd
 
-from dse.cli import CliParser, check_jobs, check_writable, float_list, int_list, pair_list, run_cli
+from dse.cli import (
+    CliParser,
+    check_jobs,
+    check_writable,
+    float_list,
+    folder,
+    int_list,
+    pair_list,
+    run_cli,
+)
 from dse.search.accuracy import AccuracyModel
 from dse.search.coverage import AUTO
 from dse.search.driver import run, worker
@@ -43,7 +52,7 @@ def _build_parser() -> CliParser:
                     "--storage URL --study NAME --trials N")
     p.add_argument("--model", required=True)
     p.add_argument("--recipe", required=True)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=folder)
     p.add_argument("--trials", required=True, type=int, help="number of (more) trials to run")
     p.add_argument("--arch", default=None, metavar="PRESET|FILE",
                    help="design (preset or TOML/YAML file) whose clock, dataflow, node, latencies "
@@ -90,6 +99,9 @@ def _build_parser() -> CliParser:
     p.add_argument("--groups", default="1",
                    help="numbers of equal core groups to choose from (comma list; 1 with "
                         "layer_by_layer is one pool of cores, today's model)")
+    p.add_argument("--micro-batches", default="1",
+                   help="images per micro-batch to choose from (comma list; each divides "
+                        "--batch): images that move through the core groups together")
     p.add_argument("--first-last-bits", type=int, default=None,
                    help="bits of the (fixed) first/last layers (default: the recipe's)")
     p.add_argument("--shortcut-bits", type=int, default=None,
@@ -125,7 +137,7 @@ def _worker_main(argv: Sequence[str]) -> int:
     p.add_argument("--storage", required=True)
     p.add_argument("--study", required=True)
     p.add_argument("--trials", required=True, type=int)
-    p.add_argument("--out", type=Path, default=None, help="also maintain trials.csv here")
+    p.add_argument("--out", type=folder, default=None, help="also maintain trials.csv here")
     p.add_argument("--worker-index", type=int, default=None,
                    help="sampler seed offset (default: from the pid)")
     p.add_argument("--fsync", action="store_true", help="fsync journal appends")
@@ -315,6 +327,7 @@ def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
         formulation=a.formulation, total_sram_kib=total,
         schedules=tuple(x.strip() for x in a.schedules.split(",") if x.strip()),
         groups=int_list(a.groups, "--groups"),
+        micro_batches=int_list(a.micro_batches, "--micro-batches"),
         layer_bits=a.layer_bits, layer_w_bits=int_list(a.bits, "--bits"),
         layer_a_bits=int_list(a.bits, "--bits"),
         first_last_bits=a.first_last_bits, shortcut_bits=a.shortcut_bits,
@@ -327,6 +340,7 @@ def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
 _FLAGS = {"mac_bits": "--mac-bits", "array_shapes": "--arrays", "sram_kib": "--sram-kib",
           "total_sram_kib": "--total-sram-kib", "formulation": "--formulation",
           "schedules": "--schedules", "groups": "--groups",
+          "micro_batches": "--micro-batches",
           "layer_w_bits": "--bits", "layer_a_bits": "--bits", "cores": "--cores",
           "first_last_bits": "--first-last-bits", "shortcut_bits": "--shortcut-bits"}
 

@@ -52,6 +52,8 @@ def grid(space: SearchSpace, workload: Workload) -> dict[str, list[Any]]:
         out["schedule"] = list(space.schedules)
     if len(space.groups) > 1:
         out["groups"] = list(space.groups)
+    if len(space.micro_batches) > 1:
+        out["micro_batch"] = list(space.micro_batches)
     if space.cores is not None:
         out["cores"] = list(range(space.cores[0], space.cores[1] + 1))
     for name in space.searched_layers(workload):
@@ -66,7 +68,7 @@ def design_count(space: SearchSpace, workload: Workload) -> int:
     n = len(space.mac_bits) * len(space.array_shapes)
     if space.total_sram is None:
         n *= len(space.sram_kib)
-    n *= len(space.schedules) * len(space.groups)
+    n *= len(space.schedules) * len(space.groups) * len(space.micro_batches)
     if space.cores is not None:
         n *= space.cores[1] - space.cores[0] + 1
     layers = len(space.searched_layers(workload))
@@ -152,6 +154,11 @@ def edge_notes(space: SearchSpace, params: Mapping[str, Any]) -> list[str]:
         if side:
             notes.append(f"groups={int(params['groups'])} is the {side} number of core groups "
                          f"offered ({min(space.groups)} .. {max(space.groups)})")
+    if "micro_batch" in params:
+        side = _bound(int(params["micro_batch"]), space.micro_batches, 1)
+        if side:
+            notes.append(f"micro_batch={int(params['micro_batch'])} is the {side} micro-batch "
+                         f"offered ({min(space.micro_batches)} .. {max(space.micro_batches)})")
     layer_edges = []
     for name, value in params.items():
         if name[:2] in ("w:", "a:"):
@@ -200,6 +207,8 @@ def summary_lines(study: optuna.Study, space: SearchSpace, workload: Workload, s
     if m.get("schedule") and (len(space.schedules) > 1 or len(space.groups) > 1
                               or m["schedule"] != "layer_by_layer"):
         what += f", {m['schedule']} on {int(m.get('groups', 1))} core group(s)"
+        if int(m.get("micro_batch", 1)) > 1:
+            what += f" in micro-batches of {int(m['micro_batch'])} images"
     if "images_per_s" in m:
         what += f", {float(m['images_per_s']):.4g} images/s"
     lines.append(what)

@@ -63,7 +63,7 @@ def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]
         attrs.update(area=area, cores=acc_hw.cores, rows=acc_hw.rows, cols=acc_hw.cols,
                      mac_bits=f"{acc_hw.mac_bits[0]}x{acc_hw.mac_bits[1]}",
                      sram_kib=acc_hw.sram_kib, schedule=design.schedule,
-                     groups=design.groups or 1)
+                     groups=design.groups or 1, micro_batch=design.micro_batch)
         if area > budget:  # checked first: no accuracy evaluation (maybe costly) is wasted
             attrs.update(feasible=False, reason="over area budget")
             _set_attrs(trial, attrs)
@@ -113,6 +113,8 @@ def _design_attrs(params: Mapping[str, Any]) -> dict[str, Any]:
         out["schedule"] = str(params["schedule"])
     if "groups" in params:
         out["groups"] = int(params["groups"])
+    if "micro_batch" in params:
+        out["micro_batch"] = int(params["micro_batch"])
     return out
 
 

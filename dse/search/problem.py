@@ -55,7 +55,7 @@ WORKER_ATTR = "qdse.worker"
 METRIC_COLUMNS = ("images_per_s", "energy_j", "area", "area_budget", "accuracy_proxy",
                   "accuracy_model", "min_accuracy", "feasible", "latency_s", "utilization",
                   "dram_bytes", "cores", "rows", "cols", "mac_bits", "sram_kib", "dram_gbps",
-                  "formulation", "schedule", "groups", "reason")
+                  "formulation", "schedule", "groups", "micro_batch", "reason")
 """The trials.csv metric columns; each is a trial user attribute of its own (dashboards such as
 optuna-dashboard list them by name)."""
 
@@ -88,11 +88,12 @@ class Problem:
                                   dram_gbps=self.dram_gbps, sampler=self.sampler,
                                   batch=self.batch, min_accuracy=self.min_accuracy,
                                   has_accuracy=self.accuracy is not None)
-        clash = sorted(set(self.simulate_options) & {"schedule", "groups", "stages"})
+        clash = sorted(set(self.simulate_options) & {"schedule", "groups", "stages",
+                                                     "micro_batch"})
         if clash:
             problems.append(f"simulate_options={dict(self.simulate_options)!r} is not allowed "
                             f"with {', '.join(clash)}; the space sets them (SearchSpace.schedules, "
-                            "SearchSpace.groups)")
+                            "SearchSpace.groups, SearchSpace.micro_batches)")
         if self.sampler == AUTO:
             problems.append(f"sampler={self.sampler!r} is not allowed in a Problem; resolve it "
                             "first (dse.search.coverage.resolve_sampler), as run does")

@@ -46,7 +46,7 @@ log = logging.getLogger("dse.search")
 
 
 # in the design columns instead
-_PARAM_SKIP = ("mac_bits", "cores", "sram_kib", "array", "schedule", "groups")
+_PARAM_SKIP = ("mac_bits", "cores", "sram_kib", "array", "schedule", "groups", "micro_batch")
 _FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -373,7 +373,8 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
            "space_designs": design_count(problem.space, problem.workload),
            "designs_evaluated": distinct_evaluated(study),
            "edges": edge_notes(problem.space, best.params), "schedule": design.schedule,
-           "groups": design.groups or 1, "batch": problem.batch, "accelerator": acc,
+           "groups": design.groups or 1, "micro_batch": design.micro_batch,
+           "batch": problem.batch, "accelerator": acc,
            "layer_bits": {k: list(v) for k, v in design.layer_bits.items()},
            "accuracy_proxy": trial_metrics(best).get("accuracy_proxy"),
            "accuracy_model": trial_metrics(best).get("accuracy_model"),

@@ -95,10 +95,13 @@ class Design:
     groups: int | None = None
     """Equal core groups of the schedule (`dse.simulate`'s ``groups``); None: one pool of cores,
     layer by layer (today's model)."""
+    micro_batch: int = 1
+    """Images that move through the core groups together (`dse.simulate`'s ``micro_batch``);
+    1 on one pool, which plays the whole batch as one tensor anyway."""
 
     def simulate_kwargs(self) -> dict[str, Any]:
-        """The ``schedule``/``groups`` arguments of `dse.simulate` for this design."""
-        return {"schedule": self.schedule, "groups": self.groups}
+        """The ``schedule``/``groups``/``micro_batch`` arguments of `dse.simulate`."""
+        return {"schedule": self.schedule, "groups": self.groups, "micro_batch": self.micro_batch}
 
 
 def _is_int(v: object) -> bool:
@@ -121,10 +124,13 @@ class SearchSpace:
     fixed_roles: tuple[str, ...] = ("first", "last", "shortcut")
     schedules: tuple[str, ...] = ("layer_by_layer",)
     groups: tuple[int, ...] = (1,)
+    micro_batches: tuple[int, ...] = (1,)
     """Multi-core schedules (`dse.sim.simulate.SCHEDULES`) and numbers of equal core groups to
-    choose from; each is a parameter (``schedule``, ``groups``) only with several choices.
-    ``layer_by_layer`` on 1 group is today's model; pipeline stages are balanced by estimated
-    stage time (`dse.sim.schedule`)."""
+    choose from, and micro-batch sizes (images moving through the groups together; each must
+    divide the search's batch); each is a parameter (``schedule``, ``groups``, ``micro_batch``)
+    only with several choices. ``layer_by_layer`` on 1 group is today's model (the whole batch as
+    one tensor, so its micro-batch is moot and set to 1); pipeline stages are balanced by
+    estimated stage time (`dse.sim.schedule`)."""
     formulation: str = "per_core_sram"
     total_sram_kib: float | None = None
     """Chip SRAM of the ``"fixed_total_sram"`` formulation, KiB (None: `DEFAULT_TOTAL_SRAM_KIB`);
@@ -181,6 +187,11 @@ class SearchSpace:
                 and len(set(self.groups)) == len(self.groups)):
             bad("groups", self.groups, f"expected distinct integers in 1..{_MAX_CORES} (equal "
                 "core groups)")
+        if not (isinstance(self.micro_batches, tuple) and self.micro_batches
+                and all(_is_int(m) and m >= 1 for m in self.micro_batches)
+                and len(set(self.micro_batches)) == len(self.micro_batches)):
+            bad("micro_batches", self.micro_batches, "expected distinct integers >= 1 (images "
+                "per micro-batch)")
         if self.formulation not in FORMULATIONS:
             bad("formulation", self.formulation, f"expected one of {', '.join(FORMULATIONS)}")
         t = self.total_sram_kib
@@ -266,10 +277,10 @@ class SearchSpace:
                 dram_gbps: float) -> Design | None:
         """Ask ``trial`` for one design; None when no design with these choices fits the budget.
 
-        Parameter names: ``mac_bits``, ``array``, ``sram_kib``, ``schedule`` and ``groups``
-        (with several choices), ``cores`` (when searched) and ``w:<layer>`` / ``a:<layer>`` per
-        searched layer. Under ``"fixed_total_sram"`` no
-        ``sram_kib`` is sampled: each core gets ``total_sram_kib / cores``.
+        Parameter names: ``mac_bits``, ``array``, ``sram_kib``, ``schedule``, ``groups`` and
+        ``micro_batch`` (with several choices), ``cores`` (when searched) and ``w:<layer>`` /
+        ``a:<layer>`` per searched layer. Under ``"fixed_total_sram"`` no ``sram_kib`` is
+        sampled: each core gets ``total_sram_kib / cores``.
         """
         mac = decode_pair(trial.suggest_categorical(
             "mac_bits", [encode_pair(p) for p in self.mac_bits]))
@@ -286,6 +297,8 @@ class SearchSpace:
                        else trial.suggest_categorical("schedule", list(self.schedules)))
         groups = int(self.groups[0] if len(self.groups) == 1
                      else trial.suggest_categorical("groups", list(self.groups)))
+        micro = int(self.micro_batches[0] if len(self.micro_batches) == 1
+                    else trial.suggest_categorical("micro_batch", list(self.micro_batches)))
         template = self.template(mac, rows, cols, sram, dram_gbps, self.base)
         if self.cores is None:
             n = max_cores_within(template, area_budget, total_sram_kib=total)
@@ -296,7 +309,7 @@ class SearchSpace:
         acc = _with_cores(template, n, total)
         one_pool = schedule == "layer_by_layer" and groups == 1  # today's model: groups=None
         return Design(acc, self.layer_bits_for(workload, mac, sampled), schedule,
-                      None if one_pool else groups)
+                      None if one_pool else groups, 1 if one_pool else micro)
 
     def smallest_design(self, dram_gbps: float) -> tuple[float, str]:
         """Area in mm^2 of the space's smallest design, and a description of it.

@@ -71,6 +71,37 @@ def test_every_schedule_is_enumerated_and_simulated_as_recorded(tmp_path):
     assert study.user_attrs["qdse.sampler"] == "grid"
 
 
+def test_micro_batches_are_searched_and_cut_weight_traffic(tmp_path):
+    wl = tiny_resnet()
+    space = SearchSpace(mac_bits=((2, 2),), sram_kib=(512.0,), schedules=("pipeline",),
+                        groups=(2,), micro_batches=(1, 4))
+    run(space, ["images_per_s"], workload=wl, n_trials=5, out=tmp_path, batch=4)
+    df = pd.read_csv(tmp_path / "trials.csv").set_index("micro_batch")
+    assert sorted(df.index) == [1, 4]
+    acc = dataclasses.replace(SearchSpace.template((2, 2), 8, 64, 512.0, 32.0),
+                              cores=int(df.loc[1, "cores"]))
+    for m in (1, 4):
+        res = simulate(wl, acc, batch=4, schedule="pipeline", groups=2, micro_batch=m)
+        assert res.images_per_s == pytest.approx(df.loc[m, "images_per_s"])
+        assert res.dram_bytes == df.loc[m, "dram_bytes"]
+    # four images as one tensor fetch the weights once, not four times
+    assert df.loc[4, "dram_bytes"] < df.loc[1, "dram_bytes"]
+    # on one pool the whole batch is one tensor already: the micro-batch is moot
+    one_pool = dataclasses.replace(space, schedules=("layer_by_layer",), groups=(1,))
+    d = one_pool.suggest(optuna.trial.FixedTrial({"mac_bits": "2x2", "array": "8x64",
+                                                  "sram_kib": 512.0, "micro_batch": 4}), wl,
+                         area_budget=BUDGET, dram_gbps=32.0)
+    assert (d.groups, d.micro_batch) == (None, 1)
+
+
+def test_a_micro_batch_that_does_not_divide_the_batch_fails_its_trial():
+    space = SearchSpace(mac_bits=((2, 2),), sram_kib=(512.0,), schedules=("pipeline",),
+                        groups=(2,), micro_batches=(3,))
+    study = run(space, ["images_per_s"], workload=tiny_resnet(), n_trials=1, batch=4)
+    assert study.trials[0].state.name == "FAIL"
+    assert "micro_batch=3" in study.trials[0].user_attrs["reason"]
+
+
 def test_groups_on_an_edge_are_warned_and_schedules_never():
     notes = edge_notes(SPACE, {"mac_bits": "2x2", "array": "8x64", "sram_kib": 512.0,
                                "schedule": "pipeline", "groups": 4})
@@ -94,6 +125,7 @@ def test_more_groups_than_cores_fails_the_trial_with_its_reason():
     ({"schedules": ()}, "schedules"),
     ({"groups": (0,)}, "groups"),
     ({"groups": (2, 2)}, "groups"),
+    ({"micro_batches": (0,)}, "micro_batches"),
 ])
 def test_bad_schedule_choices_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=f"{field}="):

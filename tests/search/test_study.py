@@ -44,7 +44,7 @@ def test_follows_the_protocol_and_grid():
     ("trials", 0), ("mixed_trials", -1), ("mac_bits", ("2by2",)), ("bandwidth", (0,)),
     ("formulations", ("per_core",)), ("formulations", ()), ("total_sram_kib", 0.0),
     ("schedules", ("stream",)), ("schedule_groups", (0,)), ("schedule_batch", 0),
-    ("schedule_trials", 0),
+    ("schedule_trials", 0), ("schedule_micro_batches", (3,)),
 ])
 def test_bad_parameters_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -114,7 +114,7 @@ def test_summary_names_the_formulations_coverage_and_edges():
 TINY = {"trials": 6, "mixed_trials": 10, "bandwidth": (32.0,), "mixed_bandwidth": 32.0,
         "mac_bits": ("2x2", "8x8"), "mixed_mac_bits": ("2x2", "4x4"),
         "sram_kib": (256.0, 1024.0), "mixed_bits": (1, 2, 4), "schedule_groups": (1, 2),
-        "schedule_batch": 4}
+        "schedule_batch": 4, "schedule_micro_batches": (1, 4)}
 
 
 def _tiny_workload(point, _ctx):
@@ -239,7 +239,7 @@ def test_schedule_points_report_each_schedules_best_design(tiny_rows):
     for scheme, g in sched.groupby("scheme"):
         assert list(g["schedule"]) == list(s.PARAMS["schedules"])
         # one search over MACs x schedules x groups, every design enumerated
-        assert (g["space_designs"] == len(TINY["mac_bits"]) * 3 * 2).all()
+        assert (g["space_designs"] == len(TINY["mac_bits"]) * 3 * 2 * 2).all()
         assert (g["distinct_designs"] == g["space_designs"]).all()
         wl = _tiny_workload({"scheme": scheme}, None)
         for _, row in g.iterrows():  # each row is what the simulator gives that design
@@ -248,7 +248,8 @@ def test_schedule_points_report_each_schedules_best_design(tiny_rows):
                                      32.0), cores=int(row["cores"]))
             one_pool = row["schedule"] == "layer_by_layer" and row["groups"] == 1
             res = simulate(wl, acc, batch=4, schedule=row["schedule"],
-                           groups=None if one_pool else int(row["groups"]))
+                           groups=None if one_pool else int(row["groups"]),
+                           micro_batch=int(row["micro_batch"]))
             assert res.images_per_s == pytest.approx(row["images_per_s"])
     summary = s.summarize(tiny_rows, {**s.PARAMS, **TINY})
     tab = summary.tables["schedules"]
