@@ -9,8 +9,9 @@ A front end to the ``bandwidth_area_sweep`` study (found through `dse.study.regi
 runner, cache and report. ``--area`` takes mm^2 or multiples of the template's area (``1x`` = the
 sysml19 8-core 16-bit system, or the ``--arch`` design file's own area). Writes
 ``reports/sweep-MODEL-RECIPE/`` by default: results.csv/parquet (the throughput surface),
-compute_bound.csv (the bandwidth at which each design turns compute-bound), PNG and SVG plots and
-summary.md. Bad input: one line on stderr, exit status 2.
+compute_bound.csv (the bandwidth at which each design turns compute-bound),
+throughput_by_fidelity.csv (that answer in each simulator mode), PNG and SVG plots and summary.md.
+Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
