@@ -177,15 +177,16 @@ def _space(point: dict[str, Any], mac: tuple[tuple[int, int], ...], **kw: Any) -
 
 
 def _row(study: Any, point: dict[str, Any], label: str, space: Any, wl: Any,
-         schedule: str | None = None) -> dict[str, Any]:
-    """The study's best feasible design (of one ``schedule`` when given) as a results row."""
+         schedule: str | None = None, min_groups: int = 1) -> dict[str, Any]:
+    """The study's best feasible design (of one ``schedule`` on at least ``min_groups`` core
+    groups, when given) as a results row."""
     from dse.search import trials_frame
     from dse.search.coverage import design_count, distinct_evaluated, edge_notes
 
     df = trials_frame(study)
     done = df[(df["state"] == "COMPLETE") & df["feasible"].astype("boolean").fillna(False)]
     if schedule is not None:
-        done = done[done["schedule"] == schedule]
+        done = done[(done["schedule"] == schedule) & (done["groups"] >= min_groups)]
     row: dict[str, Any] = {
         "kind": point["kind"], "scheme": point["scheme"], "design": label,
         "formulation": point["formulation"], "dram_gbps": point["dram_gbps"],
@@ -236,8 +237,12 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
                        micro_batches=tuple(point["micro_batches"]))
         study = search(space, ["images_per_s"], n_trials=int(point["trials"]), sampler="auto",
                        batch=int(point["batch"]), **common)
-        return [{**_row(study, point, f"best {sched}", space, wl, sched), "batch": point["batch"]}
-                for sched in point["schedules"]]
+        rows = []
+        for sched in point["schedules"]:  # and, split ones, their best on 2+ core groups
+            splits = (1, 2) if sched != "layer_by_layer" and max(point["groups"]) > 1 else (1,)
+            rows += [{**_row(study, point, f"best {sched}" + (" on 2+ groups" if g > 1 else ""),
+                             space, wl, sched, g), "batch": point["batch"]} for g in splits]
+        return rows
     # mixed precision vs. uniform 2-bit at the same proxy accuracy
     proxy = _proxy(point, wl, ctx)
     uniform = {la.name: (la.w_bits, la.a_bits) for la in wl.compute_layers()}  # W2A2 body
@@ -428,7 +433,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
 def _schedule_table(sched: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The best design of each schedule per scheme, its rate relative to layer-by-layer, and a
     sentence per scheme on what the schedules change."""
-    tab = sched[["scheme", "schedule", "mac_bits", "groups", "micro_batch", "cores",
+    tab = sched[["scheme", "design", "schedule", "mac_bits", "groups", "micro_batch", "cores",
                  "images_per_s", "dram_bytes",
                  "latency_s", "dram_gbps", "batch", "distinct_designs",
                  "space_designs"]].copy()
@@ -437,7 +442,8 @@ def _schedule_table(sched: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     lines = []
     for scheme, g in tab.groupby("scheme", sort=False):
         top = g.loc[g["images_per_s"].idxmax()]
-        parts = [f"{r['schedule']} {r['images_per_s']:.4g} images/s ({r['mac_bits']} x "
+        parts = [f"{r['design'].removeprefix('best ')} {r['images_per_s']:.4g} images/s "
+                 f"({r['mac_bits']} x "
                  f"{int(r['cores'])} cores in {int(r['groups'])} group(s), micro-batch "
                  f"{int(r['micro_batch'])})" for _, r in g.iterrows()]
         lines.append(f"- Schedules, {LEGEND.get(scheme, scheme)} ({int(g['batch'].iloc[0])}-image "

@@ -235,9 +235,16 @@ def test_mixed_point_respects_its_floor_and_the_baseline_is_exhaustive(tiny_rows
 
 def test_schedule_points_report_each_schedules_best_design(tiny_rows):
     sched = tiny_rows[tiny_rows["kind"] == "schedule"]
-    assert len(sched) == 2 * 3
+    assert len(sched) == 2 * 5  # layer_by_layer; pipeline, data_parallel: any / 2+ groups
     for scheme, g in sched.groupby("scheme"):
-        assert list(g["schedule"]) == list(s.PARAMS["schedules"])
+        assert list(g["schedule"]) == ["layer_by_layer", "pipeline", "pipeline",
+                                       "data_parallel", "data_parallel"]
+        split = g[g["design"].str.endswith("on 2+ groups")]
+        assert (split["groups"] >= 2).all()
+        assert len(split) == 2
+        for sch in ("pipeline", "data_parallel"):  # the best of a schedule beats its split best
+            both = g[g["schedule"] == sch]["images_per_s"]
+            assert both.iloc[0] >= both.iloc[1]
         # one search over MACs x schedules x groups, every design enumerated
         assert (g["space_designs"] == len(TINY["mac_bits"]) * 3 * 2 * 2).all()
         assert (g["distinct_designs"] == g["space_designs"]).all()
