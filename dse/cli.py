@@ -78,6 +78,8 @@ def run_cli(body: Callable[[], int], argv: Sequence[str] | None, *,
             raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `| head` stopped reading: not an error (`run_as_program`)
+        raise
     except (OSError, OverflowError) as e:  # an unwritable file, a number past float range
         if debug:
             raise

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 # -- invalid values ------------------------------------------------------------------------------
 _GARBAGE = st.text(alphabet="abcxyz!@#%^&*()[]{}<>?~_=;'\"| é漢", min_size=1, max_size=8)
 _NON_FINITE = st.sampled_from(["nan", "-nan", "inf", "-inf", "1e400", "-1e400"])
+_EMPTY = st.sampled_from(["", " "])  # an unset shell variable: not the current folder
 
 
 def _ints(lo: int, hi: int) -> st.SearchStrategy[str]:
@@ -78,11 +79,11 @@ CASES: dict[str, tuple[str, list[str], dict[str, st.SearchStrategy[str]]]] = {
         "--cores": st.sampled_from(["0:4", "5:2", "x", "1:x", "-3:-1", "1:99999999999"]),
         "--objectives": _GARBAGE, "--sampler": _GARBAGE, "--layer-bits": _GARBAGE,
         "--storage": st.sampled_from(["bogus://x", "nothing", "sqlite:////nonexistent/d/x.db"]),
-        "--first-last-bits": _ints(1, 32), "--accuracy": _GARBAGE,
+        "--first-last-bits": _ints(1, 32), "--accuracy": _GARBAGE, "--out": _EMPTY,
     }),
     "dse.search worker": ("dse.search.cli", ["worker", "--storage", "journal:nope.journal",
                                              "--study", "s"], {
-        "--trials": _GARBAGE, "--worker-index": _GARBAGE,
+        "--trials": _GARBAGE, "--worker-index": _GARBAGE, "--out": _EMPTY,
     }),
     "dse.sweep": ("dse.study.sweep", SWEEP, {
         "--bandwidth": _lists(_non_positive() | st.just("8:4:x2")),
@@ -91,12 +92,12 @@ CASES: dict[str, tuple[str, list[str], dict[str, st.SearchStrategy[str]]]] = {
         "--w-bits": _ints(1, 32), "--a-bits": _ints(1, 32), "--first-last-bits": _ints(1, 32),
         "--mac-bits": _GARBAGE | st.just("0") | st.just("2x99"), "--width": _ints(1, 64),
         "--batch": _ints(1, 1 << 20), "--jobs": _ints(1, 4096),
-        "--high-precision": _GARBAGE, "--format": _GARBAGE,
+        "--high-precision": _GARBAGE, "--format": _GARBAGE, "--out": _EMPTY,
     }),
     "dse.study": ("dse.study.cli", STUDY, {
         "--bandwidth": _lists(_non_positive()), "--batch": _ints(1, 1 << 20),
         "--jobs": _ints(1, 4096), "--format": _GARBAGE,
-        "--set": st.sampled_from(["nosuch=1", "novalue", "=1"]),
+        "--set": st.sampled_from(["nosuch=1", "novalue", "=1"]), "--out": _EMPTY,
     }),
     "arch": ("arch.__main__", ["show", "sysml19"], {
         "--bits": _ints(1, 32) | st.just("2,4,8"), "--dram-gbps": _GARBAGE,

@@ -139,7 +139,8 @@ def run(space: SearchSpace, objectives: Sequence[str], *, workload: Workload, n_
     if resume and not isinstance(st, optuna.storages.RDBStorage):
         _fail_dead_local_trials(study, st)
     if problem.sampler == "grid":  # each design once: no more trials than designs left
-        left = design_count(space, workload) - distinct_evaluated(study)
+        retries = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+        left = design_count(space, workload) - distinct_evaluated(study) + retries
         if left < n_trials:
             log.info("enumerating the space: %d designs not yet run, so %d trials instead of %d",
                      left, max(left, 0), n_trials)

@@ -10,6 +10,7 @@ Optuna's RDB storage (with heartbeats, so a killed worker's trial is failed and 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -60,8 +61,10 @@ def make_storage(storage: str | None, out: str | Path | None, *,
             return _journal(path, fsync)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            return optuna.storages.RDBStorage(  # a killed worker's design runs again
                 _postgres_driver(storage), heartbeat_interval=10, grace_period=30,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=MAX_RETRIES),
                 engine_kwargs={"pool_pre_ping": True})
 
 
@@ -181,22 +184,41 @@ def _storage_url(storage: str | None, out: str | Path | None) -> str:
     return f"journal:{Path(out).resolve() / 'study.journal'}"
 
 
+_OWNERLESS_GRACE_S = 0.5
+"""A RUNNING trial without `WORKER_ATTR` this old was created by a process killed before the
+objective's first line (Optuna's journal records no owner): a live one names itself at once."""
+MAX_RETRIES = 3
+"""How often the design of a killed trial is run again (`_fail_dead_local_trials`); a design that
+kills its process every time is then given up."""
+
+
 def _fail_dead_local_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
-    """Mark RUNNING trials of dead processes on this host FAIL (journal files have no heartbeat);
-    ``storage`` is the study's (Optuna's public storage API: study and trial ids by name and
-    number)."""
-    host, n = socket.gethostname(), 0
+    """Mark RUNNING trials of dead processes on this host FAIL (journal files have no heartbeat;
+    an ownerless trial older than `_OWNERLESS_GRACE_S` is dead too) and queue each one's design
+    again, at most `MAX_RETRIES` times (Optuna's `RetryHeartbeatStaleTrialCallback`, as the RDB
+    storage's heartbeat does: the retry keeps the params and a grid sampler's grid point, which
+    would otherwise count as visited and never run); ``storage`` is
+    the study's (Optuna's public storage API: study and trial ids by name and number)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+    host, n, now = socket.gethostname(), 0, datetime.datetime.now()
     study_id = storage.get_study_id_from_name(study.study_name)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        who = t.user_attrs.get(WORKER_ATTR, {})
-        pid = who.get("pid")
-        if who.get("host") != host or not isinstance(pid, int) or _alive(pid):
+        who = t.user_attrs.get(WORKER_ATTR)
+        if who is None:  # killed before it named its process (a live one does so at once)
+            age_s = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+            if age_s < _OWNERLESS_GRACE_S:
+                continue
+        elif who.get("host") != host or not isinstance(who.get("pid"), int) or _alive(who["pid"]):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        if t.params or "grid_id" in t.system_attrs:  # a design was chosen: run it again
+            retry(study, t)
         n += 1
     if n:
-        log.info("marked %d trials of killed processes as FAIL", n)
+        log.info("marked %d trials of killed processes as FAIL (their designs run again)", n)
     return n
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from arch.area import MAX_AREA_MM2
+from arch.area import MAX_AREA_MM2, MAX_COUNT
 from dse.cli import CliParser, float_list, folder, int_list, parse_bandwidths, run_cli
 from dse.study import run_study_cli
 
@@ -98,6 +98,17 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag}={value} is not allowed; expected an integer in {lo}..{hi}")
 
 
+def _cores(text: str | None) -> tuple[int, ...] | None:
+    """``--cores``: core counts in 1..`arch.area.MAX_COUNT` (None: sized by ``--area``)."""
+    if text is None:
+        return None
+    cores = int_list(text, "--cores", positive=True)
+    if max(cores) > MAX_COUNT:
+        raise ValueError(f"--cores={text!r} is not allowed; expected core counts in "
+                         f"1..{MAX_COUNT} (more than any chip holds; see arch.spec.MAX_COUNT)")
+    return cores
+
+
 def design_param(spec: str, field: str = "--arch") -> str:
     """A study's ``preset`` parameter for ``--arch``: the preset name, or the design file's
     absolute path (worker processes and the cache key read the file; `dse.inputs.load_design`
@@ -127,7 +138,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "first_last_bits": args.first_last_bits, "width": args.width,
         "bandwidth": parse_bandwidths(args.bandwidth), "area": _areas(args.area),
         "sram_kib": float_list(args.sram_kib, "--sram-kib", positive=True),
-        "cores": int_list(args.cores, "--cores", positive=True) if args.cores else None,
+        "cores": _cores(args.cores),
         "high_precision": args.high_precision, "peak_scaling": args.peak_scaling,
     }
     if args.batch is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from dse.search.accuracy import ProxyAccuracy
@@ -50,10 +53,20 @@ def tiny_resnet() -> Workload:
     return Workload.from_layers(layers, edges, name="tiny_resnet", input_shape=(3, 16, 16))
 
 
-
-
 def tiny_proxy(wl: Workload) -> ProxyAccuracy:
     """Proxy over standard-normal weights (uniform sensitivity)."""
     rng = np.random.default_rng(0)
     weights = {la.name: rng.standard_normal(la.weight_elems) for la in wl.compute_layers()}
     return ProxyAccuracy.from_weights(weights)
+
+
+def seed_cache(out: Path, model: str = "tiny_resnet") -> None:
+    """Cache `tiny_resnet` and its proxy in a search's ``--out`` as ``model`` (pre-extracted, as
+    `dse.search.workload.prepare_workload` caches them): the CLI then needs no torch."""
+    out.mkdir(parents=True, exist_ok=True)
+    wl = tiny_resnet()
+    wl.save(out / "workload.json")
+    (out / "accuracy.json").write_text(json.dumps(tiny_proxy(wl).to_dict()))
+    (out / "source.json").write_text(json.dumps({
+        "model": model, "recipe": "pact_sawb", "w_bits": 2, "a_bits": 2, "batch": 1,
+        "sensitivity": "noise_gain", "seed": 0}))

@@ -148,7 +148,7 @@ def test_sigkill_at_random_points_loses_no_finished_point(tmp_path: Path,
             time.sleep(0.002)
         time.sleep(rng.uniform(0.0, 0.03))
         snapshot = _entries(out)  # what the run has reported finished ...
-        os.kill(proc.pid, signal.SIGKILL)  # ... an instant before it dies
+        proc.send_signal(signal.SIGKILL)  # ... an instant before it dies (if still running)
         kills += proc.wait() == -signal.SIGKILL
         after = _entries(out)  # every entry still loads (none torn) ...
         assert set(snapshot) <= set(after)  # ... and none is lost
