@@ -201,7 +201,7 @@ def _check(cli: str, argv: list[str], code: object, err: str, changed: list[str]
 
 
 @pytest.mark.parametrize("cli", sorted(CASES))
-@settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_bad_flag_value_is_one_error_line(cli: str, data: st.DataObject) -> None:
     _, base, flags = CASES[cli]
