@@ -154,6 +154,26 @@ def _gaps(run: Path, xtr: Tensor, ytr: Tensor, xte: Tensor, yte: Tensor) -> list
     return rows
 
 
+def _check_run(run: Path) -> None:
+    """ValueError naming the file unless ``run`` holds a finished quant.train run whose
+    metrics.json and checkpoint.pt load (a truncated or foreign file included)."""
+    import json
+
+    from quant.checkpoints import CHECKPOINT, METRICS, _torch_load
+
+    try:
+        json.loads((run / METRICS).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{run / METRICS} is not a readable metrics file "
+                         f"({type(err).__name__})") from None
+    if not (run / CHECKPOINT).is_file():
+        raise ValueError(f"{run / CHECKPOINT} is missing")
+    try:
+        _torch_load(run / CHECKPOINT, "checkpoint", "")
+    except ValueError as err:
+        raise ValueError(str(err).removeprefix("checkpoint: ").removesuffix("; ")) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m quant.export --cache runs/quant_table --out docs/quant_accuracy``: the gap
     between integer-only and fake-quant accuracy for the table's ``llsqf`` runs, with and
@@ -187,6 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         p.error(f"--runs: {', '.join(missing)} not found; run python -m quant.table with "
                 f"--cache {args.cache} first")
+    for run in runs:  # before the data and the exports: a torn run folder is one line
+        try:
+            _check_run(run)
+        except ValueError as err:
+            p.error(f"--runs: {err}; run python -m quant.table with --cache {args.cache} again "
+                    f"or leave {run.name} out")
     tr, te = qdata.load("digits", "train"), qdata.load("digits", "test")
     t0 = time.perf_counter()
     df = pd.DataFrame([row for r in runs

@@ -31,12 +31,12 @@ from test_cli_fuzz import _GARBAGE, _NON_FINITE, _ints, _lists, _non_positive, _
 _CPUS = os.cpu_count() or 1
 
 
-class HeavyWork(AssertionError):
+class HeavyWorkError(AssertionError):
     """An invalid input got as far as training, fitting or simulating."""
 
 
 def _tripwire(what: str) -> mock.Mock:
-    return mock.Mock(side_effect=HeavyWork(f"reached {what}: validate this input up front"))
+    return mock.Mock(side_effect=HeavyWorkError(f"reached {what}: validate this input up front"))
 
 
 @contextlib.contextmanager
@@ -58,6 +58,17 @@ def _no_heavy_work() -> Iterator[None]:
 
 # -- hostile files, made fresh in each working folder --------------------------------------------
 _RUNS = [f"llsqf-w{b}a{b}-s{s}" for b in (4, 2) for s in (0, 1, 2)]  # quant.export's defaults
+
+
+def _checkpoint() -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"model_state": {}}, buf)
+    return buf.getvalue()
+
+
+_CKPT = _checkpoint()
 _FILES: dict[str, bytes | None] = {
     "binary.toml": b"\x80\xff\x00cores = 4\n",  # not UTF-8
     "broken.yaml": b"cores: [1, 2\nrows: {\n",
@@ -68,7 +79,10 @@ _FILES: dict[str, bytes | None] = {
     "junk.pt": b"\x80\x03garbage that is no pickle\x00",
     "notes.txt": b"a file where a folder belongs\n",
     "empty": None,  # an empty folder
-    **{f"cache/{r}": None for r in _RUNS},  # run folders quant.export finds (without a model)
+    **{f"cache/{r}/metrics.json": b"{}" for r in _RUNS},  # run folders quant.export reads
+    **{f"cache/{r}/checkpoint.pt": _CKPT for r in _RUNS},
+    "cache/torn/metrics.json": b"{}", "cache/torn/checkpoint.pt": _CKPT[: len(_CKPT) // 2],
+    "cache/no_metrics/checkpoint.pt": _CKPT,
 }
 _BAD_OUT = st.sampled_from(["", " ", "notes.txt", "notes.txt/sub", "/proc/nope/x"])
 
@@ -79,6 +93,7 @@ def _plant(root: Path) -> None:
         if data is None:
             path.mkdir(parents=True)
         else:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
 
 
@@ -152,7 +167,8 @@ CASES: dict[str, tuple[str, list[str], dict[str, st.SearchStrategy[str]]]] = {
         "--out": _BAD_OUT, "--cache": _BAD_OUT,
     }),
     "quant.export": ("quant.export", EXPORT, {
-        "--runs": _GARBAGE | st.sampled_from(["", ",", "llsqf-w4a4-s0,nosuch", "../notes.txt"]),
+        "--runs": _GARBAGE | st.sampled_from(["", ",", "llsqf-w4a4-s0,nosuch", "../notes.txt",
+                                              "torn", "llsqf-w2a2-s0,no_metrics", "empty"]),
         "--cache": st.sampled_from(["", "missing", "notes.txt", "empty"]), "--out": _BAD_OUT,
     }),
     "quant.sawb_table": ("quant.sawb_table", [], {"--bits": _ints(2, 16)}),
