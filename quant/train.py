@@ -457,6 +457,8 @@ def train(model_name: str, recipe: str, w_bits: int, a_bits: int, *, epochs: int
         raise ValueError(f"device: {device!r} is not available on this machine; use 'cpu'")
     if out is not None:  # before the data is loaded: created only once training starts
         check_folder(out, "out")
+    if init_from is not None:  # likewise: an unreadable checkpoint is one ValueError up front
+        _read_state_dict(init_from)
     out_dir = None if out is None else Path(out)
 
     expected = zoo.input_shape(model_name)

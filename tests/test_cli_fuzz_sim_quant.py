@@ -6,8 +6,9 @@ wrong, exit status 2, no traceback, and the working folder exactly as it was.
 
 The CLIs run in-process in a fresh folder holding a few hostile files (a binary design file, a
 torn workload, a file where a folder belongs...). Nothing here may train, fit or simulate: the
-heavy steps are replaced by a tripwire, so an invalid input that is noticed only after them fails
-the test (validate up front) instead of making it slow.
+heavy steps (building a model, training, fitting, simulating) are replaced by a tripwire, so an
+invalid input that is noticed only after them fails the test (validate up front) instead of making
+it slow.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _no_heavy_work() -> Iterator[None]:
     import quant.table
     import quant.train
 
-    targets = [(dse.sim, "simulate"), (quant.train, "_prepare"), (quant.train, "_fit"),
+    targets = [(dse.sim, "simulate"), (quant.train, "build_model"), (quant.train, "_fit"),
                (quant.table, "build_table"), (quant.export, "_gaps"),
                (quant.sawb_table, "fit_sawb")]
     with contextlib.ExitStack() as stack:
