@@ -100,15 +100,15 @@ def sim_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.high_precision:
         options["high_precision"] = args.high_precision
     schedule = getattr(args, "schedule", "layer_by_layer")
-    if schedule != "layer_by_layer" or getattr(args, "groups", None) \
-            or getattr(args, "stages", None) or getattr(args, "micro_batch", 1) != 1:
+    for flag, v in (("--buffer-images", getattr(args, "buffer_images", 1)),
+                    ("--micro-batch", getattr(args, "micro_batch", 1))):
+        if v < 1:  # checked whatever the schedule (a typo is not silently ignored)
+            raise ValueError(f"{flag}={v} is not allowed; expected an integer >= 1")
+    if schedule != "layer_by_layer" or getattr(args, "groups", None) is not None \
+            or getattr(args, "stages", None) is not None or getattr(args, "micro_batch", 1) != 1:
         options.update(schedule=schedule, groups=_groups(args.groups),
                        stages=_stages(args.stages), buffer_images=args.buffer_images,
                        micro_batch=args.micro_batch)
-        for flag, v in (("--buffer-images", args.buffer_images),
-                        ("--micro-batch", args.micro_batch)):
-            if v < 1:
-                raise ValueError(f"{flag}={v} is not allowed; expected an integer >= 1")
     return options
 
 

@@ -115,6 +115,7 @@ _MODELS = st.sampled_from(["nosuch", "", "junk.onnx", "junk.csv", "torn.json", "
                            "notes.txt:net"]) | _GARBAGE
 _ARCHS = st.sampled_from(["nosuch", "", "binary.toml", "broken.yaml", "wrong.toml",
                           "missing.toml", "notes.txt", "empty", "junk.onnx"]) | _GARBAGE
+_NOT_POSITIVE_INT = st.integers(max_value=0).map(str) | st.sampled_from(["1.5", "", "x"])
 _MODEL_FLAGS = {
     "--model": _MODELS, "--arch": _ARCHS, "--recipe": _GARBAGE,
     "--w-bits": _ints(1, 32), "--a-bits": _ints(1, 32), "--first-last-bits": _ints(1, 32),
@@ -124,7 +125,10 @@ _MODEL_FLAGS = {
     "--ignore-unsupported": st.sampled_from(["", ",", " , "]),
     "--mac-bits": _GARBAGE | st.sampled_from(["", "0", "0x0", "33", "2x99", "x", "2x2x2"]),
     "--dram-gbps": _non_positive(), "--high-precision": _GARBAGE, "--fidelity": _GARBAGE,
-    "--out": _BAD_OUT,
+    "--out": _BAD_OUT, "--schedule": _GARBAGE,
+    "--groups": _lists(_non_positive()) | st.sampled_from(["", "x", "2,,2"]),
+    "--stages": st.sampled_from(["", "x", "=1", "c1=x", "c1=-1", "missing.json", "torn.json"]),
+    "--buffer-images": _NOT_POSITIVE_INT, "--micro-batch": _NOT_POSITIVE_INT,
 }
 
 
