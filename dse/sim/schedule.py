@@ -318,10 +318,19 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
                   bytes_per_s=acc.noc_bytes_per_cycle * acc.freq_hz,
                   hop_s=acc.noc_hop_cycles / acc.freq_hz,
                   multicast=acc.noc_multicast) if via_noc else None
-    grps, first_id = [], 0
+    grps: list[_Group] = []
+    first_id = 0
+    planned: dict[Accelerator, _Group] = {}  # data-parallel groups of one kind plan once
     for g, gacc in enumerate(gaccs):
-        grps.append(_group(g, gacc, nodes, order, assign, via_noc, options,
-                           CorePool(env, gacc.cores, first_id)))
+        pool = CorePool(env, gacc.cores, first_id)
+        twin = planned.get(gacc) if assign is None else None
+        if twin is None:
+            grp = _group(g, gacc, nodes, order, assign, via_noc, options, pool)
+            planned.setdefault(gacc, grp)
+        else:  # the same graph on the same kind of group: share its (read-only) plans
+            grp = dataclasses.replace(twin, index=g, pool=pool, runs=[],
+                                      stats=dict.fromkeys(twin.stats, 0.0))
+        grps.append(grp)
         first_id += gacc.cores
     stage_done = [[env.event() for _ in range(steps)] for _ in grps]
     image_done = [env.event() for _ in range(steps)]
