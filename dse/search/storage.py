@@ -184,9 +184,11 @@ def _storage_url(storage: str | None, out: str | Path | None) -> str:
     return f"journal:{Path(out).resolve() / 'study.journal'}"
 
 
-_OWNERLESS_GRACE_S = 0.5
+_OWNERLESS_GRACE_S = 2.0
 """A RUNNING trial without `WORKER_ATTR` this old was created by a process killed before the
-objective's first line (Optuna's journal records no owner): a live one names itself at once."""
+objective's first line (Optuna's journal records no owner): a live one names itself as soon as
+its sampler has chosen the design (milliseconds; TPE on thousands of trials, a fraction of a
+second)."""
 MAX_RETRIES = 3
 """How often the design of a killed trial is run again (`_fail_dead_local_trials`); a design that
 kills its process every time is then given up."""
