@@ -228,12 +228,13 @@ def write_report(results: Results, protocol: Protocol, arms: Sequence[str],
     n_runs = len(arms) * len(seeds)
     md += ["", "## Runtime", "",
            f"{n_runs} runs ({len(arms)} arms x {len(seeds)} seeds), {jobs} worker processes "
-           "of one torch thread each. Wall time of this invocation: "
-           f"{wall_s:.0f} s; CPU time of this invocation (this process and its workers): "
-           f"{cpu_s:.0f} s. CPU time summed over all {n_runs} runs (cached ones included): "
+           "of one torch thread each. Training CPU time summed over the runs: "
            f"{train_cpu_s:.0f} s, i.e. {train_cpu_s / 2 / 60:.1f} min on 2 otherwise idle "
-           "cores. The machine was shared with other jobs, so wall time exceeds CPU time / 2.",
-           *_invocation_lines(invocations),
+           "cores (the issue's budget: 30). The machine was shared with other jobs, so wall "
+           "time exceeds CPU time / 2.",
+           *_invocation_lines(invocations), "",
+           f"The invocation that wrote this report: {wall_s:.0f} s wall, {cpu_s:.0f} s CPU "
+           "(this process and its workers; cached runs are only read).",
            "", "## Learned parameters against their decay-only values", "",
            "Every 0-dim learned quantizer parameter of the correct recipes. *Decay only* is "
            "the value the parameter would reach with no task gradient: the run's optimizer, "
