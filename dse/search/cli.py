@@ -102,6 +102,15 @@ def _build_parser() -> CliParser:
     p.add_argument("--micro-batches", default="1",
                    help="images per micro-batch to choose from (comma list; each divides "
                         "--batch): images that move through the core groups together")
+    p.add_argument("--stage-splits", default="balanced",
+                   help="how multi-group schedules cut their stages, to choose from: balanced "
+                        "(by estimated stage time), macs (contiguous stages of equal MACs)")
+    p.add_argument("--edge-cores", default="0",
+                   help="cores of a high-precision edge group for the first and last layers, "
+                        "to choose from (comma list; 0: none); the body gets the rest of the "
+                        "area budget, and edge designs run layer_by_layer on groups=1")
+    p.add_argument("--edge-mac-bits", default="16x16",
+                   help="MAC precisions of the edge group to choose from (comma list of WxA)")
     p.add_argument("--first-last-bits", type=int, default=None,
                    help="bits of the (fixed) first/last layers (default: the recipe's)")
     p.add_argument("--shortcut-bits", type=int, default=None,
@@ -328,6 +337,9 @@ def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
         schedules=tuple(x.strip() for x in a.schedules.split(",") if x.strip()),
         groups=int_list(a.groups, "--groups"),
         micro_batches=int_list(a.micro_batches, "--micro-batches"),
+        stage_splits=tuple(x.strip() for x in a.stage_splits.split(",") if x.strip()),
+        edge_cores=int_list(a.edge_cores, "--edge-cores"),
+        edge_mac_bits=pair_list(a.edge_mac_bits, "--edge-mac-bits"),
         layer_bits=a.layer_bits, layer_w_bits=int_list(a.bits, "--bits"),
         layer_a_bits=int_list(a.bits, "--bits"),
         first_last_bits=a.first_last_bits, shortcut_bits=a.shortcut_bits,
@@ -340,7 +352,8 @@ def _space_from_args(a: Any, base_design: Any = None) -> SearchSpace:
 _FLAGS = {"mac_bits": "--mac-bits", "array_shapes": "--arrays", "sram_kib": "--sram-kib",
           "total_sram_kib": "--total-sram-kib", "formulation": "--formulation",
           "schedules": "--schedules", "groups": "--groups",
-          "micro_batches": "--micro-batches",
+          "micro_batches": "--micro-batches", "stage_splits": "--stage-splits",
+          "edge_cores": "--edge-cores", "edge_mac_bits": "--edge-mac-bits",
           "layer_w_bits": "--bits", "layer_a_bits": "--bits", "cores": "--cores",
           "first_last_bits": "--first-last-bits", "shortcut_bits": "--shortcut-bits"}
 

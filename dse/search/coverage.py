@@ -6,8 +6,9 @@
   design run once, instead of sampled with repeats.
 * `distinct_evaluated`: how many distinct designs a study's finished trials hold.
 * `edge_notes`: the parameters of a design that sit on a bound of their choices (the widest or
-  narrowest MAC, the most or least SRAM, the first or last core count or number of core groups, a
-  layer's fewest or most bits; a schedule has no order): the optimum may lie outside the space,
+  narrowest MAC, the most or least SRAM, the first or last core count or number of core groups,
+  the largest edge group or its widest or narrowest MAC, a layer's fewest or most bits; a
+  schedule and a stage split have no order): the optimum may lie outside the space,
   and the reports say so.
 * `summary_lines`: the lines every search report carries (CLI output, ``summary.txt``): the
   formulation, the coverage, the best design and its edge warnings.
@@ -54,6 +55,12 @@ def grid(space: SearchSpace, workload: Workload) -> dict[str, list[Any]]:
         out["groups"] = list(space.groups)
     if len(space.micro_batches) > 1:
         out["micro_batch"] = list(space.micro_batches)
+    if len(space.stage_splits) > 1:
+        out["stage_split"] = list(space.stage_splits)
+    if len(space.edge_cores) > 1:
+        out["edge_cores"] = list(space.edge_cores)
+    if len(space.edge_mac_bits) > 1:
+        out["edge_mac_bits"] = [encode_pair(p) for p in space.edge_mac_bits]
     if space.cores is not None:
         out["cores"] = list(range(space.cores[0], space.cores[1] + 1))
     for name in space.searched_layers(workload):
@@ -64,11 +71,13 @@ def grid(space: SearchSpace, workload: Workload) -> dict[str, list[Any]]:
 
 def design_count(space: SearchSpace, workload: Workload) -> int:
     """Number of distinct designs of ``space`` on ``workload`` (exact; may be astronomically
-    large with per-layer bits: (|w| x |a|) ** layers)."""
+    large with per-layer bits: (|w| x |a|) ** layers). Parameter combinations count as sampled,
+    including moot ones (an edge MAC precision at 0 edge cores, a stage split of one group)."""
     n = len(space.mac_bits) * len(space.array_shapes)
     if space.total_sram is None:
         n *= len(space.sram_kib)
     n *= len(space.schedules) * len(space.groups) * len(space.micro_batches)
+    n *= len(space.stage_splits) * len(space.edge_cores) * len(space.edge_mac_bits)
     if space.cores is not None:
         n *= space.cores[1] - space.cores[0] + 1
     layers = len(space.searched_layers(workload))
@@ -159,6 +168,18 @@ def edge_notes(space: SearchSpace, params: Mapping[str, Any]) -> list[str]:
         if side:
             notes.append(f"micro_batch={int(params['micro_batch'])} is the {side} micro-batch "
                          f"offered ({min(space.micro_batches)} .. {max(space.micro_batches)})")
+    if "edge_cores" in params:
+        side = _bound(int(params["edge_cores"]), space.edge_cores, 0)
+        if side:
+            notes.append(f"edge_cores={int(params['edge_cores'])} is the {side} edge group "
+                         f"offered ({min(space.edge_cores)} .. {max(space.edge_cores)} cores)")
+    if "edge_mac_bits" in params and int(params.get("edge_cores", space.edge_cores[0])) > 0:
+        areas = [mac_area(*p) for p in space.edge_mac_bits]
+        side = _bound(mac_area(*decode_pair(params["edge_mac_bits"])), areas, mac_area(1, 1))
+        if side:
+            word = "narrowest" if side == "lowest" else "widest"
+            notes.append(f"edge_mac_bits={params['edge_mac_bits']} is the {word} edge MAC "
+                         f"offered ({_span([encode_pair(p) for p in space.edge_mac_bits], areas)})")
     layer_edges = []
     for name, value in params.items():
         if name[:2] in ("w:", "a:"):
@@ -209,6 +230,11 @@ def summary_lines(study: optuna.Study, space: SearchSpace, workload: Workload, s
         what += f", {m['schedule']} on {int(m.get('groups', 1))} core group(s)"
         if int(m.get("micro_batch", 1)) > 1:
             what += f" in micro-batches of {int(m['micro_batch'])} images"
+        if m.get("stage_split") == "macs":
+            what += ", stages of equal MACs"
+    if int(m.get("edge_cores", 0) or 0) > 0:
+        what += (f", of them {int(m['edge_cores'])} in a {m.get('edge_mac_bits', '?')} edge group "
+                 "for the first/last layers")
     if "images_per_s" in m:
         what += f", {float(m['images_per_s']):.4g} images/s"
     lines.append(what)

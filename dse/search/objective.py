@@ -44,7 +44,7 @@ def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]
         trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
         budget = problem.area_budget
         design = problem.space.suggest(trial, problem.workload, area_budget=budget,
-                                       dram_gbps=problem.dram_gbps)
+                                       dram_gbps=problem.dram_gbps, batch=problem.batch)
         # the design as sampled, recorded before any pruning: every row says what was tried
         attrs: dict[str, Any] = {"area_budget": budget, "dram_gbps": _encode_float(
             problem.dram_gbps), "formulation": problem.space.formulation,
@@ -63,7 +63,14 @@ def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]
         attrs.update(area=area, cores=acc_hw.cores, rows=acc_hw.rows, cols=acc_hw.cols,
                      mac_bits=f"{acc_hw.mac_bits[0]}x{acc_hw.mac_bits[1]}",
                      sram_kib=acc_hw.sram_kib, schedule=design.schedule,
-                     groups=design.groups or 1, micro_batch=design.micro_batch)
+                     groups=design.groups or 1, micro_batch=design.micro_batch,
+                     stage_split=design.stage_split, edge_cores=design.edge_cores,
+                     edge_mac_bits=_pair_text(design.edge_mac_bits))
+        if design.reason:  # a combination of choices that cannot run (SearchSpace.edge_cores)
+            attrs.update(feasible=False, reason=design.reason[:300])
+            _set_attrs(trial, attrs)
+            _set_constraints(trial, 1.0, 0.0)
+            raise optuna.TrialPruned(design.reason)
         if area > budget:  # checked first: no accuracy evaluation (maybe costly) is wasted
             attrs.update(feasible=False, reason="over area budget")
             _set_attrs(trial, attrs)
@@ -115,7 +122,18 @@ def _design_attrs(params: Mapping[str, Any]) -> dict[str, Any]:
         out["groups"] = int(params["groups"])
     if "micro_batch" in params:
         out["micro_batch"] = int(params["micro_batch"])
+    if "stage_split" in params:
+        out["stage_split"] = str(params["stage_split"])
+    if "edge_cores" in params:
+        out["edge_cores"] = int(params["edge_cores"])
+    if "edge_mac_bits" in params and int(params.get("edge_cores", 1)) > 0:
+        out["edge_mac_bits"] = str(params["edge_mac_bits"])
     return out
+
+
+def _pair_text(pair: tuple[int, int] | None) -> str:
+    """``(16, 16) -> "16x16"``; None (no edge group) -> ""."""
+    return "" if pair is None else f"{pair[0]}x{pair[1]}"
 
 
 def _set_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:

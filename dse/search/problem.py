@@ -55,7 +55,8 @@ WORKER_ATTR = "qdse.worker"
 METRIC_COLUMNS = ("images_per_s", "energy_j", "area", "area_budget", "accuracy_proxy",
                   "accuracy_model", "min_accuracy", "feasible", "latency_s", "utilization",
                   "dram_bytes", "cores", "rows", "cols", "mac_bits", "sram_kib", "dram_gbps",
-                  "formulation", "schedule", "groups", "micro_batch", "reason")
+                  "formulation", "schedule", "groups", "micro_batch", "stage_split",
+                  "edge_cores", "edge_mac_bits", "reason")
 """The trials.csv metric columns; each is a trial user attribute of its own (dashboards such as
 optuna-dashboard list them by name)."""
 

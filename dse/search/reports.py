@@ -46,7 +46,8 @@ log = logging.getLogger("dse.search")
 
 
 # in the design columns instead
-_PARAM_SKIP = ("mac_bits", "cores", "sram_kib", "array", "schedule", "groups", "micro_batch")
+_PARAM_SKIP = ("mac_bits", "cores", "sram_kib", "array", "schedule", "groups", "micro_batch",
+               "stage_split", "edge_cores", "edge_mac_bits")
 _FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -359,7 +360,7 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
     # re-create the design from the stored parameters and simulate it again (deterministic)
     fixed = optuna.trial.FixedTrial(best.params)
     design = problem.space.suggest(fixed, problem.workload, area_budget=problem.area_budget,
-                                   dram_gbps=problem.dram_gbps)
+                                   dram_gbps=problem.dram_gbps, batch=problem.batch)
     assert design is not None  # it completed, so it fitted
     res = simulate(apply_layer_bits(problem.workload, design.layer_bits), design.accelerator,
                    batch=problem.batch, **design.simulate_kwargs(),
@@ -374,6 +375,8 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
            "designs_evaluated": distinct_evaluated(study),
            "edges": edge_notes(problem.space, best.params), "schedule": design.schedule,
            "groups": design.groups or 1, "micro_batch": design.micro_batch,
+           "stage_split": design.stage_split, "edge_cores": design.edge_cores,
+           "edge_mac_bits": (list(design.edge_mac_bits) if design.edge_mac_bits else None),
            "batch": problem.batch, "accelerator": acc,
            "layer_bits": {k: list(v) for k, v in design.layer_bits.items()},
            "accuracy_proxy": trial_metrics(best).get("accuracy_proxy"),

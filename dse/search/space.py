@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -98,10 +98,25 @@ class Design:
     micro_batch: int = 1
     """Images that move through the core groups together (`dse.simulate`'s ``micro_batch``);
     1 on one pool, which plays the whole batch as one tensor anyway."""
+    edge_cores: int = 0
+    """Cores of the high-precision edge group (0: none): then the accelerator's
+    ``core_groups`` are (edge, body) and ``stages`` puts the first and last layers on the edge."""
+    edge_mac_bits: tuple[int, int] | None = None
+    """The edge group's MAC precision (None without an edge group)."""
+    stage_split: str = "balanced"
+    """`dse.search.stages.STAGE_SPLITS`: how a multi-group schedule's stages were cut."""
+    stages: Mapping[str, int] | None = None
+    """`dse.simulate`'s ``stages`` (None: the simulator's balanced split, or one pool)."""
+    reason: str = ""
+    """Why this combination of choices cannot run (the trial is pruned); empty when it can."""
 
     def simulate_kwargs(self) -> dict[str, Any]:
-        """The ``schedule``/``groups``/``micro_batch`` arguments of `dse.simulate`."""
-        return {"schedule": self.schedule, "groups": self.groups, "micro_batch": self.micro_batch}
+        """The ``schedule``/``groups``/``micro_batch``/``stages`` arguments of `dse.simulate`."""
+        out: dict[str, Any] = {"schedule": self.schedule, "groups": self.groups,
+                               "micro_batch": self.micro_batch}
+        if self.stages is not None:
+            out["stages"] = dict(self.stages)
+        return out
 
 
 def _is_int(v: object) -> bool:
@@ -131,6 +146,21 @@ class SearchSpace:
     only with several choices. ``layer_by_layer`` on 1 group is today's model (the whole batch as
     one tensor, so its micro-batch is moot and set to 1); pipeline stages are balanced by
     estimated stage time (`dse.sim.schedule`)."""
+    stage_splits: tuple[str, ...] = ("balanced",)
+    """How multi-group schedules (pipeline, layer by layer on several groups) cut their stages
+    (`dse.search.stages.STAGE_SPLITS`): ``balanced`` by estimated stage time (the simulator's
+    default) or ``macs`` (contiguous stages of equal MACs); parameter ``stage_split`` only with
+    several choices, moot (recorded "balanced") for one group and data-parallel."""
+    edge_cores: tuple[int, ...] = (0,)
+    edge_mac_bits: tuple[tuple[int, int], ...] = ((16, 16),)
+    """A high-precision edge core group for the first and last layers (`dse.search.stages`):
+    its core counts (0: none) and MAC precisions, parameters ``edge_cores`` / ``edge_mac_bits``
+    only with several choices (``edge_mac_bits`` moot, recorded empty, at 0 edge cores). The
+    body group gets the cores the area budget leaves after the edge group (its SRAM per core as
+    the body's; under ``fixed_total_sram`` every core, edge or body, gets total / cores). An
+    edge design runs layer by layer, the whole batch as one tensor per layer; with another
+    schedule or several equal groups the trial is pruned (the edge group already splits the
+    cores, and a pipeline cannot send the last layer back to the first group)."""
     formulation: str = "per_core_sram"
     total_sram_kib: float | None = None
     """Chip SRAM of the ``"fixed_total_sram"`` formulation, KiB (None: `DEFAULT_TOTAL_SRAM_KIB`);
@@ -192,6 +222,19 @@ class SearchSpace:
                 and len(set(self.micro_batches)) == len(self.micro_batches)):
             bad("micro_batches", self.micro_batches, "expected distinct integers >= 1 (images "
                 "per micro-batch)")
+        from dse.search.stages import STAGE_SPLITS
+
+        if not (isinstance(self.stage_splits, tuple) and self.stage_splits
+                and set(self.stage_splits) <= set(STAGE_SPLITS)
+                and len(set(self.stage_splits)) == len(self.stage_splits)):
+            bad("stage_splits", self.stage_splits,
+                f"expected distinct names from {', '.join(STAGE_SPLITS)}")
+        if not (isinstance(self.edge_cores, tuple) and self.edge_cores
+                and all(_is_int(k) and 0 <= k <= _MAX_CORES for k in self.edge_cores)
+                and len(set(self.edge_cores)) == len(self.edge_cores)):
+            bad("edge_cores", self.edge_cores, f"expected distinct integers in 0..{_MAX_CORES} "
+                "(cores of the high-precision edge group; 0: none)")
+        pairs("edge_mac_bits", self.edge_mac_bits, 1, 32)
         if self.formulation not in FORMULATIONS:
             bad("formulation", self.formulation, f"expected one of {', '.join(FORMULATIONS)}")
         t = self.total_sram_kib
@@ -274,13 +317,15 @@ class SearchSpace:
 
     # -- sampling --------------------------------------------------------------------------------
     def suggest(self, trial: optuna.trial.BaseTrial, workload: Workload, *, area_budget: float,
-                dram_gbps: float) -> Design | None:
+                dram_gbps: float, batch: int = 1) -> Design | None:
         """Ask ``trial`` for one design; None when no design with these choices fits the budget.
 
-        Parameter names: ``mac_bits``, ``array``, ``sram_kib``, ``schedule``, ``groups`` and
-        ``micro_batch`` (with several choices), ``cores`` (when searched) and ``w:<layer>`` /
-        ``a:<layer>`` per searched layer. Under ``"fixed_total_sram"`` no ``sram_kib`` is
-        sampled: each core gets ``total_sram_kib / cores``.
+        Parameter names: ``mac_bits``, ``array``, ``sram_kib``, ``schedule``, ``groups``,
+        ``micro_batch``, ``stage_split``, ``edge_cores`` and ``edge_mac_bits`` (with several
+        choices), ``cores`` (when searched) and ``w:<layer>`` / ``a:<layer>`` per searched layer.
+        Under ``"fixed_total_sram"`` no ``sram_kib`` is sampled: each core gets
+        ``total_sram_kib / cores``. ``batch``: the search's batch, which an edge design plays
+        as one tensor per layer (its ``micro_batch``).
         """
         mac = decode_pair(trial.suggest_categorical(
             "mac_bits", [encode_pair(p) for p in self.mac_bits]))
@@ -299,7 +344,18 @@ class SearchSpace:
                      else trial.suggest_categorical("groups", list(self.groups)))
         micro = int(self.micro_batches[0] if len(self.micro_batches) == 1
                     else trial.suggest_categorical("micro_batch", list(self.micro_batches)))
+        split = str(self.stage_splits[0] if len(self.stage_splits) == 1
+                    else trial.suggest_categorical("stage_split", list(self.stage_splits)))
+        edge = int(self.edge_cores[0] if len(self.edge_cores) == 1
+                   else trial.suggest_categorical("edge_cores", list(self.edge_cores)))
+        edge_mac = decode_pair(encode_pair(self.edge_mac_bits[0]) if len(self.edge_mac_bits) == 1
+                               else trial.suggest_categorical(
+                                   "edge_mac_bits", [encode_pair(p) for p in self.edge_mac_bits]))
         template = self.template(mac, rows, cols, sram, dram_gbps, self.base)
+        bits = self.layer_bits_for(workload, mac, sampled)
+        if edge > 0:
+            return self._edge_design(trial, workload, template, edge, edge_mac, bits, total,
+                                     area_budget, schedule, groups, batch)
         if self.cores is None:
             n = max_cores_within(template, area_budget, total_sram_kib=total)
             if n == 0:
@@ -308,8 +364,40 @@ class SearchSpace:
             n = trial.suggest_int("cores", self.cores[0], self.cores[1], log=True)
         acc = _with_cores(template, n, total)
         one_pool = schedule == "layer_by_layer" and groups == 1  # today's model: groups=None
-        return Design(acc, self.layer_bits_for(workload, mac, sampled), schedule,
-                      None if one_pool else groups, 1 if one_pool else micro)
+        stages = None
+        if one_pool or schedule == "data_parallel" or groups == 1:
+            split = "balanced"  # no stages to cut
+        elif split == "macs" and groups <= min(n, len(workload.compute_layers())):
+            from dse.search.stages import mac_stages
+
+            stages = mac_stages(workload, groups)
+        return Design(acc, bits, schedule, None if one_pool else groups, 1 if one_pool else micro,
+                      stage_split=split, stages=stages)
+
+    def _edge_design(self, trial: optuna.trial.BaseTrial, workload: Workload,
+                     template: Accelerator, edge: int, edge_mac: tuple[int, int],
+                     bits: Mapping[str, tuple[int, int]], total: float | None,
+                     area_budget: float, schedule: str, groups: int, batch: int
+                     ) -> Design | None:
+        """A design with an ``edge``-core group of ``edge_mac`` MACs for the first and last
+        layers beside the body group (`SearchSpace.edge_cores`)."""
+        from dse.search.stages import edge_stages
+
+        if self.cores is None:
+            n = _largest(lambda b: _with_edge(template, edge, edge_mac, b, total).area
+                         <= area_budget)
+            if n == 0:
+                return None
+        else:  # the sampled count is the body's; the edge group comes on top (area-checked)
+            n = trial.suggest_int("cores", self.cores[0], self.cores[1], log=True)
+        acc = _with_edge(template, edge, edge_mac, n, total)
+        if schedule != "layer_by_layer" or groups != 1:  # recorded as sampled, never run
+            return Design(acc, bits, schedule, groups, 1, edge_cores=edge, edge_mac_bits=edge_mac,
+                          reason=f"edge_cores={edge} needs schedule=layer_by_layer on groups=1 "
+                          f"(got {schedule} on {groups}): the edge and body groups are the "
+                          "design's core groups")
+        return Design(acc, bits, "layer_by_layer", None, max(1, int(batch)), edge_cores=edge,
+                      edge_mac_bits=edge_mac, stages=edge_stages(workload))
 
     def smallest_design(self, dram_gbps: float) -> tuple[float, str]:
         """Area in mm^2 of the space's smallest design, and a description of it.
@@ -347,7 +435,7 @@ class SearchSpace:
     # -- persistence -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        return {k: (list(map(list, v)) if k in ("mac_bits", "array_shapes")
+        return {k: (list(map(list, v)) if k in ("mac_bits", "array_shapes", "edge_mac_bits")
                     else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
     @classmethod
@@ -358,7 +446,7 @@ class SearchSpace:
             raise ValueError(f"unknown SearchSpace fields {unknown}; allowed: {sorted(known)}")
         kw: dict[str, Any] = {}
         for k, v in d.items():
-            if k in ("mac_bits", "array_shapes", "base"):
+            if k in ("mac_bits", "array_shapes", "edge_mac_bits", "base"):
                 kw[k] = tuple(tuple(p) for p in v)
             elif isinstance(v, list):
                 kw[k] = tuple(v)
@@ -416,6 +504,35 @@ def _base(base: tuple[tuple[str, Any], ...], dram_gbps: float) -> Accelerator:
     return Accelerator(cores=1, dram_gbps=dram_gbps, peak_scaling="density", **dict(base))
 
 
+def _with_edge(template: Accelerator, edge: int, edge_mac_bits: tuple[int, int], body: int,
+               total_sram_kib: float | None) -> Accelerator:
+    """``template`` as an edge group of ``edge`` cores with ``edge_mac_bits`` MACs beside a body
+    group of ``body`` cores (the template's); a fixed total SRAM is split over all the cores."""
+    from arch.groups import CoreGroup
+
+    acc = _with_cores(template, edge + body, total_sram_kib)
+    return dataclasses.replace(acc, core_groups=(
+        CoreGroup(edge, mac_bits=edge_mac_bits, name="edge"), CoreGroup(body, name="body")))
+
+
+def _largest(fits: Callable[[int], bool]) -> int:
+    """Largest n in 1..`_MAX_CORES` with ``fits(n)`` for a monotone ``fits`` (0 if not even 1):
+    a doubling search, then bisection."""
+    if not fits(1):
+        return 0
+    lo, hi = 1, 2
+    while hi <= _MAX_CORES and fits(hi):
+        lo, hi = hi, hi * 2
+    hi = min(hi, _MAX_CORES + 1)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def _with_cores(template: Accelerator, cores: int, total_sram_kib: float | None) -> Accelerator:
     """``template`` with ``cores`` cores; with a fixed total SRAM each gets ``total / cores``."""
     if total_sram_kib is None:
@@ -436,22 +553,7 @@ def max_cores_within(template: Accelerator, area_budget: float, *,
     if not (math.isfinite(area_budget) and area_budget > 0):
         raise ValueError(f"area_budget={area_budget!r} is not allowed; expected mm^2 > 0")
 
-    def fits(n: int) -> bool:
-        return _with_cores(template, n, total_sram_kib).area <= area_budget
-
-    if not fits(1):
-        return 0
-    lo, hi = 1, 2
-    while hi <= _MAX_CORES and fits(hi):
-        lo, hi = hi, hi * 2
-    hi = min(hi, _MAX_CORES + 1)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return _largest(lambda n: _with_cores(template, n, total_sram_kib).area <= area_budget)
 
 
 def apply_layer_bits(workload: Workload, bits: Mapping[str, tuple[int, int]]) -> Workload:
