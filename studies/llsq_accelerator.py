@@ -197,7 +197,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                "the simulated utilization plus leakage. " + describe_params(params)),
         targets=tuple(targets),
         tables={"table5": table, **({"gops_by_fidelity": modes} if modes is not None else {})},
-        notes=notes + ("\n\n" + pipeline.fidelity_note(modes, "the achieved GOPS")
+        notes=notes + ("\n\n" + pipeline.fidelity_note(modes, "the achieved GOPS",
+                                                        name="gops_by_fidelity")
                        if modes is not None else ""),
         headline=("table5",),
     )

@@ -260,7 +260,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         tables={"table7": table,
                 **({"first_last_fp32": first_last} if first_last is not None else {}),
                 **({"time_by_fidelity": modes} if modes is not None else {})},
-        notes=notes + ("\n\n" + pipeline.fidelity_note(modes, "the time relative to binary")
+        notes=notes + ("\n\n" + pipeline.fidelity_note(modes, "the time relative to binary",
+                                                        name="time_by_fidelity")
                        if modes is not None else ""),
         headline=("table7",),
     )

@@ -79,6 +79,7 @@ PARAMS: dict[str, Any] = {
     "schedule_trials": 400,
     "first_last_bits": 16,
     "seed": 0,
+    "modes": pipeline.SIM_MODES,
 }
 """Defaults. ``formulations``: SRAM formulations searched (`dse.search.space.FORMULATIONS`); the
 first is the headline (speedup target, mixed point). ``total_sram_kib``: the chip SRAM of
@@ -90,7 +91,10 @@ x ``schedule_groups`` (equal core groups) x ``schedule_micro_batches`` (images m
 the groups together; each divides ``schedule_batch``) x ``mac_bits``: the ``schedule`` points,
 one search per scheme at ``schedule_bandwidth`` on a stream of ``schedule_batch`` images under the
 headline formulation (336 designs, enumerated within ``schedule_trials``), reported as the best
-design of each schedule."""
+design of each schedule. ``modes`` (empty: none): the simulator modes (`studies.pipeline.SIM_MODES`)
+each bandwidth's best design under the headline formulation is re-simulated in, for the
+``speedup_by_fidelity`` table; every search itself runs at `pipeline.HEADLINE_MODE`, which is
+always among them."""
 
 SPEEDUP_BAND = (2.5, 3.4)
 SOURCE = "PACT-SAWB (SysML'19) Sec. 7.3, Fig. 8a (fixed template, not searched)"
@@ -122,6 +126,14 @@ def _formulations(params: dict[str, Any]) -> tuple[str, ...]:
     return tuple(forms)
 
 
+def _modes(params: dict[str, Any]) -> tuple[str, ...]:
+    """``params["modes"]`` in `pipeline.SIM_MODES` order, with the headline mode (empty: none)."""
+    if not params["modes"]:
+        return ()
+    chosen = check_tuple_of("modes", params["modes"], pipeline.SIM_MODES)
+    return tuple(m for m in pipeline.SIM_MODES if m in chosen or m == pipeline.HEADLINE_MODE)
+
+
 def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     pipeline.check_model(params["model"])
     bws = check_bandwidths(params["bandwidth"])
@@ -144,6 +156,9 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     fixed["total_sram_kib"] = float(total)
     points = expand_grid({"formulation": forms, "dram_gbps": bws, "scheme": tuple(SCHEMES)},
                          kind="iso_area", **fixed)
+    modes = _modes(params)
+    for p in points:  # the headline formulation's best designs, re-simulated in every mode
+        p["modes"] = modes if p["formulation"] == forms[0] else ()
     scheds = check_tuple_of("schedules", params["schedules"], SCHEDULES) \
         if params["schedules"] else ()
     if scheds:
@@ -225,12 +240,14 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
 
     wl = _workload(point, ctx)
     mac = _pairs("mac_bits", point["mac_bits"])
-    common = dict(workload=wl, seed=int(point["seed"]), dram_gbps=float(point["dram_gbps"]))
+    common = dict(workload=wl, seed=int(point["seed"]), dram_gbps=float(point["dram_gbps"]),
+                  simulate_options=pipeline.sim_options(pipeline.HEADLINE_MODE))
     if point["kind"] == "iso_area":
         space = _space(point, mac, layer_bits="recipe")
         study = search(space, ["images_per_s"], n_trials=int(point["trials"]), sampler="auto",
                        **common)
-        return [_row(study, point, "searched", space, wl)]
+        row = _row(study, point, "searched", space, wl)
+        return [{**row, **_mode_rates(study, row, space, wl, point)}]
     if point["kind"] == "schedule":  # the best design of each schedule, one search over all
         space = _space(point, mac, layer_bits="recipe", schedules=tuple(point["schedules"]),
                        groups=tuple(point["groups"]),
@@ -256,6 +273,36 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     return [_row(mixed, point, "mixed (searched per-layer bits)", space, wl), base]
 
 
+def _mode_rates(study: Any, row: dict[str, Any], space: Any, wl: Any,
+                point: dict[str, Any]) -> dict[str, float]:
+    """``images_per_s@MODE`` of the search's best design re-simulated in each of the point's
+    ``modes``: the design the search chose at the headline mode, not each mode's own best (the
+    search is not re-run per mode). The headline mode's rate must equal the search's."""
+    modes = tuple(point.get("modes", ()))
+    if not modes or "trial" not in row:
+        return {}
+    import optuna
+
+    from dse.search.space import apply_layer_bits
+    from dse.sim import simulate
+
+    design = space.suggest(optuna.trial.FixedTrial(study.trials[row["trial"]].params), wl,
+                           area_budget=float(row["area_budget"]),
+                           dram_gbps=float(point["dram_gbps"]))
+    if design is None:
+        raise RuntimeError(f"trial {row['trial']}'s design no longer fits its area budget")
+    layered = apply_layer_bits(wl, design.layer_bits)
+    out = {f"images_per_s@{m}": float(simulate(layered, design.accelerator, batch=1,
+                                               **design.simulate_kwargs(),
+                                               **pipeline.sim_options(m)).images_per_s)
+           for m in modes}
+    head = out.get(f"images_per_s@{pipeline.HEADLINE_MODE}")
+    if head is not None and not math.isclose(head, float(row["images_per_s"]), rel_tol=1e-9):
+        raise RuntimeError(f"trial {row['trial']} re-simulates to {head} images/s at "
+                           f"{pipeline.HEADLINE_MODE}, the search recorded {row['images_per_s']}")
+    return out
+
+
 def _uniform_baseline(point: dict[str, Any], wl: Any, mac: tuple[tuple[int, int], ...],
                       proxy: Any) -> dict[str, Any]:
     """The fastest design of the point's hardware space with the recipe's uniform bits: every
@@ -266,7 +313,8 @@ def _uniform_baseline(point: dict[str, Any], wl: Any, mac: tuple[tuple[int, int]
     space = _space(point, mac, layer_bits="recipe")
     study = search(space, ["images_per_s"], workload=wl, seed=int(point["seed"]),
                    dram_gbps=float(point["dram_gbps"]), n_trials=design_count(space, wl),
-                   sampler="grid", accuracy=proxy)
+                   sampler="grid", accuracy=proxy,
+                   simulate_options=pipeline.sim_options(pipeline.HEADLINE_MODE))
     return _row(study, point, "uniform", space, wl)
 
 
@@ -304,6 +352,54 @@ def speedup_table(iso: pd.DataFrame) -> pd.DataFrame:
                          "speedup": (wide["pact_sawb"] / wide["wrpn"]).to_numpy(),
                          "pact_sawb_images_per_s": wide["pact_sawb"].to_numpy(),
                          "wrpn_images_per_s": wide["wrpn"].to_numpy()})
+
+
+def fidelity_tables(iso: pd.DataFrame, formulation: str) -> tuple[Any, Any]:
+    """``(speedup_by_fidelity, images_per_s_by_fidelity)`` of the ``formulation``'s best designs,
+    or ``(None, None)`` without two ``images_per_s@MODE`` columns (`_mode_rates`).
+
+    Speedup: per bandwidth, the best PACT-SAWB design's images/s / the best WRPN design's, each
+    design re-simulated in each mode (the designs the headline-mode searches chose)."""
+    sel = iso[iso["formulation"] == formulation]
+    modes = [m for m in pipeline.SIM_MODES if f"images_per_s@{m}" in sel
+             and sel[f"images_per_s@{m}"].notna().all()]
+    if len(sel) == 0 or len(modes) < 2 or pipeline.HEADLINE_MODE not in modes:
+        return None, None
+    rates = sel[["scheme", "dram_gbps", "mac_bits", "cores"]].copy()
+    rates["design"] = [f"{r.mac_bits} x {int(r.cores)} cores" for r in rates.itertuples()]
+    for m in modes:
+        rates[m] = sel[f"images_per_s@{m}"].to_numpy()
+    rates = rates.drop(columns=["mac_bits", "cores"]).sort_values(["scheme", "dram_gbps"])
+    by = {k: g.set_index("dram_gbps") for k, g in rates.groupby("scheme")}
+    pact, wrpn = by["pact_sawb"], by["wrpn"]
+    bws = [b for b in pact.index if b in wrpn.index]
+    speed = pd.DataFrame({"dram_gbps": bws,
+                          "pact_sawb_design": pact.loc[bws, "design"].to_numpy(),
+                          "wrpn_design": wrpn.loc[bws, "design"].to_numpy()})
+    for m in modes:
+        speed[m] = (pact.loc[bws, m] / wrpn.loc[bws, m]).to_numpy()
+    return speed, rates.reset_index(drop=True)
+
+
+def _fidelity_lines(speed: pd.DataFrame, rates: pd.DataFrame, formulation: str) -> list[str]:
+    """The caption of the fidelity tables, `pipeline.fidelity_note`, and per scheme how much
+    images/s its best designs lose in each mode (which scheme moved the speedup)."""
+    head = pipeline.HEADLINE_MODE
+    moves = []
+    for scheme, g in rates.groupby("scheme", sort=False):
+        parts = [f"`{m}` {100 * (g[m] / g[head] - 1).min():+.1f}% to "
+                 f"{100 * (g[m] / g[head] - 1).max():+.1f}%"
+                 for m in pipeline.SIM_MODES if m in g and m != head]
+        moves.append(f"{LEGEND.get(scheme, scheme)} " + ", ".join(parts))
+    return ["`speedup_by_fidelity` / `images_per_s_by_fidelity`: each bandwidth's best PACT-SAWB "
+            f"and best WRPN design under `{formulation}`, re-simulated in each simulator mode. "
+            f"The searches ran at `{head}` and were not re-run per mode, so the designs are the "
+            "headline mode's choices; another mode's own optimum may differ (in a near-tie of "
+            "MAC precisions, likely).",
+            "", pipeline.fidelity_note(speed, "the best-design speedup",
+                                       name="speedup_by_fidelity"),
+            "", "Per scheme, images/s of its best designs against the headline mode: "
+            + "; ".join(moves) + "."]
 
 
 def _coverage_note(iso: pd.DataFrame) -> str:
@@ -387,6 +483,11 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         notes += ["", "No best design sits on the edge of its space."]
     sched = results[results["kind"] == "schedule"]
     tables = {"speedup": speedup, "best_designs": designs, "mixed_precision": mixed_tab}
+    speed_modes, rate_modes = fidelity_tables(iso, head)
+    if speed_modes is not None:
+        tables["speedup_by_fidelity"] = speed_modes
+        tables["images_per_s_by_fidelity"] = rate_modes
+        notes += ["", *_fidelity_lines(speed_modes, rate_modes, head)]
     if len(sched):
         tables["schedules"], lines = _schedule_table(sched)
         notes += ["", *lines]

@@ -18,6 +18,7 @@ from dse.search.space import SearchSpace, apply_layer_bits, decode_pair
 from dse.sim import simulate
 from dse.study.runner import Context
 from studies import wrpn_vs_pact_search as s
+from studies.pipeline import HEADLINE_MODE, SIM_MODES
 
 
 def test_follows_the_protocol_and_grid():
@@ -38,13 +39,20 @@ def test_follows_the_protocol_and_grid():
     assert mixed[0]["formulation"] == s.PARAMS["formulations"][0] == "fixed_total_sram"
     # the study's space reaches past both ends of the precisions it compares (2x2, 2x4)
     assert {"1x1", "16x16"} <= set(s.PARAMS["mac_bits"])
+    # only the headline formulation's best designs are re-simulated in every mode
+    for p in iso:
+        assert p["modes"] == (SIM_MODES if p["formulation"] == "fixed_total_sram" else ())
+    assert all(p["modes"] == () for p in s.grid({**s.PARAMS, "modes": ()})
+               if p["kind"] == "iso_area")
+    # the headline mode (the searches') is always among them
+    assert s.grid({**s.PARAMS, "modes": ("tile",)})[0]["modes"] == (HEADLINE_MODE, "tile")
 
 
 @pytest.mark.parametrize(("field", "value"), [
     ("trials", 0), ("mixed_trials", -1), ("mac_bits", ("2by2",)), ("bandwidth", (0,)),
     ("formulations", ("per_core",)), ("formulations", ()), ("total_sram_kib", 0.0),
     ("schedules", ("stream",)), ("schedule_groups", (0,)), ("schedule_batch", 0),
-    ("schedule_trials", 0), ("schedule_micro_batches", (3,)),
+    ("schedule_trials", 0), ("schedule_micro_batches", (3,)), ("modes", ("tile+fast",)),
 ])
 def test_bad_parameters_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -87,6 +95,9 @@ def test_summary_speedup_is_the_ratio_of_best_designs():
     assert "beats uniform 2-bit" in summary.notes
     assert "1.20x" in summary.notes
     assert "PROXY" in summary.notes
+    # rows without re-simulated modes: no fidelity table, and no note about one
+    assert "speedup_by_fidelity" not in summary.tables
+    assert "speedup_by_fidelity" not in summary.notes
 
 
 def test_summary_names_the_formulations_coverage_and_edges():
@@ -111,7 +122,7 @@ def test_summary_names_the_formulations_coverage_and_edges():
 
 
 # -- evaluate() and _uniform_baseline() on a tiny configuration --------------------------------
-TINY = {"trials": 6, "mixed_trials": 10, "bandwidth": (32.0,), "mixed_bandwidth": 32.0,
+TINY = {"trials": 6, "mixed_trials": 10, "bandwidth": (8.0,), "mixed_bandwidth": 32.0,
         "mac_bits": ("2x2", "8x8"), "mixed_mac_bits": ("2x2", "4x4"),
         "sram_kib": (256.0, 1024.0), "mixed_bits": (1, 2, 4), "schedule_groups": (1, 2),
         "schedule_batch": 4, "schedule_micro_batches": (1, 4)}
@@ -149,14 +160,15 @@ def _closed_form_cores(mac_bits: str, formulation: str, sram_kib: float) -> int:
     return math.floor(left / per_core * (1 + 1e-9))
 
 
-def _simulate_design(wl, mac_bits, sram_kib, cores):
+def _simulate_design(wl, mac_bits, sram_kib, cores, dram_gbps=32.0):
     """Independent re-simulation of a reported design (recipe bits, 8x64, sysml19 template)."""
-    acc = dataclasses.replace(SearchSpace.template(decode_pair(mac_bits), 8, 64, sram_kib, 32.0),
+    acc = dataclasses.replace(SearchSpace.template(decode_pair(mac_bits), 8, 64, sram_kib,
+                                                   dram_gbps),
                               cores=int(cores))
     return acc, simulate(wl, acc)
 
 
-def _every_design(wl, mac_choices, formulation):
+def _every_design(wl, mac_choices, formulation, dram_gbps=32.0):
     """images/s of every design of a study space (closed-form cores), by brute force."""
     total = s.PARAMS["total_sram_kib"]
     srams = (None,) if formulation == "fixed_total_sram" else TINY["sram_kib"]
@@ -165,7 +177,8 @@ def _every_design(wl, mac_choices, formulation):
         for kib in srams:
             n = _closed_form_cores(mac, formulation, kib)
             per_core = total / n if kib is None else kib
-            speeds[mac, per_core] = _simulate_design(wl, mac, per_core, n)[1].images_per_s
+            speeds[mac, per_core] = _simulate_design(wl, mac, per_core, n,
+                                                     dram_gbps)[1].images_per_s
     return speeds
 
 
@@ -185,7 +198,8 @@ def test_evaluate_best_designs_fit_the_budget_and_are_what_they_claim(tiny_rows)
         assert row["area"] <= row["area_budget"] == pytest.approx(budget)
         # the reported design re-simulates to the reported images/s, and fills the budget
         wl = _tiny_workload({"scheme": row["scheme"]}, None)
-        acc, res = _simulate_design(wl, row["mac_bits"], row["sram_kib"], row["cores"])
+        acc, res = _simulate_design(wl, row["mac_bits"], row["sram_kib"], row["cores"],
+                                    row["dram_gbps"])
         assert acc.area == pytest.approx(row["area"])
         assert res.images_per_s == pytest.approx(row["images_per_s"])
         assert row["cores"] == _closed_form_cores(row["mac_bits"], row["formulation"],
@@ -193,7 +207,7 @@ def test_evaluate_best_designs_fit_the_budget_and_are_what_they_claim(tiny_rows)
         if fixed:  # the study's rule: the chip's SRAM is the same whatever the precision
             assert row["sram_total_kib"] == pytest.approx(s.PARAMS["total_sram_kib"])
         # ... and it is the fastest design of the space (brute force)
-        speeds = _every_design(wl, TINY["mac_bits"], row["formulation"])
+        speeds = _every_design(wl, TINY["mac_bits"], row["formulation"], row["dram_gbps"])
         assert row["images_per_s"] == pytest.approx(max(speeds.values()))
         runner_up = max(v for (mac, _), v in speeds.items() if mac != row["mac_bits"])
         assert row["margin_pct"] == pytest.approx(100 * (row["images_per_s"] / runner_up - 1))
@@ -204,11 +218,12 @@ def test_summary_speedup_of_evaluated_rows_is_the_ratio_of_best_images_per_s(tin
     summary = s.summarize(df, {**s.PARAMS, **TINY})
     sp = summary.tables["speedup"].set_index(["formulation", "dram_gbps"])
     iso = df[df["kind"] == "iso_area"].set_index(["formulation", "scheme"])
+    bw = TINY["bandwidth"][0]
     for form in s.PARAMS["formulations"]:
         expect = (iso.loc[(form, "pact_sawb"), "images_per_s"]
                   / iso.loc[(form, "wrpn"), "images_per_s"])
-        assert sp.loc[(form, 32.0), "speedup"] == pytest.approx(expect)
-        assert sp.loc[(form, 32.0), "pact_sawb_images_per_s"] == \
+        assert sp.loc[(form, bw), "speedup"] == pytest.approx(expect)
+        assert sp.loc[(form, bw), "pact_sawb_images_per_s"] == \
             iso.loc[(form, "pact_sawb"), "images_per_s"]
 
 
@@ -263,3 +278,46 @@ def test_schedule_points_report_each_schedules_best_design(tiny_rows):
     lbl = tab[tab["schedule"] == "layer_by_layer"]
     assert (lbl["vs_layer_by_layer"] == 1.0).all()
     assert "What the schedules change" in summary.notes
+
+
+MODE_OPTIONS = {"layer+prefetch": {"fidelity": "layer", "prefetch": True},
+                "layer": {"fidelity": "layer", "prefetch": False},
+                "tile+prefetch": {"fidelity": "tile", "prefetch": True},
+                "tile": {"fidelity": "tile", "prefetch": False}}
+"""The modes spelled out here, not taken from `studies.pipeline.sim_options`."""
+
+
+def test_speedup_by_fidelity_cells_are_direct_simulations_of_the_best_designs(tiny_rows):
+    summary = s.summarize(tiny_rows, {**s.PARAMS, **TINY})
+    speed = summary.tables["speedup_by_fidelity"].set_index("dram_gbps")
+    rates = summary.tables["images_per_s_by_fidelity"].set_index(["scheme", "dram_gbps"])
+    assert list(speed.columns) == ["pact_sawb_design", "wrpn_design", *SIM_MODES]
+    iso = tiny_rows[(tiny_rows["kind"] == "iso_area")
+                    & (tiny_rows["formulation"] == "fixed_total_sram")].set_index("scheme")
+    direct, bw = {}, TINY["bandwidth"][0]
+    for scheme in ("pact_sawb", "wrpn"):
+        row = iso.loc[scheme]
+        design = f"{row['mac_bits']} x {int(row['cores'])} cores"
+        assert rates.loc[(scheme, bw), "design"] == design
+        wl = _tiny_workload({"scheme": scheme}, None)
+        acc = dataclasses.replace(SearchSpace.template(decode_pair(row["mac_bits"]), 8, 64,
+                                                       row["sram_kib"], bw),
+                                  cores=int(row["cores"]))
+        direct[scheme] = {m: simulate(wl, acc, batch=1, **o).images_per_s
+                          for m, o in MODE_OPTIONS.items()}
+        # the headline column is the search's own number
+        assert rates.loc[(scheme, bw), HEADLINE_MODE] == pytest.approx(row["images_per_s"])
+        for m in SIM_MODES:
+            assert rates.loc[(scheme, bw), m] == pytest.approx(direct[scheme][m], rel=1e-12)
+    for m in SIM_MODES:
+        assert speed.loc[bw, m] == pytest.approx(
+            direct["pact_sawb"][m] / direct["wrpn"][m], rel=1e-12)
+    # the four modes give four different images/s here (memory-bound at 8 GB/s: prefetch and
+    # tile events both matter), so a swapped mode mapping fails above
+    for scheme in direct:
+        assert len({round(v, 6) for v in direct[scheme].values()}) == 4, direct
+    assert "**Simulator fidelity** (`speedup_by_fidelity`" in summary.notes
+    assert "were not re-run per mode" in summary.notes
+    # per_core_sram designs are not re-simulated (the table is the headline formulation's)
+    per_core = tiny_rows[tiny_rows["formulation"] == "per_core_sram"]
+    assert per_core[f"images_per_s@{HEADLINE_MODE}"].isna().all()

@@ -24,6 +24,10 @@ def test_files_and_rows(study_run) -> None:
     text = (out / "summary.md").read_text()
     assert "Reproduced numbers beside the paper's" in text
     assert "Why the power ratios miss" in text
+    # the fidelity note names this study's table (not another study's speedup_by_fidelity)
+    assert (out / "gops_by_fidelity.csv").stat().st_size > 0
+    assert "**Simulator fidelity** (`gops_by_fidelity`" in text
+    assert "speedup_by_fidelity" not in text
 
 
 def test_peak_is_table5s_179_2_gops(study_run) -> None:

@@ -21,7 +21,12 @@ def test_files_and_schemes(study_run) -> None:
     for name in ("results.csv", "table7.csv", "summary.md"):
         assert (out / name).stat().st_size > 0
     assert list(df.index) == ["binary", "ternary", "full-precision"]
-    assert (out / "summary.md").read_text().count("in band") >= 2  # the two space targets
+    text = (out / "summary.md").read_text()
+    assert text.count("in band") >= 2  # the two space targets
+    # the fidelity note names this study's table (not another study's speedup_by_fidelity)
+    assert (out / "time_by_fidelity.csv").stat().st_size > 0
+    assert "**Simulator fidelity** (`time_by_fidelity`" in text
+    assert "speedup_by_fidelity" not in text
 
 
 def test_space_is_exactly_the_bit_ratio(study_run) -> None:
