@@ -54,7 +54,9 @@ def make_objective(problem: Problem) -> Callable[[optuna.Trial], Sequence[float]
             if problem.min_accuracy is not None:
                 attrs["min_accuracy"] = problem.min_accuracy
         if design is None:  # not even one core of this kind fits: infeasible
-            attrs.update(cores=0, feasible=False, reason="no core fits budget")
+            edge = int(trial.params.get("edge_cores", problem.space.edge_cores[0]))
+            attrs.update(cores=0, feasible=False, reason="no core fits budget" if not edge
+                         else f"no body core fits beside the {edge}-core edge group")
             _set_attrs(trial, attrs)
             _set_constraints(trial, 1.0, 0.0)
             raise optuna.TrialPruned("no core of this design fits the area budget")
