@@ -53,8 +53,9 @@ headline number under the other modes beside it (docs/simulator.md, "Which fidel
 HEADLINE_MODE = "layer+prefetch"
 """Layer fidelity with prefetch: a few hundred events per design point, so the studies and
 searches stay fast; prefetch because the hardware the papers describe loads the next layer's
-weights while the current one runs. Tile fidelity moves the headlines by a few percent at most
-(each study's ``speedup_by_fidelity`` table), which the mode tables show."""
+weights while the current one runs. Tile fidelity moves the headlines by a few percent at most,
+as each study's mode table shows (``speedup_by_fidelity``, ``gops_by_fidelity``,
+``time_by_fidelity``, ``throughput_by_fidelity``; docs/simulator.md lists them)."""
 
 
 def fidelity_table(rows: Any, value: str, index: str = "dram_gbps") -> Any:
