@@ -1,7 +1,8 @@
 """Which core group runs which layer of a searched design (`dse.simulate`'s ``stages=``).
 
-Two maps, both keyed by the simulator's schedulable layers (`dse.sim.simulate._prepare`: an
-activation or alias fused into its producer is not a layer of its own and is left out):
+Two maps, both keyed by the simulator's schedulable layers
+(`dse.sim.simulate.schedulable_layers`: an activation or alias fused into its producer is not a
+layer of its own and is left out):
 
 * `edge_stages`: the high-precision "edge" group (group 0) runs the network's first and last
   compute layers, the body group (group 1) everything else - the PACT-SAWB paper's question
@@ -42,16 +43,10 @@ def _layers(workload: Workload) -> tuple[_Row, ...]:
     hit = _CACHE.get(id(workload))
     if hit is not None and hit[0] is workload:
         return hit[1]
-    from dse.sim.simulate import BOUNDARY_OPS, _prepare
+    from dse.sim.simulate import schedulable_layers
 
-    nodes, order = _prepare(workload, 1)
-    out = []
-    for n in order:
-        la = nodes[n].layer
-        if la.op in BOUNDARY_OPS:
-            continue
-        preds = tuple(p for p in nodes[n].preds if nodes[p].layer.op not in BOUNDARY_OPS)
-        out.append((n, bool(la.is_compute), int(la.macs), str(la.role or ""), preds))
+    out = [(la.name, bool(la.is_compute), int(la.macs), str(la.role or ""), preds)
+           for la, preds in schedulable_layers(workload)]
     if len(_CACHE) >= 8:
         _CACHE.clear()
     _CACHE[id(workload)] = (workload, tuple(out))

@@ -51,7 +51,8 @@ from dse.sim.results import LATENCY_PARTS, LAYER_COLUMNS, Interval, SimResult
 if TYPE_CHECKING:  # importing `workloads` pulls in torch; a Workload is used by duck typing
     from workloads.graph import Layer, Workload
 
-__all__ = ["ALIAS_OPS", "BOUNDARY_OPS", "FUSED_OPS", "SCHEDULES", "simulate"]
+__all__ = ["ALIAS_OPS", "BOUNDARY_OPS", "FUSED_OPS", "SCHEDULES", "schedulable_layers",
+           "simulate"]
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,16 @@ def _rebatch(layer: Layer, batch: int) -> Layer:
     return dataclasses.replace(layer, n=batch, macs=f(layer.macs), vector_ops=f(layer.vector_ops),
                                input_elems=f(layer.input_elems),
                                output_elems=f(layer.output_elems))
+
+
+def schedulable_layers(workload: Workload) -> list[tuple[Layer, tuple[str, ...]]]:
+    """The layers the simulator schedules, in its topological order, each with its producers
+    among them: boundary nodes dropped, aliases and single-consumer element-wise ops fused into
+    their producer (step 1). A search that maps layers to core groups keys its maps by these."""
+    nodes, order = _prepare(workload, 1)
+    return [(nodes[n].layer, tuple(p for p in nodes[n].preds
+                                   if nodes[p].layer.op not in BOUNDARY_OPS))
+            for n in order if nodes[n].layer.op not in BOUNDARY_OPS]
 
 
 def _prepare(workload: Workload, batch: int) -> tuple[dict[str, _Node], list[str]]:
