@@ -58,7 +58,7 @@ _PRESENTATION = frozenset({
     "dse/search/__init__.py", "dse/search/__main__.py", "dse/search/cli.py",
     "dse/search/driver.py", "dse/search/objective.py", "dse/search/problem.py",
     "dse/search/reports.py", "dse/search/storage.py", "dse/search/workload.py",
-    "dse/search/journal_check.py", "dse/search/coverage.py",
+    "dse/search/journal_check.py", "dse/search/coverage.py", "dse/search/stages.py",
 })
 _ROOT = Path(__file__).resolve().parents[2]
 
