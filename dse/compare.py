@@ -116,7 +116,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     args = _build_parser().parse_args(argv)
     from dse.inputs import load_design, load_workload
-    from dse.simulate import design_options, metrics, model_spec, sim_options
+    from dse.simulate import check_groups, design_options, metrics, model_spec, sim_options
 
     if len(args.arch) < 2:
         raise ValueError(f"--arch was given {len(args.arch)} time(s); expected two or more "
@@ -125,6 +125,8 @@ def _main(argv: Sequence[str] | None) -> int:
     sim_kw = sim_options(args)  # checked before anything is loaded or created
     options = design_options(args)
     designs = [load_design(a, field="--arch", **options) for a in args.arch]
+    for d in designs:
+        check_groups(sim_kw, d)
     designs = [dataclasses.replace(d, name=n)
                for d, n in zip(designs, _unique([d.name for d in designs]))]
     stem = Path(args.model.rsplit(":", 1)[-1]).stem

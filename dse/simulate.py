@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from dse.inputs import ModelSpec
     from dse.sim import SimResult
 
-__all__ = ["add_model_arguments", "main", "metrics", "model_spec", "summary_markdown"]
+__all__ = ["add_model_arguments", "check_groups", "main", "metrics", "model_spec",
+           "summary_markdown"]
 
 _EXAMPLES = """examples:
   python -m dse.simulate --model alexnet --arch sysml19 --recipe pact_sawb --w-bits 2 --a-bits 2
@@ -110,6 +111,19 @@ def sim_options(args: argparse.Namespace) -> dict[str, Any]:
                        stages=_stages(args.stages), buffer_images=args.buffer_images,
                        micro_batch=args.micro_batch)
     return options
+
+
+def check_groups(options: dict[str, Any], acc: Accelerator) -> None:
+    """``--groups`` against the design, before the model is traced (stage maps need the model
+    and are checked by the simulator)."""
+    if "schedule" not in options:
+        return
+    from dse.sim.schedule import group_accelerators
+
+    try:
+        group_accelerators(acc, options["groups"], options["stages"], options["schedule"])
+    except ValueError as exc:
+        raise ValueError(f"--groups: {exc}") from None
 
 
 def _groups(text: str | None) -> int | tuple[int, ...] | None:
@@ -301,6 +315,7 @@ def _main(argv: Sequence[str] | None) -> int:
     spec = model_spec(args)
     options = sim_options(args)  # checked before anything is loaded or created
     acc = load_design(args.arch, field="--arch", **design_options(args))
+    check_groups(options, acc)
     stem = Path(args.model.rsplit(":", 1)[-1]).stem
     out: Path = args.out or Path("reports") / f"simulate-{stem}-{Path(args.arch).stem}"
     check_writable(out)
