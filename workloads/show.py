@@ -149,6 +149,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.input_shape is not None and not all(1 <= v <= _MAX_SIDE for v in args.input_shape):
         raise ValueError(f"--input-shape={' '.join(map(str, args.input_shape))} is invalid; "
                          f"expected three ints C H W in [1, {_MAX_SIDE}]")
+    if args.json is not None and not args.json.strip():
+        raise ValueError("--json='' is not allowed; expected a file path such as workload.json")
     json_path = _check_json_path(args.json) if args.json else None
     width = int(args.width) if float(args.width).is_integer() else args.width
     model = zoo.get(args.model, num_classes=args.num_classes, width=width,

@@ -15,7 +15,7 @@ def _files(root: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("json_arg", ["{tmp}/dir/", "{tmp}/dir", "/proc/nonexistent/w.json",
-                                      "{tmp}/missing/w.json"])
+                                      "{tmp}/missing/w.json", "", "  "])
 def test_unwritable_json_is_one_line_and_leaves_nothing(tmp_path: Path, json_arg: str,
                                                         capsys: pytest.CaptureFixture[str]
                                                         ) -> None:
