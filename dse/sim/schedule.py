@@ -49,10 +49,10 @@ from dse.sim.results import LAYER_COLUMNS, SimResult
 from dse.sim.simulate import (
     BOUNDARY_OPS,
     Planned,
+    Totals,
     _free,
     _latency_split,
     _Node,
-    _phases,
     _plan_one,
     _prepare,
     layer_tally,
@@ -440,29 +440,15 @@ def _collect_stream(workload: Workload, acc: Accelerator, batch: int, grps: list
                     lanes: int) -> SimResult:
     makespan = env.now
     f = acc.freq_hz
-    rows: list[dict[str, Any]] = []
-    mem_rows: list[dict[str, Any]] = []
-    dram_op = {"weights": 0, "inputs": 0, "outputs": 0}
-    e_mac = e_sram_bits = 0.0
-    sram_acc = 0
-    intervals = []
-    pieces: list[tuple[float, float, dict[str, float]]] = []
+    tot = Totals()
     for grp in grps:
         for k, recs, sub, pl in grp.runs:
             for name, plan in pl.plans.items():
-                rec = recs[name]
-                intervals.extend(rec.intervals)
-                if k == 0:
-                    pieces += _phases(plan, rec, grp.acc.freq_hz)
-                t = layer_tally(name, sub, plan, rec, grp.acc, em, options, pl.pinned,
+                t = layer_tally(name, sub, plan, recs[name], grp.acc, em, options, pl.pinned,
                                 pl.staged)
-                for op, v in t.by_op.items():
-                    dram_op[op] += v
-                e_sram_bits += t.sram_bits
-                sram_acc += t.sram_accesses
-                e_mac += t.mac_j
                 t.row["core_group"] = grp.index
-                (rows if plan.op in ("conv", "linear", "matmul") else mem_rows).append(t.row)
+                # the latency split is the first micro-batch's
+                tot.add(t, plan, recs[name], grp.acc.freq_hz, pieces=k == 0)
     first = finished[0] if finished else makespan
     done = sorted(finished)  # micro-batch completions, micro_batch images each
     steps = len(done)
@@ -471,14 +457,11 @@ def _collect_stream(workload: Workload, acc: Accelerator, batch: int, grps: list
         rate = (steps - lanes) * micro / (done[-1] - done[lanes - 1])
     else:
         rate = batch / makespan if makespan > 0 else math.inf
-    energy = {"mac": e_mac, "sram": e_sram_bits * em.sram_pj_per_bit * 1e-12,
-              "dram": sum(dram_op.values()) * 8 * em.dram_pj_per_bit * 1e-12}
+    energy = tot.energy(em, acc, makespan)
     if noc is not None:
         hop_mm = math.sqrt(acc.area / (len(grps) if acc.noc == "mesh" else 1))
         energy["noc"] = noc.byte_hops * 8 * hop_mm * em.noc_pj_per_bit_mm * 1e-12
-    static_w = getattr(em, "static_w_per_mm2", 0.0)
-    if static_w:
-        energy["static"] = em.static_w(acc.area) * makespan
+    rows, mem_rows, dram_op = tot.rows, tot.mem_rows, tot.dram_op
     macs = int(sum(r["macs"] for r in rows + mem_rows))
     layers = _per_layer(rows)
     stage_rows = []
@@ -501,10 +484,11 @@ def _collect_stream(workload: Workload, acc: Accelerator, batch: int, grps: list
         images_per_s=rate,
         utilization=macs / (acc.mac_count * makespan * f) if makespan > 0 else 0.0,
         dram_bytes=int(sum(dram_op.values())), dram_bytes_by_operand=dram_op,
-        sram_accesses=int(sram_acc), energy_j=sum(energy.values()), energy_by_component=energy,
-        macs=macs, latency_breakdown=_latency_split(pieces, first), events=env.events_processed,
+        sram_accesses=int(tot.sram_accesses), energy_j=sum(energy.values()),
+        energy_by_component=energy, macs=macs,
+        latency_breakdown=_latency_split(tot.pieces, first), events=env.events_processed,
         layers=layers, peak_macs_per_s=acc.peak_macs_per_s, dram_busy_s=mem.busy_s,
-        dram_intervals=tuple(mem.busy_intervals), intervals=tuple(intervals),
+        dram_intervals=tuple(mem.busy_intervals), intervals=tuple(tot.intervals),
         memory_ops=_per_layer(mem_rows), options=options,
         dram_bytes_moved=round(sum(mem.bytes_by_operand.values())),
         counters={"DRAM GB/s in use": tuple(mem.bandwidth_track()),

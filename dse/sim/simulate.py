@@ -670,6 +670,45 @@ def layer_tally(name: str, nodes: dict[str, _Node], plan: LayerPlan, rec: Record
                       sum(t.count * t.sram_accesses for t in plan.tasks), mac_e)
 
 
+@dataclass(slots=True)
+class Totals:
+    """What a run's per-layer tallies add up to: the layer tables, DRAM bytes by operand, SRAM
+    bits and accesses, MAC energy, busy intervals and the latency-split pieces."""
+
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    mem_rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    dram_op: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"weights": 0, "inputs": 0, "outputs": 0})
+    mac_j: float = 0.0
+    sram_bits: float = 0.0
+    sram_accesses: int = 0
+    intervals: list[Interval] = dataclasses.field(default_factory=list)
+    pieces: list[tuple[float, float, dict[str, float]]] = dataclasses.field(
+        default_factory=list)
+
+    def add(self, t: LayerTally, plan: LayerPlan, rec: Record, freq_hz: float, *,
+            pieces: bool = True) -> None:
+        """One node's tally; ``pieces``: its phases count toward the latency split."""
+        self.intervals.extend(rec.intervals)
+        if pieces:
+            self.pieces += _phases(plan, rec, freq_hz)
+        for k, v in t.by_op.items():
+            self.dram_op[k] += v
+        self.sram_bits += t.sram_bits
+        self.sram_accesses += t.sram_accesses
+        self.mac_j += t.mac_j
+        (self.rows if plan.op in ("conv", "linear", "matmul") else self.mem_rows).append(t.row)
+
+    def energy(self, em: Any, acc: Accelerator, time_s: float) -> dict[str, float]:
+        """Joules by component: MACs, SRAM traffic, DRAM traffic, and leakage over ``time_s``
+        where the energy model has it."""
+        out = {"mac": self.mac_j, "sram": self.sram_bits * em.sram_pj_per_bit * 1e-12,
+               "dram": sum(self.dram_op.values()) * 8 * em.dram_pj_per_bit * 1e-12}
+        if getattr(em, "static_w_per_mm2", 0.0):
+            out["static"] = em.static_w(acc.area) * time_s
+        return out
+
+
 def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, _Node],
              order: list[str], plans: dict[str, LayerPlan], records: dict[str, Record],
              dram: MemorySystem, env: CountingEnvironment, em: Any, options: dict[str, Any],
@@ -677,47 +716,30 @@ def _collect(workload: Workload, acc: Accelerator, batch: int, nodes: dict[str, 
              staged: dict[str, str] | None = None) -> SimResult:
     f = acc.freq_hz
     latency = env.now
-    rows: list[dict[str, Any]] = []
-    mem_rows: list[dict[str, Any]] = []
-    dram_op = {"weights": 0, "inputs": 0, "outputs": 0}
-    e_mac = e_sram_bits = 0.0
-    sram_acc = 0
-    intervals: list[Interval] = []
-    pieces: list[tuple[float, float, dict[str, float]]] = []
+    tot = Totals()
     staged = staged or {}
     for name in order:
         plan = plans.get(name)
-        if plan is None:
-            continue
-        rec = records[name]
-        intervals.extend(rec.intervals)
-        pieces += _phases(plan, rec, f)
-        t = layer_tally(name, nodes, plan, rec, acc, em, options, pinned, staged)
-        for k, v in t.by_op.items():
-            dram_op[k] += v
-        e_sram_bits += t.sram_bits
-        sram_acc += t.sram_accesses
-        e_mac += t.mac_j
-        (rows if plan.op in ("conv", "linear", "matmul") else mem_rows).append(t.row)
+        if plan is not None:
+            tot.add(layer_tally(name, nodes, plan, records[name], acc, em, options, pinned,
+                                staged), plan, records[name], f)
+    dram_op, rows, mem_rows = tot.dram_op, tot.rows, tot.mem_rows
     dram_total = sum(dram_op.values())
-    energy = {"mac": e_mac, "sram": e_sram_bits * em.sram_pj_per_bit * 1e-12,
-              "dram": dram_total * 8 * em.dram_pj_per_bit * 1e-12}
-    static_w = getattr(em, "static_w_per_mm2", 0.0)
-    if static_w:
-        energy["static"] = em.static_w(acc.area) * latency
+    energy = tot.energy(em, acc, latency)
     macs = int(sum(p.macs for p in plans.values()))
     util = macs / (acc.mac_count * latency * f) if latency > 0 else 0.0
     return SimResult(
         workload=workload.name, accelerator=acc.name, batch=batch, latency_s=latency,
         images_per_s=batch / latency if latency > 0 else math.inf, utilization=util,
-        dram_bytes=int(dram_total), dram_bytes_by_operand=dram_op, sram_accesses=int(sram_acc),
-        energy_j=sum(energy.values()), energy_by_component=energy, macs=macs,
-        latency_breakdown=_latency_split(pieces, latency),
+        dram_bytes=int(dram_total), dram_bytes_by_operand=dram_op,
+        sram_accesses=int(tot.sram_accesses), energy_j=sum(energy.values()),
+        energy_by_component=energy, macs=macs,
+        latency_breakdown=_latency_split(tot.pieces, latency),
         events=env.events_processed,
         layers=pd.DataFrame(rows, columns=list(LAYER_COLUMNS)),
         peak_macs_per_s=acc.peak_macs_per_s, dram_busy_s=dram.busy_s,
         dram_intervals=tuple(dram.busy_intervals),
-        intervals=tuple(intervals),
+        intervals=tuple(tot.intervals),
         memory_ops=pd.DataFrame(mem_rows, columns=list(LAYER_COLUMNS)), options=options,
         dram_bytes_moved=round(sum(dram.bytes_by_operand.values())),
         counters={"DRAM GB/s in use": tuple(dram.bandwidth_track()),
