@@ -261,16 +261,32 @@ def _learned_scalars(model: nn.Module) -> dict[str, float]:
             for pn, p in q.named_parameters(recurse=False) if p.dim() == 0}
 
 
+def _scalar_groups(model: nn.Module) -> dict[str, str]:
+    """The optimizer group (`quant.hooks.param_groups`: weights | clip | scale) of every learned
+    scalar of `_learned_scalars`, so `decay_only_curve` applies the decay that group gets."""
+    return {f"{qn}.{pn}": str(q.param_group()) for qn, q in hooks.quantizers(model)
+            for pn, p in q.named_parameters(recurse=False) if p.dim() == 0}
+
+
 def decay_only_curve(metrics: Mapping[str, Any], param: str) -> list[float]:
     """Per-epoch values that the 0-dim quantizer parameter ``param`` (a key of
     ``metrics["param_curves"]``) would take with NO task gradient: the run's optimizer, learning
-    rate schedule and clip decay acting alone, from the same starting value.
+    rate schedule and the decay of the parameter's optimizer group (clip decay for clipping
+    levels, none for step sizes, weight decay otherwise) acting alone, from the same starting
+    value.
 
     A clipping level that ends near this curve was set by its decay, not learned (issue 13);
     one that ends away from it moved under the task gradient."""
     start = float(metrics["param_start"][param])
     p = nn.Parameter(torch.tensor(start, dtype=torch.float64))
-    decay = metrics["clip_decay"] if metrics["clip_decay"] is not None else metrics["weight_decay"]
+    group = metrics.get("param_group", {}).get(param, "clip")  # runs before the groups: clip
+    if group == "scale":  # learned step sizes are never weight-decayed (`param_groups`)
+        decay = 0.0
+    elif group == "weights":
+        decay = metrics["weight_decay"]
+    else:
+        decay = metrics["clip_decay"] if metrics["clip_decay"] is not None \
+            else metrics["weight_decay"]
     if metrics["optimizer"] == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD([p], lr=metrics["lr"],
                                                      momentum=metrics["momentum"],
@@ -593,6 +609,7 @@ def _fit(model: nn.Module, config: TrainConfig, optim: torch.optim.Optimizer,
                          if k.startswith("param:")},
         "param_start": {k.removeprefix("start:"): v[0] for k, v in history.items()
                         if k.startswith("start:")},
+        "param_group": _scalar_groups(model),
         "train_size": len(train_set),
         f"{ev}_size": len(test_set),
         "num_params": sum(p.numel() for p in model.parameters()),

@@ -180,16 +180,23 @@ def test_clip_levels_move_under_the_task_gradient(recipe: str) -> None:
     assert max(shifts) > 0.1  # and one of them moved far (one epoch of a tiny task)
 
 
+@pytest.mark.parametrize("recipe", ["pact_sawb", "lsq"])
 def test_decay_only_curve_matches_a_run_without_task_gradient(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The oracle itself: a run whose task loss is multiplied by 0 follows the curve."""
+        monkeypatch: pytest.MonkeyPatch, recipe: str) -> None:
+    """The oracle itself: a run whose task loss is multiplied by 0 follows the curve - clipping
+    levels under their clip decay, LSQ's step sizes (group "scale", never decayed) flat."""
     real_ce = nn.functional.cross_entropy
     monkeypatch.setattr(qtrain.F, "cross_entropy", lambda *a, **k: 0.0 * real_ce(*a, **k))
-    res = qtrain.train("digits_cnn", "pact_sawb", 2, 2, epochs=2, act_clip_init=0.5, **SYN)
+    res = qtrain.train("digits_cnn", recipe, 2, 2, epochs=2, act_clip_init=0.5, **SYN)
     m = res.metrics
+    checked = 0
     for name, curve in m["param_curves"].items():
-        if name.endswith(".alpha"):
-            assert curve == pytest.approx(qtrain.decay_only_curve(m, name), rel=1e-5)
+        if m["param_group"][name] in ("clip", "scale"):
+            assert curve == pytest.approx(qtrain.decay_only_curve(m, name), rel=1e-5), name
+            checked += 1
+    assert checked >= 2
+    if recipe == "lsq":
+        assert set(m["param_group"].values()) == {"scale"}
 
 
 def test_llsq_activation_scale_follows_the_simulated_gradient() -> None:
