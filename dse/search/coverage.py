@@ -158,21 +158,18 @@ def edge_notes(space: SearchSpace, params: Mapping[str, Any]) -> list[str]:
         if side:
             notes.append(f"cores={int(params['cores'])} is the {side} core count offered "
                          f"({space.cores[0]} .. {space.cores[1]})")
-    if "groups" in params:
-        side = _bound(int(params["groups"]), space.groups, 1)
-        if side:
-            notes.append(f"groups={int(params['groups'])} is the {side} number of core groups "
-                         f"offered ({min(space.groups)} .. {max(space.groups)})")
-    if "micro_batch" in params:
-        side = _bound(int(params["micro_batch"]), space.micro_batches, 1)
-        if side:
-            notes.append(f"micro_batch={int(params['micro_batch'])} is the {side} micro-batch "
-                         f"offered ({min(space.micro_batches)} .. {max(space.micro_batches)})")
-    if "edge_cores" in params:
-        side = _bound(int(params["edge_cores"]), space.edge_cores, 0)
-        if side:
-            notes.append(f"edge_cores={int(params['edge_cores'])} is the {side} edge group "
-                         f"offered ({min(space.edge_cores)} .. {max(space.edge_cores)} cores)")
+    counts: tuple[tuple[str, tuple[int, ...], int, str, str], ...] = (
+        # parameter, its choices, the floor nothing lies below, what it is, the range's unit
+        ("groups", space.groups, 1, "number of core groups", ""),
+        ("micro_batch", space.micro_batches, 1, "micro-batch", ""),
+        ("edge_cores", space.edge_cores, 0, "edge group", " cores"))
+    for name, choices, floor, what, unit in counts:
+        if name in params:
+            value = int(params[name])
+            side = _bound(value, choices, floor)
+            if side:
+                notes.append(f"{name}={value} is the {side} {what} offered "
+                             f"({min(choices)} .. {max(choices)}{unit})")
     if "edge_mac_bits" in params and int(params.get("edge_cores", space.edge_cores[0])) > 0:
         areas = [mac_area(*p) for p in space.edge_mac_bits]
         side = _bound(mac_area(*decode_pair(params["edge_mac_bits"])), areas, mac_area(1, 1))
