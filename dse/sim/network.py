@@ -49,20 +49,6 @@ class Network:
             self.links[key] = Dram(self.env, self.bytes_per_s, 0.0)
         return self.links[key]
 
-    def routes(self, src: int, dsts: list[int]) -> list[list[tuple[int, int]]]:
-        """One list of links per transfer: a single (union) route with multicast, else one per
-        destination."""
-        if self.topology == "bus":
-            paths = [[(-1, -1)] for _ in dsts]
-        else:
-            paths = [noc_route(src, d, self.groups) for d in dsts]
-        if self.multicast and len(paths) > 1:
-            union: list[tuple[int, int]] = []
-            for path in paths:
-                union += [link for link in path if link not in union]
-            return [union]
-        return paths
-
     def send(self, src: int, dsts: list[int], nbytes: float) -> simpy.Event:
         """Move ``nbytes`` from group ``src`` to every group in ``dsts``; an event for arrival."""
         if not dsts or nbytes <= 0:
@@ -73,10 +59,16 @@ class Network:
 
     def _send(self, src: int, dsts: list[int],
               nbytes: float) -> Generator[simpy.Event, Any, None]:
-        paths = self.routes(src, dsts)
-        hops = max((len(p) for p in paths), default=0)
-        if self.topology == "mesh" and self.multicast and len(dsts) > 1:
-            hops = max(len(noc_route(src, d, self.groups)) for d in dsts)
+        # one route per destination (a bus: its one link), one hop count: the longest route
+        per_dst = [[(-1, -1)] if self.topology == "bus" else noc_route(src, d, self.groups)
+                   for d in dsts]
+        hops = max(len(p) for p in per_dst)
+        paths = per_dst
+        if self.multicast and len(per_dst) > 1:  # injected once, each link of the union once
+            union: list[tuple[int, int]] = []
+            for path in per_dst:
+                union += [link for link in path if link not in union]
+            paths = [union]
         self.bytes_sent += nbytes * len(paths)
         self.byte_hops += nbytes * sum(len(p) for p in paths)
         if hops and self.hop_s > 0:
