@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +95,6 @@ def _from_preset(data: dict[str, Any]) -> Accelerator:
     groups = data.pop("core_groups", None)
     acc = presets.get(name, **data)
     if groups:  # the preset sizes the chip; the groups then split its cores
-        from dataclasses import replace
-
         acc = replace(acc, core_groups=tuple(groups))
     return acc
 

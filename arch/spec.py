@@ -14,7 +14,7 @@ the allowed range.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from arch.area import (
@@ -234,8 +234,6 @@ class Accelerator:
             bad("noc_multicast", self.noc_multicast, "expected one of True, False")
 
     def _group_fields(self, g: CoreGroup) -> Accelerator:
-        from dataclasses import replace
-
         return replace(self, cores=g.cores, rows=g.rows or self.rows, cols=g.cols or self.cols,
                        mac_bits=bits_pair(g.mac_bits) if g.mac_bits else self.mac_bits,
                        sram_kib=self.sram_kib if g.sram_kib is None else g.sram_kib,
