@@ -27,7 +27,15 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_cli_fuzz import _GARBAGE, _NON_FINITE, _ints, _lists, _non_positive, _positive_floats
+from test_cli_fuzz import (
+    _GARBAGE,
+    _NON_FINITE,
+    _check,
+    _ints,
+    _lists,
+    _non_positive,
+    _positive_floats,
+)
 
 _CPUS = os.cpu_count() or 1
 
@@ -210,15 +218,6 @@ def _call(cli: str, argv: list[str]) -> tuple[int, str, dict[str, tuple[int, int
         after = _snapshot(root)
     changed = sorted(set(before.items()) ^ set(after.items()))
     return code, err.getvalue(), before, [name for name, _ in changed]
-
-
-def _check(cli: str, argv: list[str], code: object, err: str, changed: list[str]) -> None:
-    where = f"{cli} {' '.join(map(repr, argv))}"
-    assert code == 2, f"{where}: exit {code}, stderr {err!r}"
-    assert err.startswith("error: "), f"{where}: {err!r}"
-    assert err.count("\n") == 1, f"{where}: {err!r}"
-    assert "Traceback" not in err
-    assert changed == [], f"{where}: changed {changed}"
 
 
 @pytest.mark.parametrize("cli", sorted(CASES))
