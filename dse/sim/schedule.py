@@ -217,13 +217,15 @@ def balance(nodes: dict[str, _Node], order: list[str], gaccs: tuple[Accelerator,
 
 
 def _subgraph(nodes: dict[str, _Node], order: list[str], assign: dict[str, int] | None, g: int,
-              via_noc: bool) -> tuple[dict[str, _Node], list[str], dict[str, list[int]]]:
+              via_noc: bool) -> tuple[dict[str, _Node], list[str], list[str], dict[str, list[int]]]:
     """Group ``g``'s nodes (fresh copies): its layers, the network input they read, and one
     placeholder input per tensor from another group - resident (it arrives over the network
-    into the input buffer) or in DRAM (``noc="none"``). Returns also, per layer, the groups that
-    read its output."""
+    into the input buffer) or in DRAM (``noc="none"``). Returns them, their order, the
+    placeholders (which wait for their tensor's arrival) and, per layer, the groups that read
+    its output."""
     sub: dict[str, _Node] = {}
-    heads: list[str] = []
+    heads: list[str] = []  # graph inputs and placeholders: no predecessors in the group
+    fed: list[str] = []
     sends: dict[str, list[int]] = {}
     mine = [n for n in order if nodes[n].layer.op not in BOUNDARY_OPS
             and (assign is None or assign[n] == g)]
@@ -240,6 +242,7 @@ def _subgraph(nodes: dict[str, _Node], order: list[str], assign: dict[str, int] 
                     pn, layer=dataclasses.replace(pn.layer, op="input"), preds=[], succs=[],
                     from_dram=not via_noc, resident=via_noc, to_dram=False, fused=())
                 heads.append(p)
+                fed.append(p)
     for n in mine:
         nd = nodes[n]
         inside = [s for s in nd.succs if assign is None or assign.get(s, g) == g]
@@ -253,7 +256,7 @@ def _subgraph(nodes: dict[str, _Node], order: list[str], assign: dict[str, int] 
         for p in nd.preds:
             if p in heads:
                 sub[p].succs.append(n)
-    return sub, heads + mine, sends
+    return sub, heads + mine, fed, sends
 
 
 # -- the stream ------------------------------------------------------------------------------------
@@ -267,7 +270,7 @@ class _Group:
     first: tuple[dict[str, _Node], Planned]
     steady: tuple[dict[str, _Node], Planned]
     order: list[str]
-    heads: list[str]
+    fed: list[str]  # placeholders: tensors from other groups
     sends: dict[str, list[int]]
     pool: CorePool
     stats: dict[str, float]
@@ -279,11 +282,10 @@ def _group(g: int, gacc: Accelerator, nodes: dict[str, _Node], order: list[str],
            pool: CorePool) -> _Group:
     plans = []
     for opts in (options, {**options, "persistent_weights": True}):
-        sub, gorder, sends = _subgraph(nodes, order, assign, g, via_noc)
+        # fresh nodes for each plan: planning marks the tensors it keeps resident
+        sub, gorder, fed, sends = _subgraph(nodes, order, assign, g, via_noc)
         plans.append((sub, plan_graph(sub, gorder, gacc, opts)))
-    heads = [n for n in gorder if n in nodes and nodes[n].layer.op not in BOUNDARY_OPS
-             and assign is not None and assign[n] != g]
-    return _Group(g, gacc, plans[0], plans[1], gorder, heads, sends, pool,
+    return _Group(g, gacc, plans[0], plans[1], gorder, fed, sends, pool,
                   dict.fromkeys(("images", "busy_s", "compute_s", "starved_s", "blocked_s",
                                  "noc_in_bytes", "noc_out_bytes"), 0.0), [])
 
@@ -358,7 +360,7 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
         t1 = env.now
         sub, pl = grp.first if k == 0 else grp.steady
         recs = {n: Record() for n in pl.plans}
-        extra = {p: [arrive[(k, p, grp.index)]] for p in grp.heads}
+        extra = {p: [arrive[(k, p, grp.index)]] for p in grp.fed}
         done = spawn(env, sub, grp.order, pl, grp.acc, grp.pool, mem, recs, options, extra)
         for n, dsts in grp.sends.items():
             env.process(send(k, grp, n, dsts, done[n]))
