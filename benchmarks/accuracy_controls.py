@@ -48,6 +48,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
     p.add_argument("--width", type=float, default=None,
                    help="override the protocol's network width (0.25)")
+    p.add_argument("--init", default=None,
+                   help="override where quantized arms start: scratch (random weights) or "
+                        "paper (each recipe's paper: LSQ/LLSQ/CReLU fine-tune from fp32)")
     p.add_argument("--quick", action="store_true", help="one epoch per run (plumbing test)")
     args = p.parse_args(argv)
     if args.seeds < 2:
@@ -66,7 +69,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
     protocol = dataclasses.replace(bench.QUICK if args.quick else bench.STANDARD,
                                    eval_split=args.split)
-    for flag, field in (("--epochs", "epochs"), ("--width", "width")):
+    for flag, field in (("--epochs", "epochs"), ("--width", "width"), ("--init", "init")):
         value = getattr(args, field)
         if value is not None:
             try:

@@ -62,6 +62,7 @@ __all__ = [
 
 FP_ARM = "fp32"
 RESULT_FORMAT = 1
+INITS = ("scratch", "paper")
 DIGITS_CLASSES = 10
 
 
@@ -79,6 +80,11 @@ class Protocol:
         eval_split: ``"test"`` (the report) or ``"val"`` (choosing the protocol: trains on
             the fit split and scores on the held-out fifth of the training images).
         data: data set name (``quant.data.DATASETS``).
+        init: where each quantized arm starts. ``"scratch"``: every arm from random weights.
+            ``"paper"``: where its paper starts (``Procedure.from_scratch``): LSQ (Sec. 3),
+            LLSQ (Fig. 1) and CReLU (Sec. 4) fine-tune from the same seed's trained ``fp32``
+            arm at the procedure's fine-tune learning rate; PACT-SAWB (Sec. 6) trains from
+            random weights, exactly as under ``"scratch"`` (those runs are shared).
     """
 
     model: str = "digits_cnn"
@@ -90,6 +96,7 @@ class Protocol:
     batch_size: int = 32
     eval_split: str = "test"
     data: str = "digits"
+    init: str = "scratch"
 
     def __post_init__(self) -> None:
         problems = []
@@ -103,13 +110,36 @@ class Protocol:
             problems.append(f"width={self.width!r} (allowed: a number in (0, 64])")
         if self.eval_split not in ("test", "val"):
             problems.append(f"eval_split={self.eval_split!r} (allowed: test, val)")
+        if self.init not in INITS:
+            problems.append(f"init={self.init!r} (allowed: {', '.join(INITS)})")
         if problems:
             raise ValueError("invalid benchmark protocol: " + "; ".join(problems))
 
+    def as_dict(self) -> dict[str, Any]:
+        """The protocol's fields; ``init`` only when it is not ``"scratch"`` (so protocols from
+        before the field existed keep their hash and their cached runs)."""
+        d = dataclasses.asdict(self)
+        if d["init"] == "scratch":
+            del d["init"]
+        return d
+
     def key(self) -> str:
         """Short stable hash of the protocol: the cache folder of its results."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        text = json.dumps(self.as_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def fine_tunes(self, arm: str) -> bool:
+        """Whether ``arm`` starts from its seed's trained ``fp32`` weights."""
+        from quant.train import procedure_of
+
+        recipe = _arm_recipe(arm)
+        return (self.init == "paper" and recipe != FP_ARM
+                and not procedure_of(recipe).from_scratch)
+
+    def of_arm(self, arm: str) -> Protocol:
+        """The protocol ``arm`` actually runs under: an arm that trains from random weights
+        runs exactly as under ``init="scratch"``, so it shares that protocol's cached runs."""
+        return self if self.fine_tunes(arm) else dataclasses.replace(self, init="scratch")
 
 
 STANDARD = Protocol()
@@ -134,7 +164,12 @@ def _arm_recipe(arm: str) -> str:
 
 
 def _result_path(cache: Path, protocol: Protocol, arm: str, seed: int) -> Path:
-    return cache / protocol.key() / f"{arm}-s{seed}.json"
+    return cache / protocol.of_arm(arm).key() / f"{arm}-s{seed}.json"
+
+
+def _fp_weights_path(cache: Path, protocol: Protocol, seed: int) -> Path:
+    """The trained ``fp32`` arm's float weights, the start of the arms that fine-tune."""
+    return cache / protocol.of_arm(FP_ARM).key() / f"{FP_ARM}-s{seed}.pt"
 
 
 def _curves(model: Any, metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -156,8 +191,11 @@ def _curves(model: Any, metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_arm(arm: str, seed: int, protocol: Protocol) -> dict[str, Any]:
-    """Train one arm at one seed (in this process, one torch thread) and return its result."""
+def run_arm(arm: str, seed: int, protocol: Protocol, *,
+            init_from: str | Path | None = None) -> dict[str, Any]:
+    """Train one arm at one seed (in this process, one torch thread) and return its result;
+    ``init_from``: the float weights it fine-tunes from (``Protocol.fine_tunes``). The
+    trained model is in the result under ``"model"`` (not stored in the JSON)."""
     import torch
 
     from quant import train as qtrain
@@ -167,8 +205,9 @@ def run_arm(arm: str, seed: int, protocol: Protocol) -> dict[str, Any]:
     names = (arm,) if arm in controls.CONTROLS else ()
     torch.set_num_threads(1)
     t0, c0 = time.perf_counter(), time.process_time()
-    base = {"format": RESULT_FORMAT, "protocol": dataclasses.asdict(protocol), "arm": arm,
-            "recipe": recipe, "control": arm if names else None, "seed": seed}
+    base = {"format": RESULT_FORMAT, "protocol": protocol.of_arm(arm).as_dict(), "arm": arm,
+            "recipe": recipe, "control": arm if names else None, "seed": seed,
+            "init": FP_ARM if init_from is not None else "scratch"}
     try:
         with controls.swapped_in(*names):
             res = qtrain.train(protocol.model, recipe, 32 if fp else protocol.w_bits,
@@ -176,7 +215,7 @@ def run_arm(arm: str, seed: int, protocol: Protocol) -> dict[str, Any]:
                                batch_size=protocol.batch_size, seed=seed, data=protocol.data,
                                width=protocol.width,
                                first_last_bits=None if fp else protocol.first_last_bits,
-                               eval_split=protocol.eval_split)
+                               init_from=init_from, eval_split=protocol.eval_split)
     except FloatingPointError as err:
         # A diverged run left no usable model: it scores what a guess scores (accuracy
         # 1/classes, the cross-entropy ln(classes) of the uniform prediction).
@@ -189,7 +228,7 @@ def run_arm(arm: str, seed: int, protocol: Protocol) -> dict[str, Any]:
         **base, "accuracy": float(m[f"{ev}_accuracy"]), "loss": float(m[f"{ev}_loss"]),
         "accuracy_curve": m[f"{ev}_accuracy_curve"], "diverged": None,
         "lr": m["lr"], "clip_decay": m["clip_decay"], "weight_decay": m["weight_decay"],
-        "curves": _curves(res.model, m),
+        "curves": _curves(res.model, m), "model": res.model,
         "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
     }
 
@@ -208,10 +247,20 @@ def _warm_up(data: str) -> None:
     torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
 
 
-def _run_and_store(arm: str, seed: int, protocol: Protocol, path: str) -> dict[str, Any]:
-    from quant.checkpoints import _write_json
+def _run_and_store(arm: str, seed: int, protocol: Protocol, path: str,
+                   weights: str) -> dict[str, Any]:
+    """Run one arm and store its result atomically; the ``fp32`` arm also stores its float
+    weights at ``weights`` (the start of the arms that fine-tune), the others read them."""
+    import torch
 
-    result = run_arm(arm, seed, protocol)
+    from quant.checkpoints import _atomic_write, _write_json
+
+    tunes = protocol.fine_tunes(arm)
+    result = run_arm(arm, seed, protocol, init_from=weights if tunes else None)
+    model = result.pop("model", None)
+    if arm == FP_ARM and model is not None:
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        _atomic_write(Path(weights), lambda f: torch.save(state, f))
     _write_json(Path(path), result)
     return result
 
@@ -228,8 +277,8 @@ def load_results(cache: str | Path, protocol: Protocol, arms: Sequence[str],
                 r = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if r.get("format") == RESULT_FORMAT and r.get("protocol") == dataclasses.asdict(
-                    protocol) and r.get("arm") == arm and r.get("seed") == seed:
+            if r.get("format") == RESULT_FORMAT and r.get("protocol") == protocol.of_arm(
+                    arm).as_dict() and r.get("arm") == arm and r.get("seed") == seed:
                 found[(arm, seed)] = r
     return found
 
@@ -246,30 +295,50 @@ def run_benchmark(protocol: Protocol, arms: Sequence[str], seeds: Sequence[int],
         raise ValueError(f"seeds={list(seeds)!r} (allowed: one or more ints >= 0)")
     cache = Path(cache)
     done = load_results(cache, protocol, arms, seeds)
-    todo = [(a, s) for s in seeds for a in arms if (a, s) not in done]
+    # An arm that fine-tunes needs its seed's fp32 weights: an fp32 run cached without them
+    # (a protocol in which nothing fine-tuned) is trained again.
+    for s in seeds:
+        if (any(protocol.fine_tunes(a) and (a, s) not in done for a in arms)
+                and not _fp_weights_path(cache, protocol, s).is_file()):
+            done.pop((FP_ARM, s), None)
+    needed = [FP_ARM] if any(protocol.fine_tunes(a) for a in arms) else []
+    todo = [(a, s) for s in seeds for a in dict.fromkeys([*needed, *arms])
+            if (a, s) not in done]
     say = progress or (lambda _msg: None)
-    say(f"{len(done)} of {len(arms) * len(seeds)} runs cached in {cache / protocol.key()}; "
+    say(f"{len(arms) * len(seeds) - len([t for t in todo if t[0] in arms])} of "
+        f"{len(arms) * len(seeds)} runs cached in {cache / protocol.key()}; "
         f"training {len(todo)}")
+    k = 0
 
-    def record(k: int, arm: str, seed: int, r: dict[str, Any]) -> None:
-        done[(arm, seed)] = r
+    def record(arm: str, seed: int, r: dict[str, Any]) -> None:
+        nonlocal k
+        k += 1
+        if arm in arms:
+            done[(arm, seed)] = r
         say(f"[{k}/{len(todo)}] {arm} seed {seed}: accuracy {100 * r['accuracy']:.2f} % "
             f"({r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU)")
 
-    paths = {(a, s): str(_result_path(cache, protocol, a, s)) for a, s in todo}
+    def job(a: str, s: int) -> tuple[str, int, Protocol, str, str]:
+        return (a, s, protocol, str(_result_path(cache, protocol, a, s)),
+                str(_fp_weights_path(cache, protocol, s)))
+
+    # Two waves: the arms that start from random weights (fp32 among them), then the arms
+    # that fine-tune from the fp32 weights the first wave stored.
+    waves = [[t for t in todo if not protocol.fine_tunes(t[0])],
+             [t for t in todo if protocol.fine_tunes(t[0])]]
     if todo:
         _warm_up(protocol.data)
     if jobs == 1 or len(todo) <= 1:
-        for k, (a, s) in enumerate(todo, 1):
-            record(k, a, s, _run_and_store(a, s, protocol, paths[(a, s)]))
+        for a, s in (t for wave in waves for t in wave):
+            record(a, s, _run_and_store(*job(a, s)))
         return done
     with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn"),
                              initializer=_warm_up, initargs=(protocol.data,)) as pool:
-        futures = {pool.submit(_run_and_store, a, s, protocol, paths[(a, s)]): (a, s)
-                   for a, s in todo}
-        for k, fut in enumerate(as_completed(futures), 1):
-            a, s = futures[fut]
-            record(k, a, s, fut.result())
+        for wave in waves:
+            futures = {pool.submit(_run_and_store, *job(a, s)): (a, s) for a, s in wave}
+            for fut in as_completed(futures):
+                a, s = futures[fut]
+                record(a, s, fut.result())
     return done
 
 

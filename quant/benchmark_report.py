@@ -151,6 +151,16 @@ def _invocation_lines(invocations: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _init_text(protocol: Protocol) -> str:
+    if protocol.init == "scratch":
+        return "every arm trained from random weights"
+    tuned = sorted({controls.CONTROLS[c].recipe for c in controls.CONTROLS
+                    if protocol.fine_tunes(c)})
+    return (f"each arm started where its paper starts ({', '.join(tuned)} fine-tuned from the "
+            "same seed's trained `fp32` weights at the procedure's fine-tune learning rate, "
+            "the others trained from random weights)")
+
+
 def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
@@ -182,7 +192,7 @@ def write_report(results: Results, protocol: Protocol, arms: Sequence[str],
         "scored; the protocol was chosen on the validation split, see "
         "docs/quant_accuracy/controls_protocol.md), EVERY layer "
         f"quantized at W{pr.w_bits}A{pr.a_bits} (first and last layers {pr.first_last_bits} "
-        f"bits), trained from random weights for {pr.epochs} epochs (batch {pr.batch_size}) "
+        f"bits), {_init_text(pr)} for {pr.epochs} epochs (batch {pr.batch_size}) "
         "under each recipe's own procedure (quant/procedure.py); seeds "
         f"{', '.join(map(str, seeds))}. A control is the correct recipe with one known-wrong "
         "formula swapped in (quant/controls.py), trained on the same seeds: same initial "

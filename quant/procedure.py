@@ -5,9 +5,11 @@ A :class:`Procedure` sits next to a recipe's quantizers (``quant.recipes.Recipe.
 is what ``quant.train`` applies; nothing about a recipe's training lives anywhere else.
 
 The papers train ImageNet/CIFAR networks for 55-200 epochs; our CPU protocol fine-tunes the tiny
-``digits_cnn`` for 10 epochs from a full-precision run. Values that transfer (optimizer, momentum,
-the cosine schedule, the ratio of LSQ's weight decays, CReLU's zero weight decay, QN's phases and
-gradient-norm clip, WRPN's width) are the papers'. Values that do not (the absolute learning
+``digits_cnn`` for 10 epochs from a full-precision run, or trains it for 20 from random weights
+where the paper trains from scratch (``Procedure.from_scratch``: WRPN, PACT-SAWB). Values that
+transfer (optimizer, momentum, the cosine schedule, the ratio of LSQ's weight decays, CReLU's
+zero weight decay, QN's phases and gradient-norm clip, WRPN's width, where each paper starts) are
+the papers'. Values that do not (the absolute learning
 rates, PACT's clip decay, which the paper pairs with ~2600 "units" of summed learning rate where
 we have ~2.3) are ours and are named in ``Procedure.ours``; they were chosen on a validation split
 carved from the training images (``quant.data.load(..., "val")``), never on the test split - see
@@ -124,7 +126,9 @@ class Procedure:
         phases: the schedule of :class:`Phase` (one joint phase for most).
         width: channel multiplier of the network this recipe is defined on (WRPN Sec. 3: 2x);
             ``quant.train`` builds the zoo model at this width before ``quantize``.
-        from_scratch: the paper trains the quantized network from random weights (WRPN).
+        from_scratch: the paper trains the quantized network from random weights (WRPN Sec. 3,
+            PACT-SAWB Sec. 6); otherwise it fine-tunes from a trained full-precision network
+            (LSQ Sec. 3, LLSQ Fig. 1, CReLU Sec. 4).
         ours: fields whose values are ours rather than the paper's (chosen on validation).
     """
 
@@ -187,7 +191,7 @@ class Procedure:
 
 _PACT_SAWB = ("PACT-SAWB Appendix A (CIFAR10: SGD momentum 0.9, weight decay 2e-4, step decay; "
               "ImageNet ResNet: SGD momentum 0.9, weight decay 1e-4), Sec. 3.2 (L2 on alpha; "
-              "alpha starts at 10, Fig. 2b)")
+              "alpha starts at 10, Fig. 2b), Sec. 6 ('The networks are trained from scratch')")
 
 _PACT_OURS = ("lr", "lr_scratch", "weight_decay", "clip_decay", "act_clip_init")
 
@@ -195,13 +199,13 @@ PROCEDURES: dict[str, Procedure] = {
     "fp32": Procedure("our full-precision digits baseline", ours=("lr", "lr_scratch",
                                                                    "weight_decay")),
     "pact": Procedure(_PACT_SAWB, clip_decay=DIGITS_CLIP_DECAY,
-                      act_clip_init="max", ours=_PACT_OURS),
-    "sawb": Procedure(_PACT_SAWB),
+                      act_clip_init="max", from_scratch=True, ours=_PACT_OURS),
+    "sawb": Procedure(_PACT_SAWB, from_scratch=True),
     "pact_sawb": Procedure(_PACT_SAWB, clip_decay=DIGITS_CLIP_DECAY,
-                           act_clip_init="max", ours=_PACT_OURS),
+                           act_clip_init="max", from_scratch=True, ours=_PACT_OURS),
     "pact_sawb_fpsc": Procedure(_PACT_SAWB + "; Sec. 5 (shortcut inputs and weights in full "
                                 "precision)", clip_decay=DIGITS_CLIP_DECAY,
-                                act_clip_init="max", ours=_PACT_OURS),
+                                act_clip_init="max", from_scratch=True, ours=_PACT_OURS),
     "lsq": Procedure("LSQ Sec. 3 (SGD momentum 0.9, cosine decay without restarts, lr 0.01 "
                      "for 2-4 bits), Sec. 3.1 / Table 2 (weight decay x1/2 at 3 bits, x1/4 at "
                      "2 bits)", weight_decay_by_bits=((2, 0.25), (3, 0.5)),
