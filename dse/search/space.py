@@ -402,24 +402,28 @@ class SearchSpace:
     def smallest_design(self, dram_gbps: float) -> tuple[float, str]:
         """Area in mm^2 of the space's smallest design, and a description of it.
 
-        Every combination of MAC bits, array shape and SRAM at the fewest cores the space allows
-        (1 in iso-area fill mode, ``cores[0]`` when sampled): area grows with the core count, so
-        no design of the space is smaller. A budget below this prunes every trial.
+        Every combination of MAC bits, array shape, SRAM and edge group (`edge_cores`,
+        `edge_mac_bits`) at the fewest body cores the space allows (1 in iso-area fill mode,
+        ``cores[0]`` when sampled), as the design `suggest` would build, its area the
+        accelerator's own (`Accelerator.area`: every core group counts): area grows with the
+        core count, so no design of the space is smaller. A budget below this prunes every trial.
         """
         n = 1 if self.cores is None else self.cores[0]
         total = self.total_sram
         srams = self.sram_kib if total is None else (total,)
+        edges: list[tuple[int, tuple[int, int] | None]] = [
+            (k, p) for k in self.edge_cores for p in (self.edge_mac_bits if k else (None,))]
         best: tuple[float, str] = (math.inf, "")
         for mac in self.mac_bits:
             for rows, cols in self.array_shapes:
                 for sram in srams:
-                    acc = _with_cores(self.template(mac, rows, cols, sram, dram_gbps, self.base),
-                                      n, total)
-                    if acc.area < best[0]:
-                        what = (f"{sram:g} KiB SRAM" if total is None
-                                else f"{total:g} KiB SRAM in total")
-                        best = (float(acc.area), f"{n} core{'s' * (n > 1)} of {rows}x{cols} "
-                                f"{encode_pair(mac)} MACs with {what}")
+                    template = self.template(mac, rows, cols, sram, dram_gbps, self.base)
+                    for k, edge_mac in edges:
+                        acc = (_with_cores(template, n, total) if edge_mac is None
+                               else _with_edge(template, k, edge_mac, n, total))
+                        if acc.area < best[0]:
+                            best = (float(acc.area), _smallest_text(
+                                n, rows, cols, mac, sram, total, k, edge_mac))
         return best
 
     @staticmethod
@@ -513,6 +517,18 @@ def _with_edge(template: Accelerator, edge: int, edge_mac_bits: tuple[int, int],
     acc = _with_cores(template, edge + body, total_sram_kib)
     return dataclasses.replace(acc, core_groups=(
         CoreGroup(edge, mac_bits=edge_mac_bits, name="edge"), CoreGroup(body, name="body")))
+
+
+def _smallest_text(body: int, rows: int, cols: int, mac: tuple[int, int], sram_kib: float,
+                   total_sram_kib: float | None, edge: int, edge_mac: tuple[int, int] | None
+                   ) -> str:
+    """E.g. "1 core of 8x64 2x2 MACs with 512 KiB SRAM beside a 4-core 8x8 edge group"."""
+    what = (f"{sram_kib:g} KiB SRAM" if total_sram_kib is None
+            else f"{total_sram_kib:g} KiB SRAM in total")
+    text = f"{body} core{'s' * (body > 1)} of {rows}x{cols} {encode_pair(mac)} MACs with {what}"
+    if edge_mac is not None:
+        text += f" beside a {edge}-core {encode_pair(edge_mac)} edge group"
+    return text
 
 
 def _largest(fits: Callable[[int], bool]) -> int:

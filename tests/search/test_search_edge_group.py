@@ -188,3 +188,37 @@ def test_space_rejects_bad_edge_fields():
     with pytest.raises(ValueError, match=r"stage_splits=.*not allowed"):
         SearchSpace(stage_splits=("balanced", "balanced"))
     assert SearchSpace.from_dict(EDGE.to_dict()) == EDGE
+
+
+@pytest.mark.parametrize("formulation", ["per_core_sram", "fixed_total_sram"])
+def test_up_front_area_check_counts_the_edge_group(formulation):
+    """A budget that one body core fits but one body core beside the (only) 4-core 16-bit edge
+    group does not: every trial would be pruned, so `problem_errors` must refuse it up front.
+    Oracle: the area of the design built with its core groups (`Accelerator.area`, the
+    simulator's own model), not a formula of the test's."""
+    from dse.search import problem_errors
+
+    space = dataclasses.replace(EDGE, formulation=formulation, edge_cores=(4,),
+                                edge_mac_bits=((16, 16), (8, 8)))
+    one = SearchSpace.template((2, 2), 8, 64, space.total_sram or 512.0, 32.0)
+    body_only = one.area  # one core; under fixed_total_sram it holds the whole total
+    # the cheapest edge group of the space: 4 cores of 8x8 MACs (cheaper than 16x16)
+    with_edge = dataclasses.replace(
+        one, cores=5, sram_kib=one.sram_kib / 5 if space.total_sram else one.sram_kib,  # split
+        core_groups=(CoreGroup(4, mac_bits=(8, 8), name="edge"), CoreGroup(1, name="body")))
+    assert body_only < with_edge.area
+    budget = (body_only + with_edge.area) / 2  # body fits, body + edge does not
+    (err,) = problem_errors(space, ["images_per_s"], budget)
+    assert err.startswith(f"area_budget={budget!r} is not allowed for this space")
+    assert "4-core 8x8 edge group" in err
+    assert f"{with_edge.area:.4g} mm^2" in err
+    # every trial of that budget is indeed pruned: no body core fits beside the edge group
+    assert space.suggest(optuna.trial.FixedTrial({**P, "edge_mac_bits": "8x8"}), tiny_resnet(),
+                         area_budget=budget, dram_gbps=32.0) is None
+    # just above the smallest edge design the check passes, and that design is sampled
+    ok = with_edge.area * (1 + 1e-9)
+    assert problem_errors(space, ["images_per_s"], ok) == []
+    d = space.suggest(optuna.trial.FixedTrial({**P, "edge_mac_bits": "8x8"}), tiny_resnet(),
+                      area_budget=ok, dram_gbps=32.0)
+    assert d is not None
+    assert d.accelerator.area == pytest.approx(with_edge.area)
