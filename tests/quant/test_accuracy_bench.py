@@ -128,6 +128,44 @@ def test_quick_benchmark_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert bench.invocations(tmp_path / "cache", bench.QUICK)[-1]["trained"] == 0
 
 
+def test_paper_init_fine_tunes_lsq_from_the_seeds_fp32_and_shares_scratch_runs(
+        tmp_path: Path) -> None:
+    import dataclasses
+
+    import torch
+
+    from quant.procedure import DIGITS_FP_LR, DIGITS_FT_LR
+
+    cache = tmp_path / "cache"
+    arms = bench.arms_for(["lsq_init_factor_one", "sawb_max_abs"])
+    scratch = bench.run_benchmark(bench.QUICK, arms, [0], cache, jobs=1)
+    paper = dataclasses.replace(bench.QUICK, init="paper")
+    assert paper.key() != bench.QUICK.key()
+    assert [paper.fine_tunes(a) for a in arms] == [False, True, False, True, False]
+    fp_weights = cache / bench.QUICK.key() / "fp32-s0.pt"
+    fp_weights.unlink()  # as a cache from before weights were stored
+    messages: list[str] = []
+    results = bench.run_benchmark(paper, arms, [0], cache, jobs=1, progress=messages.append)
+    # fp32 was cached without its weights: trained again, then the two LSQ arms fine-tune
+    # from them; the PACT-SAWB arms are the scratch protocol's runs, reused.
+    assert messages[0].endswith("training 3"), messages[0]
+    assert [m.split(":")[0] for m in messages[1:]] == [
+        "[1/3] fp32 seed 0", "[2/3] lsq seed 0", "[3/3] lsq_init_factor_one seed 0"]
+    for arm in ("pact_sawb", "sawb_max_abs"):
+        assert results[(arm, 0)] == scratch[(arm, 0)]
+    assert {"features.0.weight", "fc.weight"} <= set(torch.load(fp_weights, weights_only=True))
+    lsq, lsq_scratch = results[("lsq", 0)], scratch[("lsq", 0)]
+    assert (lsq["init"], lsq["lr"]) == ("fp32", DIGITS_FT_LR)
+    assert (lsq_scratch["init"], lsq_scratch["lr"]) == ("scratch", DIGITS_FP_LR)
+    # LSQ's step starts at 2<|w|>/sqrt(Q_P) of the weights it starts from: the FP weights
+    start = {n: c["start"] for n, c in lsq["curves"].items()}
+    assert start != {n: c["start"] for n, c in lsq_scratch["curves"].items()}
+    assert json.loads((cache / paper.key() / "lsq-s0.json").read_text())["protocol"]["init"] == (
+        "paper")
+    with pytest.raises(ValueError, match=r"init='fp' \(allowed: scratch, paper\)"):
+        bench.Protocol(init="fp")
+
+
 def test_a_diverged_run_scores_as_a_guess(monkeypatch: pytest.MonkeyPatch) -> None:
     from quant import train as qtrain
 

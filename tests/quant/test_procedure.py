@@ -55,6 +55,10 @@ def test_procedure_values_follow_the_papers() -> None:
     wrpn = PROCEDURES["wrpn"]
     assert (wrpn.width, wrpn.from_scratch) == (2, True)
     assert all(p.width == 1 for n, p in PROCEDURES.items() if n != "wrpn")
+    # Where each paper starts: WRPN Sec. 3 and PACT-SAWB Sec. 6 from random weights; LSQ
+    # Sec. 3, LLSQ Fig. 1, CReLU Sec. 4 (and the rest) fine-tune a trained FP network.
+    scratch = {"wrpn", "pact", "sawb", "pact_sawb", "pact_sawb_fpsc"}
+    assert {n for n, p in PROCEDURES.items() if p.from_scratch} == scratch
 
 
 def test_bad_procedures_are_refused() -> None:

@@ -294,11 +294,11 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
 
 def test_trained_digits_model_trains_once_then_reloads(tmp_path: Path) -> None:
     kw = {"fp_epochs": 1, "ft_epochs": 1}
-    model = qtrain.trained_digits_model("pact_sawb", 4, 4, tmp_path, **kw)
+    model = qtrain.trained_digits_model("lsq", 4, 4, tmp_path, **kw)
     runs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
-    assert runs == ["fp32-w32a32-s0", "pact_sawb-w4a4-s0"]
+    assert runs == ["fp32-w32a32-s0", "lsq-w4a4-s0"]  # LSQ Sec. 3 fine-tunes from FP
     stamp = (tmp_path / runs[1] / qtrain.CHECKPOINT).stat().st_mtime_ns
-    again = qtrain.trained_digits_model("pact_sawb", 4, 4, tmp_path, **kw)
+    again = qtrain.trained_digits_model("lsq", 4, 4, tmp_path, **kw)
     assert (tmp_path / runs[1] / qtrain.CHECKPOINT).stat().st_mtime_ns == stamp
     test = qdata.digits("test")
     acc = json.loads((tmp_path / runs[1] / qtrain.METRICS).read_text())["test_accuracy"]
