@@ -27,6 +27,7 @@ from torch import fx, nn
 from torch.fx.node import map_aggregate
 
 from workloads.protocol import is_quantized, op_kind
+from workloads.transformer import TORCH_TRANSFORMERS, reference_forward, traceable_root
 
 __all__ = ["ExtractError", "QdseTracer", "propagate_shapes", "trace"]
 
@@ -48,9 +49,12 @@ class ExtractError(ValueError):
 class QdseTracer(fx.Tracer):
     """fx tracer whose leaves are the units `workloads.lower` knows how to cost.
 
-    Leaves: torch.nn built-ins (fx default), any module speaking the bits protocol, any subclass of
-    nn.Conv1d/nn.Conv2d/nn.Linear (lowered by its base class), and ``leaf_modules`` (qualified names
-    or classes). ``qdse_stack`` tracks the modules being traced for error messages.
+    Leaves: torch.nn built-ins (fx default) but torch's Transformer modules, any module speaking
+    the bits protocol, any subclass of nn.Conv1d/nn.Conv2d/nn.Linear (lowered by its base class),
+    and ``leaf_modules`` (qualified names or classes). A Transformer module is traced through its
+    reference path (`workloads.transformer`: torch's fast-path checks cannot be traced) down to
+    its attention, linear and norm leaves. ``qdse_stack`` tracks the modules being traced for
+    error messages.
     """
 
     def __init__(self, leaf_modules: Iterable[str | type[nn.Module]] = ()) -> None:
@@ -68,6 +72,8 @@ class QdseTracer(fx.Tracer):
                 self._leaf_types and isinstance(m, self._leaf_types)):
             self.user_leaves.add(module_qualified_name)
             return True
+        if isinstance(m, TORCH_TRANSFORMERS):
+            return False
         return super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
@@ -75,7 +81,7 @@ class QdseTracer(fx.Tracer):
         name = self.path_of_module(m)
         self.qdse_stack.append(name)
         try:
-            return super().call_module(m, forward, args, kwargs)
+            return super().call_module(m, reference_forward(m) or forward, args, kwargs)
         except Exception as e:
             if not hasattr(e, "_qdse_module"):
                 e._qdse_module = (name, type(m).__name__)  # type: ignore[attr-defined]
@@ -101,8 +107,9 @@ def trace(model: nn.Module, concrete_args: dict[str, Any] | None = None,
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     tracer = QdseTracer(leaf_modules)
+    root, defaults = traceable_root(model)
     try:
-        graph = tracer.trace(model, concrete_args=concrete_args)
+        graph = tracer.trace(root, concrete_args={**defaults, **(concrete_args or {})} or None)
     except Exception as e:
         where = getattr(e, "_qdse_module", None)
         module = (f"module {where[0] or '<root>'!r} ({where[1]})" if where
@@ -111,11 +118,30 @@ def trace(model: nn.Module, concrete_args: dict[str, Any] | None = None,
         raise ExtractError(
             f"cannot trace {type(model).__name__} with torch.fx: in {module}"
             + (f", at {line}" if line else "")
-            + f": {type(e).__name__}: {e}. {_FIXES}") from e
+            + f": {type(e).__name__}: {e}. {_transformer_hint(model, where) or _FIXES}") from e
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
     gm.meta["qdse_user_leaves"] = frozenset(tracer.user_leaves)
     gm.graph.lint()
     return gm
+
+
+def _transformer_hint(model: nn.Module, where: tuple[str, str] | None) -> str:
+    """Why a torch Transformer module failed to trace, when one did ('' otherwise): its forward
+    is not torch's own (`workloads.transformer` traces only those), so torch's fast-path checks
+    ran on Proxies."""
+    mod = model if where is None else dict(model.named_modules()).get(where[0])
+    if not isinstance(mod, TORCH_TRANSFORMERS) or reference_forward(mod) is not None:
+        return ""
+    return (f"{type(mod).__name__} overrides forward, and torch's {_torch_base(mod)}.forward "
+            "it reaches checks tensor values for a fused fast path, which torch.fx cannot "
+            "trace; qdse traces torch's Transformer modules through their reference path only "
+            "when their forward is torch's own. Fix: keep torch's forward, or call the layers "
+            "(self.layers; a layer's self_attn, linear1/linear2 and norms) from your forward "
+            "instead of torch's.")
+
+
+def _torch_base(mod: nn.Module) -> str:
+    return next(t.__name__ for t in type(mod).__mro__ if t in TORCH_TRANSFORMERS)
 
 
 def _first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
