@@ -177,14 +177,19 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         Target("16->2 bit, unlimited BW (below 8x)", sp(2, math.inf), 0.0, 7.99,
                paper="small drop below 8x", source=SOURCE, unit="x"),
         Target("16->4 bit, 32 GB/s", sp(4, 32.0), 4.2, 5.0, paper="4.5x", source=SOURCE,
-               unit="x"),
+               unit="x", why=_sram_why(df, fl)),
         Target("16->4 bit, 64 GB/s (super-linear, > 4x)", sp(4, 64.0), 4.0, math.inf,
                paper="super-linear", source=SOURCE, unit="x"),
     ]
     for bits in (4, 2):
         gain = _get(df, bits, 32.0, "first/last quantized") / _get(df, bits, 32.0, main_prefix)
+        ceiling = _first_last_ceiling(df, bits, fl, params["high_precision"],
+                                      params["peak_scaling"])
+        why = ("" if ceiling is None else
+               f"the first/last layers are {ceiling[0]:.1%} of the MACs at {ceiling[1]:.2f} "
+               f"slots each: at most {1 + ceiling[0] * (ceiling[1] - 1):.3f}x on the compute side")
         targets.append(Target(f"first/last quantized gain, {bits}-bit, 32 GB/s", gain, 1.1, 1.4,
-                              paper="~1.24x", source=SOURCE, unit="x"))
+                              paper="~1.24x", source=SOURCE, unit="x", why=why))
     targets = [t for t in targets if not math.isnan(t.value)]
     modes = _by_mode(by_mode, params, sp)
     table = df[["dram_gbps", "mac_bits", "first_last_bits", "variant", "cores", "peak_tops",
@@ -283,21 +288,45 @@ def _sram_note(df: pd.DataFrame, fl: int) -> str:
             "unlimited-bandwidth numbers do not depend on the SRAM size.")
 
 
-def _first_last_bound(df: pd.DataFrame, fl: int, model: str, peak_scaling: str) -> str:
-    """The compute-side ceiling of the first/last gain: 1 + f * (factor - 1), f = their MACs."""
+def _sram_why(df: pd.DataFrame, fl: int) -> str:
+    """Why the bandwidth-limited 16->4-bit gain is what it is: the DRAM traffic the SRAM saves."""
+    sel = df[(df["mac_bits"] == 4) & (df["variant"] == f"first/last {fl}-bit")
+             & (df["dram_gbps"] == 32.0)]
+    if not len(sel):
+        return ""
+    r = sel.iloc[0]
+    whose = " (the preset's, an unverified recollection)" if pd.isna(r["total_sram_kib"]) else ""
+    return (f"on {r['sram_total_mib']:.3g} MiB of SRAM{whose} the 4-bit system moves "
+            f"{r['dram_ratio']:.2f}x less DRAM traffic than the 16-bit one; the gain depends on "
+            "the SRAM size (`speedup_by_sram`)")
+
+
+def _first_last_ceiling(df: pd.DataFrame, bits: int, fl: int, model: str,
+                        peak_scaling: str) -> tuple[float, float] | None:
+    """(share f of the MACs in the first/last layers, MAC slots each holds on a ``bits`` array)
+    of the main variant; the compute-side ceiling of the first/last gain is 1 + f * (slots - 1).
+    None when the run has no such point."""
     import json
 
     from arch.area import precision_slowdown
 
+    sel = df[(df["mac_bits"] == bits) & df["variant"].str.startswith("first/last ")
+             & ~df["variant"].str.contains("quantized")]
+    if not len(sel):
+        return None
+    shares = json.loads(sel["macs_by_bits"].iloc[0])
+    f = float(shares.get(f"{fl}x{fl}", 0.0))
+    return f, precision_slowdown(fl, bits, high_precision=model, peak_scaling=peak_scaling)
+
+
+def _first_last_bound(df: pd.DataFrame, fl: int, model: str, peak_scaling: str) -> str:
+    """The compute-side ceiling of the first/last gain: 1 + f * (factor - 1), f = their MACs."""
     parts = []
     for bits in sorted({int(b) for b in df["mac_bits"] if b < fl}, reverse=True):
-        sel = df[(df["mac_bits"] == bits) & df["variant"].str.startswith("first/last ")
-                 & ~df["variant"].str.contains("quantized")]
-        if not len(sel):
+        ceiling = _first_last_ceiling(df, bits, fl, model, peak_scaling)
+        if ceiling is None:
             continue
-        shares = json.loads(sel["macs_by_bits"].iloc[0])
-        f = float(shares.get(f"{fl}x{fl}", 0.0))
-        pf = precision_slowdown(fl, bits, high_precision=model, peak_scaling=peak_scaling)
+        f, pf = ceiling
         parts.append(f"{bits}-bit: {f:.1%} of the MACs at {pf:.2f} slots each, so at most "
                      f"{1 + f * (pf - 1):.3f}x on the compute side")
     if not parts:

@@ -198,11 +198,10 @@ def _main(argv: Sequence[str] | None) -> int:
     reuse = (f"{info.cached} reused from cache, {info.computed} computed" if info.cached
              else f"all {info.computed} computed, none cached")
     print(f"{info.study}: {info.points} design points ({reuse}) in {info.elapsed_s:.1f} s")
-    summary = out / "summary.md"
-    for line in summary.read_text(encoding="utf-8").splitlines():
-        if line.startswith("| ") and ("in band" in line or "MISSED" in line):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            print(f"  {cells[0]}: {cells[3]} (paper {cells[1]}, band {cells[2]}) {cells[4]}")
+    for target in run.summary.targets if run.summary is not None else ():
+        t = target.row()  # a miss says why when the study explains it
+        print(f"  {t['quantity']}: {t['qdse']} (paper {t['paper']}, band {t['band']}) "
+              f"{t['verdict']}")
     print(f"wrote {', '.join(sorted({p.name for p in run.files}))} to {out}/")
     if args.update_doc and run.summary is not None:
         for doc in update_docs(study.NAME, run.summary, out, args.update_doc, args.doc_images):

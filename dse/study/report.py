@@ -63,15 +63,28 @@ class Target:
     source: str
     """Where the paper states it, e.g. ``"PACT-SAWB Sec. 7.3, Fig. 8a"``."""
     unit: str = ""
+    why: str = ""
+    """Why the value misses its band, in one short factual clause (the model choice, unverified
+    constant or unstated paper detail that moves it; the study's notes hold the long form).
+    Shown after the verdict of a miss only; '' for a target expected to pass."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.why, str) or "\n" in self.why:
+            raise ValueError(f"Target {self.name!r}: why={self.why!r} is not allowed; expected "
+                             "one line of text (it is shown in a table cell)")
 
     @property
     def passed(self) -> bool:
         return bool(self.low <= self.value <= self.high)
 
     def verdict(self) -> str:
-        """'in band', or how far outside the band the value is."""
+        """'in band', or how far outside the band the value is and, when given, `why`."""
         if self.passed:
             return "in band"
+        miss = self._miss()
+        return f"{miss} - {self.why.strip()}" if self.why.strip() else miss
+
+    def _miss(self) -> str:
         if not math.isfinite(self.value):
             return f"MISSED (value {self.value})"
         if self.low == self.high:
@@ -80,6 +93,13 @@ class Target:
         rel = (self.value - edge) / abs(edge) if edge else float("inf")
         side = "below" if self.value < self.low else "above"
         return f"MISSED: {abs(self.value - edge):.3g}{self.unit} ({abs(rel):.1%}) {side} the band"
+
+    def row(self) -> dict[str, str]:
+        """The target as the summary's and the docs' tables show it (and the CLI prints it)."""
+        return {"quantity": self.name, "paper": self.paper,
+                "band": f"[{self.low:.3g}, {self.high:.3g}]",
+                "qdse": _fmt(float(self.value)) + self.unit, "verdict": self.verdict(),
+                "source": self.source}
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,11 +341,7 @@ def _natural(value: Any) -> tuple[Any, ...]:
 
 # -- the whole report -----------------------------------------------------------------------------
 def _target_table(targets: Sequence[Target]) -> str:
-    rows = pd.DataFrame([{"quantity": t.name, "paper": t.paper,
-                          "band": f"[{t.low:.3g}, {t.high:.3g}]",
-                          "qdse": _fmt(float(t.value)) + t.unit, "verdict": t.verdict(),
-                          "source": t.source} for t in targets])
-    return markdown_table(rows)
+    return markdown_table(pd.DataFrame([t.row() for t in targets]))
 
 
 def render_summary(summary: Summary, info: RunInfo) -> str:

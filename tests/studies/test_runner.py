@@ -108,6 +108,48 @@ def test_summary_reports_target_verdicts(fake_study, tmp_path):
     assert Target("t", 3.0, 2.5, 3.4, paper="", source="").verdict() == "in band"
 
 
+def test_a_missed_target_says_why_and_a_passed_one_does_not():
+    why = "the preset's SRAM is an unverified recollection"
+    missed = Target("t", 2.0, 2.5, 3.4, paper="2.7", source="s", unit="x", why=why)
+    assert missed.verdict() == f"MISSED: 0.5x (20.0%) below the band - {why}"
+    assert missed.row()["verdict"] == missed.verdict()
+    passed = Target("t", 3.0, 2.5, 3.4, paper="2.7", source="s", why=why)
+    assert passed.verdict() == "in band"
+    assert why not in str(passed.row())
+    plain = Target("t", 2.0, 2.5, 3.4, paper="2.7", source="s", unit="x")
+    assert plain.verdict() == "MISSED: 0.5x (20.0%) below the band"  # no dangling separator
+    assert Target("t", 1.0, 1.0, 1.0, paper="", source="", why=" ").verdict() == "in band"
+    assert Target("t", 0.0, 1.0, 1.0, paper="", source="", why=" ").verdict() == \
+        "MISSED: expected 1, got 0"
+    with pytest.raises(ValueError, match=r"why='a\\nb' is not allowed; expected one line"):
+        Target("t", 0.0, 1.0, 1.0, paper="", source="", why="a\nb")
+
+
+def test_the_why_of_a_miss_reaches_summary_digest_and_console(fake_study, tmp_path, monkeypatch,
+                                                               capsys):
+    from dse.study import main, registry
+    from dse.study.report import Summary, digest
+
+    why = "a cause | with a pipe"
+    targets = (Target("too big", 5.0, 1.0, 2.0, paper="1.5", source="p", why=why),
+               Target("fine", 1.5, 1.0, 2.0, paper="1.5", source="p", why="never shown"),
+               Target("unexplained", 0.0, 1.0, 2.0, paper="1.5", source="p"))
+    monkeypatch.setattr(fake_study, "summarize",
+                        lambda results, params: Summary(title="T", targets=targets))
+    monkeypatch.setattr(registry, "get", lambda name: fake_study)
+    assert main(["fake_study", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"  too big: 5 (paper 1.5, band [1, 2]) MISSED: 3 (150.0%) above the band - {why}" \
+        in out
+    assert "  fine: 1.5 (paper 1.5, band [1, 2]) in band" in out
+    assert "  unexplained: 0 (paper 1.5, band [1, 2]) MISSED: 1 (100.0%) below the band" in out
+    for text in ((tmp_path / "summary.md").read_text(), digest(Summary("T", targets=targets),
+                                                               "demo")):
+        assert "above the band - a cause \\| with a pipe |" in text  # one cell, pipe escaped
+        assert "never shown" not in text
+        assert "below the band |" in text
+
+
 @given(st.dictionaries(st.sampled_from("abcd"), st.lists(st.integers(), min_size=1, max_size=4),
                        min_size=1))
 def test_expand_grid_is_the_cartesian_product(axes):
