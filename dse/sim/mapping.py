@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from arch.spec import Accelerator
+from dse.sim.recurrent import layer_steps, repeat_steps, step_layer
 from dse.sim.systolic import fold_shape, sram_reads
 
 if TYPE_CHECKING:  # `workloads` imports torch at package level; the simulator must not
@@ -445,8 +446,16 @@ def plan_compute(layer: Layer, acc: Accelerator, *, free_bytes: int | tuple[int,
     ``free_bytes``: SRAM per core left after resident tensors; ``a_dram_bytes``: input bytes that
     must come from DRAM (0 if the input is resident); ``c_to_dram``: whether the output is stored;
     ``b_in_dram=False``: the weights are pinned in SRAM. Memoised on the layer's shape (not its
-    name): repeated blocks and search loops plan once.
+    name): repeated blocks and search loops plan once. A recurrent layer (``meta["steps"]`` = T)
+    is one step's plan played T times (`dse.sim.recurrent`).
     """
+    steps = layer_steps(layer)
+    if steps > 1:
+        one = plan_compute(step_layer(layer, steps), acc, free_bytes=free_bytes, cores=cores,
+                           a_dram_bytes=_ceil_div(a_dram_bytes, steps), c_to_dram=c_to_dram,
+                           high_precision=high_precision, multicast=multicast,
+                           b_in_dram=b_in_dram)
+        return repeat_steps(one, layer, steps, free_bytes)
     anon = dataclasses.replace(layer, name="", module="", role="", meta={})
     plan = _plan_compute(anon, acc, free_bytes, cores, a_dram_bytes, c_to_dram, high_precision,
                          multicast, b_in_dram)
