@@ -162,9 +162,9 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
                                    peak_scaling=point["peak_scaling"],
                                    sram_kib=point["sram_kib"], **fields)
     acc = dataclasses.replace(acc, name=f"{acc.cores}c-{point['sram_kib']:g}KiB")
-    row = pipeline.simulate_row(wl, acc, batch=point["batch"])
+    row, head = pipeline.simulate_point(wl, acc, batch=point["batch"],
+                                        **pipeline.sim_options(pipeline.HEADLINE_MODE))
     # the headline's layers: how many weight bytes prefetch stages on chip ahead of their layer
-    head = simulate(wl, acc, batch=point["batch"], **pipeline.sim_options(pipeline.HEADLINE_MODE))
     staged = head.layers[head.layers["weights_prefetched"].astype(bool)]
     row["weights_staged_bytes"] = int(staged["dram_read_bytes_filter"].sum())
     modes = [m for m in point["modes"].split(",") if m != pipeline.HEADLINE_MODE]

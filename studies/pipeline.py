@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from arch import Accelerator
+    from dse import SimResult
     from workloads.graph import Workload
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "mode_columns",
     "preset_defaults",
     "sim_options",
+    "simulate_point",
     "simulate_row",
     "workload_for",
 ]
@@ -391,13 +393,38 @@ def simulate_row(workload: Workload, acc: Accelerator, *, batch: int = 1,
 
     ``other_modes``: also simulate the point in every `SIM_MODES` mode besides the one
     ``options`` give (default `HEADLINE_MODE`) and add ``latency_s@MODE`` columns, for the
-    study's ``by_fidelity`` table."""
+    study's ``by_fidelity`` table (one simulation per mode: the options' own mode is the
+    headline run). `simulate_point` also returns the headline `SimResult`."""
+    return simulate_point(workload, acc, batch=batch, other_modes=other_modes, **options)[0]
+
+
+def _mode_of(options: Mapping[str, Any]) -> str | None:
+    """The `SIM_MODES` name ``dse.simulate(**options)`` runs at (its own defaults filling what
+    ``options`` leave out); None if none is or the defaults cannot be read (then nothing is
+    reused)."""
+    from dse import simulate
+
+    params = inspect.signature(simulate).parameters
+    own = {k: options[k] if k in options else params[k].default if k in params else None
+           for k in ("fidelity", "prefetch")}
+    return next((m for m in SIM_MODES if sim_options(m) == own), None)
+
+
+def simulate_point(workload: Workload, acc: Accelerator, *, batch: int = 1,
+                   other_modes: bool = False, **options: Any
+                   ) -> tuple[dict[str, Any], SimResult]:
+    """`simulate_row`'s row and the headline `dse.SimResult` it flattens (its ``layers`` table
+    for a study that needs more than the row, without simulating the point again)."""
     from dse import simulate
 
     res = simulate(workload, acc, batch=batch, **options)
     extra: dict[str, float] = {}
     if other_modes:
+        own = _mode_of(options)
         for mode in SIM_MODES:
+            if mode == own:  # the same simulation as the headline's: deterministic, run once
+                extra[f"latency_s@{mode}"] = res.latency_s
+                continue
             opts = {**options, **sim_options(mode)}
             extra[f"latency_s@{mode}"] = simulate(workload, acc, batch=batch, **opts).latency_s
     row: dict[str, Any] = {
@@ -420,4 +447,4 @@ def simulate_row(workload: Workload, acc: Accelerator, *, batch: int = 1,
     row.update(extra)
     if isinstance(row.get("dram_gbps"), float) and math.isinf(row["dram_gbps"]):
         row["dram_gbps"] = math.inf
-    return row
+    return row, res

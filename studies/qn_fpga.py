@@ -76,12 +76,10 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
 FP32 = (32, 32)
 
 
-def _first_last_s(workload: Any, acc: Any, batch: int) -> float:
-    """Simulated time of the network's first and last compute layers on ``acc``, seconds (each
-    layer's own cycles: they run alone in the layer-serial schedule)."""
-    from dse import simulate
-
-    res = simulate(workload, acc, batch=batch)
+def _first_last_s(workload: Any, res: Any, acc: Any) -> float:
+    """Simulated time of the network's first and last compute layers in ``res`` (the run of
+    ``workload`` on ``acc``), seconds (each layer's own cycles: they run alone in the
+    layer-serial schedule)."""
     names = [lay.name for lay in workload.compute_layers()]
     ends = res.layers[res.layers["name"].isin({names[0], names[-1]})]
     return float(ends["total_cycles"].sum()) / (acc.freq_ghz * 1e9)
@@ -94,14 +92,14 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     wl = pipeline.workload_for(point["model"], point["recipe"], w_bits=w, a_bits=a,
                                first_last_bits=w if w == a else None, cache_dir=ctx.cache_dir)
     acc = presets.vu9p((w, a))
-    row = pipeline.simulate_row(wl, acc, batch=point["batch"], other_modes=True)
+    row, sim = pipeline.simulate_point(wl, acc, batch=point["batch"], other_modes=True)
     row["area_mm2"] = math.nan  # an FPGA spends LUTs and DSPs (the fpga_* columns), not mm^2
     design = presets.vu9p_design()
     res = design.resources((w, a))
     row.update({f"fpga_{k}": v for k, v in res.items() if k not in ("mac_w_bits", "mac_a_bits")})
     row["weight_bits"] = int(sum(lay.weight_elems * lay.w_bits for lay in wl.compute_layers()))
     row["peak_gmacs"] = acc.peak_macs_per_s / 1e9
-    row["first_last_s"] = _first_last_s(wl, acc, point["batch"])
+    row["first_last_s"] = _first_last_s(wl, sim, acc)
     beside = design.sharing(FP32) if (w, a) != FP32 and FP32 in design.precisions else None
     row["fpga_macs_beside_fp32"] = beside.resources((w, a))["macs"] if beside else math.nan
     return [row]
