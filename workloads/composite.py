@@ -21,7 +21,10 @@ Recurrent layers (G gates: 4 for LSTM, 3 for GRU, 1 for RNN; H hidden units, P =
 T steps; per layer and direction, as cuDNN runs them)::
 
     ih    linear  (N*T, in) x (in, G*H)   every step's input projection in one GEMM
-    hh    linear  (N*T, P) x (P, G*H)     T GEMMs of N rows, one after another (meta["steps"])
+    hh    linear  (N*T, P) x (P, G*H)     T GEMMs of N rows, one after another (meta["steps"];
+                                          meta["steps_axis"] = "n" when the time axis is the
+                                          batch axis, a time-major input: then the layer's n
+                                          counts steps, not sequences)
     cell  act     gates and state update (fused into hh)
     proj  linear  (N*T, H) x (H, P)       LSTM with proj_size > 0
 
@@ -177,7 +180,9 @@ def _recurrent(name: str, m: nn.Module, node: fx.Node, batch: int) -> Expansion:
     spec = Recurrent(cell=kind.__name__, hidden=int(m.hidden_size),
                      proj=int(getattr(m, "proj_size", 0) or 0), layers=int(m.num_layers),
                      dirs=2 if m.bidirectional else 1, bias=bool(m.bias))
-    return recurrent_ops(name, spec, n, t, features, batch, x, node.all_input_nodes[1:])
+    time_major = not m.batch_first or len(tensor_shape(x) or ()) == 2  # (L, N, F) or (L, F)
+    return recurrent_ops(name, spec, n, t, features, batch, x, node.all_input_nodes[1:],
+                         time_major=time_major)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +198,12 @@ class Recurrent:
 
 
 def recurrent_ops(name: str, spec: Recurrent, n: int, t: int, features: int, batch: int,
-                  x: Any, states: list[Any]) -> Expansion:
+                  x: Any, states: list[Any], *, time_major: bool = False) -> Expansion:
     """Ops of a recurrent stack over ``n`` sequences of ``t`` steps of ``features`` (module
     doc-string); ``x`` / ``states`` are what the first layer's ``ih`` / ``hh`` read (fx nodes or
-    ONNX tensor names)."""
+    ONNX tensor names). ``time_major``: the input's leading (batch) axis is time, so the ops'
+    ``n`` counts steps (``hh.meta["steps_axis"] = "n"``: a simulator re-batching the workload
+    changes the step count with it)."""
     gates_per = {"LSTM": 4, "GRU": 3, "RNN": 1}[spec.cell]
     cell_ops = {"LSTM": 5, "GRU": 4, "RNN": 0}[spec.cell]
     hidden, gates, proj = spec.hidden, gates_per * spec.hidden, spec.proj
@@ -214,6 +221,8 @@ def recurrent_ops(name: str, spec: Recurrent, n: int, t: int, features: int, bat
             hh = _linear(f"{stem}.hh", name, rows, out_size, gates, batch,
                          weight_elems=out_size * gates, bias=spec.bias, out_shape=(n, t, gates))
             hh.meta["steps"] = t
+            if time_major and hh.dims["n"] == t > 1:
+                hh.meta["steps_axis"] = "n"
             cell = Op(f"{stem}.cell", "act", module=name, target=spec.cell,
                       out_shape=(n, t, hidden),
                       dims=dict(n=n, c=gates, h=t, w=1, k=hidden, ho=t, wo=1),

@@ -454,7 +454,11 @@ def _recurrent(node: Any, index: int, taken: set[str], acts: list[str],
                      dirs=2 if a.get("direction") == "bidirectional" else 1,
                      bias=len(node.input) > 3 and bool(node.input[3]))
     states = [s for s in node.input[5:] if s in acts]
-    ex = recurrent_ops(name, spec, n, t, w_shape[2], batch, node.input[0], states)
+    # time on the batch axis only for a seq-first X read straight from a graph input (the
+    # torch exporter transposes a batch_first input into layout 0: its batch axis stays N)
+    time_major = not a.get("layout", 0) and producer.get(node.input[0], "").startswith("input")
+    ex = recurrent_ops(name, spec, n, t, w_shape[2], batch, node.input[0], states,
+                       time_major=time_major)
     w_bits, r_bits = bits.weight_bits(node.input[1]), bits.weight_bits(node.input[2])
     for op in ex.ops:
         op.module = name

@@ -225,9 +225,12 @@ def _rebatch(layer: Layer, batch: int) -> Layer:
     def f(v: int) -> int:
         return v // n0 * batch
 
+    meta = layer.meta
+    if meta.get("steps_axis") == "n" and meta.get("steps") == n0:  # time-major: n counts steps
+        meta = {**meta, "steps": batch}
     return dataclasses.replace(layer, n=batch, macs=f(layer.macs), vector_ops=f(layer.vector_ops),
                                input_elems=f(layer.input_elems),
-                               output_elems=f(layer.output_elems))
+                               output_elems=f(layer.output_elems), meta=meta)
 
 
 def schedulable_layers(workload: Workload) -> list[tuple[Layer, tuple[str, ...]]]:

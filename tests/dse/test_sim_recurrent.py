@@ -145,3 +145,34 @@ def test_an_extracted_lstm_runs_its_steps() -> None:
     acc = one_core()
     row = simulate(wl, acc, batch=N).layers.set_index("name").loc["lstm.l0.hh"]
     assert row["compute_cycles"] == T * os_cycles(N, GATES, HIDDEN, acc.rows, acc.cols)
+
+
+def test_a_time_major_lstm_rebatched_changes_its_step_count() -> None:
+    """A seq-first LSTM (batch_first=False) fed straight from the input reads the batch axis as
+    time: simulated at another batch, it runs that many steps (each one fold on one core)."""
+    import torch
+    from torch import nn
+
+    from workloads import extract
+
+    class Net(nn.Module):
+        def __init__(self, batch_first: bool) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(8, HIDDEN, batch_first=batch_first)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lstm(x)[0]
+
+    acc = one_core()
+    per_step = os_cycles(6, GATES, HIDDEN, acc.rows, acc.cols)  # 6 sequences per step
+    wl = extract(Net(False), (6, 8), batch=T)  # T steps of 6 sequences
+    assert wl["lstm.l0.hh"].meta["steps_axis"] == "n"
+    for batch in (T, 3, 1):
+        row = simulate(wl, acc, batch=batch).layers.set_index("name").loc["lstm.l0.hh"]
+        assert row["compute_cycles"] == batch * per_step
+    # batch_first: the batch axis counts sequences, the steps stay T
+    wl = extract(Net(True), (T, 8), batch=6)
+    assert "steps_axis" not in wl["lstm.l0.hh"].meta
+    for batch in (6, 3):
+        row = simulate(wl, acc, batch=batch).layers.set_index("name").loc["lstm.l0.hh"]
+        assert row["compute_cycles"] == T * os_cycles(batch, GATES, HIDDEN, 8, 8)

@@ -143,6 +143,11 @@ def test_recurrent_onnx_nodes_give_extracts_macs(cls: type[nn.Module]) -> None:
     assert sorted(key(la) for la in ours.compute_layers()) == sorted(
         key(la) for la in ref.compute_layers())
     assert sum(la.weight_elems for la in ours) == sum(la.weight_elems for la in ref)
+    # the exporter transposes the batch_first input to layout 0: its batch axis still counts
+    # sequences, so the recurrent GEMMs keep their 5 steps whatever the batch
+    hh = [la for la in ours.compute_layers() if la.name.endswith(".hh")]
+    assert hh
+    assert all(la.meta["steps"] == 5 and "steps_axis" not in la.meta for la in hh)
 
 
 def test_qcdq_from_torch_fake_quantize_sets_8_bits() -> None:
