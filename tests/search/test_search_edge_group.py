@@ -222,3 +222,15 @@ def test_up_front_area_check_counts_the_edge_group(formulation):
                       area_budget=ok, dram_gbps=32.0)
     assert d is not None
     assert d.accelerator.area == pytest.approx(with_edge.area)
+
+
+def test_cli_refuses_an_edge_group_over_the_budget_before_any_trial(tmp_path, capsys):
+    """64 16-bit edge cores are far over the sysml19 budget (which holds 8 such cores); a body
+    core alone would fit, so only a check that counts the edge group refuses it up front."""
+    out = tmp_path / "e"
+    assert main(["--model", "tiny_resnet", "--recipe", "pact_sawb", "--out", str(out),
+                 "--trials", "1", "--edge-cores", "64", "--edge-mac-bits", "16x16"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("error: invalid search problem: area_budget=")
+    assert "beside a 64-core 16x16 edge group" in err
+    assert not out.exists()
