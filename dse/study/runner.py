@@ -5,7 +5,9 @@ The runner knows nothing about any particular study (see the protocol in `studie
 
 1. looks up ``<out>/.cache/<study>/<key>.json``; the key hashes the study name, the point and a
    fingerprint of the model code (arch/, dse/ simulator, workloads/, quant/, studies/), so a rerun
-   reuses finished points - also after an interruption - and a code change recomputes them;
+   reuses finished points - also after an interruption - and a code change recomputes them
+   (opening the cache removes the temporary files of runs killed mid-write,
+   `dse.study.report.remove_stale_temps`);
 2. otherwise calls ``study.evaluate(point, ctx)`` (in a worker process with ``jobs > 1``) and stores
    its rows atomically as soon as the point finishes;
 3. concatenates all rows (one or more per point) into the results table, in grid order.
@@ -34,7 +36,14 @@ from typing import Any
 
 import pandas as pd
 
-from dse.study.report import FORMATS, RunInfo, Summary, atomic_write_text, write_report
+from dse.study.report import (
+    FORMATS,
+    RunInfo,
+    Summary,
+    atomic_write_text,
+    remove_stale_temps,
+    write_report,
+)
 
 __all__ = ["DEFAULT_CODE", "Context", "StudyRun", "code_fingerprint", "expand_grid", "point_key",
            "resolve_params", "run", "run_study"]
@@ -246,6 +255,9 @@ def run_study(study: ModuleType, *, params: Mapping[str, Any] | None = None,
     cache_dir = out_dir / ".cache" if out_dir is not None else None
     ctx = Context(cache_dir=cache_dir / "artefacts" if cache_dir is not None else None)
     point_dir = cache_dir / study.NAME if cache_dir is not None else None
+    if out_dir is not None:  # the temporary files of runs killed mid-write (their pid is gone)
+        remove_stale_temps(out_dir)
+        remove_stale_temps(out_dir / ".cache", recursive=True, legacy=True)
 
     results: list[list[dict[str, Any]] | None] = [None] * len(points)
     keys = [point_key(study.NAME, p, fingerprint + _files_digest(p)) for p in points]

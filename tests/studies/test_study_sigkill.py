@@ -159,6 +159,9 @@ def test_sigkill_at_random_points_loses_no_finished_point(tmp_path: Path,
         if (out / "results.csv").exists():  # reports are whole or absent
             pd.read_csv(out / "results.csv")
     assert kills >= 3, f"only {kills} runs were killed before they finished"
+    # the last run removed the temporary files the killed runs left (their pids are gone)
+    assert not list((out / ".cache").rglob("*.tmp"))
+    assert not list(out.glob(".*.tmp"))
     # no run evaluated a point that was cached when it started
     calls = _calls(tmp_path)
     for pid, cached in started.items():
