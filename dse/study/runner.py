@@ -7,7 +7,7 @@ The runner knows nothing about any particular study (see the protocol in `studie
    fingerprint of the model code (arch/, dse/ simulator, workloads/, quant/, studies/), so a rerun
    reuses finished points - also after an interruption - and a code change recomputes them
    (opening the cache removes the temporary files of runs killed mid-write,
-   `dse.study.report.remove_stale_temps`);
+   `dse.study.atomic.remove_stale_temps`);
 2. otherwise calls ``study.evaluate(point, ctx)`` (in a worker process with ``jobs > 1``) and stores
    its rows atomically as soon as the point finishes;
 3. concatenates all rows (one or more per point) into the results table, in grid order.
@@ -36,14 +36,8 @@ from typing import Any
 
 import pandas as pd
 
-from dse.study.report import (
-    FORMATS,
-    RunInfo,
-    Summary,
-    atomic_write_text,
-    remove_stale_temps,
-    write_report,
-)
+from dse.study.atomic import atomic_write_text, remove_stale_temps
+from dse.study.report import FORMATS, RunInfo, Summary, write_report
 
 __all__ = ["DEFAULT_CODE", "Context", "StudyRun", "code_fingerprint", "expand_grid", "point_key",
            "resolve_params", "run", "run_study"]
@@ -56,7 +50,8 @@ DEFAULT_CODE = ("arch", "dse", "workloads", "quant", "studies/__init__.py",
 shared study helpers, not the other studies."""
 _PRESENTATION = frozenset({
     # reporting, CLIs, search and training code: a change there cannot change a design point
-    "dse/study/report.py", "dse/cli.py", "dse/study/cli.py", "dse/study/sweep.py",
+    "dse/study/report.py", "dse/study/atomic.py", "dse/study/tables.py", "dse/study/plots.py",
+    "dse/study/docs.py", "dse/cli.py", "dse/study/cli.py", "dse/study/sweep.py",
     "dse/study/runner.py", "dse/study/__init__.py", "dse/study/__main__.py", "dse/sweep.py",
     "dse/study/registry.py", "dse/study/tidy.py", "dse/inputs.py", "dse/simulate.py",
     "dse/compare.py", "dse/__main__.py",

@@ -207,3 +207,23 @@ def test_search_package_is_in_the_search_study_key_and_not_in_the_default_one(
         path.write_text(path.read_text() + "\n# changed\n")
         assert dse.study.runner.code_fingerprint(("dse",)) == default, path.name
         assert dse.study.runner.code_fingerprint(code) != search, path.name
+
+
+def test_every_study_reporting_module_is_outside_the_cache_key(tmp_path, monkeypatch):
+    """dse/study renders and runs, it computes no design point: editing any of its modules (a new
+    one included) keeps every study's cache."""
+    import shutil
+    from pathlib import Path
+
+    import dse.study.runner
+
+    root = Path(dse.study.runner.__file__).resolve().parents[2]
+    shutil.copytree(root / "dse", tmp_path / "dse", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(dse.study.runner, "_ROOT", tmp_path)
+    modules = sorted((tmp_path / "dse" / "study").glob("*.py"))
+    assert {"report.py", "atomic.py", "tables.py", "plots.py", "docs.py"} <= \
+        {p.name for p in modules}
+    default = dse.study.runner.code_fingerprint(("dse",))
+    for path in modules:
+        path.write_text(path.read_text() + "\n# changed\n")
+        assert dse.study.runner.code_fingerprint(("dse",)) == default, path.name

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dse.study.report import _TEMP_NAME, atomic_write, atomic_write_text, remove_stale_temps
+from dse.study.atomic import _TEMP_NAME, atomic_write, atomic_write_text, remove_stale_temps
 from dse.study.runner import run_study
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="probes pids with os.kill(pid, 0)")
