@@ -179,9 +179,10 @@ def problem_errors(space: SearchSpace, objectives: Sequence[str], area_budget: f
     if budget_ok and bw_ok:
         area, what = space.smallest_design(float(dram_gbps))
         if area > area_budget:
-            smaller = ("lower total_sram_kib or add smaller choices (MAC bits, array, cores)"
+            edge = ", edge cores, edge MAC bits" if min(space.edge_cores) > 0 else ""
+            smaller = (f"lower total_sram_kib or add smaller choices (MAC bits, array, cores{edge})"
                        if space.total_sram is not None
-                       else "add smaller choices (MAC bits, array, SRAM, cores)")
+                       else f"add smaller choices (MAC bits, array, SRAM, cores{edge})")
             problems.append(f"area_budget={area_budget!r} is not allowed for this space: its "
                             f"smallest design ({what}) needs {area:.4g} mm^2; raise the budget "
                             f"or {smaller}")

@@ -211,6 +211,7 @@ def test_up_front_area_check_counts_the_edge_group(formulation):
     (err,) = problem_errors(space, ["images_per_s"], budget)
     assert err.startswith(f"area_budget={budget!r} is not allowed for this space")
     assert "4-core 8x8 edge group" in err
+    assert err.endswith("edge cores, edge MAC bits)")
     assert f"{with_edge.area:.4g} mm^2" in err
     # every trial of that budget is indeed pruned: no body core fits beside the edge group
     assert space.suggest(optuna.trial.FixedTrial({**P, "edge_mac_bits": "8x8"}), tiny_resnet(),
