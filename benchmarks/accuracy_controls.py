@@ -40,7 +40,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = _Parser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--out", default="docs/quant_accuracy", help="report folder")
     p.add_argument("--cache", default="runs/accuracy_controls", help="per-run result cache")
-    p.add_argument("--seeds", type=int, default=10, help="number of seeds 0..N-1 (>= 2)")
+    p.add_argument("--seeds", type=int, default=10,
+                   help="number of seeds FIRST..FIRST+N-1 (>= 2)")
+    p.add_argument("--first-seed", type=int, default=0, help="the first seed (>= 0)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
     p.add_argument("--controls", default=",".join(controls.CONTROLS),
                    help="comma-separated subset of the negative controls")
@@ -55,6 +57,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.seeds < 2:
         p.error(f"--seeds={args.seeds} (allowed: >= 2, a paired test needs two seeds)")
+    if args.first_seed < 0:
+        p.error(f"--first-seed={args.first_seed} (allowed: >= 0)")
     if args.jobs < 1:
         p.error(f"--jobs={args.jobs} (allowed: >= 1)")
     if args.split not in ("test", "val"):
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     protocol = args.protocol
     arms = bench.arms_for(args.control_names)
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     t0, c0 = time.perf_counter(), time.process_time()
     cached = len(bench.load_results(args.cache, protocol, arms, seeds))
     try:
