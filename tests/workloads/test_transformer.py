@@ -166,3 +166,37 @@ def test_a_subclass_keeping_torchs_forward_traces() -> None:
     model = Named(nn.TransformerEncoderLayer(E, HEADS, FF, batch_first=True), LAYERS)
     wl = extract(model, (6, E), batch=2)
     assert wl.total_macs == sum(encoder_macs(2, 6).values())
+
+
+def test_simulate_cli_runs_a_user_encoder_and_refuses_an_untraceable_one(
+        tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--model file.py:factory` (README "your own models"): the encoder simulates; an override
+    that reaches torch's fast-path checks is one ``error:`` line, exit 2, nothing written."""
+    from pathlib import Path
+
+    from dse.simulate import main
+
+    root = Path(str(tmp_path))
+    (root / "nets.py").write_text(
+        "import torch.nn as nn\n"
+        "INPUT_SHAPE = (10, 32)\n"
+        "def encoder():\n"
+        "    return nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 2, 64, batch_first=True),"
+        " 2)\n"
+        "class Doubled(nn.TransformerEncoder):\n"
+        "    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):\n"
+        "        return 2 * super().forward(src, mask, src_key_padding_mask, is_causal)\n"
+        "def doubled():\n"
+        "    return Doubled(nn.TransformerEncoderLayer(32, 2, 64, batch_first=True), 2)\n")
+    ok = root / "ok"
+    assert main(["--model", f"{root / 'nets.py'}:encoder", "--arch", "sysml19", "--batch", "2",
+                 "--out", str(ok)]) == 0
+    assert (ok / "layers.csv").exists()
+    capsys.readouterr()
+    bad = root / "bad"
+    assert main(["--model", f"{root / 'nets.py'}:doubled", "--arch", "sysml19",
+                 "--out", str(bad)]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("error: --model=")
+    assert "Doubled overrides forward" in err
+    assert not bad.exists()
