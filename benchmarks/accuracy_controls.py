@@ -53,6 +53,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--init", default=None,
                    help="override where quantized arms start: scratch (random weights) or "
                         "paper (each recipe's paper: LSQ/LLSQ/CReLU fine-tune from fp32)")
+    p.add_argument("--measure", default="loss",
+                   help="what decides a detection: loss (the test cross-entropy, the primary "
+                        "measure chosen on validation) or accuracy")
     p.add_argument("--quick", action="store_true", help="one epoch per run (plumbing test)")
     args = p.parse_args(argv)
     if args.seeds < 2:
@@ -61,6 +64,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--first-seed={args.first_seed} (allowed: >= 0)")
     if args.jobs < 1:
         p.error(f"--jobs={args.jobs} (allowed: >= 1)")
+    if args.measure not in ("loss", "accuracy"):
+        p.error(f"--measure={args.measure!r} (allowed: loss, accuracy)")
     if args.split not in ("test", "val"):
         p.error(f"--split={args.split!r} (allowed: test, val)")
     names = [c for c in args.controls.split(",") if c]
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     path = write_report(results, protocol, arms, seeds, args.out, command=command.strip(),
                         wall_s=wall, cpu_s=cpu,
                         train_cpu_s=sum(r["cpu_s"] for r in results.values()), jobs=args.jobs,
-                        invocations=history)
+                        invocations=history, measure=args.measure)
     print(path.read_text())
     return 0
 

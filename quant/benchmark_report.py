@@ -19,10 +19,13 @@ from typing import Any
 from quant import controls
 from quant.benchmark import FP_ARM, PairedTest, Protocol, holm, paired_t_test
 
-__all__ = ["ALPHA", "Comparison", "plot_trajectories", "summarize", "write_report"]
+__all__ = ["ALPHA", "MEASURES", "Comparison", "plot_trajectories", "summarize", "write_report"]
 
 ALPHA = 0.05
 """Significance level of a detection (one-sided)."""
+MEASURES = ("loss", "accuracy")
+"""What a control is judged on: the test cross-entropy (the primary measure, chosen on the
+validation split, docs/quant_accuracy/controls_protocol.md) or the test accuracy."""
 
 Results = Mapping[tuple[str, int], Mapping[str, Any]]
 
@@ -36,9 +39,10 @@ class Comparison:
         label: human description.
         reference_mean, treated_mean: mean accuracy (0..1) over the seeds.
         test: the paired one-sided test of reference > treated.
-        p_holm: Holm-adjusted p-value within its family (the controls, or the gaps).
-        loss_test: the same paired test on the test cross-entropy (treated > reference), a
-            secondary, more sensitive reading of the same predictions.
+        p_holm: Holm-adjusted p-value of the ``measure`` test within its family (the
+            controls, or the gaps).
+        loss_test: the same paired test on the test cross-entropy (treated > reference).
+        measure: which of the two decides ``detected`` (:data:`MEASURES`).
     """
 
     treated: str
@@ -49,14 +53,21 @@ class Comparison:
     test: PairedTest
     p_holm: float
     loss_test: PairedTest
+    measure: str = "accuracy"
+
+    @property
+    def primary(self) -> PairedTest:
+        return self.loss_test if self.measure == "loss" else self.test
 
     @property
     def detected(self) -> bool:
-        return self.test.p_value < ALPHA
+        return self.primary.p_value < ALPHA
 
 
 def _compare(results: Results, pairs: Sequence[tuple[str, str, str]],
-             seeds: Sequence[int]) -> list[Comparison]:
+             seeds: Sequence[int], measure: str) -> list[Comparison]:
+    if measure not in MEASURES:
+        raise ValueError(f"measure={measure!r} (allowed: {', '.join(MEASURES)})")
     rows = []
     for treated, reference, label in pairs:
         ref = [float(results[(reference, s)]["accuracy"]) for s in seeds]
@@ -64,20 +75,22 @@ def _compare(results: Results, pairs: Sequence[tuple[str, str, str]],
         loss = paired_t_test([float(results[(treated, s)]["loss"]) for s in seeds],
                              [float(results[(reference, s)]["loss"]) for s in seeds])
         rows.append((treated, reference, label, ref, trt, loss, paired_t_test(ref, trt)))
-    adjusted = holm([r[-1].p_value for r in rows]) if rows else []
-    return [Comparison(t, r, lab, sum(ref) / len(ref), sum(trt) / len(trt), test, ph, loss)
-            for (t, r, lab, ref, trt, loss, test), ph in zip(rows, adjusted)]
+    primary = [r[-2] if measure == "loss" else r[-1] for r in rows]
+    adjusted = holm([t.p_value for t in primary]) if rows else []
+    return [Comparison(t, r, lab, sum(ref) / len(ref), sum(trt) / len(trt), test, ph, loss,
+                       measure) for (t, r, lab, ref, trt, loss, test), ph in zip(rows, adjusted)]
 
 
-def summarize(results: Results, arms: Sequence[str],
-              seeds: Sequence[int]) -> tuple[list[Comparison], list[Comparison]]:
-    """``(controls, gaps)``: each control against its correct recipe, and FP against each
-    correct recipe (the W2A2 loss), over ``seeds``."""
+def summarize(results: Results, arms: Sequence[str], seeds: Sequence[int],
+              measure: str = "loss") -> tuple[list[Comparison], list[Comparison]]:
+    """``(controls, gaps)``: each control against its correct recipe (judged on ``measure``),
+    and FP against each correct recipe (the W2A2 loss, judged on accuracy), over ``seeds``."""
     ctrl = [a for a in arms if a in controls.CONTROLS]
     recipes = [a for a in arms if a != FP_ARM and a not in controls.CONTROLS]
     control_pairs = [(c, controls.CONTROLS[c].recipe, controls.CONTROLS[c].label) for c in ctrl]
     gap_pairs = [(r, FP_ARM, f"{r} W2A2 vs full precision") for r in recipes]
-    return _compare(results, control_pairs, seeds), _compare(results, gap_pairs, seeds)
+    return (_compare(results, control_pairs, seeds, measure),
+            _compare(results, gap_pairs, seeds, "accuracy"))
 
 
 def plot_trajectories(results: Results, recipes: Sequence[str], seed: int,
@@ -161,6 +174,16 @@ def _init_text(protocol: Protocol) -> str:
             "the others trained from random weights)")
 
 
+_MEASURE_NAME = {"loss": "test cross-entropy", "accuracy": "test accuracy"}
+_MEASURE_TEXT = {
+    "loss": "The primary measure is the test cross-entropy (CE, nats; H1: the control's is "
+            "higher), chosen on the validation split (controls_protocol.md, second round); the "
+            "accuracy test (H1: the control's accuracy is lower) is reported beside it.",
+    "accuracy": "The primary measure is the test accuracy (H1: the control's is lower); the "
+                "cross-entropy test (H1: the control's is higher) is reported beside it.",
+}
+
+
 def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
@@ -168,12 +191,13 @@ def _p(p: float) -> str:
 def write_report(results: Results, protocol: Protocol, arms: Sequence[str],
                  seeds: Sequence[int], out: str | Path, *, command: str, wall_s: float,
                  cpu_s: float, train_cpu_s: float, jobs: int,
-                 invocations: Sequence[Mapping[str, Any]] = ()) -> Path:
+                 invocations: Sequence[Mapping[str, Any]] = (), measure: str = "loss") -> Path:
     """Write ``OUT/controls.md``, ``OUT/controls_runs.csv`` and
-    ``OUT/controls_trajectories.{png,svg}``; returns the markdown path."""
+    ``OUT/controls_trajectories.{png,svg}``; returns the markdown path. ``measure`` decides
+    a detection (:data:`MEASURES`); both readings are reported."""
+    ctrl, gaps = summarize(results, arms, seeds, measure)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ctrl, gaps = summarize(results, arms, seeds)
     recipes = [g.treated for g in gaps]
     with (out / "controls_runs.csv").open("w", newline="") as f:
         w = csv.writer(f)
@@ -198,30 +222,30 @@ def write_report(results: Results, protocol: Protocol, arms: Sequence[str],
         "formula swapped in (quant/controls.py), trained on the same seeds: same initial "
         "weights, data order and calibration batch. Accuracy is the last epoch's.",
         "",
-        f"Test: one-sided paired t-test across the {len(seeds)} seeds of (correct - control) "
-        f"accuracy, H1: the control is worse; detected at p < {ALPHA}. p (Holm) adjusts for "
-        "the eight tests; the Wilcoxon signed-rank p is a rank-based cross-check. Accuracy "
-        "is the primary measure; *p (loss)* is the same paired test on the test "
-        "cross-entropy (H1: the control's is higher), a secondary reading.",
+        f"Test: one-sided paired t-test across the {len(seeds)} seeds, H1: the control is "
+        f"worse; detected at p < {ALPHA}. {_MEASURE_TEXT[measure]} p (Holm) adjusts the "
+        "primary p for the eight tests; the Wilcoxon signed-rank p (primary measure) is a "
+        "rank-based cross-check.",
         "",
         f"Command: `{command}`",
         "",
-        f"**Detected: {found} of {len(ctrl)} controls at p < {ALPHA}** "
-        f"({sum(c.p_holm < ALPHA for c in ctrl)} after Holm; "
-        f"{sum(c.loss_test.p_value < ALPHA for c in ctrl)} on the test loss).",
+        f"**Detected: {found} of {len(ctrl)} controls at p < {ALPHA} on the "
+        f"{_MEASURE_NAME[measure]}** ({sum(c.p_holm < ALPHA for c in ctrl)} after Holm; "
+        f"{sum(c.test.p_value < ALPHA for c in ctrl)} on the accuracy, "
+        f"{sum(c.loss_test.p_value < ALPHA for c in ctrl)} on the cross-entropy).",
         "",
-        "| control | breaks | recipe | correct % | control % | mean delta (pts) | sd (pts) | "
-        "t | p | p (Holm) | p (Wilcoxon) | detected | p (loss) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| control | breaks | recipe | correct % | control % | delta (pts) | p (accuracy) | "
+        "delta CE (nats) | sd CE | t CE | p (CE) | p (Holm) | p (Wilcoxon) | detected |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in ctrl:
         info = controls.CONTROLS[c.treated]
         md.append(f"| `{c.treated}`: {c.label} | {info.breaks} | {c.reference} | "
                   f"{100 * c.reference_mean:.2f} | {100 * c.treated_mean:.2f} | "
-                  f"{100 * c.test.mean_delta:+.2f} | {100 * c.test.sd_delta:.2f} | "
-                  f"{c.test.t:.2f} | {_p(c.test.p_value)} | {_p(c.p_holm)} | "
-                  f"{_p(c.test.p_wilcoxon)} | {'yes' if c.detected else '**no**'} | "
-                  f"{_p(c.loss_test.p_value)} |")
+                  f"{100 * c.test.mean_delta:+.2f} | {_p(c.test.p_value)} | "
+                  f"{c.loss_test.mean_delta:+.4f} | {c.loss_test.sd_delta:.4f} | "
+                  f"{c.loss_test.t:.2f} | {_p(c.loss_test.p_value)} | {_p(c.p_holm)} | "
+                  f"{_p(c.primary.p_wilcoxon)} | {'yes' if c.detected else '**no**'} |")
     diverged = sorted({f"{arm} seed {seed}" for (arm, seed), r in results.items()
                        if r.get("diverged") and seed in seeds})
     md += ["", "Runs whose loss became non-finite (scored as a guess: accuracy 10 %, loss "

@@ -124,7 +124,9 @@ def test_quick_benchmark_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert _cli().main(["--quick", "--seeds", "2", "--jobs", "1", "--controls",
                         "lsq_grad_scale_one", "--out", str(tmp_path / "cli"),
                         "--cache", str(tmp_path / "cache")]) == 0
-    assert "Detected: " in (tmp_path / "cli" / "controls.md").read_text()
+    text = (tmp_path / "cli" / "controls.md").read_text()
+    assert "controls at p < 0.05 on the test cross-entropy**" in text
+    assert "The primary measure is the test cross-entropy" in text
     assert bench.invocations(tmp_path / "cache", bench.QUICK)[-1]["trained"] == 0
 
 
@@ -166,6 +168,29 @@ def test_paper_init_fine_tunes_lsq_from_the_seeds_fp32_and_shares_scratch_runs(
         bench.Protocol(init="fp")
 
 
+def test_the_primary_measure_decides_detection_and_holm() -> None:
+    # Synthetic results: the control's cross-entropy is higher on every seed, its accuracy is
+    # the same as the correct recipe's (a calibration-only effect, like CReLU's Eq. 10).
+    seeds = list(range(6))
+    arms = bench.arms_for(["crelu_backward_detached"])
+    results = {}
+    for s in seeds:
+        results[("fp32", s)] = {"accuracy": 0.99, "loss": 0.05}
+        results[("crelu_binary", s)] = {"accuracy": 0.95 + 0.001 * s, "loss": 0.20 + 0.01 * s}
+        results[("crelu_backward_detached", s)] = {"accuracy": 0.95 + 0.001 * ((s + 3) % 6),
+                                                   "loss": 0.25 + 0.01 * s + 0.002 * (s % 2)}
+    on_loss, _ = summarize(results, arms, seeds)  # the default: the cross-entropy
+    on_acc, gaps = summarize(results, arms, seeds, "accuracy")
+    assert on_loss[0].detected
+    assert not on_acc[0].detected
+    assert on_loss[0].p_holm == on_loss[0].loss_test.p_value  # one test: Holm = raw p
+    assert on_acc[0].p_holm == on_acc[0].test.p_value
+    assert gaps[0].measure == "accuracy"
+    assert gaps[0].detected
+    with pytest.raises(ValueError, match=r"measure='ce' \(allowed: loss, accuracy\)"):
+        summarize(results, arms, seeds, "ce")
+
+
 def test_a_diverged_run_scores_as_a_guess(monkeypatch: pytest.MonkeyPatch) -> None:
     from quant import train as qtrain
 
@@ -202,6 +227,10 @@ def _cli() -> ModuleType:
     (["--split", "train"], "error: --split='train' (allowed: test, val)"),
     (["--epochs", "0"], "error: --epochs: invalid benchmark protocol: epochs=0"),
     (["--jobs", "x"], "error: argument --jobs: invalid int value: 'x'"),
+    (["--measure", "ce"], "error: --measure='ce' (allowed: loss, accuracy)"),
+    (["--init", "fp"], "error: --init: invalid benchmark protocol: init='fp' (allowed: scratch, "
+                       "paper)"),
+    (["--first-seed", "-1"], "error: --first-seed=-1 (allowed: >= 0)"),
 ])
 def test_cli_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                          args: list[str], message: str) -> None:
