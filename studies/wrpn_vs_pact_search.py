@@ -45,6 +45,16 @@ from dse.study.runner import DEFAULT_CODE, Context, expand_grid
 from dse.study.runner import run as _run
 from studies import pipeline
 from studies._params import check_bandwidths, check_batch, check_tuple_of, describe_params
+from studies._search_tables import (
+    FORMULATION_LEGEND,
+    FORMULATION_WORDS,
+    coverage_note,
+    edge_lines,
+    fidelity_lines,
+    fidelity_tables,
+    schedule_table,
+    speedup_table,
+)
 from studies.wrpn_vs_pact import LEGEND, SCHEMES
 from studies.wrpn_vs_pact import scheme_workload as _workload  # same schemes, same graphs
 
@@ -343,102 +353,6 @@ def _proxy(point: dict[str, Any], wl: Any, ctx: Context) -> Any:
     return proxy
 
 
-def speedup_table(iso: pd.DataFrame) -> pd.DataFrame:
-    """Per (formulation, dram_gbps): best PACT-SAWB images/s / best WRPN images/s."""
-    wide = iso.pivot_table(index=["formulation", "dram_gbps"], columns="scheme",
-                           values="images_per_s", aggfunc="first")
-    return pd.DataFrame({"formulation": wide.index.get_level_values(0),
-                         "dram_gbps": wide.index.get_level_values(1),
-                         "speedup": (wide["pact_sawb"] / wide["wrpn"]).to_numpy(),
-                         "pact_sawb_images_per_s": wide["pact_sawb"].to_numpy(),
-                         "wrpn_images_per_s": wide["wrpn"].to_numpy()})
-
-
-def fidelity_tables(iso: pd.DataFrame, formulation: str) -> tuple[Any, Any]:
-    """``(speedup_by_fidelity, images_per_s_by_fidelity)`` of the ``formulation``'s best designs,
-    or ``(None, None)`` without two ``images_per_s@MODE`` columns (`_mode_rates`).
-
-    Speedup: per bandwidth, the best PACT-SAWB design's images/s / the best WRPN design's, each
-    design re-simulated in each mode (the designs the headline-mode searches chose)."""
-    sel = iso[iso["formulation"] == formulation]
-    modes = [m for m in pipeline.SIM_MODES if f"images_per_s@{m}" in sel
-             and sel[f"images_per_s@{m}"].notna().all()]
-    if len(sel) == 0 or len(modes) < 2 or pipeline.HEADLINE_MODE not in modes:
-        return None, None
-    rates = sel[["scheme", "dram_gbps", "mac_bits", "cores"]].copy()
-    rates["design"] = [f"{r.mac_bits} x {int(r.cores)} cores" for r in rates.itertuples()]
-    for m in modes:
-        rates[m] = sel[f"images_per_s@{m}"].to_numpy()
-    rates = rates.drop(columns=["mac_bits", "cores"]).sort_values(["scheme", "dram_gbps"])
-    by = {k: g.set_index("dram_gbps") for k, g in rates.groupby("scheme")}
-    pact, wrpn = by["pact_sawb"], by["wrpn"]
-    bws = [b for b in pact.index if b in wrpn.index]
-    speed = pd.DataFrame({"dram_gbps": bws,
-                          "pact_sawb_design": pact.loc[bws, "design"].to_numpy(),
-                          "wrpn_design": wrpn.loc[bws, "design"].to_numpy()})
-    for m in modes:
-        speed[m] = (pact.loc[bws, m] / wrpn.loc[bws, m]).to_numpy()
-    return speed, rates.reset_index(drop=True)
-
-
-def _fidelity_lines(speed: pd.DataFrame, rates: pd.DataFrame, formulation: str) -> list[str]:
-    """The caption of the fidelity tables, `pipeline.fidelity_note`, and per scheme how much
-    images/s its best designs lose in each mode (which scheme moved the speedup)."""
-    head = pipeline.HEADLINE_MODE
-    moves = []
-    for scheme, g in rates.groupby("scheme", sort=False):
-        parts = [f"`{m}` {100 * (g[m] / g[head] - 1).min():+.1f}% to "
-                 f"{100 * (g[m] / g[head] - 1).max():+.1f}%"
-                 for m in pipeline.SIM_MODES if m in g and m != head]
-        moves.append(f"{LEGEND.get(scheme, scheme)} " + ", ".join(parts))
-    return ["`speedup_by_fidelity` / `images_per_s_by_fidelity`: each bandwidth's best PACT-SAWB "
-            f"and best WRPN design under `{formulation}`, re-simulated in each simulator mode. "
-            f"The searches ran at `{head}` and were not re-run per mode, so the designs are the "
-            "headline mode's choices; another mode's own optimum may differ (in a near-tie of "
-            "MAC precisions, likely).",
-            "", pipeline.fidelity_note(speed, "the best-design speedup",
-                                       name="speedup_by_fidelity"),
-            "", "Per scheme, images/s of its best designs against the headline mode: "
-            + "; ".join(moves) + "."]
-
-
-def _coverage_note(iso: pd.DataFrame) -> str:
-    """How much of its space each search covered, per formulation, in one sentence."""
-    parts = []
-    for form, g in iso.groupby("formulation", sort=False):
-        seen, size = g["distinct_designs"].astype(int), g["space_designs"].astype(int)
-        if (seen >= size).all():
-            parts.append(f"`{form}`: every search enumerated all {int(size.max())} designs of "
-                         "its space")
-        else:
-            parts.append(f"`{form}`: the searches evaluated {int(seen.min())}-{int(seen.max())} "
-                         f"of the {int(size.max())} designs of their space; a search that misses "
-                         "the optimum understates its scheme")
-    return "; ".join(parts) + "."
-
-
-def _edge_lines(results: pd.DataFrame) -> list[str]:
-    """One warning line per best design on the edge of its space."""
-    if "edges" not in results:
-        return []
-    out = []
-    for _, r in results[results["kind"] != "schedule"].iterrows():
-        if isinstance(r.get("edges"), str) and r["edges"]:
-            bw = "unlimited" if math.isinf(r["dram_gbps"]) else f"{r['dram_gbps']:g} GB/s"
-            out.append(f"- **Edge of the space**: {LEGEND.get(r['scheme'], r['scheme'])}, "
-                       f"{r['design']}, `{r['formulation']}`, {bw}: {r['edges']}.")
-    return out
-
-
-FORMULATION_WORDS = {
-    "fixed_total_sram": "16 MiB of SRAM on the chip at every precision, the rest of the area "
-                        "budget buys cores (the study `wrpn_vs_pact`'s rule and the paper's "
-                        "template)",
-    "per_core_sram": "every core carries its own searched SRAM, so SRAM and cores share the "
-                     "budget and SRAM dominates a core's area",
-}
-
-
 def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     forms = _formulations(params)
     head = forms[0]
@@ -469,13 +383,13 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         notes += ["", f"Best-design speedup PACT-SAWB / WRPN under `{form}`: "
                   f"{float(sp['speedup'].min()):.2f}x to {float(sp['speedup'].max()):.2f}x over "
                   "the bandwidth sweep (the paper's fixed template: 2.7x-3.1x)."]
-    notes += ["", _coverage_note(iso)]
+    notes += ["", coverage_note(iso)]
     ties = iso[iso["margin_pct"] < 1.0]
     if len(ties):
         notes += ["", f"{len(ties)} of the {len(iso)} best designs beat the fastest design of "
                   "any other MAC precision by less than 1 % (`margin_pct`, `runner_up`): there "
                   "the MAC choice is close to a tie, whatever the table's best says."]
-    edges = _edge_lines(results)
+    edges = edge_lines(results)
     if edges:
         notes += ["", "A best design on the edge of its space may have a better neighbour "
                   "outside it:", "", *edges]
@@ -487,9 +401,9 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     if speed_modes is not None:
         tables["speedup_by_fidelity"] = speed_modes
         tables["images_per_s_by_fidelity"] = rate_modes
-        notes += ["", *_fidelity_lines(speed_modes, rate_modes, head)]
+        notes += ["", *fidelity_lines(speed_modes, rate_modes, head)]
     if len(sched):
-        tables["schedules"], lines = _schedule_table(sched)
+        tables["schedules"], lines = schedule_table(sched)
         notes += ["", *lines]
     if len(mixed) == 2:
         m = mixed.iloc[0]
@@ -529,33 +443,6 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         ),
         notes="\n".join(notes),
     )
-
-
-def _schedule_table(sched: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The best design of each schedule per scheme, its rate relative to layer-by-layer, and a
-    sentence per scheme on what the schedules change."""
-    tab = sched[["scheme", "design", "schedule", "mac_bits", "groups", "micro_batch", "cores",
-                 "images_per_s", "dram_bytes",
-                 "latency_s", "dram_gbps", "batch", "distinct_designs",
-                 "space_designs"]].copy()
-    base = tab[tab["schedule"] == "layer_by_layer"].set_index("scheme")["images_per_s"]
-    tab["vs_layer_by_layer"] = tab["images_per_s"] / tab["scheme"].map(base)
-    lines = []
-    for scheme, g in tab.groupby("scheme", sort=False):
-        top = g.loc[g["images_per_s"].idxmax()]
-        parts = [f"{r['design'].removeprefix('best ')} {r['images_per_s']:.4g} images/s "
-                 f"({r['mac_bits']} x "
-                 f"{int(r['cores'])} cores in {int(r['groups'])} group(s), micro-batch "
-                 f"{int(r['micro_batch'])})" for _, r in g.iterrows()]
-        lines.append(f"- Schedules, {LEGEND.get(scheme, scheme)} ({int(g['batch'].iloc[0])}-image "
-                     f"stream, {g['dram_gbps'].iloc[0]:g} GB/s, all {int(g['space_designs'].max())}"
-                     f" designs enumerated): best {top['schedule']}; " + "; ".join(parts) + ".")
-    return tab, ["What the schedules change (each schedule's best design, MAC precision and "
-                 "core groups searched with it):", "", *lines]
-
-
-FORMULATION_LEGEND = {"fixed_total_sram": "16 MiB total SRAM (the study's)",
-                      "per_core_sram": "SRAM per core, searched"}
 
 
 def run(**kw: Any) -> pd.DataFrame:
