@@ -144,15 +144,16 @@ def _untrained_layers(row: Row) -> list[dict[str, Any]]:
     """``metrics["layers"]`` of the row's model as ``quant.train`` would build it, untrained
     (for a run that diverged before writing its metrics)."""
     import workloads.zoo as zoo
-    from quant import train as qtrain
     from quant.recipes import quantize
+    from quant.train_config import procedure_of
+    from quant.train_loop import _layer_bits
 
     opts = dict(row.options)
-    model = zoo.get("digits_cnn", width=qtrain.procedure_of(row.recipe).width)
+    model = zoo.get("digits_cnn", width=procedure_of(row.recipe).width)
     q = quantize(model, row.recipe, row.w_bits, row.a_bits,
                  first_last_bits=opts.get("first_last_bits"),
                  shortcut_bits=opts.get("shortcut_bits"), overrides=opts.get("overrides"))
-    return qtrain._layer_bits(q)
+    return _layer_bits(q)
 
 
 def _run_one(row: Row, seed: int, runs_dir: str, fp_epochs: int, ft_epochs: int,

@@ -21,6 +21,12 @@ Reproducibility: the model is initialised under ``torch.manual_seed(seed)`` and 
 reseeds torch's global RNG and the loader's shuffle generator from ``(seed, epoch)``. A run is
 therefore bit-identical when repeated with the same seed and thread count, and a run resumed from
 its checkpoint is bit-identical to one that was never interrupted.
+
+Modules: this one sets a run up (:func:`train`, :func:`build_model`, :func:`load_run`);
+quant/train_config.py holds :class:`TrainConfig` and :class:`TrainResult`,
+quant/train_loop.py the epochs and :func:`evaluate`, quant/learned.py the learned parameters'
+curves and clipping levels, quant/checkpoints.py the run folder, quant/digits_runs.py the cached
+digits runs, quant/train_cli.py the command line.
 """
 
 from __future__ import annotations
@@ -31,14 +37,11 @@ import logging
 import math
 import shutil
 import sys
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -48,14 +51,19 @@ from quant.checkpoints import (
     CHECKPOINT,
     CHECKPOINT_FORMAT,
     METRICS,
-    _atomic_write,
     _jsonable,
     _load_float_weights,
     _make_run_folder,
     _read_state_dict,
     _torch_load,
-    _write_json,
     check_folder,
+)
+from quant.learned import (
+    _freeze_act_clips,
+    _learned_scalars,
+    _pact_quantizers,
+    _set_act_clips,
+    decay_only_curve,
 )
 from quant.procedure import (
     DIGITS_BATCH_SIZE,
@@ -64,10 +72,9 @@ from quant.procedure import (
     DIGITS_FP_LR,
     DIGITS_FT_EPOCHS,
     DIGITS_FT_LR,
-    OPTIMIZERS,
-    Procedure,
-    optimizer_problems,
 )
+from quant.train_config import LIMITS, TrainConfig, TrainResult, procedure_of
+from quant.train_loop import _fit, evaluate
 
 __all__ = [
     "CHECKPOINT",
@@ -77,6 +84,7 @@ __all__ = [
     "DIGITS_FP_LR",
     "DIGITS_FT_EPOCHS",
     "DIGITS_FT_LR",
+    "LIMITS",
     "METRICS",
     "OneLineErrorParser",
     "TrainConfig",
@@ -95,120 +103,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)
-LIMITS = {"epochs": (1, 100_000), "batch_size": (1, 1 << 20), "width": (1, 64),
-          "seed": (0, 2**32 - 1), "data_seed": (0, 2**32 - 1)}
-"""Allowed (lowest, highest) of the integer settings: past these a run cannot finish or fit in
-memory (a million images per step, 64x the channels), or torch cannot take the seed."""
-
-
-def procedure_of(recipe: str) -> Procedure:
-    """The training procedure of ``recipe`` (``quant.get_recipe(recipe).procedure``)."""
-    from quant.recipes import get_recipe
-
-    return get_recipe(recipe).procedure
-
-
-@dataclass(frozen=True, slots=True)
-class TrainConfig:
-    """Everything that determines a run. Saved in the checkpoint and in metrics.json."""
-
-    model: str
-    recipe: str
-    w_bits: int
-    a_bits: int
-    epochs: int
-    lr: float
-    batch_size: int
-    seed: int = 0
-    first_last_bits: int | None = None
-    shortcut_bits: int | None = None
-    overrides: Mapping[str, Any] | None = None
-    init_from: str | None = None
-    data: str = "digits"
-    data_root: str | None = None
-    data_seed: int = 0
-    augment: bool = False
-    width: float = 1
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    clip_decay: float | None = None
-    fixed_act_clip: float | str | None = None
-    grad_clip_norm: float | None = None
-    act_clip_init: float | str | None = None
-    eval_split: str = "test"
-
-    def __post_init__(self) -> None:
-        problems = []
-        for name in ("w_bits", "a_bits"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32:
-                problems.append(f"{name}={v!r} (allowed: int 1..32)")
-        for name in ("first_last_bits", "shortcut_bits"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int)
-                                  or not 1 <= v <= 32):
-                problems.append(f"{name}={v!r} (allowed: None or int 1..32)")
-        for name, (low, high) in LIMITS.items():
-            v = getattr(self, name)
-            if name == "width":  # the zoo's channel multiplier may be fractional (0.25)
-                if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= high:
-                    problems.append(f"width={v!r} (allowed: a number in (0, {high}])")
-                continue
-            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-                problems.append(f"{name}={v!r} (allowed: int {low}..{high})")
-        if not (isinstance(self.lr, int | float) and 0 < self.lr <= FLOAT32_MAX):
-            problems.append(f"lr={self.lr!r} (allowed: a number > 0 that float32 holds, "
-                            f"<= {FLOAT32_MAX:.3g})")
-        problems += optimizer_problems(self)
-        if self.eval_split not in ("test", "val"):
-            problems.append(f"eval_split={self.eval_split!r} (allowed: test, val)")
-        aci = self.act_clip_init
-        if aci is not None and aci != "max" and not (
-                isinstance(aci, int | float) and not isinstance(aci, bool) and math.isfinite(aci)
-                and aci > 0):
-            problems.append(f"act_clip_init={aci!r} (allowed: None, 'max' or a number > 0)")
-        fac = self.fixed_act_clip
-        if fac is not None and fac != "max" and not (
-                isinstance(fac, int | float) and not isinstance(fac, bool) and math.isfinite(fac)
-                and fac > 0):
-            problems.append(f"fixed_act_clip={fac!r} (allowed: None, 'max' or a number > 0)")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer={self.optimizer!r} (allowed: {', '.join(OPTIMIZERS)})")
-        if self.data not in qdata.DATASETS:
-            problems.append(f"data={self.data!r} (allowed: {', '.join(qdata.DATASETS)})")
-        if self.data == "cifar10" and not self.data_root:
-            problems.append("data_root=None (cifar10 needs the folder with data_batch_1..5)")
-        if problems:
-            raise ValueError("invalid training configuration: " + "; ".join(problems))
-
-    def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["overrides"] = _jsonable(self.overrides)
-        return d
-
-
-@dataclass(frozen=True, slots=True)
-class TrainResult:
-    """The trained model (eval mode) and the metrics written to ``metrics.json``."""
-
-    model: nn.Module
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def test_accuracy(self) -> float:
-        return float(self.metrics["test_accuracy"])
-
-    @property
-    def accuracy(self) -> float:
-        """Accuracy on the split the run was scored on (``eval_split``: test or val)."""
-        return float(self.metrics[f"{self.metrics.get('eval_split', 'test')}_accuracy"])
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch * 7_919 + 12_345) % (2**63 - 1)
-
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     """Zoo model (seeded init) -> FP weights from ``init_from`` -> ``quant.quantize`` by recipe."""
@@ -223,145 +117,6 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
                           first_last_bits=config.first_last_bits,
                           shortcut_bits=config.shortcut_bits,
                           overrides=dict(config.overrides) if config.overrides else None)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: qdata.ImageDataset, *, batch_size: int = 256,
-             device: str | torch.device = "cpu") -> tuple[float, float]:
-    """``(accuracy in 0..1, mean cross-entropy)`` of ``model`` in eval mode on ``dataset``."""
-    was_training = model.training
-    model.eval()
-    correct, loss_sum = 0, 0.0
-    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        x, y = x.to(device), y.to(device)
-        logits = model(x)
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == y).sum())
-    model.train(was_training)
-    n = len(dataset)
-    return correct / n, loss_sum / n
-
-
-def _layer_bits(model: nn.Module) -> list[dict[str, Any]]:
-    """Bits of every conv/linear and activation quantizer, as ``workloads.extract`` sees them
-    (the bits protocol of docs/CONTRACTS.md; None = full precision)."""
-    rows = []
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Conv2d | nn.Linear) or hasattr(m, "act_bits"):
-            rows.append({"name": name, "type": type(m).__name__,
-                         "weight_bits": getattr(m, "weight_bits", None),
-                         "act_bits": getattr(m, "act_bits", None)})
-    return rows
-
-
-def _learned_scalars(model: nn.Module) -> dict[str, float]:
-    """Every 0-dim trainable quantizer parameter (PACT alpha, CReLU clip, LLSQ activation alpha,
-    LSQ step, QN alpha/beta) by qualified name: their per-epoch trajectories go to metrics."""
-    return {f"{qn}.{pn}": float(p.detach()) for qn, q in hooks.quantizers(model)
-            for pn, p in q.named_parameters(recurse=False) if p.dim() == 0}
-
-
-def _scalar_groups(model: nn.Module) -> dict[str, str]:
-    """The optimizer group (`quant.hooks.param_groups`: weights | clip | scale) of every learned
-    scalar of `_learned_scalars`, so `decay_only_curve` applies the decay that group gets."""
-    return {f"{qn}.{pn}": str(q.param_group()) for qn, q in hooks.quantizers(model)
-            for pn, p in q.named_parameters(recurse=False) if p.dim() == 0}
-
-
-def decay_only_curve(metrics: Mapping[str, Any], param: str) -> list[float]:
-    """Per-epoch values that the 0-dim quantizer parameter ``param`` (a key of
-    ``metrics["param_curves"]``) would take with NO task gradient: the run's optimizer, learning
-    rate schedule and the decay of the parameter's optimizer group (clip decay for clipping
-    levels, none for step sizes, weight decay otherwise) acting alone, from the same starting
-    value.
-
-    A clipping level that ends near this curve was set by its decay, not learned (issue 13);
-    one that ends away from it moved under the task gradient."""
-    start = float(metrics["param_start"][param])
-    p = nn.Parameter(torch.tensor(start, dtype=torch.float64))
-    group = metrics.get("param_group", {}).get(param, "clip")  # runs before the groups: clip
-    if group == "scale":  # learned step sizes are never weight-decayed (`param_groups`)
-        decay = 0.0
-    elif group == "weights":
-        decay = metrics["weight_decay"]
-    else:
-        decay = metrics["clip_decay"] if metrics["clip_decay"] is not None \
-            else metrics["weight_decay"]
-    if metrics["optimizer"] == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD([p], lr=metrics["lr"],
-                                                     momentum=metrics["momentum"],
-                                                     weight_decay=decay)
-    else:
-        opt = torch.optim.Adam([p], lr=metrics["lr"], weight_decay=decay)
-    steps = math.ceil(metrics["train_size"] / metrics["batch_size"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=metrics["epochs"] * steps)
-    out = []
-    for _ in range(metrics["epochs"]):
-        for _ in range(steps):
-            p.grad = torch.zeros_like(p)
-            opt.step()
-            sched.step()
-        out.append(float(p.detach()))
-    return out
-
-
-def _pact_quantizers(model: nn.Module) -> list[nn.Module]:
-    from quant.methods.pact import PACT
-
-    return [m for m in model.modules() if isinstance(m, PACT)]
-
-
-def _freeze_act_clips(model: nn.Module, config: TrainConfig) -> None:
-    """``fixed_act_clip``: PACT clipping levels become constants (not trained).
-
-    This turns PACT into the two baselines of PACT Fig. 1: a clipping activation with a fixed
-    level (a number, e.g. 1.0) and ReLU quantized over its full dynamic range (``"max"``).
-    """
-    pacts = _pact_quantizers(model)
-    if not pacts:
-        raise ValueError(f"fixed_act_clip={config.fixed_act_clip!r} needs PACT activations; "
-                         f"recipe {config.recipe!r} at a_bits={config.a_bits} has none")
-    for q in pacts:
-        q.alpha.requires_grad_(False)
-
-
-def _clip_levels(model: nn.Module, *, pact_only: bool) -> list[tuple[nn.Module, nn.Parameter]]:
-    """``(quantizer, its clipping level)``: PACT alpha and (unless ``pact_only``) CReLU c."""
-    from quant.methods.crelu import CReLUActQuantizer
-    from quant.methods.pact import PACT
-
-    out: list[tuple[nn.Module, nn.Parameter]] = []
-    for m in model.modules():
-        if isinstance(m, PACT):
-            out.append((m, m.alpha))
-        elif isinstance(m, CReLUActQuantizer) and not pact_only:
-            out.append((m, m.clip))
-    return out
-
-
-@torch.no_grad()
-def _set_act_clips(model: nn.Module, x: torch.Tensor, value: float | str, *,
-                   pact_only: bool = True) -> None:
-    """Set clipping levels (PACT alpha; CReLU c unless ``pact_only``): a number, or
-    (``"max"``) each layer's largest input on the batch ``x``, layer by layer so that every
-    level sees its quantized upstream."""
-    clips = _clip_levels(model, pact_only=pact_only)
-    if value != "max":
-        for _, c in clips:
-            c.fill_(float(value))
-        return
-    for q, level in clips:  # modules() order is forward order for the zoo's sequential models
-        seen: list[float] = []
-
-        def record(_m: nn.Module, args: tuple[torch.Tensor, ...], seen: list[float] = seen) -> None:
-            seen.append(float(args[0].max()))
-
-        handle = q.register_forward_pre_hook(record)
-        try:
-            hooks.calibrate(model, x)  # leaves BatchNorm statistics unchanged
-        finally:
-            handle.remove()
-        level.fill_(max(max(seen), 1e-3))
 
 
 def _prepare(model: nn.Module, config: TrainConfig, train_set: qdata.ImageDataset,
@@ -525,104 +280,6 @@ def train(model_name: str, recipe: str, w_bits: int, a_bits: int, *, epochs: int
         if created and (isinstance(exc, Exception) or not (out_dir / CHECKPOINT).exists()):
             shutil.rmtree(created[0], ignore_errors=True)
         raise
-
-
-def _fit(model: nn.Module, config: TrainConfig, optim: torch.optim.Optimizer,
-         sched: Any, train_set: qdata.ImageDataset, test_set: qdata.ImageDataset,
-         dev: torch.device, out_dir: Path | None, history: dict[str, list[float]],
-         start_epoch: int, elapsed: float, cpu: float, progress: bool) -> TrainResult:
-    """The epochs of :func:`train` from ``start_epoch`` on, then metrics.json."""
-    model_name, recipe, w_bits, a_bits = config.model, config.recipe, config.w_bits, config.a_bits
-    epochs, batch_size, seed, lr = config.epochs, config.batch_size, config.seed, config.lr
-    proc = procedure_of(recipe)
-    steps_per_epoch = math.ceil(len(train_set) / batch_size)
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
-                   desc=f"{model_name} {recipe} W{w_bits}A{a_bits}", unit="step", leave=False)
-    for epoch in range(start_epoch, epochs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        torch.manual_seed(_epoch_seed(seed, epoch))  # dropout, augmentation
-        loader = DataLoader(train_set, batch_size=batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)))
-        model.train()
-        hooks.set_phase(model, proc.phase_at(epoch, epochs))
-        if config.fixed_act_clip is not None:  # set_phase unfroze them; they stay constants
-            _freeze_act_clips(model, config)
-        hooks.on_epoch_start(model, epoch)
-        loss_sum, correct, seen = 0.0, 0, 0
-        history["lr"].append(float(optim.param_groups[0]["lr"]))
-        for step, (x, y) in enumerate(loader):
-            x, y = x.to(dev), y.to(dev)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y) + hooks.regularization_loss(model)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{recipe} W{w_bits}A{a_bits}: loss is "
-                                         f"{float(loss.detach())} at epoch {epoch} step "
-                                         f"{step}; lower lr={lr}")
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            hooks.after_backward(model)
-            if config.grad_clip_norm is not None:  # QN Sec. 4.1: global L2 norm
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-            optim.step()
-            sched.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.detach().argmax(dim=1) == y).sum())
-            seen += len(y)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{loss_sum / seen:.3f}")
-        test_acc, test_loss = evaluate(model, test_set, device=dev)
-        history["train_loss"].append(loss_sum / seen)
-        history["train_accuracy"].append(correct / seen)
-        history["test_accuracy"].append(test_acc)
-        history["test_loss"].append(test_loss)
-        for name, v in _learned_scalars(model).items():
-            history.setdefault(f"param:{name}", []).append(v)
-        elapsed += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-        log.info("%s %s W%dA%d epoch %d: loss %.4f test acc %.4f", model_name, recipe, w_bits,
-                 a_bits, epoch, loss_sum / seen, test_acc)
-        if out_dir is not None:
-            ckpt = {"format": CHECKPOINT_FORMAT, "config": config.to_json(), "epoch": epoch + 1,
-                    "model_state": model.state_dict(), "optimizer_state": optim.state_dict(),
-                    "scheduler_state": sched.state_dict(), "history": history,
-                    "elapsed_s": elapsed, "cpu_s": cpu}
-            _atomic_write(out_dir / CHECKPOINT, lambda f, c=ckpt: torch.save(c, f))
-    if bar is not None:
-        bar.close()
-
-    model.eval()
-    ev = config.eval_split  # "test", or "val" when choosing hyperparameters
-    metrics: dict[str, Any] = {
-        **config.to_json(),
-        f"{ev}_accuracy": history["test_accuracy"][-1],
-        f"{ev}_loss": history["test_loss"][-1],
-        "train_loss": history["train_loss"],
-        "train_accuracy": history["train_accuracy"],
-        f"{ev}_accuracy_curve": history["test_accuracy"],
-        "lr_curve": history["lr"],
-        "param_curves": {k.removeprefix("param:"): v for k, v in history.items()
-                         if k.startswith("param:")},
-        "param_start": {k.removeprefix("start:"): v[0] for k, v in history.items()
-                        if k.startswith("start:")},
-        "param_group": _scalar_groups(model),
-        "train_size": len(train_set),
-        f"{ev}_size": len(test_set),
-        "num_params": sum(p.numel() for p in model.parameters()),
-        "layers": _layer_bits(model),
-        "time_s": elapsed,
-        "cpu_s": cpu,
-        "device": str(dev),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    if out_dir is not None:
-        _write_json(out_dir / METRICS, metrics)
-    return TrainResult(model, metrics)
 
 
 def load_run(out: str | Path, *, device: str = "cpu") -> TrainResult:

@@ -12,6 +12,7 @@ import torch
 
 from quant import table as qtable
 from quant import train as qtrain
+from quant.train_loop import _layer_bits
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -133,7 +134,7 @@ def _layers(recipe: str, bits: int, **kwargs: object) -> list[dict[str, object]]
     from quant import quantize
     from workloads import zoo
 
-    return qtrain._layer_bits(quantize(zoo.get("digits_cnn"), recipe, bits, bits, **kwargs))
+    return _layer_bits(quantize(zoo.get("digits_cnn"), recipe, bits, bits, **kwargs))
 
 
 @pytest.mark.parametrize(("recipe", "bits", "body"), [

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from quant import data as qdata
 from quant import hooks
 from quant import train as qtrain
+from quant.learned import _freeze_act_clips
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -238,7 +239,7 @@ def test_fixed_act_clips_reproduce_the_pact_fig1_baselines(
     config = qtrain.TrainConfig(model="digits_cnn", recipe="pact", w_bits=32, a_bits=2,
                                 epochs=1, lr=0.05, batch_size=32, fixed_act_clip="max")
     model = qtrain.build_model(config, 10)
-    qtrain._freeze_act_clips(model, config)
+    _freeze_act_clips(model, config)
     train_set = qdata.digits("train")
     qtrain._prepare(model, config, train_set, torch.device("cpu"))
     pacts = [m for m in model.modules() if isinstance(m, PACT)]
