@@ -1,7 +1,10 @@
 """Integer-only export of a symmetric fake-quantized model (LLSQ Section 3.4-3.5, Eq. 3-6).
 
-Layout: grids and multipliers in quant/grids.py, the in-place projections of the fake-quant model
-in quant/projection.py (re-exported here), a deployable program in quant/deploy.py, ONNX in
+Layout: this module walks the traced graph (:class:`IntegerModel`) and holds :func:`to_integer`;
+the compile-time plans (BN folding, weight codes) are in quant/integer_plan.py, the run-time
+integer ops (saturating accumulator, residual add, pooling) in quant/integer_ops.py, grids and
+multipliers in quant/grids.py, the in-place projections of the fake-quant model in
+quant/projection.py (re-exported here), a deployable program in quant/deploy.py, ONNX in
 quant/onnx_export.py.
 
 ``to_integer(model)`` turns a model built from :class:`~quant.modules.QuantConv2d`,
@@ -49,23 +52,26 @@ from __future__ import annotations
 import copy
 import logging
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
-from quant.grids import (
-    Grid,
-    _act_grid,
-    _apply_multiplier,
-    _bits_for,
-    _weight_codes,
-    quantize_multiplier,
+from quant.grids import Grid, _apply_multiplier, quantize_multiplier
+from quant.integer_ops import (
+    LayerStats,
+    _add,
+    _avg_div,
+    _bn,
+    _conv_linear,
+    _dequant,
+    _IntT,
+    _per_channel,
+    _pool,
+    _reshape,
 )
-from quant.methods.base import Quantizer
+from quant.integer_plan import _compile_plans, _find_bn_folds, _LayerPlan, _LeafTracer
 from quant.modules import QuantAct, QuantConv2d, QuantLinear
 
 __all__ = [
@@ -82,74 +88,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Accumulate = Literal["sequential", "final"]
-_EXACT = 2.0**52  # float64 integer arithmetic is exact below this
-
-
-# ---- the integer tensor -------------------------------------------------------------------
-@dataclass(slots=True)
-class _IntT:
-    """Integer tensor ``q`` (int64) with positive real scale ``s`` broadcastable to (1, ...).
-
-    ``src``: the conv/linear whose accumulator this is, through scale-preserving ops only
-    (ReLU, pooling, reshapes); None after a residual add or a stand-alone BN. A requantization
-    of a tensor with a ``src`` records its multipliers for :func:`quantize_scales_`."""
-
-    q: Tensor
-    s: Tensor
-    src: str | None = None
-
-    def value(self) -> Tensor:
-        return self.q.double() * self.s
-
-
-def _per_channel(x: _IntT) -> Tensor:
-    """The (C,) scale of an NC... tensor whose scale may be stored per element."""
-    c = x.q.shape[1]
-    s = x.s.expand((1, *x.q.shape[1:])).reshape(1, c, -1)
-    if not bool((s == s[..., :1]).all()):
-        raise ValueError("this op needs one scale per channel; the tensor mixes scales within "
-                         "a channel")
-    return s[0, :, 0]
-
-
-def _chan_scale(s: Tensor, ndim: int) -> Tensor:
-    """(C,) -> (1, C, 1, ...) for a tensor of ``ndim`` dims."""
-    return s.view(1, -1, *[1] * (ndim - 2))
-
-
-@dataclass(slots=True)
-class LayerStats:
-    """Accumulator statistics of one layer since the last :meth:`IntegerModel.reset_stats`."""
-
-    outputs: int = 0
-    overflows: int = 0
-    acc_min: int = 0
-    acc_max: int = 0
-
-    @property
-    def acc_bits_needed(self) -> int:
-        return _bits_for(self.acc_min, self.acc_max)
-
-
-@dataclass(slots=True)
-class _LayerPlan:
-    """Compile-time integer parameters of one conv/linear."""
-
-    codes: Tensor  # int64 weight codes
-    w_scale: Tensor  # (N,) alpha_w^ (BN folded, sign kept)
-    bias_real: Tensor  # (N,) b^ (float64)
-    in_grid: Grid | None  # input quantizer grid (None: input already on a grid)
-    info: dict[str, Any] = field(default_factory=dict)
-    s_acc: Tensor | None = None  # (N,) accumulator LSB, known after the first forward
-
-
-# ---- tracing ----------------------------------------------------------------------------
-class _LeafTracer(fx.Tracer):
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, QuantConv2d | QuantLinear | QuantAct | Quantizer):
-            return True
-        return super().is_leaf_module(m, qualname)
-
 
 _RELU_FNS = {F.relu, torch.relu}
 _ADD_FNS = {operator.add, torch.add, operator.iadd}
@@ -188,62 +126,18 @@ class IntegerModel(nn.Module):
         self._model = model
         self._graph = _LeafTracer().trace(self._model)
         self._mods = dict(self._model.named_modules())
-        self._folded: dict[str, nn.BatchNorm2d | nn.BatchNorm1d] = {}  # layer -> BN folded in
-        self._alias: dict[str, str] = {}  # folded BN node -> layer node
-        self._folded_names: dict[str, str] = {}  # layer -> qualified name of its folded BN
-        self._find_bn_folds()
-        self._plans: dict[str, _LayerPlan] = {}
-        self._act_grids: dict[str, Grid] = {}
+        folds = _find_bn_folds(self._graph, self._mods)
+        self._folded = folds.folded  # layer -> BN folded in
+        self._alias = folds.alias  # folded BN node -> layer node
+        self._folded_names = folds.names  # layer -> qualified name of its folded BN
+        plans, act_grids = _compile_plans(self._graph, self._mods, self._folded)
+        self._plans: dict[str, _LayerPlan] = plans
+        self._act_grids: dict[str, Grid] = act_grids
         # layer -> (real, quantized) requantization multipliers per output channel, or None
         # when the layer's output is requantized twice with different multipliers
         self._multipliers: dict[str, tuple[Tensor, Tensor] | None] = {}
         self._warned_clip = False
-        self.stats: dict[str, LayerStats] = {}
-        self._compile()
-
-    # -- compile time --------------------------------------------------------------------
-    def _find_bn_folds(self) -> None:
-        for node in self._graph.nodes:
-            if node.op != "call_module":
-                continue
-            mod = self._mods[node.target]
-            if not isinstance(mod, nn.BatchNorm2d | nn.BatchNorm1d):
-                continue
-            src = node.args[0]
-            if (isinstance(src, fx.Node) and src.op == "call_module"
-                    and isinstance(self._mods[src.target], QuantConv2d | QuantLinear)
-                    and len(src.users) == 1 and src.target not in self._folded):
-                self._folded[src.target] = mod
-                self._folded_names[src.target] = node.target
-                self._alias[node.name] = src.name
-
-    def _compile(self) -> None:
-        for node in self._graph.nodes:
-            if node.op != "call_module":
-                continue
-            mod = self._mods[node.target]
-            where = f"layer {node.target!r}"
-            if isinstance(mod, QuantConv2d | QuantLinear):
-                if isinstance(mod, QuantConv2d) and mod.padding_mode != "zeros":
-                    raise ValueError(f"{where}: padding_mode={mod.padding_mode!r}; only 'zeros'")
-                codes, w_scale = _weight_codes(mod, where)
-                n_out = codes.shape[0]
-                bias = (mod.bias.detach().double() if mod.bias is not None
-                        else torch.zeros(n_out, dtype=torch.float64))
-                bn = self._folded.get(node.target)
-                if bn is not None:  # Eq. 5
-                    zeta = bn.weight.detach().double() / torch.sqrt(
-                        bn.running_var.double() + bn.eps)
-                    w_scale = w_scale * zeta
-                    bias = (bias - bn.running_mean.double()) * zeta + bn.bias.detach().double()
-                iq = mod.input_quantizer
-                grid = None if iq is None else _act_grid(iq, where + " input quantizer")
-                self._plans[node.target] = _LayerPlan(codes, w_scale, bias, grid, {
-                    "w_bits": mod.weight_bits, "a_bits": mod.act_bits, "bn_folded": bn is not None,
-                    "w_code_range": (int(codes.min()), int(codes.max()))})
-                self.stats[node.target] = LayerStats()
-            elif isinstance(mod, QuantAct):
-                self._act_grids[node.target] = _act_grid(mod.quantizer, where)
+        self.stats: dict[str, LayerStats] = {name: LayerStats() for name in self._plans}
 
     # -- run time ------------------------------------------------------------------------
     def reset_stats(self) -> None:
@@ -274,9 +168,6 @@ class IntegerModel(nn.Module):
                          "overflows": st.overflows, "outputs": st.outputs})
         return rows
 
-    def _sat(self) -> tuple[int, int]:
-        return -(2 ** (self.acc_bits - 1)), 2 ** (self.acc_bits - 1) - 1
-
     def _requant(self, t: _IntT | Tensor, grid: Grid) -> _IntT:
         """Real input -> codes, or integer tensor -> codes on ``grid`` via mantissa/shift."""
         if isinstance(t, Tensor):
@@ -303,53 +194,6 @@ class IntegerModel(nn.Module):
                 return
         self._multipliers[src] = rec
 
-    def _accumulate(self, name: str, cols: Tensor, w: Tensor, qb: Tensor) -> Tensor:
-        """Saturating MACs. cols (B, K, L) int64 inputs, w (N, K) codes, qb (N,) -> (B, N, L)."""
-        lo, hi = self._sat()
-        st = self.stats[name]
-        if self.accumulate == "final":
-            exact = torch.einsum("bkl,nk->bnl", cols.double(), w.double()) + qb.double()[:, None]
-            if float(exact.abs().max()) >= _EXACT:
-                raise ValueError(f"layer {name!r}: accumulator beyond float64 exactness")
-            ideal = exact.long()
-            over = (ideal < lo) | (ideal > hi)
-            acc = ideal.clamp(lo, hi)
-            amin, amax = int(ideal.min()), int(ideal.max())
-        else:
-            # Before its first saturation a saturating register equals the exact running sum,
-            # so "saturated at least once" <=> the exact running sum left [lo, hi], and the
-            # exact running sums give acc_bits_needed. Only outputs that overflow need the
-            # clamp-after-every-MAC replay for their final value.
-            # Running sums in floating point are exact integers below 2^24 (float32) or 2^53
-            # (float64); pick the cheaper type the worst-case bound allows.
-            bound = float(qb.abs().max()) + float(cols.abs().amax((0, 2)).double()
-                                                  @ w.abs().amax(0).double())
-            if bound >= _EXACT:
-                raise ValueError(f"layer {name!r}: accumulator bound {bound:.3g} is beyond "
-                                 "float64 exactness")
-            dt = torch.float32 if bound < 2.0**24 else torch.float64
-            cf, wf = cols.to(dt), w.to(dt)
-            ideal = qb.to(dt).view(1, -1, 1).expand(cols.shape[0], -1, cols.shape[2]).clone()
-            run_min, run_max = ideal.clone(), ideal.clone()
-            for k in range(cols.shape[1]):
-                ideal.addcmul_(wf[:, k].view(1, -1, 1), cf[:, k].unsqueeze(1))
-                torch.minimum(run_min, ideal, out=run_min)
-                torch.maximum(run_max, ideal, out=run_max)
-            ideal, run_min, run_max = ideal.long(), run_min.long(), run_max.long()
-            over = (run_min < lo) | (run_max > hi)
-            amin, amax = int(run_min.min()), int(run_max.max())
-            acc = ideal
-            if bool(over.any()):
-                bi, ni, li = over.nonzero(as_tuple=True)
-                sat = qb[ni].clone()
-                for k in range(cols.shape[1]):
-                    sat.add_(w[ni, k] * cols[bi, k, li]).clamp_(lo, hi)
-                acc[bi, ni, li] = sat
-        st.outputs += acc.numel()
-        st.overflows += int(over.sum())
-        st.acc_min, st.acc_max = min(st.acc_min, amin), max(st.acc_max, amax)
-        return acc
-
     def _layer(self, name: str, mod: QuantConv2d | QuantLinear, x: _IntT | Tensor) -> _IntT:
         plan = self._plans[name]
         if plan.in_grid is not None:
@@ -357,73 +201,9 @@ class IntegerModel(nn.Module):
         elif isinstance(x, Tensor):
             raise ValueError(f"layer {name!r}: real-valued input and no input quantizer; "
                              "integer-only export needs every layer input quantized")
-        s_in = x.s.flatten()
-        s_acc = s_in[0] * plan.w_scale if bool((s_in == s_in[0]).all()) else None
-        if s_acc is None:
-            raise ValueError(f"layer {name!r}: input scale is per-channel; insert a quantizer "
-                             "(QuantAct or input_quantizer) before this layer")
-        f = self.bias_frac_bits  # bias grid alpha_a alpha_w^ / 2^f; products shifted left f
-        s_acc = s_acc / 2**f
-        lim = 2 ** (self.bias_bits - 1)
-        qb_real = torch.round(plan.bias_real / s_acc)
-        plan.info["bias_clipped"] = int(((qb_real < -lim) | (qb_real > lim - 1)).sum())
-        plan.s_acc = s_acc
-        qb = qb_real.clamp(-lim, lim - 1).long()  # Eq. 6
-        if isinstance(mod, QuantConv2d):
-            bsz, _, h, w_in = x.q.shape
-            kh, kw = mod.kernel_size
-            ho = (h + 2 * mod.padding[0] - mod.dilation[0] * (kh - 1) - 1) // mod.stride[0] + 1
-            wo = (w_in + 2 * mod.padding[1] - mod.dilation[1] * (kw - 1) - 1) // mod.stride[1] + 1
-            cols = F.unfold(x.q.double(), mod.kernel_size, mod.dilation, mod.padding,
-                            mod.stride).long()  # (B, C*kh*kw, L), im2col order (c, r, s)
-            g = mod.groups
-            n_out = plan.codes.shape[0]
-            kg = cols.shape[1] // g
-            wc = plan.codes.reshape(n_out, -1) << f
-            parts = [self._accumulate(name, cols[:, i * kg:(i + 1) * kg],
-                                      wc[i * n_out // g:(i + 1) * n_out // g],
-                                      qb[i * n_out // g:(i + 1) * n_out // g]) for i in range(g)]
-            acc = torch.cat(parts, 1).view(bsz, n_out, ho, wo)
-        else:
-            lead = x.q.shape[:-1]
-            acc = self._accumulate(name, x.q.reshape(-1, x.q.shape[-1], 1), plan.codes << f, qb)
-            acc = acc.reshape(*lead, -1)
-        sign = torch.sign(s_acc)  # keep scales positive: (q, s) == (-q, -s)
-        sign = torch.where(sign == 0, torch.ones_like(sign), sign).long()
-        acc = (acc * _chan_scale(sign, acc.dim())).clamp(*self._sat())
-        return _IntT(acc, _chan_scale(s_acc.abs(), acc.dim()), name)
-
-    def _saturate(self, name: str, v: Tensor) -> Tensor:
-        """Clamp a vector-unit result (BN offset, residual add) to ``acc_bits``; count it."""
-        lo, hi = self._sat()
-        st = self.stats.setdefault(name, LayerStats())
-        st.outputs += v.numel()
-        st.overflows += int(((v < lo) | (v > hi)).sum())
-        st.acc_min, st.acc_max = min(st.acc_min, int(v.min())), max(st.acc_max, int(v.max()))
-        return v.clamp(lo, hi)
-
-    def _bn(self, name: str, bn: nn.Module, x: _IntT) -> _IntT:
-        """Stand-alone BN: per-channel scale change and integer offset (pre-activation nets)."""
-        zeta = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        c = bn.bias.detach().double() - bn.running_mean.double() * zeta
-        s_new = _per_channel(x) * zeta
-        off = torch.round(c / s_new).long()
-        sign = torch.where(s_new < 0, -1, 1).long()
-        q = self._saturate(name, x.q + _chan_scale(off, x.q.dim())) * _chan_scale(sign, x.q.dim())
-        return _IntT(q, _chan_scale(s_new.abs(), x.q.dim()))
-
-    def _add(self, name: str, a: _IntT, b: _IntT) -> _IntT:
-        s = torch.minimum(a.s, b.s)  # the finer scale, per channel (broadcast shapes kept)
-        qa = _apply_multiplier(a.q, *quantize_multiplier(a.s / s, self.scale_bits))
-        qb = _apply_multiplier(b.q, *quantize_multiplier(b.s / s, self.scale_bits))
-        return _IntT(self._saturate(name, qa + qb), s)
-
-    def _pool(self, fn: Callable[..., Tensor], x: _IntT, avg_div: int | None) -> _IntT:
-        x = _IntT(x.q, _chan_scale(_per_channel(x), x.q.dim()), x.src)
-        q = fn(x.q.double())
-        if avg_div is None:
-            return _IntT(q.long(), x.s, x.src)
-        return _IntT(torch.round(q * avg_div).long(), x.s / avg_div, x.src)  # exact sums
+        return _conv_linear(name, mod, plan, x, acc_bits=self.acc_bits, bias_bits=self.bias_bits,
+                            bias_frac_bits=self.bias_frac_bits, accumulate=self.accumulate,
+                            stats=self.stats)
 
     def _call_module(self, node: fx.Node, mod: nn.Module, args: list[Any]) -> Any:
         x = args[0]
@@ -436,29 +216,23 @@ class IntegerModel(nn.Module):
         if isinstance(x, Tensor):
             return mod(x)  # still real-valued (before the first quantizer)
         if isinstance(mod, nn.BatchNorm2d | nn.BatchNorm1d):
-            return x if node.name in self._alias else self._bn(node.name, mod, x)
+            if node.name in self._alias:
+                return x
+            return _bn(node.name, mod, x, self.acc_bits, self.stats)
         if isinstance(mod, nn.ReLU):
             return _IntT(x.q.clamp_min(0), x.s, x.src)
         if isinstance(mod, nn.Dropout | nn.Identity):
             return x
         if isinstance(mod, nn.Flatten):
-            return self._reshape(x, lambda t: t.flatten(mod.start_dim, mod.end_dim))
+            return _reshape(x, lambda t: t.flatten(mod.start_dim, mod.end_dim))
         if isinstance(mod, nn.MaxPool2d):
-            return self._pool(mod, x, None)
+            return _pool(mod, x, None)
         if isinstance(mod, nn.AvgPool2d | nn.AdaptiveAvgPool2d):
             div = _avg_div(mod, x.q.shape)
-            return self._pool(lambda t: mod(t), x, div)
+            return _pool(lambda t: mod(t), x, div)
         raise ValueError(f"module {node.target!r} ({type(mod).__name__}) has no integer "
                          "implementation; supported: QuantConv2d, QuantLinear, QuantAct, "
                          "BatchNorm, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten")
-
-    @staticmethod
-    def _reshape(x: _IntT, fn: Callable[[Tensor], Tensor]) -> _IntT:
-        q = fn(x.q)
-        if x.s.numel() == 1:
-            return _IntT(q, x.s, x.src)
-        s = fn(x.s.expand((1, *x.q.shape[1:])).contiguous())
-        return _IntT(q, s, x.src)
 
     def forward(self, x: Tensor) -> Tensor:
         env: dict[str, Any] = {}
@@ -496,14 +270,15 @@ class IntegerModel(nn.Module):
         if f in _RELU_FNS:
             return _IntT(x.q.clamp_min(0), x.s, x.src)
         if f in _ADD_FNS and len(args) == 2 and all(isinstance(a, _IntT) for a in args):
-            return self._add(node.name, args[0], args[1])
+            return _add(node.name, args[0], args[1], self.scale_bits, self.acc_bits,
+                        self.stats)
         if f is torch.flatten:
-            return self._reshape(x, lambda t: torch.flatten(t, *args[1:], **kw))
+            return _reshape(x, lambda t: torch.flatten(t, *args[1:], **kw))
         if f is F.max_pool2d:
-            return self._pool(lambda t: F.max_pool2d(t, *args[1:], **kw), x, None)
+            return _pool(lambda t: F.max_pool2d(t, *args[1:], **kw), x, None)
         if f is F.adaptive_avg_pool2d:
             mod = nn.AdaptiveAvgPool2d(args[1] if len(args) > 1 else kw["output_size"])
-            return self._pool(mod, x, _avg_div(mod, x.q.shape))
+            return _pool(mod, x, _avg_div(mod, x.q.shape))
         if f is operator.getitem:
             raise ValueError(f"{node.name}: indexing integer tensors is not supported")
         raise ValueError(f"function {getattr(f, '__name__', f)!r} at {node.name} has no integer "
@@ -518,36 +293,14 @@ class IntegerModel(nn.Module):
         if m == "size":
             return x.q.size(*rest, **kw)
         if m in _RESHAPE_METHODS:
-            return self._reshape(x, lambda t: getattr(t, m)(*rest, **kw))
+            return _reshape(x, lambda t: getattr(t, m)(*rest, **kw))
         if m == "relu":
             return _IntT(x.q.clamp_min(0), x.s, x.src)
         if m == "contiguous":
             return x
         if m == "add" and len(rest) == 1 and isinstance(rest[0], _IntT):
-            return self._add(node.name, x, rest[0])
+            return _add(node.name, x, rest[0], self.scale_bits, self.acc_bits, self.stats)
         raise ValueError(f"method .{m}() at {node.name} has no integer implementation")
-
-
-def _avg_div(mod: nn.Module, shape: torch.Size) -> int:
-    if isinstance(mod, nn.AdaptiveAvgPool2d):
-        out = mod.output_size if isinstance(mod.output_size, tuple) else (mod.output_size,) * 2
-        h, w = shape[-2:]
-        oh, ow = (o if o is not None else d for o, d in zip(out, (h, w)))
-        if h % oh or w % ow:
-            raise ValueError(f"AdaptiveAvgPool2d {out} on {h}x{w}: windows of unequal size")
-        return (h // oh) * (w // ow)
-    k = mod.kernel_size if isinstance(mod.kernel_size, tuple) else (mod.kernel_size,) * 2
-    if mod.padding not in (0, (0, 0)) and not mod.count_include_pad:
-        raise ValueError("AvgPool2d with padding and count_include_pad=False is not supported")
-    return k[0] * k[1]
-
-
-def _dequant(out: Any) -> Any:
-    if isinstance(out, _IntT):
-        return out.value().float()
-    if isinstance(out, tuple | list):
-        return type(out)(_dequant(o) for o in out)
-    return out
 
 
 def to_integer(
@@ -600,3 +353,4 @@ from quant.projection import (  # noqa: E402
     quantize_biases_,
     quantize_scales_,
 )
+
