@@ -139,7 +139,6 @@ def _conv_linear(name: str, mod: QuantConv2d | QuantLinear, plan: _LayerPlan, x:
     plan.info["bias_clipped"] = int(((qb_real < -lim) | (qb_real > lim - 1)).sum())
     plan.s_acc = s_acc
     qb = qb_real.clamp(-lim, lim - 1).long()  # Eq. 6
-    macs = {"acc_bits": acc_bits, "accumulate": accumulate, "stats": stats}
     if isinstance(mod, QuantConv2d):
         bsz, _, h, w_in = x.q.shape
         kh, kw = mod.kernel_size
@@ -153,11 +152,13 @@ def _conv_linear(name: str, mod: QuantConv2d | QuantLinear, plan: _LayerPlan, x:
         wc = plan.codes.reshape(n_out, -1) << f
         parts = [_accumulate(name, cols[:, i * kg:(i + 1) * kg],
                              wc[i * n_out // g:(i + 1) * n_out // g],
-                             qb[i * n_out // g:(i + 1) * n_out // g], **macs) for i in range(g)]
+                             qb[i * n_out // g:(i + 1) * n_out // g], acc_bits=acc_bits,
+                             accumulate=accumulate, stats=stats) for i in range(g)]
         acc = torch.cat(parts, 1).view(bsz, n_out, ho, wo)
     else:
         lead = x.q.shape[:-1]
-        acc = _accumulate(name, x.q.reshape(-1, x.q.shape[-1], 1), plan.codes << f, qb, **macs)
+        acc = _accumulate(name, x.q.reshape(-1, x.q.shape[-1], 1), plan.codes << f, qb,
+                          acc_bits=acc_bits, accumulate=accumulate, stats=stats)
         acc = acc.reshape(*lead, -1)
     sign = torch.sign(s_acc)  # keep scales positive: (q, s) == (-q, -s)
     sign = torch.where(sign == 0, torch.ones_like(sign), sign).long()
