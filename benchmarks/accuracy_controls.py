@@ -2,14 +2,16 @@
 docs/quant_accuracy/controls.md.
 
     python benchmarks/accuracy_controls.py --out docs/quant_accuracy \
-        --cache runs/accuracy_controls --seeds 8 --jobs 2
+        --cache runs/accuracy_controls --seeds 30 --first-seed 16 --jobs 2
 
-Trains digits_cnn with every layer at W2A2 from random weights: full precision, each recipe
-that a negative control breaks, and each control (quant/controls.py: the recipe with one
-known-wrong formula swapped in), on the same seeds; reports each control's accuracy loss with a
-one-sided paired t-test across seeds, the W2A2-vs-FP gap, wall and CPU time, and plots every
-learned quantizer parameter against its decay-only value. Results are cached per
-(arm, seed) under ``--cache`` (atomic writes): rerunning resumes. ``--quick`` trains one epoch
+Trains digits_cnn with every layer at W2A2 (from random weights, or with ``--init paper`` where
+each recipe's paper starts): full precision, each recipe that a negative control breaks, and
+each control (quant/controls.py: the recipe with one known-wrong formula swapped in), on the
+same seeds; reports each control's effect on the cross-entropy (the primary measure, chosen on
+validation; ``--measure accuracy`` makes accuracy decide) and on accuracy with one-sided paired
+t-tests across seeds, the W2A2-vs-FP gap, wall and CPU time, and plots every learned quantizer
+parameter against its decay-only value. Results are cached per (arm, seed) under ``--cache``
+(atomic writes): rerunning resumes. ``--quick`` trains one epoch
 per run (plumbing only, detects nothing); ``--split val`` scores on the validation fifth of
 the training images, the split on which the protocol was chosen. Bad arguments: one
 ``error:`` line on stderr, exit status 2, nothing created.

@@ -6,10 +6,12 @@ classifier included, ``first_last_bits=2``) from random weights. At full width d
 for the network that a wrong weight scale costs nothing measurable; at quarter width every
 quantization error costs accuracy. Training from random weights makes each quantizer track
 weights and activations whose statistics move, which is what SAWB's per-step Eq. 7 and LLSQ's
-simulated gradient exist for; a fine-tune from full-precision weights (quant.table's protocol)
-barely exercises them. Each recipe follows its own :class:`~quant.procedure.Procedure`
-(``lr_scratch``, decays, phases). The protocol was chosen on the validation split
-(docs/quant_accuracy/controls.md, "How the protocol was chosen").
+simulated gradient exist for. ``Protocol.init="paper"`` starts each arm where its paper does
+instead (LSQ, LLSQ and CReLU fine-tune from the seed's trained ``fp32`` weights); on validation
+it detected fewer controls and was not chosen. Each recipe follows its own
+:class:`~quant.procedure.Procedure` (learning rate, decays, phases). The protocol and the
+primary measure (the cross-entropy) were chosen on the validation split
+(docs/quant_accuracy/controls_protocol.md).
 
 For every seed it trains one arm per:
 
@@ -20,7 +22,8 @@ For every seed it trains one arm per:
 
 A control and its correct recipe share the seed (same initial weights, data order and first
 batch), so the comparison is paired: :func:`paired_t_test` is the one-sided paired t-test of
-"the control's accuracy is lower" across seeds; :func:`holm` adjusts the family of p-values.
+"the control is worse" (higher cross-entropy, or lower accuracy) across seeds; :func:`holm`
+adjusts the family of p-values.
 
 Every (arm, seed) result is cached as one JSON file (written atomically) under a folder named
 by the protocol's hash, so an interrupted benchmark resumes where it stopped and a changed

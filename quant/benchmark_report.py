@@ -174,12 +174,12 @@ def _init_text(protocol: Protocol) -> str:
             "the others trained from random weights)")
 
 
-_MEASURE_NAME = {"loss": "test cross-entropy", "accuracy": "test accuracy"}
+_MEASURE_NAME = {"loss": "cross-entropy", "accuracy": "accuracy"}
 _MEASURE_TEXT = {
-    "loss": "The primary measure is the test cross-entropy (CE, nats; H1: the control's is "
+    "loss": "The primary measure is the cross-entropy (CE, nats; H1: the control's is "
             "higher), chosen on the validation split (controls_protocol.md, second round); the "
             "accuracy test (H1: the control's accuracy is lower) is reported beside it.",
-    "accuracy": "The primary measure is the test accuracy (H1: the control's is lower); the "
+    "accuracy": "The primary measure is the accuracy (H1: the control's is lower); the "
                 "cross-entropy test (H1: the control's is higher) is reported beside it.",
 }
 
@@ -230,7 +230,8 @@ def write_report(results: Results, protocol: Protocol, arms: Sequence[str],
         f"Command: `{command}`",
         "",
         f"**Detected: {found} of {len(ctrl)} controls at p < {ALPHA} on the "
-        f"{_MEASURE_NAME[measure]}** ({sum(c.p_holm < ALPHA for c in ctrl)} after Holm; "
+        f"{pr.eval_split} {_MEASURE_NAME[measure]}** "
+        f"({sum(c.p_holm < ALPHA for c in ctrl)} after Holm; "
         f"{sum(c.test.p_value < ALPHA for c in ctrl)} on the accuracy, "
         f"{sum(c.loss_test.p_value < ALPHA for c in ctrl)} on the cross-entropy).",
         "",

@@ -126,7 +126,7 @@ def test_quick_benchmark_end_to_end_and_resumes(tmp_path: Path) -> None:
                         "--cache", str(tmp_path / "cache")]) == 0
     text = (tmp_path / "cli" / "controls.md").read_text()
     assert "controls at p < 0.05 on the test cross-entropy**" in text
-    assert "The primary measure is the test cross-entropy" in text
+    assert "The primary measure is the cross-entropy" in text
     assert bench.invocations(tmp_path / "cache", bench.QUICK)[-1]["trained"] == 0
 
 
