@@ -4,8 +4,9 @@
 
 Every run trains on the digits training split minus its held-out validation fifth
 (``quant.data.load(..., "fit")``) and is scored on that fifth (``"val"``); the test split is not
-read. For each clip decay on the grid it fine-tunes the clip recipes at W2A2 from the shared
-full-precision run (itself trained on the fit split) and reports the validation accuracy and,
+read. For each clip decay on the grid it trains the clip recipes at W2A2 as their procedures say
+(``crelu_binary`` fine-tunes from the shared full-precision run, itself trained on the fit split;
+``pact_sawb`` trains from random weights, PACT-SAWB Sec. 6) and reports the validation accuracy and,
 per clipping level, where it ended against its decay-only value (``quant.train.decay_only_curve``):
 a level that ends at its decay-only value was set by the decay, not learned.
 
@@ -80,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         min_abs_shift=("learned_shift", lambda v: float(v.abs().min())))
     md = ["# Hyperparameters chosen on the digits validation split", "",
           "Fit split: 1149 training images; validation: the other 288 of the training split "
-          "(class-stratified, fixed seed). The test split is not read. W2A2 fine-tunes from the "
-          f"full-precision run (itself trained on the fit split), seeds {seeds}.", "",
+          "(class-stratified, fixed seed). The test split is not read. W2A2, each recipe "
+          "trained as its procedure says: crelu_binary fine-tunes from the full-precision run "
+          "(itself trained on the fit split), pact_sawb trains from random weights (PACT-SAWB "
+          f"Sec. 6); seeds {seeds}.", "",
           f"Command: `python benchmarks/tune_digits.py --out {args.out} --cache {args.cache} "
           f"--seeds {args.seeds}` ({time.perf_counter() - t0:.0f} s).", "",
           "## Validation accuracy (%) by clip decay", "",
