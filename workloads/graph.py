@@ -33,6 +33,8 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
+from workloads.atomic import atomic_write_text
+
 __all__ = ["COMPUTE_OPS", "Layer", "Workload", "bytes_for"]
 
 COMPUTE_OPS = frozenset({"conv", "linear", "matmul"})
@@ -391,11 +393,9 @@ class Workload:
                    input_shape=tuple(data.get("input_shape", ())))
 
     def save(self, path: str | Path) -> None:
-        """Write JSON atomically (temp file + rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1))
-        tmp.replace(path)
+        """Write JSON atomically: a temporary file of this call's own beside ``path``
+        (``.<name>.<pid>.<random>.tmp``), fsynced, renamed over it (`workloads.atomic`)."""
+        atomic_write_text(path, json.dumps(self.to_json(), indent=1))
 
     def to_scalesim(self, path: str | Path, *, format: str = "conv") -> Path:
         """Write the compute layers as a SCALE-Sim topology CSV ("conv" or "gemm" format); see
