@@ -56,7 +56,7 @@ _PRESENTATION = frozenset({
     "dse/study/registry.py", "dse/study/tidy.py", "dse/inputs.py", "dse/simulate.py",
     "dse/compare.py", "dse/__main__.py",
     "dse/search/space.py", "dse/search/accuracy.py", "quant/train.py", "quant/table.py",
-    "quant/data.py",
+    "quant/table_checks.py", "quant/table_runs.py", "quant/table_report.py", "quant/data.py",
     "workloads/show.py",
     # the search package (a study that runs searches names "dse/search" in its CODE)
     "dse/search/__init__.py", "dse/search/__main__.py", "dse/search/cli.py",

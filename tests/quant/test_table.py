@@ -12,6 +12,7 @@ import torch
 
 from quant import table as qtable
 from quant import train as qtrain
+from quant.table_runs import _untrained_layers
 from quant.train_loop import _layer_bits
 
 
@@ -182,6 +183,6 @@ def test_targets_are_judged_on_the_real_precision(tmp_path: Path) -> None:
 
 def test_a_diverged_run_still_reports_its_body_bits() -> None:
     """A run that diverged wrote no metrics.json; its bits come from the model it would train."""
-    layers = qtable._untrained_layers(qtable.Row("wrpn", 2, 4))
+    layers = _untrained_layers(qtable.Row("wrpn", 2, 4))
     assert qtable.body_bits(layers) == (2, 4)
-    assert qtable.body_bits(qtable._untrained_layers(qtable.Row("sawb", 2, 2))) == (2, 32)
+    assert qtable.body_bits(_untrained_layers(qtable.Row("sawb", 2, 2))) == (2, 32)
