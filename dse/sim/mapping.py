@@ -366,6 +366,14 @@ class LayerPlan:
     double_buffered: bool = True
     buffer_bytes: int = 0
     precision_factor: float = 1.0
+    held_bytes: int = 0
+    """SRAM per core held beside the tile buffers for the whole layer (unified pool): a
+    recurrent layer's weights kept on chip from step to step (`dse.sim.recurrent`)."""
+
+    @property
+    def reserve_bytes(self) -> int:
+        """SRAM per core the layer occupies while it runs: its tile buffers and what it holds."""
+        return self.buffer_bytes + self.held_bytes
 
     @property
     def dram_bytes(self) -> int:

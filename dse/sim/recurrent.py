@@ -17,7 +17,10 @@ the same cores (`LayerPlan` of the whole layer):
   outputs, so together the whole tensors, as the one big GEMM moved them;
 * DRAM weights: once when a core's weights of one step fit in its free SRAM beside the step's
   tile buffers (they are the same weights every step, loaded by the first step and kept), else
-  T times (streamed again each step);
+  T times (streamed again each step). Kept weights occupy that SRAM for the whole layer: the plan
+  says so in ``held_bytes`` (unified pool), and `dse.sim.simulate`'s ledgers reserve them with
+  the tile buffers (``LayerPlan.reserve_bytes``), so no resident tensor or staged weight is
+  placed in the space they hold;
 * the on-load is the first step's, the off-load the last step's, everything in between streams
   (overlapped with compute when the step's tiles are double-buffered).
 """
@@ -68,10 +71,17 @@ def repeat_steps(plan: LayerPlan, layer: Layer, steps: int,
                  free_bytes: int | tuple[int, int, int]) -> LayerPlan:
     """The whole ``layer``: ``plan`` (one step) played ``steps`` times on the same cores
     (module docstring). ``free_bytes``: the SRAM per core the step was tiled into."""
+    split = isinstance(free_bytes, tuple)
     room = free_bytes[1] if isinstance(free_bytes, tuple) else free_bytes - plan.buffer_bytes
-    tasks = tuple(_repeat(t, steps, held=t.dram_weights <= room) for t in plan.tasks)
+    held = [t.dram_weights <= room for t in plan.tasks]
+    tasks = tuple(_repeat(t, steps, held=h) for t, h in zip(plan.tasks, held, strict=True))
+    # unified pool: the held weights occupy a core's SRAM beside its tiles for all T steps, and
+    # the ledger must reserve them (`LayerPlan.reserve_bytes`); split buffers: the filter
+    # buffer holds them, which no ledger shares
+    kept = 0 if split else max((t.dram_weights for t, h in zip(plan.tasks, held, strict=True)
+                                if h), default=0)
     return dataclasses.replace(plan, name=layer.name, tasks=tasks, macs=layer.macs,
-                               ideal_cycles=plan.ideal_cycles * steps)
+                               ideal_cycles=plan.ideal_cycles * steps, held_bytes=kept)
 
 
 def _repeat(t: CoreTask, steps: int, *, held: bool) -> CoreTask:

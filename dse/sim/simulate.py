@@ -321,7 +321,9 @@ def _plan_one(nd: _Node, nodes: dict[str, _Node], acc: Accelerator, hp: str,
 
 def _reserves(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
               hp: str, multicast: bool) -> dict[str, int]:
-    """SRAM per core each compute layer's preferred tiling uses when nothing else is on chip."""
+    """SRAM per core each compute layer's preferred tiling uses when nothing else is on chip,
+    with what it holds for the whole layer (`LayerPlan.reserve_bytes`: a recurrent layer's
+    weights kept between its steps)."""
     out: dict[str, int] = {}
     for name in order:
         nd = nodes[name]
@@ -333,7 +335,7 @@ def _reserves(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
                     raise ValueError(f"sram_kib={acc.sram_kib!r} is too small for layer "
                                      f"{name!r}: {exc}") from None
                 raise
-            out[name] = plan.buffer_bytes if plan is not None else 0
+            out[name] = plan.reserve_bytes if plan is not None else 0
     return out
 
 
@@ -499,11 +501,14 @@ def _prefetch_rule(name: str, nodes: dict[str, _Node], plans: dict[str, LayerPla
         f_in = sum(t.count * t.onload_input_bytes / t.input_sharers for t in plan.tasks)
         f_w = max(0.0, on - f_in)
     per_core = (f_in + f_w) / max(1, plan.cores_used)
-    pred_reserve = max((reserves.get(p, 0) for p in nd.preds), default=0)
+    # a predecessor's last tile frees half its tile buffers; what it holds for the whole layer
+    # (a recurrent layer's weights, `LayerPlan.held_bytes`) stays until it ends
+    pred_busy = max(((reserves.get(p, 0) + (plans[p].held_bytes if p in plans else 0)) / 2
+                     for p in nd.preds), default=0.0)
     if acc.buffers == "split":
         room = min(acc.buffer_bytes()["filter"], acc.buffer_bytes()["ifmap"]) / 2
     else:
-        room = acc.sram_bytes_per_core - pred_reserve / 2
+        room = acc.sram_bytes_per_core - pred_busy
     if per_core > room:
         return None
     inputs_ready = all(nodes[p].from_dram or not nodes[p].resident for p in nd.preds)

@@ -176,3 +176,50 @@ def test_a_time_major_lstm_rebatched_changes_its_step_count() -> None:
     for batch in (6, 3):
         row = simulate(wl, acc, batch=batch).layers.set_index("name").loc["lstm.l0.hh"]
         assert row["compute_cycles"] == T * os_cycles(batch, GATES, HIDDEN, 8, 8)
+
+
+def skip_graph() -> Workload:
+    """input -> fc0 -> hh -> cat, with fc0's output also read by cat: a tensor live across the
+    recurrent layer, competing with its kept weights for the SRAM."""
+    src = Layer(name="input", op="input", n=N, c=HIDDEN, h=T, k=HIDDEN, ho=T,
+                input_elems=N * T * HIDDEN, output_elems=N * T * HIDDEN)
+    fc0 = Layer(name="fc0", op="linear", n=N, c=HIDDEN, h=T, w=1, k=HIDDEN, ho=T, wo=1,
+                macs=N * T * HIDDEN * HIDDEN, weight_elems=HIDDEN * HIDDEN,
+                input_elems=N * T * HIDDEN, output_elems=N * T * HIDDEN)
+    width = HIDDEN + GATES
+    cat = Layer(name="cat", op="concat", n=N, c=width, h=T, k=width, ho=T,
+                input_elems=N * T * width, output_elems=N * T * width)
+    out = Layer(name="output", op="output", n=N, c=width, k=width, input_elems=N * T * width)
+    return Workload.from_layers(
+        [src, fc0, hh_layer(), cat, out], name="skip", batch=N,
+        edges=[("input", "fc0"), ("fc0", "hh"), ("hh", "cat"), ("fc0", "cat"),
+               ("cat", "output")])
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_weights_kept_between_steps_are_reserved_in_the_ledger(prefetch: bool) -> None:
+    """3 KiB of SRAM: fc0's 1280-byte output could stay on chip beside hh's step tiles, or hh
+    could keep its 2048 bytes of weights for its 10 steps - not both. The kept weights are part
+    of hh's reserve, so the ledger stores fc0's output instead, and at every step what is on chip
+    (resident tensors, tile buffers, kept weights) fits the SRAM."""
+    from dse.sim.simulate import _prepare, plan_graph
+
+    acc = one_core(sram_kib=3.0)
+    weights = HIDDEN * GATES * 2
+    nodes, order = _prepare(skip_graph(), N)
+    opts = {"high_precision": "configurable", "onchip_reuse": True, "multicast": True,
+            "persistent_weights": False, "prefetch": prefetch, "fidelity": "layer"}
+    pl = plan_graph(nodes, order, acc, opts)
+    hh = pl.plans["hh"]
+    assert hh.held_bytes == weights
+    assert hh.reserve_bytes == hh.buffer_bytes + weights
+    assert pl.reserves["hh"] >= weights
+    for j, name in enumerate(order):
+        if name in pl.plans:
+            used = pl.resident_at[j] + pl.plans[name].buffer_bytes + pl.plans[name].held_bytes
+            assert used <= acc.sram_bytes_per_core, (name, used)
+    assert not nodes["fc0"].resident  # stored: the space is the weights'
+    res = simulate(skip_graph(), acc, batch=N, prefetch=prefetch).layers.set_index("name")
+    assert res.loc["hh", "dram_read_bytes_filter"] == weights  # once, not once per step
+    fc0_out = N * T * HIDDEN * 2
+    assert res.loc["fc0", "dram_write_bytes_ofmap"] == fc0_out  # the consequence: it spills
