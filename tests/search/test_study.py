@@ -1,5 +1,5 @@
 """studies.wrpn_vs_pact_search: grid validation, the summary's arithmetic, and evaluate() /
-_uniform_baseline() on a tiny workload (each space enumerated, the real simulator), checked
+uniform_baseline() on a tiny workload (each space enumerated, the real simulator), checked
 against closed-form core counts and a brute-force simulation of every design."""
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def test_summary_names_the_formulations_coverage_and_edges():
         "less than 1 %" in notes
 
 
-# -- evaluate() and _uniform_baseline() on a tiny configuration --------------------------------
+# -- evaluate() and uniform_baseline() on a tiny configuration ---------------------------------
 TINY = {"trials": 6, "mixed_trials": 10, "bandwidth": (8.0,), "mixed_bandwidth": 32.0,
         "mac_bits": ("2x2", "8x8"), "mixed_mac_bits": ("2x2", "4x4"),
         "sram_kib": (256.0, 1024.0), "mixed_bits": (1, 2, 4), "schedule_groups": (1, 2),
@@ -141,7 +141,7 @@ def _tiny_workload(point, _ctx):
 def tiny_rows():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(s, "_workload", _tiny_workload)
-        mp.setattr(s, "_proxy", lambda _p, wl, _c: tiny_proxy(wl))
+        mp.setattr(s, "accuracy_proxy", lambda _p, wl, _c: tiny_proxy(wl))
         points = s.grid({**s.PARAMS, **TINY})
         rows = [r for p in points for r in s.evaluate(p, Context())]
     return pd.DataFrame(rows)
