@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
@@ -345,9 +344,9 @@ class MeasuredAccuracy:
             except json.JSONDecodeError:
                 log.warning("ignoring unreadable accuracy cache %s", self.cache_path)
         merged.update(self._cache)
-        tmp = self.cache_path.with_name(f"{self.cache_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(merged, indent=0, sort_keys=True))
-        tmp.replace(self.cache_path)
+        from dse.study.atomic import atomic_write_text
+
+        atomic_write_text(self.cache_path, json.dumps(merged, indent=0, sort_keys=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "measured", "label": self.label,

@@ -9,7 +9,6 @@ Reads the study; simulates only the best design again, to write its full result.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
@@ -19,7 +18,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from dse.search.problem import (
     trial_metrics,
 )
 from dse.search.space import apply_layer_bits
+from dse.study.atomic import atomic_create, atomic_write, atomic_write_text, remove_stale_temps
 
 __all__ = ["best_trial", "pareto_front", "plot_pareto", "table_columns", "trials_frame",
            "write_reports", "write_summary", "write_tables"]
@@ -128,9 +128,13 @@ class _TableWriter:
         self.me = {"host": socket.gethostname(), "pid": os.getpid()}
 
     def start(self, study: optuna.Study, *, rewrite: bool) -> None:
-        """Write trials.csv afresh (header and every finished trial so far) when ``rewrite`` (the
-        process that opened the study, before its workers start) or when the file is missing or
-        has another header (another study in this folder, a torn or edited file)."""
+        """Remove the temporary files that processes killed mid-write left in the folder (only
+        ``.<name>.<pid>.<random>.tmp`` of pids no longer running: `remove_stale_temps`, as the
+        study runner does), then write trials.csv afresh (header and every finished trial so
+        far) when ``rewrite`` (the process that opened the study, before its workers start) or
+        when the file is missing or has another header (another study in this folder, a torn or
+        edited file)."""
+        remove_stale_temps(self.out)
         path = self.out / "trials.csv"
         if self.cols is None:
             self.cols = _columns([_trial_row(t) for t in study.get_trials(deepcopy=False)])
@@ -214,11 +218,8 @@ class _TableWriter:
     def _append(self, path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append ``rows`` in one write (creating the file with its header if it is missing)."""
         if not path.exists():  # created whole by a hard link: no reader sees it headless
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(self._csv([], header=True))
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-            tmp.unlink()
+            head = self._csv([], header=True)
+            atomic_create(path, lambda p: p.write_bytes(head))
         if not rows:
             return
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
@@ -228,9 +229,8 @@ class _TableWriter:
             os.close(fd)
 
     def _replace(self, path: Path, lines: Sequence[list[Any]]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(self._csv(lines, header=True))
-        os.replace(tmp, path)
+        data = self._csv(lines, header=True)
+        atomic_write(path, lambda p: p.write_bytes(data))
 
 
 def _header(path: Path) -> list[str] | None:
@@ -268,9 +268,7 @@ def pareto_front(df: pd.DataFrame, objectives: Mapping[str, str] | Sequence[str]
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: df.to_csv(p, index=False))
 
 
 def write_tables(study: optuna.Study, out: Path, objectives: Sequence[str]) -> pd.DataFrame:
@@ -310,11 +308,14 @@ def plot_pareto(df: pd.DataFrame, objectives: Sequence[str], path: Path, title: 
     ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
-    for fmt, target in (("svg", path.with_suffix(".svg")), ("png", path)):
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.{fmt}")
-        fig.savefig(tmp, dpi=150, format=fmt)
-        os.replace(tmp, target)
-    plt.close(fig)
+    def save(fmt: str) -> Callable[[Path], None]:
+        return lambda p: fig.savefig(p, dpi=150, format=fmt)
+
+    try:
+        for fmt, target in (("svg", path.with_suffix(".svg")), ("png", path)):
+            atomic_write(target, save(fmt))
+    finally:
+        plt.close(fig)
 
 
 AXIS_LABELS = {"images_per_s": "throughput (images/s)", "energy_j": "energy per batch (J)",
@@ -382,9 +383,7 @@ def write_reports(study: optuna.Study, problem: Problem, out: str | Path) -> pd.
            "accuracy_proxy": trial_metrics(best).get("accuracy_proxy"),
            "accuracy_model": trial_metrics(best).get("accuracy_model"),
            "metrics": {k: _jsonable(v) for k, v in res.to_dict().items()}}
-    tmp = out / f".best.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(doc, indent=1, default=str))
-    os.replace(tmp, out / "best.json")
+    atomic_write_text(out / "best.json", json.dumps(doc, indent=1, default=str))
     from dse.study.tidy import tidy
 
     _atomic_csv(tidy(res.layers), out / "best_layers.csv")  # integer cycles, exact zeros
@@ -398,9 +397,7 @@ def write_summary(study: optuna.Study, problem: Problem, out: Path,
     space, best design, edge warnings) and return its lines."""
     metrics = trial_metrics(best) if best is not None else None
     lines = summary_lines(study, problem.space, problem.workload, problem.sampler, best, metrics)
-    tmp = out / f".summary.txt.{os.getpid()}.tmp"
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "summary.txt")
+    atomic_write_text(out / "summary.txt", "\n".join(lines) + "\n")
     return lines
 
 

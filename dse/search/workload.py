@@ -85,13 +85,11 @@ def prepare_workload(model: str, recipe: str, out: Path, *, w_bits: int, a_bits:
     modules = {la.name: la.module for la in wl.compute_layers()}
     proxy = ProxyAccuracy.from_model(float_model, modules, shape, sensitivity=sensitivity,
                                      seed=seed)
+    from dse.study.atomic import atomic_write_text
+
     wl.save(wl_path)
-    tmp = acc_path.with_name(acc_path.name + ".tmp")
-    tmp.write_text(json.dumps(proxy.to_dict()))
-    tmp.replace(acc_path)
-    tmp = src_path.with_name(src_path.name + ".tmp")
-    tmp.write_text(json.dumps(source))
-    tmp.replace(src_path)  # written last: it vouches for the two files before it
+    atomic_write_text(acc_path, json.dumps(proxy.to_dict()))
+    atomic_write_text(src_path, json.dumps(source))  # written last: it vouches for the two before
     return wl, proxy
 
 

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text", "remove_stale_temps"]
+__all__ = ["atomic_create", "atomic_write", "atomic_write_text", "remove_stale_temps"]
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,7 @@ def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
     The file gets the mode a plain ``open(path, "w")`` would give it (0666 less the umask), not
     the 0600 of `tempfile.mkstemp`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
-                                    dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temp_beside(path)
     try:
         writer(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
@@ -41,6 +37,35 @@ def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_create(path: str | Path, writer: Callable[[Path], object]) -> bool:
+    """Create ``path`` whole unless it exists: ``writer(tmp)`` on a temporary beside it (named
+    as `atomic_write` names its own), then a hard link ``tmp -> path``, which fails rather than
+    overwrite, so of several processes creating one file the first wins and no reader sees it
+    half-written. True when this call created the file."""
+    path = Path(path)
+    tmp = _temp_beside(path)
+    try:
+        writer(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _temp_beside(path: Path) -> Path:
+    """A new empty file ``.<name>.<pid>.<random>.tmp`` in ``path``'s folder (created if
+    missing): the name `remove_stale_temps` recognises."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                    dir=path.parent)
+    os.close(fd)
+    return Path(tmp_name)
 
 
 _TEMP_NAME = re.compile(r"\.(?P<target>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp")

@@ -81,3 +81,20 @@ def test_a_study_run_removes_the_litter_of_a_killed_run(fake_study, tmp_path: Pa
     assert not [p for p in litter if p.exists()]
     assert all(p.exists() for p in mine)
     assert sorted(p.name for p in cache.iterdir()) == sorted([*entries, "notes.txt"])
+
+
+def test_atomic_create_never_overwrites_and_leaves_no_temporary(tmp_path: Path) -> None:
+    from dse.study.atomic import atomic_create
+
+    path = tmp_path / "sub" / "trials.csv"
+    assert atomic_create(path, lambda p: p.write_text("first\n"))
+    assert not atomic_create(path, lambda p: p.write_text("second\n"))  # another got there first
+    assert path.read_text() == "first\n"
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not mkstemp's 0600
+    assert [p.name for p in path.parent.iterdir()] == ["trials.csv"]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
