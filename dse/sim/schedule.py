@@ -18,11 +18,14 @@ whole micro-batch is one tensor, as the batch is layer by layer):
 
 All groups share the DRAM (`dse.sim.dram.MemorySystem`). A tensor that another group reads
 crosses the on-chip network (`dse.sim.network.Network`, ``noc`` = bus | mesh) from the
-producer's SRAM into the consumer's input buffer (each group sends its tensors one after
+producer into the consumer's input buffer (each group sends its tensors one after
 another, in order, as one DMA engine would), or, with ``noc="none"``, is stored to DRAM and
-loaded back. Weights that fit beside a group's working set are loaded for the first image and
-stay on chip for the rest of the stream (`dse.sim.simulate`'s ``persistent_weights`` from the
-second image on): a stage owns its layers. Each micro-batch is planned as a batch of its own.
+loaded back. The input buffer takes the receiver's SRAM for the whole stream (`_inboxes`): as
+many images as fit, at most ``buffer_images``; when not one fits, its inbound tensors go through
+DRAM as with ``noc="none"``. Weights that fit beside a group's working set are loaded for the
+first image and stay on chip for the rest of the stream (`dse.sim.simulate`'s
+``persistent_weights`` from the second image on): a stage owns its layers. Each micro-batch is
+planned as a batch of its own.
 
 Results: ``latency_s`` is the first image's latency, ``images_per_s`` the steady-state rate
 (completions after the first wave over the time they took), ``makespan_s`` the whole stream;
@@ -55,6 +58,7 @@ from dse.sim.simulate import (
     _Node,
     _plan_one,
     _prepare,
+    _reserves,
     layer_tally,
     memory_system,
     plan_graph,
@@ -68,12 +72,15 @@ __all__ = ["STAGE_COLUMNS", "balance", "run_schedule"]
 
 STAGE_COLUMNS = ("group", "cores", "mac_bits", "array", "layers", "first_layer", "last_layer",
                  "images", "busy_s", "compute_s", "stalled_s", "starved_s", "blocked_s",
-                 "busy_fraction", "noc_in_bytes", "noc_out_bytes")
+                 "busy_fraction", "noc_in_bytes", "noc_out_bytes", "buffer_images",
+                 "inbox_bytes")
 """The per-group table: ``busy_s`` from a group's first layer start to its last layer's end,
 summed over its images; ``compute_s`` its array time; ``stalled_s`` = busy - compute (DRAM and
 network waits, on-/off-load); ``starved_s`` waiting for an input tensor; ``blocked_s`` waiting for
 a free slot in a downstream group's input buffer (or, layer by layer, for the previous image);
-``busy_fraction`` = busy / makespan."""
+``busy_fraction`` = busy / makespan; ``buffer_images`` the images the group's input buffer holds
+on chip (`_inboxes`: 0 when its inbound tensors come through DRAM, or it reads none from other
+groups) and ``inbox_bytes`` the SRAM they take (all its cores), charged to its ledger."""
 
 
 # -- groups and stages -----------------------------------------------------------------------------
@@ -217,12 +224,17 @@ def balance(nodes: dict[str, _Node], order: list[str], gaccs: tuple[Accelerator,
 
 
 def _subgraph(nodes: dict[str, _Node], order: list[str], assign: dict[str, int] | None, g: int,
-              via_noc: bool) -> tuple[dict[str, _Node], list[str], list[str], dict[str, list[int]]]:
+              via_noc: bool, spill: frozenset[int] = frozenset(),
+              ) -> tuple[dict[str, _Node], list[str], list[str], dict[str, list[int]]]:
     """Group ``g``'s nodes (fresh copies): its layers, the network input they read, and one
     placeholder input per tensor from another group - resident (it arrives over the network
-    into the input buffer) or in DRAM (``noc="none"``). Returns them, their order, the
-    placeholders (which wait for their tensor's arrival) and, per layer, the groups that read
-    its output."""
+    into the input buffer) or in DRAM (``noc="none"``, or a receiving group in ``spill`` whose
+    input buffer does not fit its SRAM, `_inboxes`). Returns them, their order, the placeholders
+    (which wait for their tensor's arrival) and, per layer, the groups that read its output.
+
+    A tensor sent over the network is written into the receiver's input buffer as it is
+    produced; the sender keeps it on chip only for its own consumers, if its ledger has room
+    (else it stores it to DRAM for them)."""
     sub: dict[str, _Node] = {}
     heads: list[str] = []  # graph inputs and placeholders: no predecessors in the group
     fed: list[str] = []
@@ -238,9 +250,10 @@ def _subgraph(nodes: dict[str, _Node], order: list[str], assign: dict[str, int] 
                 sub[p] = dataclasses.replace(pn, preds=[], succs=[])
                 heads.append(p)
             elif assign is not None and assign[p] != g:
+                noc_in = via_noc and g not in spill
                 sub[p] = dataclasses.replace(
                     pn, layer=dataclasses.replace(pn.layer, op="input"), preds=[], succs=[],
-                    from_dram=not via_noc, resident=via_noc, to_dram=False, fused=())
+                    from_dram=not noc_in, resident=noc_in, to_dram=False, fused=())
                 heads.append(p)
                 fed.append(p)
     for n in mine:
@@ -250,9 +263,11 @@ def _subgraph(nodes: dict[str, _Node], order: list[str], assign: dict[str, int] 
                           and s in assign and assign[s] != g})
         if outside:
             sends[n] = outside
-        sub[n] = dataclasses.replace(nd, preds=list(nd.preds), succs=inside,
-                                     to_dram=nd.to_dram or (bool(outside) and not via_noc),
-                                     resident=bool(outside) and via_noc)
+        by_dram = [h for h in outside if not via_noc or h in spill]
+        to_dram = nd.to_dram or bool(by_dram)
+        sub[n] = dataclasses.replace(nd, preds=list(nd.preds), succs=inside, to_dram=to_dram,
+                                     resident=len(by_dram) < len(outside) and not inside
+                                     and not to_dram)
         for p in nd.preds:
             if p in heads:
                 sub[p].succs.append(n)
@@ -277,17 +292,46 @@ class _Group:
     runs: list[tuple[int, dict[str, Record], dict[str, _Node], Planned]]
 
 
+def _inboxes(nodes: dict[str, _Node], order: list[str], assign: dict[str, int],
+             gaccs: tuple[Accelerator, ...], options: dict[str, Any],
+             want: int) -> tuple[int, ...]:
+    """Images each group's input buffer holds on chip: ``want`` (``buffer_images``; 1 for one
+    image at a time) or as many as fit its SRAM beside its largest reserve, at least one; 0 when
+    not even one image's inbound tensors fit (or its buffers keep nothing between layers:
+    ``split`` buffers, ``onchip_reuse=False``) - then they come through DRAM.
+
+    The receiving group holds the buffer, as a core's memory receives a transferred tensor in
+    Stream (KULeuven-MICAS/stream, ``Accelerator.transfer_tensor_to_core``: the receiver must
+    have room, else tensors are evicted off chip). It is allocated for the whole stream, so
+    `plan_graph` charges it at every step of the group's ledger (``held_bytes``)."""
+    out = []
+    for g, gacc in enumerate(gaccs):
+        sub, gorder, fed, _ = _subgraph(nodes, order, assign, g, via_noc=True)
+        in_bytes = sum(sub[p].out_bytes for p in fed)
+        if in_bytes <= 0:
+            out.append(0)
+            continue
+        if gacc.buffers == "split" or not options["onchip_reuse"]:
+            out.append(0)
+            continue
+        reserves = _reserves(sub, gorder, gacc, options["high_precision"], options["multicast"])
+        room = (gacc.sram_bytes_per_core - max(reserves.values(), default=0)) * gacc.cores
+        out.append(max(0, min(want, room // in_bytes)))
+    return tuple(out)
+
+
 def _group(g: int, gacc: Accelerator, nodes: dict[str, _Node], order: list[str],
            assign: dict[str, int] | None, via_noc: bool, options: dict[str, Any],
-           pool: CorePool) -> _Group:
+           pool: CorePool, spill: frozenset[int], inbox_bytes: int) -> _Group:
     plans = []
     for opts in (options, {**options, "persistent_weights": True}):
         # fresh nodes for each plan: planning marks the tensors it keeps resident
-        sub, gorder, fed, sends = _subgraph(nodes, order, assign, g, via_noc)
-        plans.append((sub, plan_graph(sub, gorder, gacc, opts)))
-    return _Group(g, gacc, plans[0], plans[1], gorder, fed, sends, pool,
-                  dict.fromkeys(("images", "busy_s", "compute_s", "starved_s", "blocked_s",
-                                 "noc_in_bytes", "noc_out_bytes"), 0.0), [])
+        sub, gorder, fed, sends = _subgraph(nodes, order, assign, g, via_noc, spill)
+        plans.append((sub, plan_graph(sub, gorder, gacc, opts, held_bytes=inbox_bytes)))
+    stats = dict.fromkeys(("images", "busy_s", "compute_s", "starved_s", "blocked_s",
+                           "noc_in_bytes", "noc_out_bytes", "buffer_images"), 0.0)
+    stats["inbox_bytes"] = float(inbox_bytes)
+    return _Group(g, gacc, plans[0], plans[1], gorder, fed, sends, pool, stats, [])
 
 
 def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
@@ -314,6 +358,11 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
     else:
         assign = balance(nodes, order, gaccs, options)
     via_noc = acc.noc != "none" and assign is not None and len(gaccs) > 1
+    # images each group's input buffer holds on chip (0: its inbound tensors spill to DRAM)
+    want = 1 if schedule == "layer_by_layer" else buffer_images
+    slots = _inboxes(nodes, order, assign, gaccs, options, want) \
+        if via_noc and assign is not None else (0,) * len(gaccs)
+    spill = frozenset(g for g in range(len(gaccs)) if via_noc and not slots[g])
     env = CountingEnvironment()
     mem = memory_system(env, acc)
     noc = Network(env, topology=acc.noc, groups=len(gaccs),
@@ -327,7 +376,11 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
         pool = CorePool(env, gacc.cores, first_id)
         twin = planned.get(gacc) if assign is None else None
         if twin is None:
-            grp = _group(g, gacc, nodes, order, assign, via_noc, options, pool)
+            inbox = 0
+            if slots[g]:
+                fed = _subgraph(nodes, order, assign, g, via_noc)[2]
+                inbox = slots[g] * sum(nodes[p].out_bytes for p in fed)
+            grp = _group(g, gacc, nodes, order, assign, via_noc, options, pool, spill, inbox)
             planned.setdefault(gacc, grp)
         else:  # the same graph on the same kind of group: share its (read-only) plans
             grp = dataclasses.replace(twin, index=g, pool=pool, runs=[],
@@ -344,14 +397,15 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
 
     def send(k: int, grp: _Group, n: str, dsts: list[int],
              ready: simpy.Event) -> Generator[simpy.Event, Any, None]:
-        yield ready
-        if noc is not None:
+        yield ready  # a spilled receiver's copy is in DRAM once its producer has finished
+        on_noc = [h for h in dsts if h not in spill]
+        if noc is not None and on_noc:
             nbytes = nodes[n].out_bytes
             with outbox[grp.index].request() as turn:  # one sending engine per group, FIFO
                 yield turn
-                yield noc.send(grp.index, dsts, nbytes)
+                yield noc.send(grp.index, on_noc, nbytes)
             grp.stats["noc_out_bytes"] += nbytes
-            for h in dsts:
+            for h in on_noc:
                 grps[h].stats["noc_in_bytes"] += nbytes
         for h in dsts:
             arrive[(k, n, h)].succeed()
@@ -378,8 +432,10 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
     def stage(grp: _Group) -> Generator[simpy.Event, Any, None]:
         for k in range(steps):
             t0 = env.now
-            waits = [stage_done[h][k - buffer_images] for h in downstream[grp.index]
-                     if k >= buffer_images]
+            # a free slot in each receiver's input buffer: the images it holds on chip, or
+            # buffer_images in DRAM when it spills
+            waits = [stage_done[h][k - (slots[h] or buffer_images)]
+                     for h in downstream[grp.index] if k >= (slots[h] or buffer_images)]
             if schedule == "layer_by_layer" and k > 0:
                 waits.append(image_done[k - 1])
             if waits:
@@ -407,6 +463,8 @@ def run_schedule(workload: Workload, acc: Accelerator, batch: int, em: Any,
         for k in range(steps):
             env.process(image(k))
     env.run()
+    for grp in grps:
+        grp.stats["buffer_images"] = slots[grp.index]
     return _collect_stream(workload, acc, batch, grps, finished, env, mem, noc, em,
                            {**options, "schedule": schedule, "groups": len(grps),
                             "buffer_images": buffer_images, "micro_batch": micro_batch},
@@ -480,6 +538,7 @@ def _collect_stream(workload: Workload, acc: Accelerator, batch: int, grps: list
             "starved_s": st["starved_s"], "blocked_s": st["blocked_s"],
             "busy_fraction": st["busy_s"] / makespan if makespan > 0 else 0.0,
             "noc_in_bytes": int(st["noc_in_bytes"]), "noc_out_bytes": int(st["noc_out_bytes"]),
+            "buffer_images": int(st["buffer_images"]), "inbox_bytes": int(st["inbox_bytes"]),
         })
     return SimResult(
         workload=workload.name, accelerator=acc.name, batch=batch, latency_s=first,

@@ -198,11 +198,14 @@ class Planned:
 
 
 def plan_graph(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
-               options: dict[str, Any]) -> Planned:
-    """Steps 2-4b of the pipeline (module docstring) for ``nodes`` on ``acc``."""
+               options: dict[str, Any], held_bytes: int = 0) -> Planned:
+    """Steps 2-4b of the pipeline (module docstring) for ``nodes`` on ``acc``. ``held_bytes``
+    (all cores): SRAM taken at every step by something outside the graph - a core group's
+    input buffer for tensors from other groups (`dse.sim.schedule`)."""
     hp, multicast = options["high_precision"], options["multicast"]
     reserves = _reserves(nodes, order, acc, hp, multicast)  # 2. per-layer SRAM needs
-    resident_at = _residency(nodes, order, acc, reserves, options["onchip_reuse"])  # 3. ledger
+    resident_at = _residency(nodes, order, acc, reserves, options["onchip_reuse"],
+                             held_bytes)  # 3. ledger
     pinned = _pin_weights(nodes, order, acc, reserves, resident_at) \
         if options["persistent_weights"] else frozenset()  # 3b. weights kept across inferences
     staged = _stage_weights(nodes, order, acc, reserves, resident_at, pinned) \
@@ -340,17 +343,18 @@ def _reserves(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
 
 
 def _residency(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
-               reserves: dict[str, int], enabled: bool) -> list[int]:
+               reserves: dict[str, int], enabled: bool, held_bytes: int = 0) -> list[int]:
     """Greedy SRAM ledger in topological order; returns resident bytes (all cores) at each step.
 
     A tensor occupies ``out_bytes / cores`` of every core from its producer's step to its last
     consumer's step. It is kept iff ``(resident + out_bytes) / cores + reserve(step) <= sram`` at
     every step of that range; else it is stored to DRAM and consumers read it from there.
     Split ifmap/filter/ofmap buffers hold a layer's tiles only (SCALE-Sim's organisation): every
-    tensor then goes through DRAM.
+    tensor then goes through DRAM. ``held_bytes``: on chip at every step before any tensor
+    (`plan_graph`), so every later ledger and plan sees it.
     """
     pos = {n: i for i, n in enumerate(order)}
-    resident = [0] * len(order)
+    resident = [held_bytes] * len(order)
     if not enabled or acc.buffers == "split":
         return resident
     cap = acc.sram_bytes_per_core
