@@ -203,12 +203,13 @@ def plan_graph(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
     (all cores): SRAM taken at every step by something outside the graph - a core group's
     input buffer for tensors from other groups (`dse.sim.schedule`)."""
     hp, multicast = options["high_precision"], options["multicast"]
-    reserves = _reserves(nodes, order, acc, hp, multicast)  # 2. per-layer SRAM needs
+    held: dict[str, int] = {}
+    reserves = _reserves(nodes, order, acc, hp, multicast, held)  # 2. per-layer SRAM needs
     resident_at = _residency(nodes, order, acc, reserves, options["onchip_reuse"],
                              held_bytes)  # 3. ledger
     pinned = _pin_weights(nodes, order, acc, reserves, resident_at) \
         if options["persistent_weights"] else frozenset()  # 3b. weights kept across inferences
-    staged = _stage_weights(nodes, order, acc, reserves, resident_at, pinned) \
+    staged = _stage_weights(nodes, order, acc, reserves, resident_at, pinned, held) \
         if options["prefetch"] else {}  # 3c. layers whose weights all load ahead of them
     plans = _plan(nodes, order, acc, hp, resident_at, multicast, pinned, staged)  # 4. tile
     units = _units(plans, acc, nodes) if options["fidelity"] == "tile" else {}  # 4b. tile loops
@@ -323,10 +324,10 @@ def _plan_one(nd: _Node, nodes: dict[str, _Node], acc: Accelerator, hp: str,
 
 
 def _reserves(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
-              hp: str, multicast: bool) -> dict[str, int]:
+              hp: str, multicast: bool, held: dict[str, int] | None = None) -> dict[str, int]:
     """SRAM per core each compute layer's preferred tiling uses when nothing else is on chip,
     with what it holds for the whole layer (`LayerPlan.reserve_bytes`: a recurrent layer's
-    weights kept between its steps)."""
+    weights kept between its steps; that part per layer goes into ``held`` when given)."""
     out: dict[str, int] = {}
     for name in order:
         nd = nodes[name]
@@ -339,6 +340,8 @@ def _reserves(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
                                      f"{name!r}: {exc}") from None
                 raise
             out[name] = plan.reserve_bytes if plan is not None else 0
+            if held is not None and plan is not None and plan.held_bytes:
+                held[name] = plan.held_bytes
     return out
 
 
@@ -395,7 +398,7 @@ def _pin_weights(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
 
 def _stage_weights(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
                    reserves: dict[str, int], resident_at: list[int],
-                   pinned: frozenset[str]) -> dict[str, str]:
+                   pinned: frozenset[str], kept: dict[str, int] | None = None) -> dict[str, str]:
     """Layers whose weights all prefetch (``prefetch``, unified buffers), each mapped to the layer
     whose start begins its prefetch - as many steps ahead as capacity allows.
 
@@ -403,7 +406,9 @@ def _stage_weights(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
     occupy SRAM from the step their prefetch starts to the layer's own step. They are staged from
     the earliest step s < j such that, at every step in [s, j], the resident tensors, the pinned
     and already staged weights, these weights and that step's reserve fit in every core. The layer
-    then tiles with its weights on chip and streams none.
+    then tiles with its weights on chip and streams none. ``kept``: the part of a recurrent
+    layer's reserve that is its own weights kept between steps (`_reserves`) - staged, they are
+    those weights, so its own step counts them once.
     """
     if acc.buffers == "split":
         return {}
@@ -411,11 +416,14 @@ def _stage_weights(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
     held = sum(nodes[n].layer.weight_bytes for n in pinned)
     load = [resident_at[t] + held + reserves.get(order[t], 0) * acc.cores
             for t in range(len(order))]
+    kept = kept or {}
     staged: dict[str, str] = {}
     for j, name in enumerate(order):
         nd = nodes[name]
         w = nd.layer.weight_bytes
-        if not nd.layer.is_compute or name in pinned or w <= 0 or load[j] + w > cap or j == 0:
+        own = kept.get(name, 0) * acc.cores
+        if not nd.layer.is_compute or name in pinned or w <= 0 or load[j] - own + w > cap \
+                or j == 0:
             continue
         s = j
         while s > 0 and load[s - 1] + w <= cap and nodes[order[s - 1]].layer.op != "input":
@@ -423,6 +431,7 @@ def _stage_weights(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
         if s == j:
             continue
         staged[name] = order[s]
+        load[j] -= own
         for t in range(s, j + 1):
             load[t] += w
     return staged

@@ -223,3 +223,25 @@ def test_weights_kept_between_steps_are_reserved_in_the_ledger(prefetch: bool) -
     assert res.loc["hh", "dram_read_bytes_filter"] == weights  # once, not once per step
     fc0_out = N * T * HIDDEN * 2
     assert res.loc["fc0", "dram_write_bytes_ofmap"] == fc0_out  # the consequence: it spills
+
+
+def test_staged_weights_of_a_recurrent_layer_are_its_kept_weights_counted_once() -> None:
+    """5 KiB with prefetch: hh's weights can be staged beside fc0's resident output (1280 B) and
+    hh's step tiles - the weights it would keep between steps are those very weights, so the
+    staging ledger counts them once, not on top of its reserve (which would need 6 KiB)."""
+    from dse.sim.simulate import _prepare, plan_graph
+
+    acc = one_core(sram_kib=5.0)
+    weights = HIDDEN * GATES * 2
+    nodes, order = _prepare(skip_graph(), N)
+    opts = {"high_precision": "configurable", "onchip_reuse": True, "multicast": True,
+            "persistent_weights": False, "prefetch": True, "fidelity": "layer"}
+    pl = plan_graph(nodes, order, acc, opts)
+    assert "hh" in pl.staged
+    assert nodes["fc0"].resident
+    j = order.index("hh")
+    hh = pl.plans["hh"]
+    assert hh.held_bytes == 0  # nothing to load between steps: the staged weights are on chip
+    assert pl.resident_at[j] + weights + hh.buffer_bytes <= acc.sram_bytes_per_core
+    res = simulate(skip_graph(), acc, batch=N).layers.set_index("name")
+    assert res.loc["hh", "dram_read_bytes_filter"] == weights
