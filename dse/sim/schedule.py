@@ -296,9 +296,10 @@ def _inboxes(nodes: dict[str, _Node], order: list[str], assign: dict[str, int],
              gaccs: tuple[Accelerator, ...], options: dict[str, Any],
              want: int) -> tuple[int, ...]:
     """Images each group's input buffer holds on chip: ``want`` (``buffer_images``; 1 for one
-    image at a time) or as many as fit its SRAM beside its largest reserve, at least one; 0 when
-    not even one image's inbound tensors fit (or its buffers keep nothing between layers:
-    ``split`` buffers, ``onchip_reuse=False``) - then they come through DRAM.
+    image at a time), or fewer - as many as fit its SRAM beside its largest layer reserve; 0 when
+    not even one image's inbound tensors fit, or its buffers keep nothing between layers
+    (``split`` buffers, ``onchip_reuse=False``): then they come through DRAM. 0 also for a group
+    that reads nothing from other groups.
 
     The receiving group holds the buffer, as a core's memory receives a transferred tensor in
     Stream (KULeuven-MICAS/stream, ``Accelerator.transfer_tensor_to_core``: the receiver must
@@ -308,10 +309,7 @@ def _inboxes(nodes: dict[str, _Node], order: list[str], assign: dict[str, int],
     for g, gacc in enumerate(gaccs):
         sub, gorder, fed, _ = _subgraph(nodes, order, assign, g, via_noc=True)
         in_bytes = sum(sub[p].out_bytes for p in fed)
-        if in_bytes <= 0:
-            out.append(0)
-            continue
-        if gacc.buffers == "split" or not options["onchip_reuse"]:
+        if in_bytes <= 0 or gacc.buffers == "split" or not options["onchip_reuse"]:
             out.append(0)
             continue
         reserves = _reserves(sub, gorder, gacc, options["high_precision"], options["multicast"])
