@@ -64,7 +64,7 @@ def plot_comparison(df: pd.DataFrame, title: str, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dse.study.report import atomic_write
+    from dse.study.plots import save_figure
 
     names = list(df["design"])
     x = range(len(names))
@@ -89,7 +89,7 @@ def plot_comparison(df: pd.DataFrame, title: str, out: Path) -> list[Path]:
     fig.suptitle(title)
     fig.tight_layout()
     def save(fmt: str) -> Path:
-        return atomic_write(out / f"compare.{fmt}", lambda p: fig.savefig(p, format=fmt))
+        return save_figure(fig, out / f"compare.{fmt}", fmt)  # byte-reproducible
 
     try:
         return [save("png"), save("svg")]

@@ -123,10 +123,23 @@ def plot_trajectories(results: Results, recipes: Sequence[str], seed: int,
     fig.tight_layout()
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p, dpi=150)
-    plt.close(fig)
+    try:
+        for p in paths:
+            _save_figure(fig, p)
+    finally:
+        plt.close(fig)
     return paths
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    """``fig.savefig(path, dpi=150)``, byte-reproducible: an SVG without a Date and with ids
+    salted by a fixed ``svg.hashsalt`` (only for this call) instead of random ones; a PNG has
+    neither. (`dse.study.plots.save_figure` does the same downstream; quant may not import it.)"""
+    import matplotlib
+
+    svg = path.suffix == ".svg"
+    with matplotlib.rc_context({"svg.hashsalt": "qdse"}):
+        fig.savefig(path, dpi=150, metadata={"Date": None} if svg else None)
 
 
 def _trajectory_rows(results: Results, recipes: Sequence[str],

@@ -18,7 +18,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +286,8 @@ def plot_pareto(df: pd.DataFrame, objectives: Sequence[str], path: Path, title: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from dse.study.plots import save_figure
+
     x = objectives[0]
     y = objectives[1] if len(objectives) > 1 else ("area" if x != "area" else "images_per_s")
     front = pareto_front(df, {x: OBJECTIVES[x], y: OBJECTIVES[y]})
@@ -308,12 +310,9 @@ def plot_pareto(df: pd.DataFrame, objectives: Sequence[str], path: Path, title: 
     ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
-    def save(fmt: str) -> Callable[[Path], None]:
-        return lambda p: fig.savefig(p, dpi=150, format=fmt)
-
-    try:
+    try:  # atomic and byte-reproducible
         for fmt, target in (("svg", path.with_suffix(".svg")), ("png", path)):
-            atomic_write(target, save(fmt))
+            save_figure(fig, target, fmt, dpi=150)
     finally:
         plt.close(fig)
 

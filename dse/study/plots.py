@@ -15,7 +15,24 @@ from dse.study.tables import format_value
 if TYPE_CHECKING:
     from dse.study.report import Plot
 
-__all__ = ["plot"]
+__all__ = ["SVG_HASHSALT", "plot", "save_figure"]
+
+SVG_HASHSALT = "qdse"
+"""matplotlib's ``svg.hashsalt`` while a figure is written: the SVG's clip-path and glyph ids
+are hashes of their content and this salt, instead of random (matplotlib's default)."""
+
+
+def save_figure(fig: Any, path: str | Path, fmt: str, **savefig_kwargs: Any) -> Path:
+    """Write ``fig`` to ``path`` in format ``fmt`` atomically (`atomic_write`) and
+    byte-reproducibly: the same figure gives the same bytes in every run. An SVG gets no Date in
+    its metadata and ids salted with `SVG_HASHSALT` (set only for this call: the user's
+    rcParams are left as they were); a PNG (Agg) holds no date or random part to begin with."""
+    import matplotlib
+
+    metadata = {"Date": None} if fmt == "svg" else None
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
+        return atomic_write(path, lambda p: fig.savefig(p, format=fmt, metadata=metadata,
+                                                        **savefig_kwargs))
 
 
 def plot(spec: Plot, path: str | Path) -> Path:
@@ -77,9 +94,8 @@ def plot(spec: Plot, path: str | Path) -> Path:
     path = Path(path)
     # "tight": the canvas grows to hold the legend beside the axes instead of shrinking them
     try:
-        atomic_write(path.with_suffix(".svg"),
-                     lambda p: fig.savefig(p, format="svg", bbox_inches="tight"))
-        return atomic_write(path, lambda p: fig.savefig(p, format="png", bbox_inches="tight"))
+        save_figure(fig, path.with_suffix(".svg"), "svg", bbox_inches="tight")
+        return save_figure(fig, path, "png", bbox_inches="tight")
     finally:
         plt.close(fig)
 
