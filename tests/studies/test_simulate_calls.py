@@ -31,7 +31,10 @@ from studies import (
 @pytest.fixture
 def modes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The `SIM_MODES` name of every `dse.simulate` call made while the test runs, in order."""
-    real = dse.simulate
+    # The function itself: once the submodule dse/simulate.py has been imported (the CLI tests
+    # do), the attribute dse.simulate is that callable module, which calls dse.sim.simulate -
+    # the name patched below - and would recurse.
+    real = dse.sim.simulate
     seen: list[str] = []
 
     @functools.wraps(real)  # keeps the signature simulate_row reads the defaults from
