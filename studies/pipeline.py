@@ -18,7 +18,7 @@ import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from arch import Accelerator
@@ -182,7 +182,7 @@ def workload_for(model: str, recipe: str, *, w_bits: int, a_bits: int,
     """
     from workloads.graph import Workload
 
-    spec = {"model": model, "recipe": recipe, "w_bits": w_bits, "a_bits": a_bits,
+    spec: dict[str, Any] = {"model": model, "recipe": recipe, "w_bits": w_bits, "a_bits": a_bits,
             "first_last_bits": first_last_bits, "shortcut_bits": shortcut_bits,
             "store_bits": store_bits, "width": width, "batch": batch}
     key = _key(**spec)
@@ -302,7 +302,8 @@ def accelerator(mac_bits: tuple[int, int], dram_gbps: float, *, preset: str = "s
         if unknown:
             raise ValueError(f"arch.presets.{preset} takes no {', '.join(unknown)}; "
                              f"it takes {', '.join(accepted)}")
-    return fn(mac_bits=tuple(mac_bits), dram_gbps=float(dram_gbps), **kw)
+    acc: Accelerator = fn(mac_bits=tuple(mac_bits), dram_gbps=float(dram_gbps), **kw)
+    return acc
 
 
 def is_design_file(preset: str) -> bool:
@@ -335,7 +336,8 @@ def design_file_accelerator(path: str, mac_bits: tuple[int, int], dram_gbps: flo
             if k not in ("cores", "mac_bits", "sram_kib", "peak_scaling", "dram_gbps")}
     keep["name"] = f"{base.name or Path(path).stem}-w{mac_bits[0]}a{mac_bits[1]}"
     keep.update(kw)
-    return Accelerator.iso_area(base.area, tuple(mac_bits), peak_scaling=scaling,
+    bits = cast("tuple[int, int]", tuple(mac_bits))  # a JSON list also arrives here
+    return Accelerator.iso_area(base.area, bits, peak_scaling=scaling,
                                 total_sram_kib=total, dram_gbps=float(dram_gbps), **keep)
 
 
@@ -369,7 +371,7 @@ def layer_bits_summary(workload: Workload) -> dict[str, Any]:
             "macs_by_bits": json.dumps({k: round(v / total, 5) for k, v in sorted(macs.items())})}
 
 
-def array_utilization(res: Any, acc: Accelerator) -> float:
+def array_utilization(res: SimResult, acc: Accelerator) -> float:
     """Fraction of MAC-slot cycles the arrays are occupied: sum_l MACs_l * precision_factor_l /
     (MAC units * clock * latency).
 
