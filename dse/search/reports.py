@@ -91,6 +91,10 @@ def table_columns(problem: Problem) -> list[str]:
     return _columns([{f"{k}:{name}": None for name in layers for k in ("w", "a")}])
 
 
+_STALE_TEMP_S = 60.0
+"""Least age of a dead process's temporary file before a search removes it: workers on other
+machines may share the folder, and their pids mean nothing here, but no write lasts a minute."""
+
 _FRONT_EVERY_S = 0.5
 """Least time between two rewrites of pareto.csv during a search (`_TableWriter`)."""
 
@@ -129,12 +133,12 @@ class _TableWriter:
 
     def start(self, study: optuna.Study, *, rewrite: bool) -> None:
         """Remove the temporary files that processes killed mid-write left in the folder (only
-        ``.<name>.<pid>.<random>.tmp`` of pids no longer running: `remove_stale_temps`, as the
-        study runner does), then write trials.csv afresh (header and every finished trial so
-        far) when ``rewrite`` (the process that opened the study, before its workers start) or
-        when the file is missing or has another header (another study in this folder, a torn or
-        edited file)."""
-        remove_stale_temps(self.out)
+        ``.<name>.<pid>.<random>.tmp`` of pids no longer running, as the study runner does, and
+        older than `_STALE_TEMP_S`: `remove_stale_temps`), then write trials.csv afresh (header
+        and every finished trial so far) when ``rewrite`` (the process that opened the study,
+        before its workers start) or when the file is missing or has another header (another
+        study in this folder, a torn or edited file)."""
+        remove_stale_temps(self.out, older_than_s=_STALE_TEMP_S)
         path = self.out / "trials.csv"
         if self.cols is None:
             self.cols = _columns([_trial_row(t) for t in study.get_trials(deepcopy=False)])

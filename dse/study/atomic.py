@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,20 +74,26 @@ _TEMP_NAME = re.compile(r"\.(?P<target>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tm
 part is `tempfile.mkstemp`'s); before the pid was added, ``.<name>.<random>.tmp``."""
 
 
-def remove_stale_temps(folder: str | Path, *, recursive: bool = False,
-                       legacy: bool = False) -> list[Path]:
+def remove_stale_temps(folder: str | Path, *, recursive: bool = False, legacy: bool = False,
+                       older_than_s: float = 0.0) -> list[Path]:
     """Remove the temporary files `atomic_write` left in ``folder`` when its process died
     mid-write (SIGKILL, power loss): names ``.<name>.<pid>.<random>.tmp`` whose pid is no running
     process; with ``legacy`` also the pid-less ``.<name>.<random>.tmp`` of earlier versions (only
     for folders no one else writes, as a study's cache). ``recursive``: the sub-folders too.
-    Files of a live process and every other name are left alone; returns the removed paths."""
+    ``older_than_s``: only files last written that long ago - for a folder that processes on
+    other machines may write too (a search's), where a pid says nothing: a live writer's
+    temporary exists for the moments of one write. Files of a live process and every other name
+    are left alone; returns the removed paths."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     removed = []
+    now = time.time()
     for path in sorted(folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
         m = _TEMP_NAME.fullmatch(path.name)
         if m is None or not path.is_file() or path.is_symlink():
+            continue
+        if older_than_s > 0 and not _modified_before(path, now - older_than_s):
             continue
         pid = m.group("pid")
         if (pid is None and not legacy) or (pid is not None and _running(int(pid))):
@@ -99,6 +106,13 @@ def remove_stale_temps(folder: str | Path, *, recursive: bool = False,
     if removed:
         log.info("removed %d temporary files left by killed runs in %s", len(removed), folder)
     return removed
+
+
+def _modified_before(path: Path, time_s: float) -> bool:
+    try:
+        return path.stat().st_mtime < time_s
+    except FileNotFoundError:  # renamed or removed meanwhile: nothing to remove
+        return False
 
 
 def _running(pid: int) -> bool:

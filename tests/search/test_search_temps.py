@@ -1,12 +1,14 @@
 """The temporary files of a search's outputs are named ``.<name>.<pid>.<random>.tmp``
 (`dse.study.atomic`), and a search that opens its folder removes those a killed process left -
-only those: the exact name, a pid no longer running (the study runner's rule)."""
+only those: the exact name, a pid no longer running (the study runner's rule), and older than a
+minute (a worker on another machine sharing the folder has pids that mean nothing here)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +69,19 @@ def test_a_search_removes_only_the_temporaries_of_dead_writers(tmp_path: Path,
             f".best.json.{dead_pid}.short.tmp",  # not the random part of a temporary
             f"trials.csv.{dead_pid}.ab_c12xy.tmp",  # no leading dot
             "notes.tmp", ".hidden"]
-    for name in stale + keep:
+    fresh = f".pareto.csv.{dead_pid}.fr3sh000.tmp"  # as another machine's live writer's
+    old = time.time() - 3600
+    for name in stale + keep + [fresh]:
         (tmp_path / name).write_text("torn")
+        if name != fresh:
+            os.utime(tmp_path / name, (old, old))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / stale[0]).write_text("torn")  # not the search's folder
     run(SPACE, ["images_per_s"], workload=tiny_resnet(), n_trials=2, out=tmp_path,
         sampler="random")
     names = {p.name for p in tmp_path.iterdir()}
     assert not names & set(stale)
-    assert set(keep) <= names
+    assert {*keep, fresh} <= names
     assert (tmp_path / "sub" / stale[0]).exists()
 
 
@@ -86,6 +92,7 @@ def test_a_worker_joining_a_search_cleans_its_folder_too(tmp_path: Path, dead_pi
         storage=storage, study_name="s")
     stale = out / f".trials.csv.{dead_pid}.ab_c12xy.tmp"
     stale.write_text("torn")
+    os.utime(stale, (time.time() - 3600,) * 2)
     worker(storage, "s", 1, out=out)
     assert not stale.exists()
 

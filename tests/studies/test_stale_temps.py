@@ -98,3 +98,13 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_older_than_keeps_recent_temporaries(tmp_path: Path, dead_pid: int) -> None:
+    """A folder shared with other machines: a dead pid there may be a live writer elsewhere, so
+    ``older_than_s`` keeps what was written recently."""
+    old, new = f".a.json.{dead_pid}.ab_c12xy.tmp", f".b.json.{dead_pid}.ab_c12xy.tmp"
+    _plant(tmp_path, [old, new])
+    os.utime(tmp_path / old, (0, 0))
+    assert [p.name for p in remove_stale_temps(tmp_path, older_than_s=60)] == [old]
+    assert [p.name for p in tmp_path.iterdir()] == [new]
