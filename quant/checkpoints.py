@@ -4,7 +4,6 @@ unusable ``--out`` fails before any training)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -33,19 +32,13 @@ def _jsonable(v: Any) -> Any:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder and ``os.replace`` it into place."""
+    """Create ``path``'s folder, then `workloads.atomic.atomic_write`: a unique temporary beside
+    it (``.<name>.<pid>.<random>.tmp``, which the study and search clean-ups remove once its
+    process is gone), fsynced and renamed into place."""
+    from workloads.atomic import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, write)
 
 
 def _write_json(path: Path, obj: Mapping[str, Any]) -> None:

@@ -13,15 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_text"]
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through ``.<name>.<pid>.<random>.tmp`` in the same
-    folder: written, fsynced, then renamed over ``path``; on any error the temporary is removed.
-    The file gets the mode a plain ``open(path, "w")`` would give it (0666 less the umask)."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(f)`` on ``.<name>.<pid>.<random>.tmp`` in ``path``'s folder, fsync it, then
+    rename it over ``path``; on any error the temporary is removed. The file gets the mode a
+    plain ``open(path, "w")`` would give it (0666 less the umask)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
                                dir=path.parent)
@@ -29,7 +31,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):  # POSIX: mkstemp's 0600 -> the usual mode
                 os.fchmod(f.fileno(), 0o666 & ~_umask())
-            f.write(text.encode("utf-8"))
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -38,6 +40,12 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """:func:`atomic_write` of ``text`` in UTF-8."""
+    data = text.encode("utf-8")
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def _umask() -> int:
