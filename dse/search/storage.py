@@ -15,8 +15,10 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,13 +153,54 @@ def _journal(path: Path, fsync: bool = False) -> optuna.storages.BaseStorage:
     # enough not to break a live holder and short enough for a quick --resume.
     lock = JournalFileOpenLock(str(path), grace_period=10)
     if fsync:
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+        return optuna.storages.JournalStorage(_JournalFile(str(path), lock_obj=lock))
     return optuna.storages.JournalStorage(_JournalFileNoFsync(str(path), lock))
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the journal lock is held; a signal that arrives
+    meanwhile is re-raised (Ctrl-C: KeyboardInterrupt) as soon as the append is done.
+
+    Optuna's ``JournalFileOpenLock.release`` renames the lock file, then unlinks the renamed
+    file, and on any BaseException between the two unlinks it again: a Ctrl-C landing in that
+    window turned into FileNotFoundError, so an interrupted search ended with exit status 2 and
+    a "No such file" error instead of 130 and its one-line message. The signals are recorded by
+    a Python handler (Python runs every handler in the main thread, whichever thread the OS
+    delivered to - a per-thread signal mask would miss the progress display's threads), so this
+    works in the main thread only; elsewhere it changes nothing. An append takes milliseconds;
+    only when a killed process left the lock behind does the wait for it (the 10 s grace
+    period) hold Ctrl-C back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not None:  # None: installed outside Python, left alone
+            previous[sig] = signal.signal(sig, lambda signum, _frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
+
+
+class _JournalFile(JournalFileBackend):
+    """Optuna's journal file (fsync after each append) whose locked appends a Ctrl-C cannot
+    break (:func:`_interrupts_deferred`)."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        with _interrupts_deferred():
+            super().append_logs(logs)
 
 
 class _JournalFileNoFsync(JournalFileBackend):
     """Optuna's journal file whose appends skip the fsync: one locked ``O_APPEND`` write per
-    batch of records, through the lock object's public ``acquire``/``release``."""
+    batch of records, through the lock object's public ``acquire``/``release``, with
+    interrupts deferred while the lock is held (:func:`_interrupts_deferred`)."""
 
     def __init__(self, file_path: str, lock: JournalFileOpenLock) -> None:
         super().__init__(file_path, lock_obj=lock)
@@ -165,13 +208,14 @@ class _JournalFileNoFsync(JournalFileBackend):
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         text = "\n".join(json.dumps(r, separators=(",", ":")) for r in logs) + "\n"
-        self._qdse_lock.acquire()
-        try:
-            with open(self._qdse_path, "ab") as f:
-                f.write(text.encode("utf-8"))
-                f.flush()
-        finally:
-            self._qdse_lock.release()
+        with _interrupts_deferred():
+            self._qdse_lock.acquire()
+            try:
+                with open(self._qdse_path, "ab") as f:
+                    f.write(text.encode("utf-8"))
+                    f.flush()
+            finally:
+                self._qdse_lock.release()
 
 
 # -- workers and studies ---------------------------------------------------------------------------
