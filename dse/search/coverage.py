@@ -132,14 +132,17 @@ def edge_notes(space: SearchSpace, params: Mapping[str, Any]) -> list[str]:
     """
     from arch.area import mac_area
 
-    notes: list[str] = []
-    if "mac_bits" in params:
-        areas = [mac_area(*p) for p in space.mac_bits]
-        side = _bound(mac_area(*decode_pair(params["mac_bits"])), areas, mac_area(1, 1))
+    def mac_note(name: str, offered: Sequence[tuple[int, int]], what: str) -> None:
+        areas = [mac_area(*p) for p in offered]
+        side = _bound(mac_area(*decode_pair(params[name])), areas, mac_area(1, 1))
         if side:
             word = "narrowest" if side == "lowest" else "widest"
-            notes.append(f"mac_bits={params['mac_bits']} is the {word} MAC offered "
-                         f"({_span([encode_pair(p) for p in space.mac_bits], areas)})")
+            notes.append(f"{name}={params[name]} is the {word} {what} offered "
+                         f"({_span([encode_pair(p) for p in offered], areas)})")
+
+    notes: list[str] = []
+    if "mac_bits" in params:
+        mac_note("mac_bits", space.mac_bits, "MAC")
     if "array" in params:
         sizes = [r * c for r, c in space.array_shapes]
         r, c = decode_pair(params["array"])
@@ -171,12 +174,7 @@ def edge_notes(space: SearchSpace, params: Mapping[str, Any]) -> list[str]:
                 notes.append(f"{name}={value} is the {side} {what} offered "
                              f"({min(choices)} .. {max(choices)}{unit})")
     if "edge_mac_bits" in params and int(params.get("edge_cores", space.edge_cores[0])) > 0:
-        areas = [mac_area(*p) for p in space.edge_mac_bits]
-        side = _bound(mac_area(*decode_pair(params["edge_mac_bits"])), areas, mac_area(1, 1))
-        if side:
-            word = "narrowest" if side == "lowest" else "widest"
-            notes.append(f"edge_mac_bits={params['edge_mac_bits']} is the {word} edge MAC "
-                         f"offered ({_span([encode_pair(p) for p in space.edge_mac_bits], areas)})")
+        mac_note("edge_mac_bits", space.edge_mac_bits, "edge MAC")
     layer_edges = []
     for name, value in params.items():
         if name[:2] in ("w:", "a:"):

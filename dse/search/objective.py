@@ -110,27 +110,23 @@ def _design_attrs(params: Mapping[str, Any]) -> dict[str, Any]:
     from dse.search.space import decode_pair
 
     out: dict[str, Any] = {}
-    if "mac_bits" in params:
-        out["mac_bits"] = str(params["mac_bits"])
-    if "array" in params:
-        out["rows"], out["cols"] = decode_pair(params["array"])
-    if "sram_kib" in params:
-        out["sram_kib"] = float(params["sram_kib"])
-    if "cores" in params:
-        out["cores"] = int(params["cores"])
-    if "schedule" in params:
-        out["schedule"] = str(params["schedule"])
-    if "groups" in params:
-        out["groups"] = int(params["groups"])
-    if "micro_batch" in params:
-        out["micro_batch"] = int(params["micro_batch"])
-    if "stage_split" in params:
-        out["stage_split"] = str(params["stage_split"])
-    if "edge_cores" in params:
-        out["edge_cores"] = int(params["edge_cores"])
+    for name, kind in _COLUMNS:
+        if name not in params:
+            continue
+        if name == "array":
+            out["rows"], out["cols"] = decode_pair(params["array"])
+        else:
+            out[name] = kind(params[name])
     if "edge_mac_bits" in params and int(params.get("edge_cores", 1)) > 0:
         out["edge_mac_bits"] = str(params["edge_mac_bits"])
     return out
+
+
+_COLUMNS: tuple[tuple[str, type], ...] = (
+    ("mac_bits", str), ("array", tuple), ("sram_kib", float), ("cores", int), ("schedule", str),
+    ("groups", int), ("micro_batch", int), ("stage_split", str), ("edge_cores", int))
+"""Sampled parameters in trials.csv's column order, each with its type (``array`` is split
+into ``rows`` and ``cols``)."""
 
 
 def _pair_text(pair: tuple[int, int] | None) -> str:
