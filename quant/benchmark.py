@@ -134,7 +134,7 @@ class Protocol:
 
     def fine_tunes(self, arm: str) -> bool:
         """Whether ``arm`` starts from its seed's trained ``fp32`` weights."""
-        from quant.train import procedure_of
+        from quant.train_config import procedure_of
 
         recipe = _arm_recipe(arm)
         return (self.init == "paper" and recipe != FP_ARM
