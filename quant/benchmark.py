@@ -309,8 +309,7 @@ def run_benchmark(protocol: Protocol, arms: Sequence[str], seeds: Sequence[int],
     todo = [(a, s) for s in seeds for a in dict.fromkeys([*needed, *arms])
             if (a, s) not in done]
     say = progress or (lambda _msg: None)
-    say(f"{len(arms) * len(seeds) - len([t for t in todo if t[0] in arms])} of "
-        f"{len(arms) * len(seeds)} runs cached in {cache / protocol.key()}; "
+    say(f"{len(done)} of {len(arms) * len(seeds)} runs cached in {cache / protocol.key()}; "
         f"training {len(todo)}")
     k = 0
 
