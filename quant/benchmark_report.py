@@ -11,6 +11,8 @@ correct recipes per epoch next to its decay-only value; :func:`write_report` wri
 from __future__ import annotations
 
 import csv
+import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,11 +76,11 @@ def _compare(results: Results, pairs: Sequence[tuple[str, str, str]],
         trt = [float(results[(treated, s)]["accuracy"]) for s in seeds]
         loss = paired_t_test([float(results[(treated, s)]["loss"]) for s in seeds],
                              [float(results[(reference, s)]["loss"]) for s in seeds])
-        rows.append((treated, reference, label, ref, trt, loss, paired_t_test(ref, trt)))
-    primary = [r[-2] if measure == "loss" else r[-1] for r in rows]
-    adjusted = holm([t.p_value for t in primary]) if rows else []
-    return [Comparison(t, r, lab, sum(ref) / len(ref), sum(trt) / len(trt), test, ph, loss,
-                       measure) for (t, r, lab, ref, trt, loss, test), ph in zip(rows, adjusted)]
+        rows.append(Comparison(treated, reference, label, sum(ref) / len(ref),
+                               sum(trt) / len(trt), paired_t_test(ref, trt), math.nan, loss,
+                               measure))
+    adjusted = holm([c.primary.p_value for c in rows]) if rows else []
+    return [dataclasses.replace(c, p_holm=p) for c, p in zip(rows, adjusted)]
 
 
 def summarize(results: Results, arms: Sequence[str], seeds: Sequence[int],
