@@ -103,9 +103,10 @@ def _key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 
 def distinct_evaluated(study: optuna.Study) -> int:
-    """Distinct designs (parameter sets) among the study's finished trials."""
+    """Distinct designs (parameter sets) among the study's finished trials. A trial with no
+    parameters (killed before it chose a design, then marked FAIL) evaluated no design."""
     return len({_key(t.params) for t in study.get_trials(deepcopy=False)
-                if t.state.name in _FINISHED})
+                if t.state.name in _FINISHED and t.params})
 
 
 def _bound(value: float, choices: Sequence[float], floor: float | None = None) -> str | None:
