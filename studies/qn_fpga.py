@@ -158,6 +158,34 @@ def _bracket(sel: pd.DataFrame) -> str:
     return "So " + " and ".join(said) + "."
 
 
+def shared_share(ratio: float, paper: float) -> float:
+    """The share x of the binary network's time that would have to be precision-independent
+    (the same in both networks) for a modelled time ratio ``ratio`` to read as ``paper``:
+    T / B = x + (1 - x) * ratio = paper, so x = (ratio - paper) / (ratio - 1). An analysis of
+    Table 7, never applied to the model."""
+    return (ratio - paper) / (ratio - 1.0)
+
+
+def _consistency(sel: pd.DataFrame) -> str:
+    """Whether Table 7's two time ratios ask for the same precision-independent share of the
+    binary time (``sel``: one model, by scheme): each ratio's share, and what it predicts for
+    the other ratio."""
+    r_t = float(sel.at["ternary", "time_vs_binary"])
+    r_f = float(sel.at["full-precision", "time_vs_binary"])
+    p_t, p_f = PAPER["ternary"][0], PAPER["full-precision"][0]
+    x_t, x_f = shared_share(r_t, p_t), shared_share(r_f, p_f)
+    return ("\n\n**Table 7's two time ratios ask for one shared part.** If a share x of the "
+            "binary network's time were the same at every precision (work outside the MAC "
+            "arrays), the modelled ratio r would read x + (1 - x) r. The paper's ternary "
+            f"{p_t:g}x asks for x = {x_t:.2f}, which puts full precision at "
+            f"{x_t + (1 - x_t) * r_f:.1f}x (paper {p_f:g}x); its full-precision {p_f:g}x asks "
+            f"for x = {x_f:.2f}, which puts ternary at {x_f + (1 - x_f) * r_t:.2f}x (paper "
+            f"{p_t:g}x). So the MAC costs of the model agree with both columns of Table 7 once "
+            f"{min(x_t, x_f):.0%}-{max(x_t, x_f):.0%} of the binary time is precision-"
+            "independent; the paper does not describe its design, so no such part is modelled "
+            "(it would be a constant chosen to meet the bands).")
+
+
 def _explain(sel: pd.DataFrame) -> str:
     """The notes' explanation, with the numbers of this run (``sel``: one model, by scheme)."""
     def cost(scheme: str) -> str:
@@ -212,6 +240,8 @@ def _explain(sel: pd.DataFrame) -> str:
                  + _bracket(sel) + " Not the headline: Table 7's space ratios are exactly 2x and "
                  "32x, which holds only with every layer at the scheme's bits, and the paper does "
                  "not say which network it timed.")
+    if {"ternary", "full-precision"} <= set(sel.index):
+        text += _consistency(sel)
     return text + ("\n\nSpace is the weight bits: exactly the bit ratio when every layer is "
                    "quantized, as Table 7's 2x and 32x are.")
 

@@ -101,3 +101,22 @@ def test_first_last_fp32_estimate_follows_amdahl(study_run) -> None:
     assert 1.0 < t["time_fl32_vs_binary"] < t["time_vs_binary"]
     assert 1.0 < fp["time_fl32_vs_binary"] < fp["time_vs_binary"]
     assert fp["latency_fl32_s"] == fp["latency_s"]
+
+
+def test_shared_share_reads_the_modelled_ratio_as_the_papers() -> None:
+    # T / B = x + (1 - x) r: the share that makes r read as the paper's ratio
+    for r, paper in ((1.903, 1.4), (111.0, 45.0), (2.0, 1.4)):
+        x = study.shared_share(r, paper)
+        assert 0 < x < 1
+        assert x + (1 - x) * r == pytest.approx(paper)
+    assert study.shared_share(2.0, 1.4) == pytest.approx(0.6)
+    assert study.shared_share(1.4, 1.4) == 0.0  # the model already reads as the paper
+
+
+def test_notes_weigh_both_time_ratios_against_one_shared_part(study_run) -> None:
+    out, df = study_run
+    summary = (out / "summary.md").read_text()
+    assert "Table 7's two time ratios ask for one shared part" in summary
+    x_t = study.shared_share(df.at["ternary", "time_vs_binary"], 1.4)
+    predicted = x_t + (1 - x_t) * df.at["full-precision", "time_vs_binary"]
+    assert f"asks for x = {x_t:.2f}, which puts full precision at {predicted:.1f}x" in summary
