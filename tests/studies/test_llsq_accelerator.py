@@ -93,3 +93,20 @@ def test_targets_name_table5() -> None:
 def test_bad_bits_name_the_allowed_ones() -> None:
     with pytest.raises(ValueError, match="bits=3 is not allowed; expected one of 8, 4, 2"):
         study.grid({**study.PARAMS, "bits": (8, 3)})
+
+
+def test_register_power_is_every_pe_register_bit_clocked_every_cycle() -> None:
+    # 224 PEs x (8 + 8 + 16) bits x 0.009 pJ x 800 MHz = 51.6 mW
+    assert study.register_power_mw(8, 224, 800e6) == pytest.approx(51.6096)
+    assert study.register_power_mw(2, 224, 800e6) == pytest.approx(51.6096 * 20 / 32)
+
+
+def test_notes_weigh_the_pe_registers_without_adding_them(study_run) -> None:
+    out, df = study_run
+    summary = (out / "summary.md").read_text()
+    by = df
+    reg = study.register_power_mw(8, 224, 800e6)
+    assert f"8-bit +{reg:.0f} mW = {by.at[8, 'power_mw'] + reg:.0f} mW" in summary
+    # weighed, not added: the reported power has no register term
+    assert by.at[8, "power_mw"] == pytest.approx(
+        by.at[8, "power_mac_mw"] + by.at[8, "power_sram_mw"] + by.at[8, "power_leakage_mw"])
