@@ -207,7 +207,7 @@ def plan_graph(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
     reserves = _reserves(nodes, order, acc, hp, multicast, held)  # 2. per-layer SRAM needs
     resident_at = _residency(nodes, order, acc, reserves, options["onchip_reuse"],
                              held_bytes)  # 3. ledger
-    pinned = _pin_weights(nodes, order, acc, reserves, resident_at) \
+    pinned = _pin_weights(nodes, order, acc, reserves, resident_at, held) \
         if options["persistent_weights"] else frozenset()  # 3b. weights kept across inferences
     staged = _stage_weights(nodes, order, acc, reserves, resident_at, pinned, held) \
         if options["prefetch"] else {}  # 3c. layers whose weights all load ahead of them
@@ -377,22 +377,31 @@ def _residency(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
 
 
 def _pin_weights(nodes: dict[str, _Node], order: list[str], acc: Accelerator,
-                 reserves: dict[str, int], resident_at: list[int]) -> frozenset[str]:
-    """Weights pinned in SRAM for the whole run (``persistent_weights``): the headroom left at the
-    tightest step of the ledger, filled greedily with the largest weight sets first. With split
-    buffers, the filter buffer's space beyond the largest filter tile, likewise."""
+                 reserves: dict[str, int], resident_at: list[int],
+                 kept: dict[str, int] | None = None) -> frozenset[str]:
+    """Weights pinned in SRAM for the whole run (``persistent_weights``): the ledger's load at
+    every step (resident tensors and that step's reserve) raised by the pinned weights, filled
+    greedily with the largest weight sets first while the fullest step fits the SRAM. With split
+    buffers (the filter buffer holds a layer's tiles only) nothing is pinned. ``kept``: the part
+    of a recurrent layer's reserve that is its own weights kept between steps (`_reserves`) -
+    pinned, they are those weights, so its own step counts them once, not on top of its reserve.
+    """
     if acc.buffers == "split":
         return frozenset()
     cap = acc.sram_bytes_per_core * acc.cores
-    headroom = min((cap - resident_at[j] - reserves.get(name, 0) * acc.cores
-                    for j, name in enumerate(order)), default=0)
+    load = [resident_at[t] + reserves.get(name, 0) * acc.cores for t, name in enumerate(order)]
+    pos = {name: t for t, name in enumerate(order)}
+    kept = kept or {}
     pinned = []
     layers = sorted((nodes[n].layer for n in order if nodes[n].layer.is_compute),
                     key=lambda la: (-la.weight_bytes, la.name))
     for la in layers:
-        if 0 < la.weight_bytes <= headroom:
+        w, j = la.weight_bytes, pos[la.name]
+        own = kept.get(la.name, 0) * acc.cores
+        after = [x + w - (own if t == j else 0) for t, x in enumerate(load)]
+        if w > 0 and max(after) <= cap:
             pinned.append(la.name)
-            headroom -= la.weight_bytes
+            load = after
     return frozenset(pinned)
 
 
