@@ -258,8 +258,8 @@ def _time_why(sel: pd.DataFrame, scheme: str) -> str:
             "the time follows")
     if scheme == "ternary":
         return held + " (FINN-R's LUT cost grows with w + a)"
-    return held + (f" (5 DSPs per FP32 MAC as in Zhang et al.; the DRAM is busy "
-                   f"{float(r['dram_busy_s'] / r['latency_s']):.1%} of the run)")
+    return held + (" (5 DSPs per FP32 MAC as in Zhang et al. and AutoSA's UltraScale+ design; "
+                   f"the DRAM is busy {float(r['dram_busy_s'] / r['latency_s']):.1%} of the run)")
 
 
 def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
