@@ -120,3 +120,17 @@ def test_notes_weigh_both_time_ratios_against_one_shared_part(study_run) -> None
     x_t = study.shared_share(df.at["ternary", "time_vs_binary"], 1.4)
     predicted = x_t + (1 - x_t) * df.at["full-precision", "time_vs_binary"]
     assert f"asks for x = {x_t:.2f}, which puts full precision at {predicted:.1f}x" in summary
+
+
+def test_other_networks_are_reported_beside_the_headline(tmp_path) -> None:
+    import pandas as pd
+
+    rows = []
+    for model, util in (("resnet20", 0.7), ("digits_cnn", 0.4)):
+        for scheme, t in (("binary", 1.0), ("ternary", 1.6), ("full-precision", 70.0)):
+            rows.append({"model": model, "scheme": scheme, "time_vs_binary": t,
+                         "utilization": util})
+    text = study._other_networks(pd.DataFrame(rows), "resnet20")
+    assert "digits_cnn: ternary 1.60x and full precision 70x" in text
+    assert "resnet20:" not in text  # the headline is not repeated as another network
+    assert study._other_networks(pd.DataFrame(rows[:3]), "resnet20") == ""
