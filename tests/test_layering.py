@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,80 @@ def test_hardware_side_starts_without_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+_NO_TORCH = textwrap.dedent("""
+    import importlib.abc, sys
+
+    class NoTorch(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "torch":
+                raise ImportError(f"no torch here ({name})")
+            return None
+
+    sys.meta_path.insert(0, NoTorch())
+""")
+# The public names of `workloads` that need torch, and where each is defined.
+WORKLOADS_LAZY = {"ExtractError": "workloads.trace", "QuantizedModule": "workloads.protocol",
+                  "extract": "workloads.extraction", "from_onnx": "workloads.onnx_import",
+                  "from_scalesim": "workloads.scalesim_io", "is_quantized": "workloads.protocol",
+                  "protocol": None, "zoo": None}  # None: a submodule
+
+
+def _run(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_workloads_and_its_atomic_writes_load_where_torch_cannot() -> None:
+    """`import workloads` needs no torch (dse imports `workloads.atomic`, and dse.search must
+    start without torch): with every torch import refused, the package, its torch-free modules
+    and dse's users of them load, and a torch-dependent name fails only when it is touched."""
+    out = _run(_NO_TORCH + textwrap.dedent(f"""
+        import workloads, workloads.atomic, workloads.graph, workloads.scalesim_io
+        import dse.search, dse.study.atomic
+        assert workloads.Workload is workloads.graph.Workload
+        for name in {sorted(set(WORKLOADS_LAZY) - {"from_scalesim"})!r}:
+            try:
+                getattr(workloads, name)
+            except ImportError as e:
+                assert "no torch here" in str(e), e
+            else:
+                raise AssertionError(name + " resolved without torch")
+        workloads.from_scalesim  # the module needs torch only to read (its bits check)
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "torch"))
+    """))
+    assert out.strip() == "[]", out
+
+
+def test_the_lazy_names_of_workloads_are_the_real_ones() -> None:
+    """With torch there, each lazy name resolves on first use to the object its module defines,
+    `from workloads import ...` works, and ``dir`` lists the public names."""
+    out = _run(textwrap.dedent(f"""
+        import importlib, sys
+        import workloads
+        assert "torch" not in sys.modules
+        from workloads import extract, zoo
+        assert "torch" in sys.modules
+        for name, source in {WORKLOADS_LAZY!r}.items():
+            value = getattr(workloads, name)
+            if source is None:
+                assert value is importlib.import_module("workloads." + name), name
+            else:
+                assert value is getattr(importlib.import_module(source), name), name
+        assert extract is workloads.extraction.extract and zoo.names()
+        assert set(workloads.__all__) <= set(dir(workloads))
+        try:
+            workloads.no_such_name
+        except AttributeError as e:
+            assert "no_such_name" in str(e)
+        print("ok")
+    """))
+    assert out.strip() == "ok", out
+    import workloads
+
+    assert set(WORKLOADS_LAZY) < set(workloads.__all__)  # the rest is torch-free
 
 
 def test_no_import_cycle_between_area_and_spec() -> None:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from workloads.atomic import atomic_write_text
 from workloads.graph import Layer, Workload
-from workloads.protocol import check_bits
 
 __all__ = ["CONV_HEADER", "GEMM_HEADER", "from_scalesim", "to_scalesim"]
 
@@ -50,6 +50,8 @@ def from_scalesim(topology_csv: str | Path, *, format: str | None = None,
     file order, every tensor at ``default_bits``. Raises ValueError naming the file, the line,
     the column and what is allowed.
     """
+    from workloads.protocol import check_bits  # here: protocol imports torch, writing needs none
+
     path = Path(topology_csv)
     check_bits(default_bits, "default_bits")
     if format is not None and format not in FORMATS:
@@ -168,9 +170,7 @@ def to_scalesim(workload: Workload, path: str | Path, *, format: str = "conv") -
         else:
             lines += [f"{base}:g{g}, {row}, {la.c // groups}, {la.k // groups}, {la.stride[0]},"
                       for g in range(groups)]
-    out = Path(path)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
+    return atomic_write_text(path, "\n".join(lines) + "\n")  # never a half-written topology
 
 
 def _check_conv(la: Layer) -> None:

@@ -10,10 +10,8 @@ and last layer); quantizer modules are not involved (use ``quant.quantize`` + ``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -88,18 +86,12 @@ def _check_json_path(text: str) -> Path:
 
 
 def _save_json(wl: Workload, path: Path) -> None:
-    """Write ``wl`` as JSON atomically (a temp file in the same folder, renamed into place); on
-    failure nothing is left behind and the error names ``--json``."""
-    text = json.dumps(wl.to_json(), indent=1)
-    tmp = None
+    """Write ``wl`` as JSON atomically (`Workload.save`: a temporary ``.<name>.<pid>.<random>.tmp``
+    in the same folder, renamed into place); on failure the old file is intact, no temporary is
+    left behind and the error names ``--json``."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        wl.save(path)
     except OSError as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise ValueError(f"--json={str(path)!r} cannot be written: {e.strerror or e}") from None
 
 
