@@ -1,4 +1,4 @@
-"""The input buffers of a pipeline (`dse.sim.schedule._inboxes`) take SRAM in the receiving core
+"""The input buffers of a pipeline (`dse.sim.group_plan._inboxes`) take SRAM in the receiving core
 group's ledger; when they do not fit, the model says so - fewer buffered images, or the tensors
 go through DRAM - instead of holding more on chip than the group has.
 
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from test_sim_schedule import B, chain, ideal
 
-import dse.sim.schedule as schedule_mod
+import dse.sim.group_plan as group_plan_mod
 from arch.groups import CoreGroup
 from arch.spec import Accelerator
 from dse.sim import SimResult, simulate
@@ -91,12 +91,12 @@ def test_a_pipeline_whose_buffers_fit_is_unchanged(monkeypatch: pytest.MonkeyPat
     assert r.stages["buffer_images"].tolist() == [0, 2]
     assert r.stages["inbox_bytes"].tolist() == [0, 2 * CROSSING]
     conserved(r)
-    plan_graph = schedule_mod.plan_graph
+    plan_graph = group_plan_mod.plan_graph
 
     def uncharged(*args: Any, held_bytes: int = 0, **kw: Any) -> Any:
         return plan_graph(*args, **kw)
 
-    monkeypatch.setattr(schedule_mod, "plan_graph", uncharged)
+    monkeypatch.setattr(group_plan_mod, "plan_graph", uncharged)
     same(r, simulate(WL, acc, batch=B, schedule="pipeline", groups=2))
 
 
