@@ -14,10 +14,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,13 +23,13 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from killkit import kill_and_rerun, python_path
 from searchkit import seed_cache
 
 from dse.search import make_storage
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 
-_REPO = Path(__file__).resolve().parents[2]
 _SPACE = ["--sampler", "grid", "--layer-bits", "mac", "--mac-bits", "2x2,4x4",
           "--arrays", "8x8,16x16", "--sram-kib", "64,128,256", "--quiet"]  # 12 designs
 _N = 12
@@ -75,29 +73,13 @@ def test_sigkill_at_random_points_loses_no_finished_trial(tmp_path: Path) -> Non
 
     out = tmp_path / "run"
     seed_cache(out)
-    env = {**os.environ, "PYTHONPATH": str(_REPO)}
     rng = random.Random(7)
-    kills = 0
-    # kill points: after 0-4 newly reported trials (twice), then once all are reported (it falls
-    # while the final reports are written), each plus a random delay within a trial
-    for step in [rng.randint(0, 4), rng.randint(0, 4), _N, None]:  # None: the last run
-        before = len(_reported(out))
+
+    def command() -> list[str]:
         resume = ["--resume"] if _study(out) is not None else []
-        with (tmp_path / "stderr.txt").open("w") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "dse.search", *_args(out), *resume],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=err,
-                                    start_new_session=True)
-        if step is None:
-            assert proc.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()[-2000:]
-            break
-        target, deadline = min(before + step, _N), time.monotonic() + 120
-        while proc.poll() is None and len(_reported(out)) < target:
-            assert time.monotonic() < deadline, (tmp_path / "stderr.txt").read_text()[-2000:]
-            time.sleep(0.002)
-        time.sleep(rng.uniform(0.0, 0.05))
-        reported = _reported(out)  # what the run has reported finished ...
-        proc.send_signal(signal.SIGKILL)  # ... an instant before it dies (if still running)
-        kills += proc.wait() == -signal.SIGKILL
+        return [sys.executable, "-m", "dse.search", *_args(out), *resume]
+
+    def check(reported: pd.DataFrame) -> None:  # what the run reported finished before it died
         study = _study(out)  # the journal loads ...
         stored = {t.number: t for t in study.trials} if study is not None else {}
         for row in reported.itertuples():  # ... and holds every reported trial, unchanged
@@ -111,6 +93,13 @@ def test_sigkill_at_random_points_loses_no_finished_trial(tmp_path: Path) -> Non
             if (out / name).exists():
                 pd.read_csv(out / name)
         time.sleep(1.0)  # a trial killed before it named its process is dead after 2 s (storage)
+
+    # kill points: after 0-4 newly reported trials (twice), then once all are reported (it falls
+    # while the final reports are written), each plus a random delay within a trial
+    runs = kill_and_rerun(command, python_path(), lambda: _reported(out), check,
+                          steps=[rng.randint(0, 4), rng.randint(0, 4), _N], total=_N, rng=rng,
+                          max_delay_s=0.05, stderr=tmp_path / "stderr.txt")
+    kills = sum(run.killed for run in runs)
     assert kills >= 2, f"only {kills} runs were killed before they finished"
     # the resumed search ends as one never interrupted (in-process, same arguments)
     from dse.search import main

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from killkit import children
 from searchkit import tiny_proxy, tiny_resnet
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -28,17 +29,6 @@ def _seed_cache(out: Path) -> None:
     (out / "source.json").write_text(json.dumps({
         "model": "digits_cnn", "recipe": "pact_sawb", "w_bits": 2, "a_bits": 2, "batch": 1,
         "sensitivity": "noise_gain", "seed": 0}))
-
-
-def _children(pid: int) -> set[int]:
-    out = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                out.add(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
 
 
 @pytest.mark.slow
@@ -57,7 +47,7 @@ def test_ctrl_c_with_workers_is_one_line_and_exit_130(tmp_path: Path) -> None:
     while True:
         assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-2000:]
         assert time.monotonic() < deadline, "no trials within 90 s"
-        workers |= _children(proc.pid)
+        workers |= children(proc.pid)
         rows = out / "trials.csv"
         if workers and rows.exists() and len(rows.read_text().splitlines()) > 6:
             break
@@ -69,7 +59,7 @@ def test_ctrl_c_with_workers_is_one_line_and_exit_130(tmp_path: Path) -> None:
     assert "KeyboardInterrupt" not in err
     assert err.strip().splitlines()[-1].startswith("interrupted: finished trials are stored")
     time.sleep(1)
-    assert not _children(proc.pid) & workers
+    assert not children(proc.pid) & workers
     for pid in workers:  # the worker was stopped, not orphaned
         assert not Path(f"/proc/{pid}").exists() or \
             Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"

@@ -10,21 +10,18 @@ evaluated again; the last run completes with the results of a run never interrup
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from killkit import kill_and_rerun, python_path
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 
-_REPO = Path(__file__).resolve().parents[2]
 _STUDY = '''
 """Real simulations to interrupt: two convolutions on sysml19 designs of several sizes."""
 import dataclasses
@@ -90,8 +87,7 @@ def _setup(tmp_path: Path) -> dict[str, str]:
     (pkg / "__init__.py").write_text("")
     (pkg / "killable.py").write_text(textwrap.dedent(_STUDY))
     _write_workload(tmp_path / "workload.json")
-    return {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{_REPO}",
-            "QDSE_STUDY_PACKAGES": "qdse_killable",
+    return {**python_path(tmp_path), "QDSE_STUDY_PACKAGES": "qdse_killable",
             "KILLABLE_WORKLOAD": str(tmp_path / "workload.json"),
             "KILLABLE_CALLS": str(tmp_path / "calls.log")}
 
@@ -127,29 +123,8 @@ def test_sigkill_at_random_points_loses_no_finished_point(tmp_path: Path,
            "--format", "csv"]
     n_points = 12
     rng = random.Random(12)
-    # kill points: after 0-4 newly cached points (three times), then once all are cached (it
-    # falls while the report is written), each plus a random delay within a point
-    steps = [rng.randint(0, 4) for _ in range(3)]
-    kills = 0
-    started: dict[int, set[str]] = {}  # run's pid -> the points cached when it started
-    for step in [*steps, n_points, None]:  # None: the last run, to the end
-        before = _entries(out)
-        target = None if step is None else min(len(before) + step, n_points)
-        with (tmp_path / "stderr.txt").open("w") as err:
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err,
-                                    start_new_session=True)
-        started[proc.pid] = {_label(e) for e in before.values()}
-        if target is None:
-            assert proc.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()[-2000:]
-            break
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and len(_entries(out)) < target:
-            assert time.monotonic() < deadline, (tmp_path / "stderr.txt").read_text()[-2000:]
-            time.sleep(0.002)
-        time.sleep(rng.uniform(0.0, 0.03))
-        snapshot = _entries(out)  # what the run has reported finished ...
-        proc.send_signal(signal.SIGKILL)  # ... an instant before it dies (if still running)
-        kills += proc.wait() == -signal.SIGKILL
+
+    def check(snapshot: dict[str, dict[str, object]]) -> None:  # cached before the kill
         after = _entries(out)  # every entry still loads (none torn) ...
         assert set(snapshot) <= set(after)  # ... and none is lost
         for name, entry in after.items():
@@ -158,15 +133,24 @@ def test_sigkill_at_random_points_loses_no_finished_point(tmp_path: Path,
         assert all(n.startswith(".") and n.endswith(".tmp") for n in litter), litter  # never read
         if (out / "results.csv").exists():  # reports are whole or absent
             pd.read_csv(out / "results.csv")
+
+    # kill points: after 0-4 newly cached points (three times), then once all are cached (it
+    # falls while the report is written), each plus a random delay within a point
+    runs = kill_and_rerun(lambda: cmd, env, lambda: _entries(out), check,
+                          steps=[*(rng.randint(0, 4) for _ in range(3)), n_points],
+                          total=n_points, rng=rng, max_delay_s=0.03,
+                          stderr=tmp_path / "stderr.txt")
+    kills = sum(run.killed for run in runs)
     assert kills >= 3, f"only {kills} runs were killed before they finished"
     # the last run removed the temporary files the killed runs left (their pids are gone)
     assert not list((out / ".cache").rglob("*.tmp"))
     assert not list(out.glob(".*.tmp"))
     # no run evaluated a point that was cached when it started
     calls = _calls(tmp_path)
-    for pid, cached in started.items():
-        again = {label for who, label in calls if who == pid} & cached
-        assert not again, f"run {pid} evaluated cached points again: {sorted(again)}"
+    for run in runs:
+        cached = {_label(e) for e in run.before.values()}
+        again = {label for who, label in calls if who == run.pid} & cached
+        assert not again, f"run {run.pid} evaluated cached points again: {sorted(again)}"
     assert {label for _, label in calls} == {_label(e) for e in _entries(out).values()}
     # the same result as a run never interrupted (in-process, no cache)
     import importlib

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from killkit import children, python_path
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
-_REPO = Path(__file__).resolve().parents[2]
 _SLEEPY = '''
 """A study whose points sleep: something to interrupt."""
 import os
@@ -51,17 +51,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _children(pid: int) -> set[int]:
-    out = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                out.add(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
-
-
 def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], set[int]]:
     pkg = tmp_path / "qdse_sleepy"
     pkg.mkdir()
@@ -69,8 +58,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], set[int]]:
     (pkg / "sleepy.py").write_text(textwrap.dedent(_SLEEPY))
     marks = tmp_path / "marks"
     marks.mkdir()
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{_REPO}",
-           "QDSE_STUDY_PACKAGES": "qdse_sleepy", "SLEEPY_DIR": str(marks)}
+    env = {**python_path(tmp_path), "QDSE_STUDY_PACKAGES": "qdse_sleepy", "SLEEPY_DIR": str(marks)}
     # output to a file, not a pipe: an orphan holding the pipe would block the test
     with (tmp_path / "stderr.txt").open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "dse.study", "sleepy", "--jobs", "2",
@@ -83,7 +71,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], set[int]]:
             pytest.fail("the study did not start two points: "
                         + (tmp_path / "stderr.txt").read_text()[-2000:])
         time.sleep(0.1)
-    return proc, _children(proc.pid)  # the pool workers and the resource tracker
+    return proc, children(proc.pid)  # the pool workers and the resource tracker
 
 
 def _wait_gone(pids: set[int]) -> set[int]:
