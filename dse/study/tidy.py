@@ -13,6 +13,8 @@ with is not changed, so neither its targets nor its cache are):
 
 `parquet_table` stores a column of JSON objects of numbers (``macs_by_bits``:
 ``{"2x2": 0.87, "16x16": 0.13}``) as a Parquet ``map<string, double>``; CSV keeps the JSON text.
+A column that holds sequences in some rows and scalars in others (a point's search choices beside
+the chosen value) is stored as text, which Arrow's one type per column requires.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import pandas as pd
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["FLATTENED_PREFIXES", "RESIDUE", "json_map_columns", "parquet_table", "tidy"]
+__all__ = ["FLATTENED_PREFIXES", "RESIDUE", "json_map_columns", "mixed_sequence_columns",
+           "parquet_table", "tidy"]
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +103,38 @@ def json_map_columns(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def mixed_sequence_columns(df: pd.DataFrame) -> list[str]:
+    """Object columns holding sequences (lists, tuples) in some rows and scalars in others - a
+    design point's search choices (``mac_bits=('2x2', '4x4')``) beside the chosen value
+    (``'2x2'``) of other rows. Arrow gives a column one type, so such a column cannot be stored
+    as it is."""
+    out = []
+    for c in df.columns:
+        if df[c].dtype != object:
+            continue
+        kinds = {isinstance(v, list | tuple) for v in df[c].dropna()}
+        if kinds == {True, False}:
+            out.append(c)
+    return out
+
+
+def _as_text(v: Any) -> Any:
+    """A value of a mixed column as text: a sequence as its JSON list, a number as JSON, a
+    string as it is; missing stays missing."""
+    if v is None or isinstance(v, str) or (isinstance(v, float) and math.isnan(v)):
+        return v
+    return json.dumps(list(v) if isinstance(v, list | tuple) else v, default=str)
+
+
 def parquet_table(df: pd.DataFrame) -> pa.Table:
-    """``df`` as an Arrow table, JSON-object columns as ``map<string, double>``."""
+    """``df`` as an Arrow table, JSON-object columns as ``map<string, double>``, and a column
+    mixing sequences with scalars (`mixed_sequence_columns`) as text, each sequence as its JSON
+    list (``'["2x2", "4x4"]'``)."""
     import pyarrow as pa
 
+    mixed = mixed_sequence_columns(df)
+    if mixed:
+        df = df.assign(**{c: df[c].map(_as_text) for c in mixed})
     maps = json_map_columns(df)
     table = pa.Table.from_pandas(df.drop(columns=maps), preserve_index=False)
     for c in maps:
