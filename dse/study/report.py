@@ -267,5 +267,30 @@ def write_report(results: pd.DataFrame, summary: Summary, info: RunInfo, out_dir
         png = plot(p, out_dir / p.filename)
         paths += [png, png.with_suffix(".svg")]
     paths.append(atomic_write_text(out_dir / "summary.md", render_summary(summary, info)))
+    _forget_stale(out_dir, paths)
     log.info("wrote %d files to %s", len(paths), out_dir)
     return paths
+
+
+MANIFEST = ".report-files.json"
+"""The files the last report wrote into its folder (names only), so the next can drop the ones it
+no longer writes."""
+
+
+def _forget_stale(out_dir: Path, paths: Sequence[Path]) -> None:
+    """Remove the files an earlier report wrote into ``out_dir`` that this one did not (a table
+    or plot another parameter set made, which would sit beside this run's summary as if it were
+    this run's); then record this report's files. Only names in the manifest are touched, never
+    a file the report did not write."""
+    names = sorted({p.name for p in paths})
+    manifest = out_dir / MANIFEST
+    try:
+        before = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        before = []
+    for name in before if isinstance(before, list) else []:
+        stale = out_dir / str(name)
+        if str(name) not in names and stale.parent == out_dir and stale.is_file():
+            stale.unlink()
+            log.info("removed %s: the last report wrote it, this one does not", stale)
+    atomic_write_text(manifest, json.dumps(names, indent=0) + "\n")
