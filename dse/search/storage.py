@@ -250,6 +250,8 @@ def _fail_dead_local_trials(study: optuna.Study, storage: optuna.storages.BaseSt
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
     host, n, now = socket.gethostname(), 0, datetime.datetime.now()
     study_id = storage.get_study_id_from_name(study.study_name)
+    retried = {s.system_attrs["retry_history"][-1] for s in study.get_trials(deepcopy=False)
+               if s.system_attrs.get("retry_history")}  # trials whose retry is queued already
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         who = t.user_attrs.get(WORKER_ATTR)
         if who is None:  # killed before it named its process (a live one does so at once)
@@ -258,10 +260,14 @@ def _fail_dead_local_trials(study: optuna.Study, storage: optuna.storages.BaseSt
                 continue
         elif who.get("host") != host or not isinstance(who.get("pid"), int) or _alive(who["pid"]):
             continue
+        # a design was chosen: queue it again *before* the trial is FAIL. Killed between the
+        # two writes, the trial stays RUNNING and is found again (its retry, queued, is not
+        # queued twice); in the other order a FAIL trial without its retry would count as a
+        # design evaluated, and a grid search would never run it.
+        if (t.params or "grid_id" in t.system_attrs) and t.number not in retried:
+            retry(study, t)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-        if t.params or "grid_id" in t.system_attrs:  # a design was chosen: run it again
-            retry(study, t)
         n += 1
     if n:
         log.info("marked %d trials of killed processes as FAIL (their designs run again)", n)

@@ -452,3 +452,45 @@ def test_trial_metrics_read_studies_written_with_one_metrics_dict():
     new = optuna.trial.create_trial(values=[2.0], user_attrs={"images_per_s": 2.0, "cores": 4,
                                                               "qdse.worker": {"pid": 1}})
     assert trial_metrics(old) == trial_metrics(new) == {"images_per_s": 2.0, "cores": 4}
+
+
+def test_a_kill_between_retry_and_fail_neither_loses_nor_doubles_the_design(tmp_path):
+    """Resume marks a dead process's trial FAIL and queues its design again: two journal writes.
+    Killed between them, the next resume must end with the design queued exactly once."""
+    import socket
+
+    from dse.search import make_storage
+    from dse.search.storage import _fail_dead_local_trials
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    storage = make_storage(None, tmp_path)
+    study = optuna.create_study(storage=storage, study_name="k")
+    trial = study.ask({"sram_kib": optuna.distributions.CategoricalDistribution([64, 128])})
+    trial.set_user_attr("qdse.worker", {"host": socket.gethostname(), "pid": dead.pid})
+
+    class KilledError(Exception):
+        pass
+
+    writes = []
+    real = {name: getattr(storage, name) for name in ("set_trial_state_values",
+                                                      "create_new_trial")}
+
+    def counted(name):
+        def write(*args, **kwargs):
+            writes.append(name)
+            if len(writes) == 2:  # the process dies at its second write, whichever it is
+                raise KilledError
+            return real[name](*args, **kwargs)
+        return write
+
+    for name in real:
+        setattr(storage, name, counted(name))
+    with pytest.raises(KilledError):
+        _fail_dead_local_trials(study, storage)
+    for name, method in real.items():
+        setattr(storage, name, method)
+    _fail_dead_local_trials(study, storage)  # the next resume finishes the job
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    assert states == ["FAIL", "WAITING"]  # the design once more, not twice, not never
+    assert study.get_trials(deepcopy=False)[1].params == trial.params
