@@ -7,11 +7,13 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["check_bandwidths", "check_batch", "check_choice", "check_positive", "check_tuple_of",
-           "describe_params"]
+__all__ = ["as_tuple", "check_bandwidths", "check_batch", "check_choice", "check_kib",
+           "check_positive", "check_tuple_of", "describe_params"]
 
 
-def _as_tuple(value: Any) -> tuple[Any, ...]:
+def as_tuple(value: Any) -> tuple[Any, ...]:
+    """A parameter that takes one value or several as a tuple: a string or any other scalar is
+    a 1-tuple (``"tile"`` -> ``("tile",)``, never its characters), an iterable its items."""
     if isinstance(value, str) or not isinstance(value, Iterable):
         return (value,)
     return tuple(value)
@@ -20,7 +22,7 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
 def check_bandwidths(value: Any, field: str = "bandwidth") -> tuple[float, ...]:
     """DRAM bandwidths in GB/s: numbers > 0, ``inf`` allowed; a single number is a 1-tuple."""
     out = []
-    for v in _as_tuple(value):
+    for v in as_tuple(value):
         try:
             f = float(v)
         except (TypeError, ValueError):
@@ -43,13 +45,24 @@ def check_batch(value: Any, field: str = "batch") -> int:
 def check_positive(value: Any, field: str) -> tuple[float, ...]:
     """One or more finite numbers > 0."""
     out = []
-    for v in _as_tuple(value):
+    for v in as_tuple(value):
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
             raise ValueError(f"{field}={value!r} is not allowed; expected finite numbers > 0")
         out.append(v)
     if not out:
         raise ValueError(f"{field}={value!r} is empty; give at least one value")
     return tuple(out)
+
+
+def check_kib(value: Any, field: str) -> float | None:
+    """An optional SRAM size: None (the preset's own) or one finite number of KiB > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or value <= 0:
+        raise ValueError(f"{field}={value!r} is not allowed; expected None (the preset's own) or "
+                         "a finite number of KiB > 0")
+    return float(value)
 
 
 def check_choice(field: str, value: Any, allowed: Sequence[Any]) -> Any:
@@ -59,10 +72,12 @@ def check_choice(field: str, value: Any, allowed: Sequence[Any]) -> Any:
     return value
 
 
-def check_tuple_of(field: str, value: Any, allowed: Sequence[Any]) -> tuple[Any, ...]:
-    """One value or several, each in ``allowed`` (an empty ``allowed`` accepts anything)."""
-    out = _as_tuple(value)
-    if not out:
+def check_tuple_of(field: str, value: Any, allowed: Sequence[Any], *,
+                   allow_empty: bool = False) -> tuple[Any, ...]:
+    """One value or several (`as_tuple`), each in ``allowed`` (an empty ``allowed`` accepts
+    anything), duplicates dropped; an empty tuple only with ``allow_empty``."""
+    out = as_tuple(value)
+    if not out and not allow_empty:
         raise ValueError(f"{field}={value!r} is empty; give at least one value")
     for v in out:
         if allowed:

@@ -28,6 +28,7 @@ from studies._params import (
     check_bandwidths,
     check_batch,
     check_choice,
+    check_kib,
     check_positive,
     check_tuple_of,
     describe_params,
@@ -76,9 +77,10 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     check_choice("high_precision", params["high_precision"], ("configurable", "bit_serial"))
     check_choice("peak_scaling", params["peak_scaling"], ("density", "doubling"))
     batch = check_batch(params["batch"])
-    batches = [batch] + [check_batch(b, "batch_sensitivity") for b in params["batch_sensitivity"]
-                         if b != batch]
+    batches = [batch] + [check_batch(b, "batch_sensitivity") for b in check_tuple_of(
+        "batch_sensitivity", params["batch_sensitivity"], (), allow_empty=True) if b != batch]
     storage = check_choice("activation_storage", params["activation_storage"], ("mac", "recipe"))
+    check_kib(params["total_sram_kib"], "total_sram_kib")
     srams = [params["total_sram_kib"]] + [
         float(v) for v in (check_positive(params["sram_sensitivity_kib"], "sram_sensitivity_kib")
                            if params["sram_sensitivity_kib"] else ())
@@ -96,7 +98,7 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
         configs.append((b, fl_bits, f"first/last {fl_bits}-bit"))
         if params["quantized_first_last"]:
             configs.append((b, b, "first/last quantized"))
-    modes = [m for m in params["modes"] if pipeline.sim_options(m, "modes")]
+    modes = check_tuple_of("modes", params["modes"], pipeline.SIM_MODES, allow_empty=True)
     head = pipeline.HEADLINE_MODE
     runs = [(n, srams[0], head) for n in batches] + [(batch, s, head) for s in srams[1:]] \
         + [(batch, srams[0], m) for m in modes if m != head]

@@ -31,6 +31,7 @@ from studies._params import (
     check_bandwidths,
     check_batch,
     check_choice,
+    check_kib,
     check_positive,
     check_tuple_of,
     describe_params,
@@ -88,10 +89,12 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
                                                                       "bit_serial"))
     scalings = check_tuple_of("peak_scaling", params["peak_scaling"], ("density", "doubling"))
     fl = check_choice("first_last_bits", params["first_last_bits"], (2, 4, 8, 16, 32))
-    batches = [check_batch(b, "batch_sensitivity") for b in params["batch_sensitivity"]]
+    batches = [check_batch(b, "batch_sensitivity") for b in check_tuple_of(
+        "batch_sensitivity", params["batch_sensitivity"], (), allow_empty=True)]
     srams = check_positive(params["sram_sensitivity_kib"], "sram_sensitivity_kib") \
         if params["sram_sensitivity_kib"] else ()
-    modes = [m for m in params["modes"] if pipeline.sim_options(m, "modes")]
+    modes = check_tuple_of("modes", params["modes"], pipeline.SIM_MODES, allow_empty=True)
+    check_kib(params["total_sram_kib"], "total_sram_kib")
     common = {"model": params["model"], "first_last_bits": fl, "preset": params["preset"],
               "mode": pipeline.HEADLINE_MODE}
     points = expand_grid({"high_precision": hps, "peak_scaling": scalings, "dram_gbps": bws,

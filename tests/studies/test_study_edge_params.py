@@ -1,0 +1,48 @@
+"""Unusual but valid study parameters, and invalid ones: each study's ``grid`` (no simulation).
+
+A valid value (one mode given as a string, one batch as a number) must give the design points
+it means; an invalid one a ValueError naming the field - never a TypeError (a traceback on the
+command line) or a value taken apart character by character.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from studies import pipeline, precision_sweep, wrpn_vs_pact
+
+
+def _grid(study, **overrides):
+    return study.grid({**study.PARAMS, **overrides})
+
+
+@pytest.mark.parametrize("study", [precision_sweep, wrpn_vs_pact])
+def test_one_mode_as_a_string_is_that_mode(study):
+    """``--set modes=tile`` is the mode 'tile', not the modes 't', 'i', 'l', 'e'."""
+    points = _grid(study, modes="tile", batch_sensitivity=(), sram_sensitivity_kib=())
+    assert {p["mode"] for p in points} == {pipeline.HEADLINE_MODE, "tile"}
+    assert _grid(study, modes="tile", batch_sensitivity=(), sram_sensitivity_kib=()) \
+        == _grid(study, modes=("tile",), batch_sensitivity=(), sram_sensitivity_kib=())
+
+
+@pytest.mark.parametrize("study", [precision_sweep, wrpn_vs_pact])
+def test_no_other_mode_runs_the_headline_only(study):
+    points = _grid(study, modes=(), batch_sensitivity=(), sram_sensitivity_kib=())
+    assert {p["mode"] for p in points} == {pipeline.HEADLINE_MODE}
+
+
+@pytest.mark.parametrize("study", [precision_sweep, wrpn_vs_pact])
+def test_one_sensitivity_batch_as_a_number(study):
+    points = _grid(study, batch_sensitivity=4, modes=(), sram_sensitivity_kib=())
+    assert {p["batch"] for p in points} == {study.PARAMS["batch"], 4}
+
+
+@pytest.mark.parametrize("study", [precision_sweep, wrpn_vs_pact])
+@pytest.mark.parametrize(("field", "value"), [
+    ("modes", None), ("modes", 3), ("modes", "fast"), ("batch_sensitivity", None),
+    ("batch_sensitivity", 0), ("batch_sensitivity", 2.5), ("total_sram_kib", "x"),
+    ("total_sram_kib", 0), ("total_sram_kib", float("inf")),
+])
+def test_bad_values_name_the_field(study, field, value):
+    with pytest.raises(ValueError, match=f"{field}="):
+        _grid(study, **{field: value})
