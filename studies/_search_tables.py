@@ -15,14 +15,45 @@ import pandas as pd
 from studies import pipeline
 from studies.wrpn_vs_pact import LEGEND
 
-__all__ = ["FORMULATION_LEGEND", "FORMULATION_WORDS", "coverage_note", "edge_lines",
-           "fidelity_lines", "fidelity_tables", "schedule_table", "speedup_table"]
+__all__ = ["FORMULATION_LEGEND", "FORMULATION_WORDS", "ROW_COLUMNS", "coverage_note",
+           "edge_lines", "fidelity_lines", "fidelity_tables", "infeasible_lines", "schedule_table",
+           "speedup_table", "with_row_columns"]
+
+ROW_COLUMNS = ("kind", "scheme", "design", "formulation", "dram_gbps", "sampler", "trials",
+               "complete", "pruned", "feasible", "distinct_designs", "space_designs",
+               "images_per_s", "energy_j", "latency_s", "utilization", "dram_bytes", "area",
+               "area_budget", "cores", "rows", "cols", "mac_bits", "sram_kib", "schedule",
+               "groups", "micro_batch", "accuracy_proxy", "accuracy_model", "min_accuracy",
+               "trial", "runner_up", "margin_pct", "sram_total_kib", "edges", "layer_bits")
+"""Every column a best-design row (`studies._search_points.best_design_row`) may hold. A search
+that found no feasible design gives a row with none of the design's columns, and a best design
+with no other MAC precision feasible has no ``runner_up``: a results table made of such rows only
+lacks those columns."""
+
+
+def with_row_columns(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with every `ROW_COLUMNS` column (missing ones empty), so a summary reads the
+    same columns whatever the searches found."""
+    missing = [c for c in ROW_COLUMNS if c not in results.columns]
+    return results.assign(**{c: math.nan for c in missing}) if missing else results
+
+
+def infeasible_lines(results: pd.DataFrame) -> list[str]:
+    """One line per search that found no feasible design (no ``images_per_s``)."""
+    out = []
+    for _, r in results[results["images_per_s"].isna()].iterrows():
+        bw = "unlimited" if math.isinf(r["dram_gbps"]) else f"{r['dram_gbps']:g} GB/s"
+        out.append(f"- **No feasible design**: {LEGEND.get(r['scheme'], r['scheme'])}, "
+                   f"{r['design']}, `{r['formulation']}`, {bw}: none of its {int(r['trials'])} "
+                   "trials gave one (a larger trial budget or a wider space may)")
+    return out
 
 
 def speedup_table(iso: pd.DataFrame) -> pd.DataFrame:
-    """Per (formulation, dram_gbps): best PACT-SAWB images/s / best WRPN images/s."""
-    wide = iso.pivot_table(index=["formulation", "dram_gbps"], columns="scheme",
-                           values="images_per_s", aggfunc="first")
+    """Per (formulation, dram_gbps): best PACT-SAWB images/s / best WRPN images/s (empty where a
+    search found no feasible design)."""
+    wide = (iso.groupby(["formulation", "dram_gbps", "scheme"], sort=True)["images_per_s"]
+            .first().unstack("scheme").reindex(columns=["pact_sawb", "wrpn"]))
     return pd.DataFrame({"formulation": wide.index.get_level_values(0),
                          "dram_gbps": wide.index.get_level_values(1),
                          "speedup": (wide["pact_sawb"] / wide["wrpn"]).to_numpy(),
@@ -125,14 +156,21 @@ def schedule_table(sched: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     tab["vs_layer_by_layer"] = tab["images_per_s"] / tab["scheme"].map(base)
     lines = []
     for scheme, g in tab.groupby("scheme", sort=False):
-        top = g.loc[g["images_per_s"].idxmax()]
+        found = g[g["images_per_s"].notna()]
         parts = [f"{r['design'].removeprefix('best ')} {r['images_per_s']:.4g} images/s "
                  f"({r['mac_bits']} x "
                  f"{int(r['cores'])} cores in {int(r['groups'])} group(s), micro-batch "
-                 f"{int(r['micro_batch'])})" for _, r in g.iterrows()]
+                 f"{int(r['micro_batch'])})" for _, r in found.iterrows()]
+        parts += [f"{r['design'].removeprefix('best ')}: no feasible design"
+                  for _, r in g[g["images_per_s"].isna()].iterrows()]
+        best = (f"best {found.loc[found['images_per_s'].idxmax(), 'schedule']}" if len(found)
+                else "no feasible design")
+        seen, size = int(g["distinct_designs"].max()), int(g["space_designs"].max())
+        covered = (f"all {size} designs enumerated" if seen >= size
+                   else f"{seen} of its {size} designs evaluated")
         lines.append(f"- Schedules, {LEGEND.get(scheme, scheme)} ({int(g['batch'].iloc[0])}-image "
-                     f"stream, {g['dram_gbps'].iloc[0]:g} GB/s, all {int(g['space_designs'].max())}"
-                     f" designs enumerated): best {top['schedule']}; " + "; ".join(parts) + ".")
+                     f"stream, {g['dram_gbps'].iloc[0]:g} GB/s, {covered}): {best}; "
+                     + "; ".join(parts) + ".")
     return tab, ["What the schedules change (each schedule's best design, MAC precision and "
                  "core groups searched with it):", "", *lines]
 

@@ -58,8 +58,10 @@ from studies._search_tables import (
     edge_lines,
     fidelity_lines,
     fidelity_tables,
+    infeasible_lines,
     schedule_table,
     speedup_table,
+    with_row_columns,
 )
 from studies.wrpn_vs_pact import LEGEND, SCHEMES
 from studies.wrpn_vs_pact import scheme_workload as _workload  # same schemes, same graphs
@@ -258,6 +260,7 @@ def _template_why(iso: pd.DataFrame, speedup: pd.DataFrame, end: str) -> str:
 def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     forms = _formulations(params)
     head = forms[0]
+    results = with_row_columns(results)  # a search without a feasible design has no design
     iso = results[results["kind"] == "iso_area"]
     speedup = speedup_table(iso)
     head_sp = speedup[speedup["formulation"] == head]
@@ -270,7 +273,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                        "min_accuracy", "mac_bits", "cores", "sram_kib", "layer_bits", "trials",
                        "feasible"]]
     lo, hi = float(head_sp["speedup"].min()), float(head_sp["speedup"].max())
-    targets = (
+    targets = () if head_sp["speedup"].isna().all() else (  # no pair of feasible designs
         Target(f"min speedup of the searched best designs ({head})", lo, *SPEEDUP_BAND,
                paper="2.7x-3.1x", source=SOURCE, unit="x",
                why=_template_why(iso[iso["formulation"] == head], head_sp, "min")),
@@ -283,11 +286,16 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                  + "; ".join(f"`{f}`: {FORMULATION_WORDS[f]}" for f in forms)
                  + f". The headline and the targets use `{head}`.")
     for form in forms:
-        sp = speedup[speedup["formulation"] == form]
+        sp = speedup[speedup["formulation"] == form]["speedup"].dropna()
         notes += ["", f"Best-design speedup PACT-SAWB / WRPN under `{form}`: "
-                  f"{float(sp['speedup'].min()):.2f}x to {float(sp['speedup'].max()):.2f}x over "
-                  "the bandwidth sweep (the paper's fixed template: 2.7x-3.1x)."]
+                  + (f"{float(sp.min()):.2f}x to {float(sp.max()):.2f}x over the bandwidth sweep "
+                     "(the paper's fixed template: 2.7x-3.1x)." if len(sp) else
+                     "none: at no bandwidth did both searches find a feasible design.")]
     notes += ["", coverage_note(iso)]
+    infeasible = infeasible_lines(results[results["kind"] != "schedule"])
+    if infeasible:
+        notes += ["", "Searches without a result (their rows are empty in the tables, and the "
+                  "speedups and targets leave them out):", "", *infeasible]
     ties = iso[iso["margin_pct"] < 1.0]
     if len(ties):
         notes += ["", f"{len(ties)} of the {len(iso)} best designs beat the fastest design of "
@@ -314,11 +322,20 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         u = mixed.iloc[1]
         gain = m["images_per_s"] / u["images_per_s"] if u.get("images_per_s") else math.nan
         verdict = ("beats" if gain > 1.0 + 1e-9 else "does not beat")
+        if math.isnan(gain):  # one of the two searches found no feasible design
+            none = " and ".join(w for w, r in (("the mixed-precision search", m),
+                                                 ("the uniform baseline", u))
+                                if pd.isna(r["images_per_s"]))
+            comparison = (f"cannot be compared with uniform 2-bit: {none} found no feasible "
+                          "design" + "".join(f" ({r['design']}: {r['images_per_s']:.1f} images/s)"
+                                             for r in (m, u) if pd.notna(r["images_per_s"])))
+        else:
+            comparison = (f"{verdict} uniform 2-bit at the same proxy accuracy: "
+                          f"{m['images_per_s']:.1f} vs. {u['images_per_s']:.1f} images/s "
+                          f"({gain:.2f}x)")
         notes += ["", f"Mixed precision (per-layer bits in {params['mixed_bits']}, first/last "
-                  f"16-bit, `{m['formulation']}`) {verdict} uniform 2-bit at the same proxy "
-                  f"accuracy: {m['images_per_s']:.1f} vs. {u['images_per_s']:.1f} images/s "
-                  f"({gain:.2f}x) at {params['mixed_bandwidth']} GB/s, after "
-                  f"{int(m['trials'])} TPE trials.",
+                  f"16-bit, `{m['formulation']}`) {comparison} at {params['mixed_bandwidth']} "
+                  f"GB/s, after {int(m['trials'])} TPE trials.",
                   "", "**The accuracy here is a data-free PROXY** (output SQNR in dB from "
                   "per-layer quantization noise weighted by a noise-gain sensitivity measured on "
                   "random inputs of the randomly initialised zoo model), not a measured "
