@@ -43,7 +43,14 @@ from dse.study.report import Plot, Summary, Target
 from dse.study.runner import DEFAULT_CODE, Context, expand_grid
 from dse.study.runner import run as _run
 from studies import pipeline
-from studies._params import check_bandwidths, check_batch, check_tuple_of, describe_params
+from studies._params import (
+    check_bandwidths,
+    check_batch,
+    check_choice,
+    check_positive,
+    check_tuple_of,
+    describe_params,
+)
 from studies._search_points import (
     accuracy_proxy,
     best_design_row,
@@ -158,9 +165,16 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     mixed_bw = check_bandwidths((params["mixed_bandwidth"],), "mixed_bandwidth")[0]
     for f in ("trials", "mixed_trials"):
         _positive_int(f, params[f])
-    _pairs("mac_bits", params["mac_bits"])
+    _pairs("mac_bits", params["mac_bits"])  # 'WxA' strings, kept as given in the point
     _pairs("mixed_mac_bits", params["mixed_mac_bits"])
-    check_tuple_of("mixed_bits", params["mixed_bits"], tuple(range(1, 33)))
+    mac_bits = check_tuple_of("mac_bits", params["mac_bits"], ())
+    mixed_mac_bits = check_tuple_of("mixed_mac_bits", params["mixed_mac_bits"], ())
+    mixed_bits = check_tuple_of("mixed_bits", params["mixed_bits"], tuple(range(1, 33)))
+    sram_kib = check_positive(params["sram_kib"], "sram_kib")
+    check_choice("first_last_bits", params["first_last_bits"], (2, 4, 8, 16, 32))
+    seed = params["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not allowed; expected an integer >= 0")
     forms = _formulations(params)
     total = params["total_sram_kib"]
     if isinstance(total, bool) or not isinstance(total, int | float) \
@@ -169,8 +183,8 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
                          "KiB > 0")
     fixed = {k: params[k] for k in ("model", "trials", "mac_bits", "sram_kib",
                                     "first_last_bits", "seed")}
-    fixed["mac_bits"] = tuple(params["mac_bits"])
-    fixed["sram_kib"] = tuple(float(s) for s in params["sram_kib"])
+    fixed["mac_bits"] = tuple(mac_bits)
+    fixed["sram_kib"] = tuple(float(s) for s in sram_kib)
     fixed["total_sram_kib"] = float(total)
     points = expand_grid({"formulation": forms, "dram_gbps": bws, "scheme": tuple(SCHEMES)},
                          kind="iso_area", **fixed)
@@ -194,8 +208,7 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
                                                    params["schedule_trials"])})
     points.append({**fixed, "kind": "mixed", "scheme": "pact_sawb", "dram_gbps": mixed_bw,
                    "formulation": forms[0], "trials": params["mixed_trials"],
-                   "mac_bits": tuple(params["mixed_mac_bits"]),
-                   "mixed_bits": tuple(params["mixed_bits"])})
+                   "mac_bits": tuple(mixed_mac_bits), "mixed_bits": tuple(mixed_bits)})
     return points
 
 

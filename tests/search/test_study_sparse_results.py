@@ -65,7 +65,8 @@ def test_no_feasible_design_anywhere_gives_no_target_and_says_so():
     assert "at no bandwidth did both searches find a feasible design" in summary.notes
     assert "cannot be compared with uniform 2-bit: the mixed-precision search found no " \
            "feasible design" in summary.notes
-    assert "does not beat" not in summary.notes and "nan" not in summary.notes
+    assert "does not beat" not in summary.notes
+    assert "nan" not in summary.notes
 
 
 def test_one_infeasible_bandwidth_is_left_out_of_the_speedup():
@@ -73,9 +74,11 @@ def test_one_infeasible_bandwidth_is_left_out_of_the_speedup():
             _searched("pact_sawb", math.inf, 600.0), _searched("wrpn", math.inf, 200.0)]
     summary = _summary(rows + _mixed(120.0, None), bandwidth=(8.0, math.inf))
     sp = summary.tables["speedup"].set_index("dram_gbps")["speedup"]
-    assert math.isnan(sp[8.0]) and sp[math.inf] == pytest.approx(3.0)
+    assert math.isnan(sp[8.0])
+    assert sp[math.inf] == pytest.approx(3.0)
     assert [t.value for t in summary.targets] == pytest.approx([3.0, 3.0])
-    assert "PACT-SAWB" in summary.notes and "8 GB/s: none of its 1 trials" in summary.notes
+    assert "PACT-SAWB" in summary.notes
+    assert "8 GB/s: none of its 1 trials" in summary.notes
     assert "the uniform baseline found no feasible design" in summary.notes
 
 
@@ -92,3 +95,24 @@ def test_a_schedule_without_a_result_and_a_partial_schedule_search():
     assert "pipeline: no feasible design" in summary.notes
     assert "1 of its 336 designs evaluated" in summary.notes  # not "all 336 enumerated"
     assert "best pipeline" in summary.notes
+
+
+# -- grid: one value where a tuple is expected, and values checked before any search runs -----
+def test_one_value_where_a_tuple_is_expected():
+    points = s.grid({**s.PARAMS, "mac_bits": "2x2", "mixed_mac_bits": "4x4", "mixed_bits": 2,
+                     "sram_kib": 512, "schedules": ()})
+    assert {p["mac_bits"] for p in points if p["kind"] == "iso_area"} == {("2x2",)}
+    mixed = next(p for p in points if p["kind"] == "mixed")
+    assert mixed["mac_bits"] == ("4x4",)
+    assert mixed["mixed_bits"] == (2,)
+    assert {p["sram_kib"] for p in points} == {(512.0,)}
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("sram_kib", ()), ("sram_kib", (0,)), ("sram_kib", None), ("sram_kib", "x"),
+    ("mixed_bits", 0), ("first_last_bits", "x"), ("first_last_bits", 0), ("seed", 2.5),
+    ("seed", "x"), ("seed", -1),
+])
+def test_bad_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=f"{field}="):
+        s.grid({**s.PARAMS, field: value})
