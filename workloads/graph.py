@@ -393,7 +393,6 @@ class Workload:
     def save(self, path: str | Path) -> None:
         """Write JSON atomically: a temporary file of this call's own beside ``path``
         (``.<name>.<pid>.<random>.tmp``), fsynced, renamed over it (`workloads.atomic`)."""
-        # imported here: dse.search loads this module alone, without workloads/__init__ (torch)
         from workloads.atomic import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_json(), indent=1))

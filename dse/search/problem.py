@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
@@ -19,10 +19,7 @@ from dse.search.accuracy import AccuracyModel
 from dse.search.accuracy import from_dict as accuracy_from_dict
 from dse.search.coverage import AUTO, GRID_MAX_DESIGNS, design_count
 from dse.search.space import SearchSpace
-from dse.search.workload import _Workload
-
-if TYPE_CHECKING:
-    from workloads.graph import Workload
+from workloads.graph import Workload
 
 __all__ = [
     "METRICS_ATTR",
@@ -132,7 +129,7 @@ class Problem:
         d = json.loads(text)
         if d.get("format") != "qdse.search.problem":
             raise ValueError(f"not a qdse search problem: format={d.get('format')!r}")
-        wl = _Workload.from_json(d["workload"])
+        wl = Workload.from_json(d["workload"])
         acc = accuracy_from_dict(d["accuracy"], wl) if d.get("accuracy") else None
         return cls(wl, SearchSpace.from_dict(d["space"]),
                    tuple(d["objectives"]), float(d["area_budget"]), float(d["dram_gbps"]),

@@ -3,51 +3,26 @@ everywhere else without torch.
 
 `prepare_workload` quantizes and extracts the model and caches the workload and its accuracy
 proxy as JSON in the output folder; workers read the workload from the study (`Problem`) through
-`_Workload`, the `workloads.graph.Workload` class imported without running ``workloads/__init__``.
+`workloads.graph.Workload` (``import workloads`` is torch-free: its torch-dependent names load on
+first use).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workloads.graph import Workload
+
 if TYPE_CHECKING:
     from dse.search.accuracy import AccuracyModel
-    from workloads.graph import Workload
 
 __all__ = ["prepare_workload"]
 
 # one logger for the package: records read "dse.search: ..." whichever module logs them
 log = logging.getLogger("dse.search")
-
-
-def _import_workload_graph() -> Any:
-    """``workloads.graph`` without running ``workloads/__init__`` (which imports torch for the
-    zoo and the extractor). A worker needs only the `Workload` record; keeping torch out makes
-    it start in well under a second. Once ``workloads`` is imported normally, that copy is used.
-    """
-    import importlib
-    import importlib.util
-
-    if "workloads" in sys.modules or "workloads.graph" in sys.modules:
-        return importlib.import_module("workloads.graph")
-    pkg = importlib.util.find_spec("workloads")  # locates the package without executing it
-    if pkg is None or not pkg.submodule_search_locations:
-        return importlib.import_module("workloads.graph")
-    path = Path(next(iter(pkg.submodule_search_locations))) / "graph.py"
-    spec = importlib.util.spec_from_file_location("workloads.graph", path)
-    if spec is None or spec.loader is None:
-        return importlib.import_module("workloads.graph")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["workloads.graph"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_Workload = _import_workload_graph().Workload  # the runtime class (see above)
 
 
 def prepare_workload(model: str, recipe: str, out: Path, *, w_bits: int, a_bits: int,
@@ -107,7 +82,7 @@ def _load_cached(source: dict[str, Any], src_path: Path, wl_path: Path, acc_path
         if json.loads(src_path.read_text()) != source:
             return None
         path = wl_path
-        wl = _Workload.load(wl_path)
+        wl = Workload.load(wl_path)
         path = acc_path
         proxy = ProxyAccuracy.from_dict(json.loads(acc_path.read_text()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:

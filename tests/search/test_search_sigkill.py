@@ -69,7 +69,7 @@ def _designs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_sigkill_at_random_points_loses_no_finished_trial(tmp_path: Path) -> None:
-    from dse.search.workload import _Workload
+    from workloads.graph import Workload
 
     out = tmp_path / "run"
     seed_cache(out)
@@ -88,7 +88,7 @@ def test_sigkill_at_random_points_loses_no_finished_trial(tmp_path: Path) -> Non
             assert trial.values == pytest.approx([row.images_per_s, row.energy_j], rel=1e-12)
         for name in ("source.json", "accuracy.json"):  # the cached files load
             json.loads((out / name).read_text())
-        _Workload.load(out / "workload.json")
+        Workload.load(out / "workload.json")
         for name in ("trials.csv", "pareto.csv"):
             if (out / name).exists():
                 pd.read_csv(out / name)

@@ -41,14 +41,14 @@ def grid(params):
 
 def evaluate(point, ctx):
     from arch import presets
-    from dse.search.workload import _Workload  # (workloads.graph without torch)
+    from workloads.graph import Workload  # (torch-free)
     from dse.sim import simulate
 
     with open(os.environ["KILLABLE_CALLS"], "a") as f:
         f.write(f"{os.getpid()} {point['cores']} {point['dram_gbps']}\\n")
     acc = dataclasses.replace(presets.get("sysml19", dram_gbps=point["dram_gbps"]),
                               cores=point["cores"])
-    res = simulate(_Workload.load(os.environ["KILLABLE_WORKLOAD"]), acc)
+    res = simulate(Workload.load(os.environ["KILLABLE_WORKLOAD"]), acc)
     return [{"images_per_s": res.images_per_s, "energy_j": res.energy_j,
              "dram_bytes": res.dram_bytes, "latency_s": res.latency_s}]
 
@@ -61,24 +61,23 @@ def summarize(results, params):
 
 def _write_workload(path: Path) -> None:
     """input -> c1 (3x3, 3 -> 16) -> c2 (3x3 stride 2, 16 -> 32) -> output, on 16x16 images."""
-    from dse.search.workload import _Workload
+    from workloads.graph import Layer, Workload
 
-    layer = sys.modules[_Workload.__module__].Layer
 
     def conv(name: str, c: int, k: int, stride: int) -> object:
         ho = 16 // stride
-        return layer(name=name, op="conv", n=1, c=c, h=16, w=16, k=k, r=3, s=3,
+        return Layer(name=name, op="conv", n=1, c=c, h=16, w=16, k=k, r=3, s=3,
                      stride=(stride, stride), padding=(1, 1), ho=ho, wo=ho,
                      macs=c * k * 9 * ho * ho, w_bits=2, a_bits=2, o_bits=16,
                      weight_elems=c * k * 9, input_elems=c * 256, output_elems=k * ho * ho,
                      module=name)
 
-    layers = [layer(name="input", op="input", n=1, k=3, ho=16, wo=16, o_bits=8,
+    layers = [Layer(name="input", op="input", n=1, k=3, ho=16, wo=16, o_bits=8,
                     output_elems=768),
               conv("c1", 3, 16, 1), conv("c2", 16, 32, 2),
-              layer(name="output", op="output", n=1, k=2048, input_elems=2048)]
+              Layer(name="output", op="output", n=1, k=2048, input_elems=2048)]
     edges = [("input", "c1"), ("c1", "c2"), ("c2", "output")]
-    _Workload.from_layers(layers, edges, name="two_convs", input_shape=(3, 16, 16)).save(path)
+    Workload.from_layers(layers, edges, name="two_convs", input_shape=(3, 16, 16)).save(path)
 
 
 def _setup(tmp_path: Path) -> dict[str, str]:
