@@ -104,6 +104,7 @@ def _budget(preset: str) -> float:
 def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     pipeline.check_model(params["model"])
     pipeline.check_recipe(params["recipe"])
+    pipeline.check_preset(params["preset"])
     w, a = params["w_bits"], params["a_bits"]
     for f, v in (("w_bits", w), ("a_bits", a), ("width", params["width"])):
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32:

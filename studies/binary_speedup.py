@@ -29,7 +29,13 @@ from dse.study.report import Summary, Target
 from dse.study.runner import Context, expand_grid
 from dse.study.runner import run as _run
 from studies import pipeline
-from studies._params import check_bandwidths, check_batch, check_tuple_of, describe_params
+from studies._params import (
+    check_bandwidths,
+    check_batch,
+    check_choice,
+    check_tuple_of,
+    describe_params,
+)
 
 NAME = "binary_speedup"
 TITLE = "Binary-weight ResNet-18: Eq. 11 theoretical speedup (10.86x) vs. a simulated design"
@@ -82,6 +88,12 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     roles = check_tuple_of("fp_roles", params["fp_roles"], ("first", "last", "shortcut"))
     hps = check_tuple_of("high_precision", params["high_precision"], ("bit_serial",
                                                                       "configurable"))
+    check_choice("peak_scaling", params["peak_scaling"], ("density", "doubling"))
+    pipeline.check_preset(params["preset"])
+    for field, hi in (("word_bits", 4096), ("a_bits", 32)):
+        v = params[field]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+            raise ValueError(f"{field}={v!r} is not allowed; expected an integer in 1..{hi}")
     common = {"model": params["model"], "batch": check_batch(params["batch"]),
               "preset": params["preset"], "peak_scaling": params["peak_scaling"]}
     points = [{**common, "kind": "eq11", "m": m, "fp_roles": ",".join(r),

@@ -32,6 +32,7 @@ __all__ = [
     "accelerator",
     "array_utilization",
     "check_model",
+    "check_preset",
     "check_recipe",
     "design_file_accelerator",
     "fidelity_note",
@@ -40,6 +41,7 @@ __all__ = [
     "layer_bits_summary",
     "mode_columns",
     "preset_defaults",
+    "preset_names",
     "sim_options",
     "simulate_point",
     "simulate_row",
@@ -290,11 +292,9 @@ def accelerator(mac_bits: tuple[int, int], dram_gbps: float, *, preset: str = "s
     `design_file_accelerator`."""
     from arch import presets
 
-    if is_design_file(preset):
+    if is_design_file(check_preset(preset)):
         return design_file_accelerator(preset, mac_bits, dram_gbps, **overrides)
-    fn = getattr(presets, preset, None)
-    if fn is None or not callable(fn):
-        raise ValueError(f"preset={preset!r} is not allowed; expected a function of arch.presets")
+    fn = getattr(presets, preset)
     kw = {k: v for k, v in overrides.items() if v is not None}
     accepted = inspect.signature(fn).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
@@ -304,6 +304,33 @@ def accelerator(mac_bits: tuple[int, int], dram_gbps: float, *, preset: str = "s
                              f"it takes {', '.join(accepted)}")
     acc: Accelerator = fn(mac_bits=tuple(mac_bits), dram_gbps=float(dram_gbps), **kw)
     return acc
+
+
+def preset_names() -> list[str]:
+    """The `arch.presets` functions a study's ``preset`` may name: those that build a system for
+    a MAC precision and a DRAM bandwidth."""
+    from arch import presets
+
+    takes = {"mac_bits", "dram_gbps"}
+    out = []
+    for name in presets.__all__:
+        params = inspect.signature(getattr(presets, name)).parameters.values()
+        required = {p.name for p in params if p.default is p.empty
+                    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if takes <= {p.name for p in params} and required <= takes:
+            out.append(name)
+    return out
+
+
+def check_preset(preset: Any, field: str = "preset") -> str:
+    """``preset`` if it names a system of `preset_names` or a design file (.toml/.yaml/.yml,
+    read when the point runs), else ValueError naming ``field``, the value and what is allowed."""
+    if not is_design_file(preset) and not (isinstance(preset, str)
+                                           and preset in preset_names()):
+        raise ValueError(f"{field}={preset!r} is not allowed; expected one of "
+                         f"{', '.join(preset_names())} (arch.presets) or a .toml/.yaml design "
+                         "file")
+    return str(preset)
 
 
 def is_design_file(preset: str) -> bool:

@@ -76,6 +76,7 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     fl_bits = check_choice("first_last_bits", params["first_last_bits"], (2, 4, 8, 16))
     check_choice("high_precision", params["high_precision"], ("configurable", "bit_serial"))
     check_choice("peak_scaling", params["peak_scaling"], ("density", "doubling"))
+    pipeline.check_preset(params["preset"])
     batch = check_batch(params["batch"])
     batches = [batch] + [check_batch(b, "batch_sensitivity") for b in check_tuple_of(
         "batch_sensitivity", params["batch_sensitivity"], (), allow_empty=True) if b != batch]

@@ -85,6 +85,7 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
         pipeline.check_recipe(s["recipe"])
     bws = check_bandwidths(params["bandwidth"])
     batch = check_batch(params["batch"])
+    pipeline.check_preset(params["preset"])
     hps = check_tuple_of("high_precision", params["high_precision"], ("configurable",
                                                                       "bit_serial"))
     scalings = check_tuple_of("peak_scaling", params["peak_scaling"], ("density", "doubling"))

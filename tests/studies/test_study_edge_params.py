@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from studies import pipeline, precision_sweep, wrpn_vs_pact
+from studies import bandwidth_area_sweep, binary_speedup, pipeline, precision_sweep, wrpn_vs_pact
 
 
 def _grid(study, **overrides):
@@ -46,3 +46,31 @@ def test_one_sensitivity_batch_as_a_number(study):
 def test_bad_values_name_the_field(study, field, value):
     with pytest.raises(ValueError, match=f"{field}="):
         _grid(study, **{field: value})
+
+
+@pytest.mark.parametrize("study", [binary_speedup, precision_sweep, wrpn_vs_pact,
+                                   bandwidth_area_sweep])
+@pytest.mark.parametrize("preset", [0, None, ("sysml19",), "names", "sysml19_area_budget", "x"])
+def test_a_preset_that_is_no_system_names_the_field(study, preset):
+    """Not a string, or an arch.presets function that builds no system for (mac_bits,
+    dram_gbps): one ValueError before any point runs (a TypeError traceback before)."""
+    with pytest.raises(ValueError, match=r"preset=.* is not allowed; expected one of .*sysml19"):
+        _grid(study, preset=preset, cores=(4,)) if study is bandwidth_area_sweep \
+            else _grid(study, preset=preset)
+
+
+def test_check_preset_takes_the_systems_and_design_files():
+    assert "sysml19" in pipeline.preset_names()
+    assert "names" not in pipeline.preset_names()
+    assert pipeline.check_preset("chip.toml") == "chip.toml"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("word_bits", 0), ("word_bits", "x"), ("word_bits", 2.5), ("a_bits", 0), ("a_bits", None),
+    ("peak_scaling", "linear"), ("peak_scaling", None),
+])
+def test_binary_speedup_checks_every_parameter_before_running(field, value):
+    """word_bits='x' crashed inside Eq. 11 with a TypeError, a_bits=0 failed in the workload
+    trace naming one layer's override, peak_scaling in the first design point."""
+    with pytest.raises(ValueError, match=f"{field}="):
+        _grid(binary_speedup, **{field: value})
