@@ -50,7 +50,7 @@ def _pair(v: Any) -> tuple[int, int]:
 
 
 def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
-    pairs = [_pair(v) for v in check_tuple_of("mac_bits", params["mac_bits"], ())]
+    pairs = dict.fromkeys(_pair(v) for v in check_tuple_of("mac_bits", params["mac_bits"], ()))
     llsq = check_tuple_of("llsq_bits", params["llsq_bits"], tuple(LLSQ_AREA_MM2))
     sysb = check_tuple_of("system_bits", params["system_bits"], (1, 2, 4, 8, 16))
     scalings = check_tuple_of("peak_scaling", params["peak_scaling"], ("doubling", "density"))

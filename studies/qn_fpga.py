@@ -62,7 +62,8 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     models = [pipeline.check_model(m) for m in check_tuple_of("model", params["model"], ())]
     pipeline.check_recipe(params["recipe"])
     design = presets.vu9p_design()
-    bits = [_pair(v) for v in check_tuple_of("bits", params["bits"], ())]
+    # 1 and (1, 1) are one precision: one design point each
+    bits = list(dict.fromkeys(_pair(v) for v in check_tuple_of("bits", params["bits"], ())))
     for b in bits:
         design.mac_count(b)  # ValueError: a precision the device has no cost for, or no MAC
     if (1, 1) not in bits:

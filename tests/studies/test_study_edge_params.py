@@ -74,3 +74,15 @@ def test_binary_speedup_checks_every_parameter_before_running(field, value):
     trace naming one layer's override, peak_scaling in the first design point."""
     with pytest.raises(ValueError, match=f"{field}="):
         _grid(binary_speedup, **{field: value})
+
+
+def test_one_precision_spelled_twice_is_one_point():
+    """bits=(1, (1, 1), (2, 2)) names W1A1 twice: two binary rows per model made qn_fpga's
+    derive fail with a numpy broadcast error; mac_area listed the MAC twice."""
+    from studies import mac_area, qn_fpga
+
+    points = _grid(qn_fpga, model="alexnet", bits=(1, (1, 1), (2, 2)))
+    assert [(p["w_bits"], p["a_bits"]) for p in points] == [(1, 1), (2, 2)]
+    macs = [p for p in _grid(mac_area, mac_bits=(4, (4, 4), (2, 4))) if p["kind"] == "mac"]
+    assert [(p["w_bits"], p["a_bits"]) for p in macs] == [(4, 4), (2, 4)]
+
