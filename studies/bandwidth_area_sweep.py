@@ -85,6 +85,21 @@ def parse_area(value: Any, budget: float) -> float:
     return float(check_positive(value, "area")[0])
 
 
+def _mac_pair(value: Any, default: tuple[int, int]) -> tuple[int, int]:
+    """``mac_bits``: None (``default``, the workload's w/a bits), bits, or (w_bits, a_bits)."""
+    def bits(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 32
+
+    if value is None:
+        return default
+    if bits(value):
+        return (value, value)
+    if isinstance(value, tuple | list) and len(value) == 2 and all(bits(v) for v in value):
+        return (value[0], value[1])
+    raise ValueError(f"mac_bits={value!r} is not allowed; expected None (w_bits x a_bits), bits "
+                     "or (w_bits, a_bits), each an integer in 1..32")
+
+
 def _budget(preset: str) -> float:
     """The area ``1x`` means: the preset's iso-area budget, or a design file's own area."""
     from arch import presets
@@ -109,9 +124,11 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     for f, v in (("w_bits", w), ("a_bits", a), ("width", params["width"])):
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32:
             raise ValueError(f"{f}={v!r} is not allowed; expected an integer in 1..32")
-    mac = params["mac_bits"] or (w, a)
-    if isinstance(mac, int):
-        mac = (mac, mac)
+    mac = _mac_pair(params["mac_bits"], (w, a))
+    fl = params["first_last_bits"]
+    if fl is not None and (isinstance(fl, bool) or not isinstance(fl, int) or not 1 <= fl <= 32):
+        raise ValueError(f"first_last_bits={fl!r} is not allowed; expected None (the recipe's "
+                         "bits) or an integer in 1..32")
     check_choice("high_precision", params["high_precision"], ("configurable", "bit_serial"))
     check_choice("peak_scaling", params["peak_scaling"], ("density", "doubling"))
     tol = params["knee_tolerance"]

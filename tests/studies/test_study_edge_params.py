@@ -86,3 +86,22 @@ def test_one_precision_spelled_twice_is_one_point():
     macs = [p for p in _grid(mac_area, mac_bits=(4, (4, 4), (2, 4))) if p["kind"] == "mac"]
     assert [(p["w_bits"], p["a_bits"]) for p in macs] == [(4, 4), (2, 4)]
 
+
+
+@pytest.mark.parametrize(("value", "pair"), [(None, (2, 2)), (4, (4, 4)), ((2, 4), (2, 4)),
+                                             ([8, 8], (8, 8))])
+def test_sweep_mac_bits_forms(value, pair):
+    points = _grid(bandwidth_area_sweep, mac_bits=value, cores=(4,), bandwidth=(8.0,))
+    assert {(p["mac_w_bits"], p["mac_a_bits"]) for p in points} == {pair}
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("mac_bits", 0), ("mac_bits", ()), ("mac_bits", 2.5), ("mac_bits", (0,)), ("mac_bits", "2x2"),
+    ("mac_bits", ((1, 2),)), ("mac_bits", (2, 64)), ("first_last_bits", 0),
+    ("first_last_bits", "x"), ("first_last_bits", 2.5),
+])
+def test_sweep_bad_bits_name_the_field(field, value):
+    """mac_bits=0 or () silently became w_bits x a_bits, (0,) an IndexError, 2.5 a TypeError;
+    first_last_bits was never checked."""
+    with pytest.raises(ValueError, match=f"{field}="):
+        _grid(bandwidth_area_sweep, **{field: value})
