@@ -194,12 +194,25 @@ def evaluate(point: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     return [row]
 
 
-def knee_gbps(gbps: pd.Series, images_per_s: pd.Series, tolerance: float = 0.05) -> float:
+def knee_gbps(gbps: pd.Series, images_per_s: pd.Series, tolerance: float = 0.05,
+              demand_gbps: float | None = None) -> float:
     """The smallest bandwidth of ``gbps`` whose ``images_per_s`` is within ``tolerance`` of the
-    best of ``images_per_s`` (the two aligned by position)."""
+    best of ``images_per_s`` (the two aligned by position).
+
+    NaN when the sweep does not show one: the knee is the largest swept bandwidth, a finite one,
+    and the run there uses all of it (``demand_gbps``, its DRAM bytes / latency, within
+    ``tolerance`` of it) - the design is still DRAM-bound at the top of the sweep, so where it
+    turns compute-bound lies above it (a single finite bandwidth would otherwise be its own
+    knee)."""
+    bw = gbps.to_numpy(dtype=float)
     ips = images_per_s.to_numpy()
     ok = ips >= (1 - tolerance) * ips.max()
-    return float(gbps.to_numpy()[ok].min())
+    knee = float(bw[ok].min())
+    top = float(bw.max())
+    if knee == top and math.isfinite(top) and demand_gbps is not None \
+            and demand_gbps >= (1 - tolerance) * top:
+        return math.nan
+    return knee
 
 
 def knees(results: pd.DataFrame, tolerance: float = 0.05) -> pd.DataFrame:
@@ -208,14 +221,13 @@ def knees(results: pd.DataFrame, tolerance: float = 0.05) -> pd.DataFrame:
     for key, g in results.groupby(DESIGN, dropna=False, sort=True):
         g = g.sort_values("dram_gbps")
         best = g.loc[g["images_per_s"].idxmax()]
-        knee = knee_gbps(g["dram_gbps"], g["images_per_s"], tolerance)
         fastest = g.iloc[-1]
+        demand = float(fastest["dram_bytes"]) / float(fastest["latency_s"]) / 1e9
+        knee = knee_gbps(g["dram_gbps"], g["images_per_s"], tolerance, demand)
         rows.append({"area_budget_mm2": key[0], "sram_kib": key[1], "cores": int(key[2]),
                      "area_mm2": float(best["area_mm2"]), "peak_tops": float(best["peak_tops"]),
                      "best_images_per_s": float(best["images_per_s"]),
-                     "compute_bound_gbps": knee,
-                     "demand_gbps": float(fastest["dram_bytes"]) / float(fastest["latency_s"])
-                     / 1e9,
+                     "compute_bound_gbps": knee, "demand_gbps": demand,
                      "utilization_at_best": float(best["utilization"])})
     return pd.DataFrame(rows)
 
@@ -230,6 +242,9 @@ def design_labels(results: pd.DataFrame) -> pd.Series:
 
 
 def _gbps(v: float) -> str:
+    """A swept bandwidth, or a knee (NaN: above the sweep, `knee_gbps`)."""
+    if math.isnan(v):
+        return "above the sweep"
     return "unlimited" if math.isinf(v) else f"{v:g} GB/s"
 
 
@@ -257,8 +272,11 @@ def by_fidelity(results: pd.DataFrame, tolerance: float = 0.05) -> pd.DataFrame 
             at = _gbps(g["dram_gbps"].iloc[i])
             rows.append({"design": design, "quantity": f"images/s at {at}",
                          **{m: float(ips[m].iloc[i]) for m in modes}})
+        top = g.iloc[-1]  # each mode's demand at the top of the sweep: its own latency there
         rows.append({"design": design, "quantity": "compute_bound_gbps",
-                     **{m: knee_gbps(g["dram_gbps"], ips[m], tolerance) for m in modes}})
+                     **{m: knee_gbps(g["dram_gbps"], ips[m], tolerance,
+                                     float(top["dram_bytes"]) * float(ips[m].iloc[-1])
+                                     / float(top["batch"]) / 1e9) for m in modes}})
     return pd.DataFrame(rows)
 
 
@@ -286,7 +304,7 @@ def _fidelity_notes(results: pd.DataFrame, table: pd.DataFrame | None) -> str:
     knee = table[table["quantity"] == "compute_bound_gbps"].set_index("design")
     moved = [f"{d}: {', '.join(f'`{m}` {_gbps(knee.at[d, m])}' for m in others)} vs. "
              f"{_gbps(knee.at[d, head])}" for d in knee.index
-             if (knee.loc[d, others] != knee.at[d, head]).any()]
+             if not all(_gbps(knee.at[d, m]) == _gbps(knee.at[d, head]) for m in others)]
     text += (" The knee (`compute_bound_gbps`, each mode against its own best images/s) "
              + ("moves for " + "; ".join(moved) + "." if moved else "is the same in every mode."))
     pairs = [(t, f) for t, f in (("tile+prefetch", head), ("tile", "layer"))
@@ -341,6 +359,11 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         notes=(f"`compute_bound_gbps`: smallest swept bandwidth within "
                f"{params['knee_tolerance']:.0%} of the design's best images/s; `demand_gbps`: "
                "DRAM bytes / latency of the fastest run (the bandwidth it consumes unstarved)."
+               + (f" Empty for {int(table['compute_bound_gbps'].isna().sum())} design(s) still "
+                  "DRAM-bound at the largest swept bandwidth (demand within "
+                  f"{params['knee_tolerance']:.0%} of it): the knee lies above the sweep; "
+                  "sweep higher bandwidths or `inf`." if table["compute_bound_gbps"].isna().any()
+                  else "")
                + ("\n\n`throughput_by_fidelity`: the headline (images/s at the smallest and the "
                   "largest swept bandwidth, and `compute_bound_gbps`) per design in each "
                   "simulator mode; every point of the sweep runs in all of them.\n\n"

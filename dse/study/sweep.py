@@ -156,9 +156,13 @@ def _main(argv: Sequence[str] | None) -> int:
         table = pd.read_csv(knee)
         for r in table.itertuples(index=False):
             area = "" if pd.isna(r.area_budget_mm2) else f"{r.area_budget_mm2:6.3g} mm²: "
+            knee = ("still DRAM-bound at the largest swept bandwidth" if pd.isna(
+                r.compute_bound_gbps) else "compute-bound from unlimited bandwidth"
+                if r.compute_bound_gbps == float("inf")
+                else f"compute-bound from {r.compute_bound_gbps:g} GB/s")
             print(f"  {area}{r.cores:4d} cores, {r.sram_kib:g} KiB/core, {r.peak_tops:.3g} TOPS: "
-                  f"{r.best_images_per_s:.4g} images/s, compute-bound from "
-                  f"{r.compute_bound_gbps:g} GB/s (demand {r.demand_gbps:.3g} GB/s)")
+                  f"{r.best_images_per_s:.4g} images/s, {knee} (demand {r.demand_gbps:.3g} "
+                  "GB/s)")
     print(f"wrote {', '.join(sorted({p.name for p in run.files}))} to {out}/")
     return 0
 
