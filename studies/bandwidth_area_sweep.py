@@ -268,7 +268,7 @@ def by_fidelity(results: pd.DataFrame, tolerance: float = 0.05) -> pd.DataFrame 
         ips = mode_images_per_s(g)
         modes = [c for c in ips.columns if c != "dram_gbps"]
         design = design_labels(g).iloc[0]
-        for i in (0, len(g) - 1):
+        for i in dict.fromkeys((0, len(g) - 1)):  # one row when one bandwidth is swept
             at = _gbps(g["dram_gbps"].iloc[i])
             rows.append({"design": design, "quantity": f"images/s at {at}",
                          **{m: float(ips[m].iloc[i]) for m in modes}})

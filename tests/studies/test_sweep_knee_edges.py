@@ -62,3 +62,11 @@ def test_knee_per_mode_is_empty_where_that_mode_ends_dram_bound():
     assert knee[sweep.pipeline.HEADLINE_MODE] == 64.0
     assert knee["layer"] == 64.0
     assert math.isnan(knee["tile"])
+
+
+def test_one_bandwidth_gives_one_images_per_s_row_per_design():
+    results = _roofline((16.0,))
+    results[f"latency_s@{sweep.pipeline.HEADLINE_MODE}"] = results["latency_s"]
+    results["latency_s@layer"] = results["latency_s"] * 1.1
+    quantities = sweep.by_fidelity(results)["quantity"].tolist()
+    assert quantities == ["images/s at 16 GB/s", "compute_bound_gbps"]
