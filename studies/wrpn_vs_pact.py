@@ -214,6 +214,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                why=f"occupancy crosses only where the memory-side speedup ({sp_lo:.2f}x) "
                    f"exceeds the two systems' occupancy-time ratio ({occ_ratio:.2f}x)"),
     )
+    if head["dram_gbps"].nunique() < 2:  # a spread and a crossing need two bandwidths
+        targets = targets[:2]
     # Fig. 8a is normalized images/s: both schemes relative to WRPN at the lowest bandwidth
     base = float(main[(main["scheme"] == "wrpn")].sort_values("dram_gbps")["images_per_s"].iloc[0])
     norm = main.assign(normalized_images_per_s=main["images_per_s"] / base)
@@ -364,6 +366,10 @@ def _notes(hp0: str, sc0: str, cross: float | None, missed: list[Target],
     ]
     if cross is not None:
         lines.append(f"The occupancy curves cross near {cross:.3g} GB/s, as in the paper.")
+    elif len(bws) < 2:
+        lines.append(f"One bandwidth swept ({bw(lo_bw)}): whether the curves cross, and how far "
+                     "the speedup spreads over bandwidth, needs two or more; the targets leave "
+                     "both out.")
     else:
         gap_lo = 1 - 1 / _ratio(main, lo_bw, "array_utilization")
         gap_hi = 1 - 1 / _ratio(main, hi_bw, "array_utilization")

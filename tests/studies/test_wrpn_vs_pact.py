@@ -92,3 +92,19 @@ def test_more_bandwidth_is_never_slower(study_run):
     for _, g in df.groupby("scheme"):
         ips = g.sort_values("dram_gbps")["images_per_s"].to_numpy()
         assert (ips[1:] >= ips[:-1] * (1 - 1e-9)).all()
+
+
+def test_one_bandwidth_has_no_spread_or_crossing_target(study_run):
+    """--bandwidth 64: a spread over bandwidth and a crossing of two curves cannot be measured
+    on one point; they were reported as MISSED (spread 0, 'expected 1, got 0')."""
+    df = study_run[1]
+    one = df[df["dram_gbps"] == 64.0]
+    params = {**wrpn_vs_pact.PARAMS, "bandwidth": (64.0,), "high_precision": ("configurable",),
+              "peak_scaling": ("doubling",), "batch": 2, "batch_sensitivity": (),
+              "sram_sensitivity_kib": ()}
+    summary = wrpn_vs_pact.summarize(one, params)
+    assert [t.name for t in summary.targets] == ["min speedup over the sweep",
+                                                 "max speedup over the sweep"]
+    assert "One bandwidth swept (64 GB/s)" in summary.notes
+    full = wrpn_vs_pact.summarize(df, {**params, "bandwidth": (8.0, 64.0, math.inf)})
+    assert len(full.targets) == 4
