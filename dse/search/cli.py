@@ -362,7 +362,8 @@ def _as_flags(message: str) -> str:
     """A SearchSpace message with its field names (``array_shapes=...``) as the CLI's flags."""
     for field, flag in _FLAGS.items():
         message = re.sub(rf"(?<![\w-]){field}=", f"{flag}=", message)
-    return message.replace("invalid SearchSpace: ", "")
+    # two fields of one flag (--bits sets layer_w_bits and layer_a_bits): one complaint
+    return "; ".join(dict.fromkeys(message.replace("invalid SearchSpace: ", "").split("; ")))
 
 
 def _check_bounds(a: Any) -> None:

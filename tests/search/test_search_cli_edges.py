@@ -1,6 +1,6 @@
 """dse.search edge inputs found by a robustness sweep of the CLIs: a micro-batch that does not
 divide the batch (each trial failed inside the simulator, the run exited 0 with 'no feasible
-design')."""
+design'), and --bits naming its two fields twice in one error line."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def test_a_micro_batch_that_does_not_divide_the_batch_is_a_problem():
 
 @pytest.mark.parametrize(("args", "field"), [
     (["--micro-batches", "3", "--batch", "4", "--schedules", "pipeline"], "micro_batches="),
+    (["--bits", "0"], "--bits=(0,)"),
 ])
 def test_cli_rejects_before_extraction_with_one_complaint(tmp_path, capsys, monkeypatch, args,
                                                           field):
