@@ -281,9 +281,9 @@ def _sram_note(df: pd.DataFrame, fl: int) -> str:
              & df["dram_gbps"].isin([32.0, 64.0])]
     if sel["sram_total_mib"].round(1).nunique() < 2:
         return ""
-    parts = [f"{mib:g} MiB: {g.set_index('dram_gbps')['speedup'].get(32.0, math.nan):.2f}x at "
-             f"32 GB/s, {g.set_index('dram_gbps')['speedup'].get(64.0, math.nan):.2f}x at 64 GB/s"
-             for mib, g in sel.groupby(sel["sram_total_mib"].round(1))]
+    parts = [f"{mib:g} MiB: " + ", ".join(f"{sp:.2f}x at {bw:g} GB/s" for bw, sp in
+                                          g.set_index("dram_gbps")["speedup"].sort_index().items())
+             for mib, g in sel.groupby(sel["sram_total_mib"].round(1))]  # the swept of 32, 64
     return ("**Total on-chip SRAM** (the preset's 16 MiB is an unverified recollection of "
             "RaPiD's 2 MiB per core) decides which data structures fit and so the "
             "bandwidth-limited 16->4-bit gain: " + "; ".join(parts) + " (`speedup_by_sram.csv`). "

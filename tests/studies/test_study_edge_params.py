@@ -105,3 +105,16 @@ def test_sweep_bad_bits_name_the_field(field, value):
     first_last_bits was never checked."""
     with pytest.raises(ValueError, match=f"{field}="):
         _grid(bandwidth_area_sweep, **{field: value})
+
+
+def test_sram_note_lists_only_the_swept_bandwidths():
+    """With 64 GB/s not swept the note said 'nanx at 64 GB/s' for every SRAM size."""
+    import pandas as pd
+
+    rows = [{"mac_bits": 4, "variant": "first/last 8-bit", "dram_gbps": bw, "sram_total_mib": mib,
+             "speedup": sp} for mib, bw, sp in ((4.0, 32.0, 4.24), (8.0, 32.0, 4.07))]
+    note = precision_sweep._sram_note(pd.DataFrame(rows), 8)
+    assert "4 MiB: 4.24x at 32 GB/s; 8 MiB: 4.07x at 32 GB/s" in note
+    assert "nan" not in note
+    both = pd.DataFrame(rows + [{**r, "dram_gbps": 64.0, "speedup": 5.0} for r in rows])
+    assert "4 MiB: 4.24x at 32 GB/s, 5.00x at 64 GB/s;" in precision_sweep._sram_note(both, 8)
