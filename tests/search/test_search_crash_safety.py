@@ -101,7 +101,8 @@ def test_a_journal_cut_anywhere_loads_and_takes_appends(tmp_path_factory: pytest
 
 def test_truncated_workload_json_is_extracted_again(tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    from dse.search.workload import _load_cached, _Workload, prepare_workload
+    from dse.search.workload import _load_cached, prepare_workload
+    from workloads.graph import Workload
 
     source = {"model": "digits_cnn", "recipe": "pact_sawb", "w_bits": 2, "a_bits": 2,
               "batch": 1, "sensitivity": "noise_gain", "seed": 0}
@@ -123,7 +124,7 @@ def test_truncated_workload_json_is_extracted_again(tmp_path: Path,
     with caplog.at_level(logging.WARNING, logger="dse.search"):
         again, _ = prepare_workload("digits_cnn", "pact_sawb", tmp_path, w_bits=2, a_bits=2)
     assert again.name == "digits_cnn"
-    assert _Workload.load(files[1]) == again  # rewritten whole
+    assert Workload.load(files[1]) == again  # rewritten whole
     assert _load_cached(source, *files) is not None
 
 
@@ -252,4 +253,26 @@ def test_a_trial_killed_before_it_chose_a_design_is_no_design() -> None:
         study.add_trial(optuna.trial.create_trial(
             state=state, params=params, distributions={k: dist[k] for k in params},
             value=1.0 if state == optuna.trial.TrialState.COMPLETE else None))
-    assert distinct_evaluated(study) == 2
+    assert distinct_evaluated(study) == 1  # FAIL trials evaluated no design, with params or not
+
+
+def test_a_trial_killed_while_choosing_its_design_is_no_design() -> None:
+    """Killed after some of its parameters, a trial is FAIL with a part of a design - a parameter
+    set no complete design has. It evaluated nothing; counted, a 12-design grid reported 13
+    designs evaluated and a resumed grid search planned one design too few."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    from dse.search.coverage import distinct_evaluated
+
+    dist = {"mac_bits": CategoricalDistribution(["2x2", "4x4"]),
+            "sram_kib": CategoricalDistribution([64, 128])}
+    study = optuna.create_study()
+    for state, params in ((optuna.trial.TrialState.COMPLETE, {"mac_bits": "2x2", "sram_kib": 64}),
+                          (optuna.trial.TrialState.FAIL, {"mac_bits": "4x4"}),  # killed midway
+                          (optuna.trial.TrialState.FAIL, {"mac_bits": "4x4", "sram_kib": 64}),
+                          (optuna.trial.TrialState.PRUNED, {"mac_bits": "2x2", "sram_kib": 128})):
+        study.add_trial(optuna.trial.create_trial(
+            state=state, params=params, distributions={k: dist[k] for k in params},
+            value=1.0 if state == optuna.trial.TrialState.COMPLETE else None))
+    assert distinct_evaluated(study) == 2  # the complete and the pruned design

@@ -63,6 +63,17 @@ def _study(out: Path) -> optuna.Study | None:
     return optuna.load_study(study_name=names[0], storage=storage) if names else None
 
 
+def _journal(out: Path) -> str:
+    """Every stored trial, one line each (a failure's diagnosis): number, state, grid point,
+    design, owner and retry history."""
+    study = _study(out)
+    if study is None:
+        return "no study stored"
+    return "\n".join(f"{t.number} {t.state.name} grid={t.system_attrs.get('grid_id')} "
+                     f"params={t.params} worker={t.user_attrs.get('qdse.worker')} "
+                     f"retries={t.system_attrs.get('retry_history')}" for t in study.trials)
+
+
 def _designs(df: pd.DataFrame) -> pd.DataFrame:
     done = df[df["state"] == "COMPLETE"][[*_DESIGN, *_VALUES]]
     return done.sort_values(_DESIGN).reset_index(drop=True)
@@ -111,7 +122,7 @@ def test_sigkill_at_random_points_loses_no_finished_trial(tmp_path: Path) -> Non
     got, want = pd.read_csv(out / "trials.csv"), pd.read_csv(ref / "trials.csv")
     assert not (got["state"] == "RUNNING").any()
     assert got["number"].is_unique
-    assert len(_designs(got)) == _N  # each design completed once
+    assert len(_designs(got)) == _N, _journal(out)  # each design completed once
     pd.testing.assert_frame_equal(_designs(got), _designs(want), check_dtype=False, rtol=1e-12)
     front, want_front = pd.read_csv(out / "pareto.csv"), pd.read_csv(ref / "pareto.csv")
     pd.testing.assert_frame_equal(_designs(front), _designs(want_front), check_dtype=False,
