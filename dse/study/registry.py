@@ -36,10 +36,22 @@ def _package(name: str) -> ModuleType:
 
 
 def _names_in(pkg: ModuleType) -> list[str]:
+    """The studies of one package: its ``names()``, else its public modules that define
+    ``NAME`` (a helper module beside them is no study: listing it made ``--list`` fail on it)."""
     if callable(getattr(pkg, "names", None)):
         return list(pkg.names())
-    return sorted(m.name for m in pkgutil.iter_modules(getattr(pkg, "__path__", []))
-                  if not m.name.startswith("_"))
+    out = []
+    for m in sorted(pkgutil.iter_modules(getattr(pkg, "__path__", [])), key=lambda m: m.name):
+        if m.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f"{pkg.__name__}.{m.name}")
+        except ImportError as e:
+            raise ValueError(f"study package {pkg.__name__!r}: module {m.name!r} cannot be "
+                             f"imported ({e}); check ${ENV_PACKAGES}") from None
+        if hasattr(module, "NAME"):
+            out.append(m.name)
+    return out
 
 
 def names() -> list[str]:
