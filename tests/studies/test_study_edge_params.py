@@ -118,3 +118,27 @@ def test_sram_note_lists_only_the_swept_bandwidths():
     assert "nan" not in note
     both = pd.DataFrame(rows + [{**r, "dram_gbps": 64.0, "speedup": 5.0} for r in rows])
     assert "4 MiB: 4.24x at 32 GB/s, 5.00x at 64 GB/s;" in precision_sweep._sram_note(both, 8)
+
+
+def _binary_rows():
+    import pandas as pd
+
+    eq = [{"kind": "eq11", "m": 1, "fp_roles": r, "flops_fp": 4.08e7, "flops_binary": 1.34e6,
+           "speedup": 30.5} for r in ("first,last,shortcut", "first,last")]
+    sim = [{"kind": "sim", "scheme": s, "dram_gbps": float("inf"), "images_per_s": ips,
+            "high_precision": "configurable", "cores": c, "peak_tops": t, "utilization": 0.5}
+           for s, ips, c, t in (("binary", 900.0, 73, 74.8), ("16-bit", 300.0, 8, 8.2))]
+    return pd.DataFrame(eq + sim)
+
+
+def test_binary_speedup_checks_the_papers_resnet18_numbers_only_on_resnet18():
+    """--set model=resnet20 printed 'ResNet-18 full-precision FLOPs: 4.081e+07 ... MISSED':
+    the paper's ResNet-18 numbers checked against another network, under ResNet-18's name."""
+    other = binary_speedup.summarize(_binary_rows(), {**binary_speedup.PARAMS,
+                                                      "model": "resnet20"})
+    assert other.targets == ()
+    assert "ResNet-18" not in other.title
+    assert "no paper target is checked" in other.notes
+    own = binary_speedup.summarize(_binary_rows(), dict(binary_speedup.PARAMS))
+    assert own.targets[0].name == "ResNet-18 full-precision FLOPs"
+    assert own.title == "Binary-weight ResNet-18 speedup (TARGETS 4, CReLU paper Eq. 11)"
