@@ -253,8 +253,10 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     context = (f"{params['model']}, batch {params['batch']}, iso-area {params['preset']}, "
                f"first/last layers {params['first_last_bits']}-bit")
     return Summary(
-        title="PACT-SAWB vs. WRPN on AlexNet (TARGETS 1, PACT-SAWB paper Fig. 8)",
-        intro=(f"AlexNet, PACT-SAWB W2A2 vs. WRPN 2x-wide W2A4, first/last layers at "
+        title=f"PACT-SAWB vs. WRPN on {_net(params['model'])} (TARGETS 1, PACT-SAWB paper "
+              "Fig. 8)",
+        intro=(f"{_net(params['model'])}, PACT-SAWB W2A2 vs. WRPN 2x-wide W2A4, first/last "
+               "layers at "
                f"{params['first_last_bits']} bits, iso-area `{params['preset']}` systems, batch "
                f"{params['batch']}. Headline model choices: high-precision layers "
                f"`{hp0}`, iso-area peak scaling `{sc0}`. " + describe_params(params)),
@@ -284,6 +286,12 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         notes=notes,
         headline=("speedup", "images_per_s.png", "utilization.png"),
     )
+
+
+def _net(model: str) -> str:
+    """How the summary names the network: the paper's AlexNet as the paper writes it, another
+    model (``--set model=...``) by its zoo name."""
+    return "AlexNet" if model == "alexnet" else model
 
 
 def _ratio(main: pd.DataFrame, bw: float, col: str) -> float:
@@ -346,8 +354,10 @@ def _notes(hp0: str, sc0: str, cross: float | None, missed: list[Target],
         f"- **Memory side** ({bw(lo_bw)}: {sp_lo:.2f}x). Both systems are memory-bound; the "
         f"speedup approaches the DRAM-traffic ratio, {traffic:.2f}x "
         f"({pact['dram_bytes'] / 1e6:.1f} MB vs. {wrpn['dram_bytes'] / 1e6:.1f} MB per batch of "
-        f"{int(pact['batch'])}). AlexNet's FC weights dominate it; PACT-SAWB's 16-bit last layer "
-        "(4096x1000 weights) is a large share of its bytes, which caps the ratio. Batch size "
+        f"{int(pact['batch'])})." + (
+            " AlexNet's FC weights dominate it; PACT-SAWB's 16-bit last layer (4096x1000 "
+            "weights) is a large share of its bytes, which caps the ratio."
+            if pact["model"] == "alexnet" else "") + " Batch size "
         "amortizes weights and SRAM size decides which activations stay on chip, so both move "
         "this end (`speedup_by_batch.csv`, `speedup_by_sram.csv`).",
         "- **Cost-model sensitivity** (`speedup_sensitivity.csv`): `bit_serial` composition "

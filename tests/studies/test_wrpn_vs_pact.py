@@ -108,3 +108,17 @@ def test_one_bandwidth_has_no_spread_or_crossing_target(study_run):
     assert "One bandwidth swept (64 GB/s)" in summary.notes
     full = wrpn_vs_pact.summarize(df, {**params, "bandwidth": (8.0, 64.0, math.inf)})
     assert len(full.targets) == 4
+
+
+def test_another_model_is_named_as_itself(study_run):
+    """--set model=resnet20: the title and intro said AlexNet, and the notes blamed AlexNet's FC
+    weights for the memory-side ratio."""
+    df = study_run[1].assign(model="resnet20")
+    params = {**wrpn_vs_pact.PARAMS, "model": "resnet20", "bandwidth": (8.0, 64.0, math.inf),
+              "high_precision": ("configurable",), "peak_scaling": ("doubling",), "batch": 2,
+              "batch_sensitivity": (), "sram_sensitivity_kib": ()}
+    summary = wrpn_vs_pact.summarize(df, params)
+    assert "AlexNet" not in summary.title + summary.intro + summary.notes
+    own = wrpn_vs_pact.summarize(study_run[1], {**params, "model": "alexnet"})
+    assert "on AlexNet" in own.title
+    assert "AlexNet's FC weights dominate it" in own.notes
