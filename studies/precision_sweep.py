@@ -216,6 +216,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         causal = ("WARNING: a super-linear point does not reduce DRAM traffic "
                   "(dram_ratio <= 1); check the simulator.")
     missed = [t for t in targets if not t.passed]
+    net = "ResNet-50" if params["model"] == "resnet50" else params["model"]  # the paper's, or not
     notes = "\n".join([
         "## What drives the result", "",
         f"- **Peak scaling**: `{params['peak_scaling']}` (the paper's 8 -> 64 TOPS for this "
@@ -233,8 +234,8 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
           if modes is not None else []),
     ])
     return Summary(
-        title="Precision sweep on ResNet-50 (TARGETS 2, PACT-SAWB paper Fig. 7c)",
-        intro=(f"ResNet-50 quantized with `{params['recipe']}`, iso-area `{params['preset']}` "
+        title=f"Precision sweep on {net} (TARGETS 2, PACT-SAWB paper Fig. 7c)",
+        intro=(f"{net} quantized with `{params['recipe']}`, iso-area `{params['preset']}` "
                f"systems, first/last layers at {fl} bits for lower precisions. "
                + describe_params(params)),
         targets=tuple(targets),
@@ -248,7 +249,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                     y="speedup", hue="bandwidth", xlabel="MAC precision (bits)",
                     ylabel="images/s over the 16-bit system's at the same bandwidth (x)",
                     logx=True, legend_title="DRAM bandwidth",
-                    context=f"ResNet-50, {params['recipe'].upper().replace('_', '-')}, "
+                    context=f"{net}, {params['recipe'].upper().replace('_', '-')}, "
                             f"batch {params['batch']}, "
                             f"iso-area {params['preset']}"),),
         notes=notes,

@@ -142,3 +142,18 @@ def test_binary_speedup_checks_the_papers_resnet18_numbers_only_on_resnet18():
     own = binary_speedup.summarize(_binary_rows(), dict(binary_speedup.PARAMS))
     assert own.targets[0].name == "ResNet-18 full-precision FLOPs"
     assert own.title == "Binary-weight ResNet-18 speedup (TARGETS 4, CReLU paper Eq. 11)"
+
+
+def test_precision_sweep_names_the_model_it_ran():
+    """--set model=resnet20: the title, intro and plot said ResNet-50."""
+    import math
+
+    params = {**precision_sweep.PARAMS, "model": "resnet20", "precisions": (16, 4),
+              "bandwidth": (math.inf,), "batch": 1, "batch_sensitivity": (),
+              "sram_sensitivity_kib": (), "modes": ("layer+prefetch",)}
+    df = precision_sweep.run(**{k: v for k, v in params.items() if k in (
+        "model", "precisions", "bandwidth", "batch", "batch_sensitivity",
+        "sram_sensitivity_kib", "modes")})
+    summary = precision_sweep.summarize(df, params)
+    assert "ResNet-50" not in summary.title + summary.intro + summary.plots[0].context
+    assert summary.title.startswith("Precision sweep on resnet20")
