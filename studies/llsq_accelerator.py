@@ -256,7 +256,11 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         "## Why the power ratios miss\n\n" + _miss_note(table.set_index("bits")))
     return Summary(
         title="LLSQ integer accelerator, Table 5 (TARGETS 3)",
-        intro=("VGG-Small (CIFAR-10 shapes) quantized by LLSQ at W{b}A{b}, every layer and stored "
+        intro=(("VGG-Small (CIFAR-10 shapes)" if params["model"] == "vgg_small"
+                else f"`{params['model']}` (not the paper's VGG-Small)")
+               + (" quantized by LLSQ" if params["recipe"] == "llsq"
+                  else f" quantized by `{params['recipe']}` (not LLSQ)")
+               + " at W{b}A{b}, every layer and stored "
                "tensor at b bits, on `arch.presets.llsq40nm(b)`; power from the energy model at "
                "the simulated utilization plus leakage. " + describe_params(params)),
         targets=tuple(targets),

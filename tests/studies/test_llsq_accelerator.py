@@ -110,3 +110,14 @@ def test_notes_weigh_the_pe_registers_without_adding_them(study_run) -> None:
     # weighed, not added: the reported power has no register term
     assert by.at[8, "power_mw"] == pytest.approx(
         by.at[8, "power_mac_mw"] + by.at[8, "power_sram_mw"] + by.at[8, "power_leakage_mw"])
+
+
+def test_intro_names_another_model_and_recipe(study_run) -> None:
+    """--set model=alexnet: the intro said 'VGG-Small (CIFAR-10 shapes) quantized by LLSQ'."""
+    df = study_run[1].reset_index()
+    own = study.summarize(df, {**study.PARAMS, "batch": 2})
+    assert own.intro.startswith("VGG-Small (CIFAR-10 shapes) quantized by LLSQ at W{b}A{b}")
+    other = study.summarize(df.assign(model="alexnet"),
+                            {**study.PARAMS, "model": "alexnet", "recipe": "pact", "batch": 2})
+    assert other.intro.startswith("`alexnet` (not the paper's VGG-Small) quantized by `pact` "
+                                  "(not LLSQ)")
