@@ -29,14 +29,22 @@ __all__ = ["main"]
 
 
 def _areas(text: str) -> tuple[Any, ...]:
+    """``--area``: mm^2 or ``<f>x`` items; a bad item is named as typed (``'0x'``, not the
+    factor ``'0'`` it is cut to) beside the whole list."""
     out: list[Any] = []
     for tok in text.split(","):
         tok = tok.strip()
+        try:
+            value = float_list(tok[:-1] if tok.lower().endswith("x") else tok, "--area",
+                               positive=True)[0]
+        except ValueError:
+            raise ValueError(f"--area={text!r} is malformed: {tok!r} is neither mm^2 > 0 nor "
+                             "<f>x with a finite f > 0 (a multiple of the template's area)"
+                             ) from None
         if tok.lower().endswith("x"):
-            float_list(tok[:-1], "--area", positive=True)  # validates the factor
             out.append(tok.lower())
         else:
-            out.append(float_list(tok, "--area", positive=True)[0])
+            out.append(value)
             if out[-1] > MAX_AREA_MM2:
                 raise ValueError(f"--area={text!r} is not allowed: {tok!r} mm^2 exceeds "
                                  f"{MAX_AREA_MM2:g} mm^2 (see arch.area.MAX_AREA_MM2)")

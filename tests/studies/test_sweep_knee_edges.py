@@ -70,3 +70,18 @@ def test_one_bandwidth_gives_one_images_per_s_row_per_design():
     results["latency_s@layer"] = results["latency_s"] * 1.1
     quantities = sweep.by_fidelity(results)["quantity"].tolist()
     assert quantities == ["images/s at 16 GB/s", "compute_bound_gbps"]
+
+
+@pytest.mark.parametrize(("area", "item"), [("0x", "'0x'"), ("x", "'x'"), ("0.5x,,1x", "''"),
+                                            ("2x,abc", "'abc'")])
+def test_sweep_cli_names_the_bad_area_item_as_typed(area, item, capsys, tmp_path):
+    """--area x said "--area='' is malformed: '' is not a number" (the factor it was cut to)."""
+    from dse.sweep import main
+
+    out = tmp_path / "o"
+    assert main(["--model", "alexnet", "--recipe", "pact_sawb", "--area", area, "--out",
+                 str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --area={area!r} is malformed: {item} is neither mm^2 > 0 nor <f>x "
+                   "with a finite f > 0 (a multiple of the template's area)"]
+    assert not out.exists()
