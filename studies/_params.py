@@ -90,8 +90,8 @@ def describe_params(params: dict[str, Any]) -> str:
     def fmt(v: Any) -> str:
         if isinstance(v, float) and math.isinf(v):
             return "inf"
-        if isinstance(v, tuple | list):
-            return "(" + ", ".join(fmt(x) for x in v) + ")"
+        if isinstance(v, tuple | list):  # a 1-tuple as Python writes it: (16,), not (16)
+            return "(" + ", ".join(fmt(x) for x in v) + ("," if len(v) == 1 else "") + ")"
         if isinstance(v, float):
             return f"{v:g}"
         return str(v)

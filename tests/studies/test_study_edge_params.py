@@ -157,3 +157,11 @@ def test_precision_sweep_names_the_model_it_ran():
     summary = precision_sweep.summarize(df, params)
     assert "ResNet-50" not in summary.title + summary.intro + summary.plots[0].context
     assert summary.title.startswith("Precision sweep on resnet20")
+
+
+def test_summary_parameters_show_a_one_element_tuple_as_a_tuple():
+    """--bandwidth 16 showed as `bandwidth=(16)`, which reads as the number 16."""
+    from studies._params import describe_params
+
+    text = describe_params({"bandwidth": (16.0,), "mac_bits": ((4, 4),), "m": (1, 2)})
+    assert text == "Parameters: `bandwidth=(16,)`, `mac_bits=((4, 4),)`, `m=(1, 2)`."
