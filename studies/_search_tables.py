@@ -38,11 +38,15 @@ def with_row_columns(results: pd.DataFrame) -> pd.DataFrame:
     return results.assign(**{c: math.nan for c in missing}) if missing else results
 
 
+def _bw(gbps: float) -> str:
+    return "unlimited" if math.isinf(gbps) else f"{gbps:g} GB/s"
+
+
 def infeasible_lines(results: pd.DataFrame) -> list[str]:
     """One line per search that found no feasible design (no ``images_per_s``)."""
     out = []
     for _, r in results[results["images_per_s"].isna()].iterrows():
-        bw = "unlimited" if math.isinf(r["dram_gbps"]) else f"{r['dram_gbps']:g} GB/s"
+        bw = _bw(r["dram_gbps"])
         out.append(f"- **No feasible design**: {LEGEND.get(r['scheme'], r['scheme'])}, "
                    f"{r['design']}, `{r['formulation']}`, {bw}: none of its {int(r['trials'])} "
                    "trials gave one (a larger trial budget or a wider space may)")
@@ -169,7 +173,7 @@ def schedule_table(sched: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         covered = (f"all {size} designs enumerated" if seen >= size
                    else f"{seen} of its {size} designs evaluated")
         lines.append(f"- Schedules, {LEGEND.get(scheme, scheme)} ({int(g['batch'].iloc[0])}-image "
-                     f"stream, {g['dram_gbps'].iloc[0]:g} GB/s, {covered}): {best}; "
+                     f"stream, {_bw(g['dram_gbps'].iloc[0])}, {covered}): {best}; "
                      + "; ".join(parts) + ".")
     return tab, ["What the schedules change (each schedule's best design, MAC precision and "
                  "core groups searched with it):", "", *lines]

@@ -116,3 +116,14 @@ def test_one_value_where_a_tuple_is_expected():
 def test_bad_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"{field}="):
         s.grid({**s.PARAMS, field: value})
+
+
+def test_schedules_at_unlimited_bandwidth_say_unlimited():
+    """schedule_bandwidth=inf printed '16-image stream, inf GB/s'."""
+    rows = [_searched("pact_sawb", math.inf, 900.0), _searched("wrpn", math.inf, 300.0)]
+    sched = [{**_searched(scheme, math.inf, ips), "kind": "schedule", "design": "best pipeline",
+              "batch": 16, "schedule": "pipeline", "groups": 2, "micro_batch": 1}
+             for scheme, ips in (("pact_sawb", 500.0), ("wrpn", 200.0))]
+    notes = _summary(rows + sched + _mixed(120.0, 100.0)).notes
+    assert "16-image stream, unlimited, all 1 designs enumerated" in notes
+    assert "inf GB/s" not in notes
