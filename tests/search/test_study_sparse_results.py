@@ -127,3 +127,11 @@ def test_schedules_at_unlimited_bandwidth_say_unlimited():
     notes = _summary(rows + sched + _mixed(120.0, 100.0)).notes
     assert "16-image stream, unlimited, all 1 designs enumerated" in notes
     assert "inf GB/s" not in notes
+
+
+def test_mixed_precision_at_unlimited_bandwidth_says_unlimited():
+    rows = [_searched("pact_sawb", math.inf, 900.0), _searched("wrpn", math.inf, 300.0)]
+    notes = _summary(rows + _mixed(120.0, 100.0), mixed_bandwidth=math.inf).notes
+    assert "(1.20x) at unlimited bandwidth, after 1 TPE trials" in notes
+    default = _summary(rows + _mixed(120.0, 100.0)).notes
+    assert "(1.20x) at 32.0 GB/s, after 1 TPE trials" in default
