@@ -347,8 +347,10 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                           f"{m['images_per_s']:.1f} vs. {u['images_per_s']:.1f} images/s "
                           f"({gain:.2f}x)")
         notes += ["", f"Mixed precision (per-layer bits in {params['mixed_bits']}, first/last "
-                  f"16-bit, `{m['formulation']}`) {comparison} at {params['mixed_bandwidth']} "
-                  f"GB/s, after {int(m['trials'])} TPE trials.",
+                  f"16-bit, `{m['formulation']}`) {comparison} at "
+                  + ("unlimited bandwidth" if math.isinf(params["mixed_bandwidth"])
+                     else f"{params['mixed_bandwidth']} GB/s")
+                  + f", after {int(m['trials'])} TPE trials.",
                   "", "**The accuracy here is a data-free PROXY** (output SQNR in dB from "
                   "per-layer quantization noise weighted by a noise-gain sensitivity measured on "
                   "random inputs of the randomly initialised zoo model), not a measured "
