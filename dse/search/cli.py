@@ -209,6 +209,11 @@ def _main(argv: Sequence[str]) -> int:
                               else None, has_accuracy=a.accuracy != "none")
     if problems:
         raise ValueError("invalid search problem: " + "; ".join(problems))
+    undivided = [m for m in space.micro_batches if a.batch % m]
+    if undivided:  # every trial choosing one would fail in the simulator: say so up front
+        raise ValueError(f"--micro-batches={a.micro_batches!r} is not allowed with "
+                         f"--batch={a.batch}: {', '.join(map(str, undivided))} does not divide "
+                         "it; expected micro-batch sizes that divide --batch")
     if a.storage is not None:
         check_storage(a.storage)
     # 2. the workload (extracted once, cached in --out) and the accuracy model

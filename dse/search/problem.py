@@ -173,9 +173,6 @@ def problem_errors(space: SearchSpace, objectives: Sequence[str], area_budget: f
                             "(proxy: SQNR dB; measured: top-1 in 0..1) or None")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         problems.append(f"batch={batch!r} is not allowed; expected an integer >= 1")
-    elif any(isinstance(m, int) and m >= 1 and batch % m for m in space.micro_batches):
-        problems.append(f"micro_batches={space.micro_batches!r} is not allowed with "
-                        f"batch={batch}; expected micro-batch sizes that divide the batch")
     if budget_ok and bw_ok:
         area, what = space.smallest_design(float(dram_gbps))
         if area > area_budget:
