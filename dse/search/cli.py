@@ -272,11 +272,25 @@ def _main(argv: Sequence[str]) -> int:
 
 
 def _no_feasible_design(df: pd.DataFrame, min_acc: float | None) -> int:
-    """0, or 1 after one ``error:`` line when trials completed and none is feasible: a search
-    that cannot succeed (e.g. an accuracy floor no design reaches) must not look like one."""
+    """0, or 1 after one ``error:`` line when trials finished and none found a feasible design:
+    a search that cannot succeed (an accuracy floor no design reaches, a budget no core fits,
+    a design every trial of which raises) must not look like one."""
     done = df[df["state"] == "COMPLETE"] if len(df) else df
-    if not len(done) or done["feasible"].astype("boolean").fillna(False).any():
+    if len(done) and done["feasible"].astype("boolean").fillna(False).any():
         return 0
+    ended = df[df["state"].isin(("PRUNED", "FAIL"))] if len(df) else df
+    if not len(done) and not len(ended):
+        return 0  # --trials 0, or only trials still running: nothing to judge
+    if not len(done):
+        reasons = (ended["reason"].dropna().astype(str).value_counts()
+                   if "reason" in ended else pd.Series(dtype=int))
+        why = (f"; most often: {reasons.index[0]} ({reasons.iloc[0]} of them)"
+               if len(reasons) else "")
+        counts = ", ".join(f"{n} {state.lower()}" for state, n in
+                           ended["state"].value_counts().sort_index().items())
+        print(f"error: none of the {len(ended)} finished trials evaluated a design ({counts})"
+              f"{why}; see the reason column of trials.csv", file=sys.stderr)
+        return 1
     floor = (f"the accuracy floor accuracy_proxy >= {min_acc:.4g}" if min_acc is not None
              else "the constraints")
     print(f"error: none of the {len(done)} completed trials is feasible: every design misses "

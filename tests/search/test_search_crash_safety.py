@@ -167,6 +167,21 @@ def test_a_search_without_a_feasible_trial_exits_1(capsys: pytest.CaptureFixture
     assert _no_feasible_design(df.iloc[:0], 1e9) == 0  # --trials 0: nothing to judge
 
 
+def test_a_search_whose_every_trial_failed_or_was_pruned_exits_1(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """No trial completed: every one raised (FAIL) or found no core that fits (PRUNED). That is
+    no search result either; it exited 0 with 'no feasible design' before."""
+    df = pd.DataFrame({"state": ["FAIL", "FAIL", "PRUNED", "RUNNING"],
+                       "feasible": [None] * 4,
+                       "reason": ["groups=4 exceeds cores=2", "groups=4 exceeds cores=2",
+                                  "no core fits budget", None]})
+    assert _no_feasible_design(df, None) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: none of the 3 finished trials evaluated a design "
+                          "(2 fail, 1 pruned); most often: groups=4 exceeds cores=2 (2 of them)")
+    assert _no_feasible_design(df[df["state"] == "RUNNING"], None) == 0  # nothing finished yet
+
+
 def test_every_trial_below_an_unreachable_floor_exits_1() -> None:
     wl = tiny_resnet()
     study = run(SPACE, ["images_per_s"], workload=wl, n_trials=3, accuracy=tiny_proxy(wl),
