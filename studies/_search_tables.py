@@ -70,8 +70,12 @@ def fidelity_tables(iso: pd.DataFrame, formulation: str) -> tuple[Any, Any]:
     or ``(None, None)`` without two ``images_per_s@MODE`` columns (the study's ``_mode_rates``).
 
     Speedup: per bandwidth, the best PACT-SAWB design's images/s / the best WRPN design's, each
-    design re-simulated in each mode (the designs the headline-mode searches chose)."""
+    design re-simulated in each mode (the designs the headline-mode searches chose). A search
+    that found no feasible design has no design to re-simulate: its bandwidth is left out, not
+    the whole table."""
     sel = iso[iso["formulation"] == formulation]
+    if "cores" in sel:
+        sel = sel[sel["cores"].notna()]
     modes = [m for m in pipeline.SIM_MODES if f"images_per_s@{m}" in sel
              and sel[f"images_per_s@{m}"].notna().all()]
     if len(sel) == 0 or len(modes) < 2 or pipeline.HEADLINE_MODE not in modes:

@@ -135,3 +135,21 @@ def test_mixed_precision_at_unlimited_bandwidth_says_unlimited():
     assert "(1.20x) at unlimited bandwidth, after 1 TPE trials" in notes
     default = _summary(rows + _mixed(120.0, 100.0)).notes
     assert "(1.20x) at 32.0 GB/s, after 1 TPE trials" in default
+
+
+def test_one_search_without_a_design_leaves_out_its_bandwidth_not_the_fidelity_table() -> None:
+    from studies import _search_tables
+    from studies.pipeline import HEADLINE_MODE, SIM_MODES
+
+    rows = []
+    for bw, pact, wrpn in ((16.0, 300.0, 100.0), (32.0, None, 120.0)):
+        for scheme, ips in (("pact_sawb", pact), ("wrpn", wrpn)):
+            r = _searched(scheme, bw, ips)
+            for m in SIM_MODES:  # each found design re-simulated in every mode
+                r[f"images_per_s@{m}"] = math.nan if ips is None else ips
+            rows.append(r)
+    speed, rates = _search_tables.fidelity_tables(pd.DataFrame(rows), "fixed_total_sram")
+    assert speed is not None  # it was None: one missing design dropped the whole table
+    assert list(speed["dram_gbps"]) == [16.0]
+    assert speed[HEADLINE_MODE].tolist() == pytest.approx([3.0])
+    assert len(rates) == 3  # the three designs that exist
