@@ -10,8 +10,8 @@ import warnings
 
 import pytest
 import torch
-from conftest import hook_macs
 from torch import nn
+from wlkit import hook_macs
 
 from workloads import ExtractError, extract, protocol
 

@@ -9,7 +9,10 @@ import networkx as nx
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from wlkit import (
     FakeQuantAct,
     FakeQuantConv2d,
     FakeQuantLinear,
@@ -17,9 +20,6 @@ from conftest import (
     meta_model,
     zoo_workload,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from torch import nn
 
 from workloads import ExtractError, QuantizedModule, Workload, extract, is_quantized, zoo
 from workloads.graph import bytes_for

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import meta_model
+from wlkit import meta_model
 
 from workloads import Workload, extract, from_scalesim
 from workloads.scalesim_io import CONV_HEADER

@@ -11,7 +11,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import meta_model, zoo_workload
+from wlkit import meta_model, zoo_workload
 
 from workloads import Workload, extract
 

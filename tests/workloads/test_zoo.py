@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import hook_macs, meta_model, zoo_workload
 from torch import nn
+from wlkit import hook_macs, meta_model, zoo_workload
 
 from workloads import extract, zoo
 
