@@ -253,7 +253,9 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         "adds, one 32 KiB SRAM bank per access) + leakage 12.3 mW/mm^2 x the modelled area "
         f"(Aladdin's 40 nm cells). Split: {parts}. DRAM (off chip) is `dram_mw`, not in the "
         "total.\n\n"
-        "## Why the power ratios miss\n\n" + _miss_note(table.set_index("bits")))
+        + ("## Why the power ratios miss\n\n" if 8 in by.index and len(by) > 1
+           else "## Table 5's power and the model (no 8-bit run: no ratios)\n\n")
+        + _miss_note(table.set_index("bits")))
     return Summary(
         title="LLSQ integer accelerator, Table 5 (TARGETS 3)",
         intro=(("VGG-Small (CIFAR-10 shapes)" if params["model"] == "vgg_small"

@@ -290,6 +290,17 @@ def _other_networks(results: pd.DataFrame, head: str) -> str:
             "Table 7 does not say which network it timed.")
 
 
+def _intro(results: pd.DataFrame) -> str:
+    """What ran: each scheme with its bits (the quantized ones by the `qn` recipe, every layer
+    quantized), each on the VU9P sized for its MACs."""
+    runs = results.drop_duplicates("scheme")
+    said = [f"{r.scheme} (W{r.w_bits}A{r.a_bits}"
+            + (", unquantized)" if r.recipe == "fp32" else f", `{r.recipe}` recipe)")
+            for r in runs.itertuples()]
+    return ("Networks " + ", ".join(said) + ", every layer at the scheme's bits, each on the "
+            "VU9P sized for its MACs (`arch.presets.vu9p`).")
+
+
 def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     cols = ["model", "scheme", "w_bits", "a_bits", "fpga_macs", "fpga_binding",
             "fpga_lut_fraction", "fpga_dsp_fraction", "peak_gmacs", "latency_s", "utilization",
@@ -327,9 +338,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                   if "time_fl32_vs_binary" in results.columns else None)
     return Summary(
         title="Quantization Networks on the VU9P FPGA, Table 7 (TARGETS 5)",
-        intro=("Binary (W1A1) and ternary (W2A2) networks by the `qn` recipe, every layer "
-               "quantized, and the FP32 network, each on the VU9P sized for its MACs "
-               "(`arch.presets.vu9p`). " + describe_params(params)),
+        intro=(_intro(results) + " " + describe_params(params)),
         targets=tuple(targets),
         tables={"table7": table,
                 **({"first_last_fp32": first_last} if first_last is not None else {}),

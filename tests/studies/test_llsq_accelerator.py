@@ -121,3 +121,10 @@ def test_intro_names_another_model_and_recipe(study_run) -> None:
                             {**study.PARAMS, "model": "alexnet", "recipe": "pact", "batch": 2})
     assert other.intro.startswith("`alexnet` (not the paper's VGG-Small) quantized by `pact` "
                                   "(not LLSQ)")
+
+
+def test_without_an_8_bit_run_the_notes_promise_no_ratios(tmp_path) -> None:
+    study.run(out=tmp_path, bits=(4, 2), batch=1)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Table 5's power and the model (no 8-bit run: no ratios)" in summary
+    assert "Why the power ratios miss" not in summary

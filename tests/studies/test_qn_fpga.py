@@ -134,3 +134,14 @@ def test_other_networks_are_reported_beside_the_headline(tmp_path) -> None:
     assert "digits_cnn: ternary 1.60x and full precision 70x" in text
     assert "resnet20:" not in text  # the headline is not repeated as another network
     assert study._other_networks(pd.DataFrame(rows[:3]), "resnet20") == ""
+
+
+def test_the_intro_names_the_schemes_that_ran() -> None:
+    import pandas as pd
+
+    ran = pd.DataFrame({"scheme": ["binary", "full-precision", "binary"], "w_bits": [1, 32, 1],
+                        "a_bits": [1, 32, 1], "recipe": ["qn", "fp32", "qn"]})
+    intro = study._intro(ran)
+    assert intro.startswith("Networks binary (W1A1, `qn` recipe), full-precision (W32A32, "
+                            "unquantized), every layer")
+    assert "ternary" not in intro
