@@ -32,6 +32,10 @@ TITLE = "LLSQ Table 5: 32x7-PE 40 nm accelerator at 8/4/2 bits - area, power, pe
 PAPER = {8: (4.71, 228.0), 4: (2.80, 93.0), 2: (1.84, 41.0)}
 """LLSQ Table 5: bits -> (area mm^2, power mW); 224 MAC units and 179.2 GOps/s for all three."""
 PAPER_PEAK_GOPS = 179.2
+RATIO_BAND = 0.15
+"""The issue's band for the 4- and 2-bit area and power ratios to 8-bit: within 15 %."""
+ABSOLUTE_BAND = 0.30
+"""The issue's band for the absolute areas and powers: within 30 %."""
 SOURCE = "LLSQ (ICLR'20) Sec. 4.3, Table 5"
 
 PARAMS: dict[str, Any] = {
@@ -86,6 +90,11 @@ def _fit_note() -> str:
             "term, power falls faster than bits.")
 
 
+def _has_ratios(by: pd.DataFrame) -> bool:
+    """Whether the run has ratios to 8-bit to explain (``by``: the table5 rows by bits)."""
+    return 8 in by.index and len(by) > 1
+
+
 def _span(values: pd.Series) -> str:
     lo, hi = float(values.min()), float(values.max())
     return f"{lo:.0%}" if f"{lo:.0%}" == f"{hi:.0%}" else f"{lo:.0%}-{hi:.0%}"
@@ -105,7 +114,7 @@ def _miss_note(by: pd.DataFrame) -> str:
              "leakage Table 5's synthesis report holds is too small to follow the area (at "
              f"{LLSQ_LEAKAGE_W_PER_MM2 * 1e3:.1f} mW/mm^2 the area's constant alone would leak "
              f"{const * LLSQ_LEAKAGE_W_PER_MM2 * 1e3:.1f} mW at every precision).")
-    if 8 not in by.index or len(by) < 2:
+    if not _has_ratios(by):
         return text
     others = [b for b in by.index if b != 8]
     dyn = by["power_mac_mw"] + by["power_sram_mw"]
@@ -172,13 +181,13 @@ def _register_note(by: pd.DataFrame) -> str:
     verdicts = []
     for b, (reg, total) in sorted(added.items(), reverse=True):
         paper = PAPER[b][1]
-        inside = 0.7 * paper <= total <= 1.3 * paper
+        inside = (1 - ABSOLUTE_BAND) * paper <= total <= (1 + ABSOLUTE_BAND) * paper
         verdicts.append(f"{b}-bit +{reg:.0f} mW = {total:.0f} mW (paper {paper:g}, "
-                        f"{'inside' if inside else 'outside'} the 30% band)")
+                        f"{'inside' if inside else 'outside'} the {ABSOLUTE_BAND:.0%} band)")
     text = ("\n\n(5) The PE registers, weighed and not added: with Aladdin's 40 nm register "
             f"({REGISTER_PJ_PER_BIT_40NM} pJ per bit per clock) on each PE's weight, activation "
             f"and {ACC_BITS}-bit accumulator every cycle: " + "; ".join(verdicts) + ".")
-    if 8 in added and len(added) > 1:
+    if _has_ratios(by):
         text += (" Ratios to 8-bit " + ", ".join(
             f"{added[b][1] / added[8][1]:.2f} ({b}-bit)" for b in sorted(added, reverse=True)
             if b != 8) + ": the accumulator's register is the same at every precision, so it "
@@ -223,14 +232,16 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
             for b in (b for b in by.index if b != 8):
                 p = PAPER[b][paper_i] / PAPER[8][paper_i]
                 targets.append(Target(f"{kind} ratio {b}-bit / 8-bit",
-                                      float(by.at[b, col] / by.at[8, col]), 0.85 * p, 1.15 * p,
+                                      float(by.at[b, col] / by.at[8, col]),
+                                      (1 - RATIO_BAND) * p, (1 + RATIO_BAND) * p,
                                       paper=f"{p:.2f}", source=SOURCE,
                                       why=_power_ratio_why(by, b) if kind == "power" else ""))
         for b in by.index:
             p = PAPER[b][paper_i]
             unit = " mm^2" if kind == "area" else " mW"
-            low = kind == "power" and float(by.at[b, col]) < 0.7 * p
-            targets.append(Target(f"{kind} at {b}-bit", float(by.at[b, col]), 0.7 * p, 1.3 * p,
+            lo, hi = (1 - ABSOLUTE_BAND) * p, (1 + ABSOLUTE_BAND) * p
+            low = kind == "power" and float(by.at[b, col]) < lo
+            targets.append(Target(f"{kind} at {b}-bit", float(by.at[b, col]), lo, hi,
                                   paper=f"{p:g}{unit}", source=SOURCE, unit=unit,
                                   why=LOW_POWER_WHY if low else ""))
     if 8 in by.index:
@@ -253,9 +264,9 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         "adds, one 32 KiB SRAM bank per access) + leakage 12.3 mW/mm^2 x the modelled area "
         f"(Aladdin's 40 nm cells). Split: {parts}. DRAM (off chip) is `dram_mw`, not in the "
         "total.\n\n"
-        + ("## Why the power ratios miss\n\n" if 8 in by.index and len(by) > 1
+        + ("## Why the power ratios miss\n\n" if _has_ratios(by)
            else "## Table 5's power and the model (no 8-bit run: no ratios)\n\n")
-        + _miss_note(table.set_index("bits")))
+        + _miss_note(by))
     return Summary(
         title="LLSQ integer accelerator, Table 5 (TARGETS 3)",
         intro=(("VGG-Small (CIFAR-10 shapes)" if params["model"] == "vgg_small"
