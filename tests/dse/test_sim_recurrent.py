@@ -196,20 +196,26 @@ def skip_graph() -> Workload:
                ("cat", "output")])
 
 
+def _plan_skip_graph(acc, prefetch: bool):
+    """`skip_graph`'s nodes, order and SRAM plan on ``acc`` (layer fidelity, weights not
+    persistent), as `simulate` makes them."""
+    from dse.sim.simulate import _prepare, plan_graph
+
+    nodes, order = _prepare(skip_graph(), N)
+    opts = {"high_precision": "configurable", "onchip_reuse": True, "multicast": True,
+            "persistent_weights": False, "prefetch": prefetch, "fidelity": "layer"}
+    return nodes, order, plan_graph(nodes, order, acc, opts)
+
+
 @pytest.mark.parametrize("prefetch", [False, True])
 def test_weights_kept_between_steps_are_reserved_in_the_ledger(prefetch: bool) -> None:
     """3 KiB of SRAM: fc0's 1280-byte output could stay on chip beside hh's step tiles, or hh
     could keep its 2048 bytes of weights for its 10 steps - not both. The kept weights are part
     of hh's reserve, so the ledger stores fc0's output instead, and at every step what is on chip
     (resident tensors, tile buffers, kept weights) fits the SRAM."""
-    from dse.sim.simulate import _prepare, plan_graph
-
     acc = one_core(sram_kib=3.0)
     weights = HIDDEN * GATES * 2
-    nodes, order = _prepare(skip_graph(), N)
-    opts = {"high_precision": "configurable", "onchip_reuse": True, "multicast": True,
-            "persistent_weights": False, "prefetch": prefetch, "fidelity": "layer"}
-    pl = plan_graph(nodes, order, acc, opts)
+    nodes, order, pl = _plan_skip_graph(acc, prefetch)
     hh = pl.plans["hh"]
     assert hh.held_bytes == weights
     assert hh.reserve_bytes == hh.buffer_bytes + weights
@@ -229,14 +235,9 @@ def test_staged_weights_of_a_recurrent_layer_are_its_kept_weights_counted_once()
     """5 KiB with prefetch: hh's weights can be staged beside fc0's resident output (1280 B) and
     hh's step tiles - the weights it would keep between steps are those very weights, so the
     staging ledger counts them once, not on top of its reserve (which would need 6 KiB)."""
-    from dse.sim.simulate import _prepare, plan_graph
-
     acc = one_core(sram_kib=5.0)
     weights = HIDDEN * GATES * 2
-    nodes, order = _prepare(skip_graph(), N)
-    opts = {"high_precision": "configurable", "onchip_reuse": True, "multicast": True,
-            "persistent_weights": False, "prefetch": True, "fidelity": "layer"}
-    pl = plan_graph(nodes, order, acc, opts)
+    nodes, order, pl = _plan_skip_graph(acc, prefetch=True)
     assert "hh" in pl.staged
     assert nodes["fc0"].resident
     j = order.index("hh")
