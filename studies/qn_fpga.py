@@ -39,6 +39,8 @@ PAPER = {"ternary": (1.4, 2.0), "full-precision": (45.0, 32.0)}
 """Table 7: scheme -> (time, space) relative to binary."""
 SCHEMES = {(1, 1): "binary", (2, 2): "ternary", (32, 32): "full-precision"}
 SOURCE = "Quantization Networks (CVPR'19) Table 7"
+TABLE7 = tuple(SCHEMES.values())
+"""Table 7's schemes in its order: binary, ternary, full-precision."""
 
 PARAMS: dict[str, Any] = {
     "model": ("resnet18", "alexnet"),
@@ -270,20 +272,18 @@ def _other_networks(results: pd.DataFrame, head: str) -> str:
     said = []
     for model, rows in results[results["model"] != head].groupby("model", sort=False):
         by = rows.set_index("scheme")
-        if not {"binary", "ternary", "full-precision"} <= set(by.index):
+        if not set(TABLE7) <= set(by.index):
             continue
         said.append(f"{model}: ternary {by.at['ternary', 'time_vs_binary']:.2f}x and full "
                     f"precision {_x(by.at['full-precision', 'time_vs_binary'])}, the arrays "
-                    + ", ".join(f"{by.at[s, 'utilization']:.0%}" for s in
-                                ("binary", "ternary", "full-precision"))
+                    + ", ".join(f"{by.at[s, 'utilization']:.0%}" for s in TABLE7)
                     + " busy (binary, ternary, FP32)")
     if not said:
         return ""
     h = results[results["model"] == head].set_index("scheme")
     return ("\n\n**Other networks** (same designs, not the headline): " + "; ".join(said)
             + f". On {head} the arrays are " + ", ".join(
-                f"{h.at[s, 'utilization']:.0%}" for s in ("binary", "ternary", "full-precision")
-                if s in h.index)
+                f"{h.at[s, 'utilization']:.0%}" for s in TABLE7 if s in h.index)
             + " busy. The binary design has twice the ternary design's arrays and maps a "
             "network's small layers (few output pixels at the batch, fully connected layers) "
             "worse, so a network with more such work shows a smaller ratio than the peak ratio; "
