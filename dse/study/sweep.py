@@ -34,14 +34,14 @@ def _areas(text: str) -> tuple[Any, ...]:
     out: list[Any] = []
     for tok in text.split(","):
         tok = tok.strip()
+        factor = tok.lower().endswith("x")  # a multiple of the template's area
         try:
-            value = float_list(tok[:-1] if tok.lower().endswith("x") else tok, "--area",
-                               positive=True)[0]
+            value = float_list(tok[:-1] if factor else tok, "--area", positive=True)[0]
         except ValueError:
             raise ValueError(f"--area={text!r} is malformed: {tok!r} is neither mm^2 > 0 nor "
                              "<f>x with a finite f > 0 (a multiple of the template's area)"
                              ) from None
-        if tok.lower().endswith("x"):
+        if factor:
             out.append(tok.lower())
         else:
             out.append(value)
@@ -164,12 +164,14 @@ def _main(argv: Sequence[str] | None) -> int:
         table = pd.read_csv(knee)
         for r in table.itertuples(index=False):
             area = "" if pd.isna(r.area_budget_mm2) else f"{r.area_budget_mm2:6.3g} mm²: "
-            knee = ("still DRAM-bound at the largest swept bandwidth" if pd.isna(
-                r.compute_bound_gbps) else "compute-bound from unlimited bandwidth"
-                if r.compute_bound_gbps == float("inf")
-                else f"compute-bound from {r.compute_bound_gbps:g} GB/s")
+            if pd.isna(r.compute_bound_gbps):
+                bound = "still DRAM-bound at the largest swept bandwidth"
+            elif r.compute_bound_gbps == float("inf"):
+                bound = "compute-bound from unlimited bandwidth"
+            else:
+                bound = f"compute-bound from {r.compute_bound_gbps:g} GB/s"
             print(f"  {area}{r.cores:4d} cores, {r.sram_kib:g} KiB/core, {r.peak_tops:.3g} TOPS: "
-                  f"{r.best_images_per_s:.4g} images/s, {knee} (demand {r.demand_gbps:.3g} "
+                  f"{r.best_images_per_s:.4g} images/s, {bound} (demand {r.demand_gbps:.3g} "
                   "GB/s)")
     print(f"wrote {', '.join(sorted({p.name for p in run.files}))} to {out}/")
     return 0
