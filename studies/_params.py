@@ -7,8 +7,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["as_tuple", "check_bandwidths", "check_batch", "check_choice", "check_kib",
-           "check_positive", "check_tuple_of", "describe_params"]
+__all__ = ["as_tuple", "check_bandwidths", "check_batch", "check_choice", "check_int",
+           "check_kib", "check_positive", "check_tuple_of", "describe_params"]
 
 
 def as_tuple(value: Any) -> tuple[Any, ...]:
@@ -52,6 +52,18 @@ def check_positive(value: Any, field: str) -> tuple[float, ...]:
     if not out:
         raise ValueError(f"{field}={value!r} is empty; give at least one value")
     return tuple(out)
+
+
+def check_int(field: str, value: Any, lo: int, hi: int, *, none: str = "") -> Any:
+    """An integer in ``lo..hi`` (bools refused); with ``none`` also None, which means ``none``
+    (said in the error: ``expected None (the recipe's bits) or an integer in 1..32``)."""
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        allowed = f"an integer in {lo}..{hi}"
+        raise ValueError(f"{field}={value!r} is not allowed; expected "
+                         + (f"None ({none}) or {allowed}" if none else allowed))
+    return value
 
 
 def check_kib(value: Any, field: str) -> float | None:

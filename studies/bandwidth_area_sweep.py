@@ -34,6 +34,7 @@ from studies._params import (
     check_bandwidths,
     check_batch,
     check_choice,
+    check_int,
     check_positive,
     check_tuple_of,
     describe_params,
@@ -122,13 +123,9 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     pipeline.check_preset(params["preset"])
     w, a = params["w_bits"], params["a_bits"]
     for f, v in (("w_bits", w), ("a_bits", a), ("width", params["width"])):
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32:
-            raise ValueError(f"{f}={v!r} is not allowed; expected an integer in 1..32")
+        check_int(f, v, 1, 32)
     mac = _mac_pair(params["mac_bits"], (w, a))
-    fl = params["first_last_bits"]
-    if fl is not None and (isinstance(fl, bool) or not isinstance(fl, int) or not 1 <= fl <= 32):
-        raise ValueError(f"first_last_bits={fl!r} is not allowed; expected None (the recipe's "
-                         "bits) or an integer in 1..32")
+    check_int("first_last_bits", params["first_last_bits"], 1, 32, none="the recipe's bits")
     check_choice("high_precision", params["high_precision"], ("configurable", "bit_serial"))
     check_choice("peak_scaling", params["peak_scaling"], ("density", "doubling"))
     tol = params["knee_tolerance"]

@@ -33,6 +33,7 @@ from studies._params import (
     check_bandwidths,
     check_batch,
     check_choice,
+    check_int,
     check_tuple_of,
     describe_params,
 )
@@ -93,9 +94,7 @@ def grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     check_choice("peak_scaling", params["peak_scaling"], ("density", "doubling"))
     pipeline.check_preset(params["preset"])
     for field, hi in (("word_bits", 4096), ("a_bits", 32)):
-        v = params[field]
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
-            raise ValueError(f"{field}={v!r} is not allowed; expected an integer in 1..{hi}")
+        check_int(field, params[field], 1, hi)
     common = {"model": params["model"], "batch": check_batch(params["batch"]),
               "preset": params["preset"], "peak_scaling": params["peak_scaling"]}
     points = [{**common, "kind": "eq11", "m": m, "fp_roles": ",".join(r),
