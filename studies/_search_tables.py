@@ -38,15 +38,11 @@ def with_row_columns(results: pd.DataFrame) -> pd.DataFrame:
     return results.assign(**{c: math.nan for c in missing}) if missing else results
 
 
-def _bw(gbps: float) -> str:
-    return "unlimited" if math.isinf(gbps) else f"{gbps:g} GB/s"
-
-
 def infeasible_lines(results: pd.DataFrame) -> list[str]:
     """One line per search that found no feasible design (no ``images_per_s``)."""
     out = []
     for _, r in results[results["images_per_s"].isna()].iterrows():
-        bw = _bw(r["dram_gbps"])
+        bw = pipeline.bandwidth_label(r["dram_gbps"])
         out.append(f"- **No feasible design**: {LEGEND.get(r['scheme'], r['scheme'])}, "
                    f"{r['design']}, `{r['formulation']}`, {bw}: none of its {int(r['trials'])} "
                    "trials gave one (a larger trial budget or a wider space may)")
@@ -139,7 +135,7 @@ def edge_lines(results: pd.DataFrame) -> list[str]:
     out = []
     for _, r in results[results["kind"] != "schedule"].iterrows():
         if isinstance(r.get("edges"), str) and r["edges"]:
-            bw = "unlimited" if math.isinf(r["dram_gbps"]) else f"{r['dram_gbps']:g} GB/s"
+            bw = pipeline.bandwidth_label(r["dram_gbps"])
             out.append(f"- **Edge of the space**: {LEGEND.get(r['scheme'], r['scheme'])}, "
                        f"{r['design']}, `{r['formulation']}`, {bw}: {r['edges']}.")
     return out
@@ -176,9 +172,9 @@ def schedule_table(sched: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         seen, size = int(g["distinct_designs"].max()), int(g["space_designs"].max())
         covered = (f"all {size} designs enumerated" if seen >= size
                    else f"{seen} of its {size} designs evaluated")
+        bw = pipeline.bandwidth_label(g["dram_gbps"].iloc[0])
         lines.append(f"- Schedules, {LEGEND.get(scheme, scheme)} ({int(g['batch'].iloc[0])}-image "
-                     f"stream, {_bw(g['dram_gbps'].iloc[0])}, {covered}): {best}; "
-                     + "; ".join(parts) + ".")
+                     f"stream, {bw}, {covered}): {best}; " + "; ".join(parts) + ".")
     return tab, ["What the schedules change (each schedule's best design, MAC precision and "
                  "core groups searched with it):", "", *lines]
 

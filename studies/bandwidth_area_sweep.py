@@ -242,7 +242,7 @@ def _gbps(v: float) -> str:
     """A swept bandwidth, or a knee (NaN: above the sweep, `knee_gbps`)."""
     if math.isnan(v):
         return "above the sweep"
-    return "unlimited" if math.isinf(v) else f"{v:g} GB/s"
+    return pipeline.bandwidth_label(v)
 
 
 def mode_images_per_s(results: pd.DataFrame) -> pd.DataFrame | None:

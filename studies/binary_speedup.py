@@ -166,15 +166,15 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     simt = simt.assign(speedup=simt["images_per_s"] / simt["baseline_images_per_s"])
     base_rows = sim[sim["scheme"] == "16-bit"].set_index("dram_gbps")
     labelled = simt.assign(design=[
-        f"{r.high_precision}, {'unlimited' if math.isinf(r.dram_gbps) else f'{r.dram_gbps:g} GB/s'}"
+        f"{r.high_precision}, {pipeline.bandwidth_label(r.dram_gbps)}"
         for r in simt.itertuples()])
     modes = pipeline.mode_columns(labelled, "design", lambda r, col: base_rows.loc[
         r["dram_gbps"], col].to_numpy() / r[col])
     simt = simt[["dram_gbps", "high_precision", "cores", "peak_tops", "images_per_s",
                  "baseline_images_per_s", "speedup", "utilization"]].reset_index(drop=True)
     def fmt(r: Any) -> str:
-        bw = "unlimited" if math.isinf(r.dram_gbps) else f"{r.dram_gbps:g} GB/s"
-        return f"{r.speedup:.2f}x with `{r.high_precision}` at {bw}"
+        return (f"{r.speedup:.2f}x with `{r.high_precision}` at "
+                f"{pipeline.bandwidth_label(r.dram_gbps)}")
 
     sim_line = ("Simulated: " + "; ".join(fmt(r) for r in simt.itertuples()) + ".\n\n"
                 if len(simt) else "")

@@ -31,6 +31,7 @@ __all__ = [
     "SIM_MODES",
     "accelerator",
     "array_utilization",
+    "bandwidth_label",
     "check_model",
     "check_preset",
     "check_recipe",
@@ -109,6 +110,11 @@ def mode_columns(results: Any, index: str, value: Any) -> Any:
     for m in cols:
         out[m] = value(results, f"latency_s@{m}").to_numpy()
     return out
+
+
+def bandwidth_label(gbps: float, unlimited: str = "unlimited") -> str:
+    """A DRAM bandwidth as the reports write it: ``unlimited`` for inf, else ``'32 GB/s'``."""
+    return unlimited if math.isinf(gbps) else f"{gbps:g} GB/s"
 
 
 def sim_options(mode: str, field: str = "mode") -> dict[str, Any]:

@@ -201,7 +201,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                                                     ascending=[True, False, False])
     table = table[[c for c in table.columns if c in df.columns]]
     main = df[df["variant"] != "first/last quantized"].assign(
-        bandwidth=df["dram_gbps"].map(lambda v: "unlimited" if math.isinf(v) else f"{v:g} GB/s"))
+        bandwidth=df["dram_gbps"].map(pipeline.bandwidth_label))
     ideal = main[main["dram_gbps"] == main["dram_gbps"].max()].assign(
         bandwidth="peak ratio", speedup=lambda d: d["peak_ratio"])
     plot_data = pd.concat([main, ideal], ignore_index=True)

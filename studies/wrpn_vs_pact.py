@@ -313,7 +313,7 @@ def _peak_why(main: pd.DataFrame, head: pd.DataFrame) -> str:
     bw = float(head.loc[head["speedup"].idxmax(), "dram_gbps"])
     at = main[main["dram_gbps"] == bw].set_index("scheme")
     busy = at["dram_busy_s"] / at["latency_s"]
-    where = "unlimited bandwidth" if math.isinf(bw) else f"{bw:g} GB/s"
+    where = pipeline.bandwidth_label(bw, "unlimited bandwidth")
     return (f"it peaks at {where}, where PACT-SAWB's DRAM is busy {busy['pact_sawb']:.0%} of "
             f"the run but WRPN's only {busy['wrpn']:.0%}: WRPN, with "
             f"{at.at['wrpn', 'workload_macs'] / at.at['pact_sawb', 'workload_macs']:.2f}x the "
@@ -332,7 +332,7 @@ def _notes(hp0: str, sc0: str, cross: float | None, missed: list[Target],
     wrpn = main[(main["scheme"] == "wrpn") & (main["dram_gbps"] == lo_bw)].iloc[0]
 
     def bw(v: float) -> str:
-        return "unlimited bandwidth" if math.isinf(v) else f"{v:g} GB/s"
+        return pipeline.bandwidth_label(v, "unlimited bandwidth")
 
     def slots(row: pd.Series) -> float:  # MAC slots one first/last-layer MAC holds on this array
         fl = int(row["first_last_bits"])

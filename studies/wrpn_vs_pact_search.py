@@ -262,7 +262,7 @@ def _template_why(iso: pd.DataFrame, speedup: pd.DataFrame, end: str) -> str:
     if not {"pact_sawb", "wrpn"} <= set(at.index):
         return ""
     p, w = at.loc["pact_sawb"], at.loc["wrpn"]
-    where = "unlimited bandwidth" if math.isinf(bw) else f"{bw:g} GB/s"
+    where = pipeline.bandwidth_label(bw, "unlimited bandwidth")
     chips = (f"both searches pick the same chip ({p['mac_bits']} x {int(p['cores'])} cores)"
              if (p["mac_bits"], p["cores"]) == (w["mac_bits"], w["cores"]) else
              f"the searches pick {p['mac_bits']} x {int(p['cores'])} cores for PACT-SAWB and "
