@@ -32,13 +32,12 @@ def _jsonable(v: Any) -> Any:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    """Create ``path``'s folder, then `workloads.atomic.atomic_write`: a unique temporary beside
-    it (``.<name>.<pid>.<random>.tmp``, which the study and search clean-ups remove once its
-    process is gone), fsynced and renamed into place."""
+    """`workloads.atomic.atomic_write`, ``path``'s folder created if missing: a unique temporary
+    beside it (``.<name>.<pid>.<random>.tmp``, which the study and search clean-ups remove once
+    its process is gone), fsynced and renamed into place."""
     from workloads.atomic import atomic_write
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, write)
+    atomic_write(path, write, parents=True)
 
 
 def _write_json(path: Path, obj: Mapping[str, Any]) -> None:

@@ -33,6 +33,8 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
+from workloads.atomic import atomic_write_text
+
 __all__ = ["COMPUTE_OPS", "Layer", "Workload", "bytes_for"]
 
 COMPUTE_OPS = frozenset({"conv", "linear", "matmul"})
@@ -393,8 +395,6 @@ class Workload:
     def save(self, path: str | Path) -> None:
         """Write JSON atomically: a temporary file of this call's own beside ``path``
         (``.<name>.<pid>.<random>.tmp``), fsynced, renamed over it (`workloads.atomic`)."""
-        from workloads.atomic import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.to_json(), indent=1))
 
     def to_scalesim(self, path: str | Path, *, format: str = "conv") -> Path:
