@@ -87,7 +87,8 @@ def fidelity_note(table: Any, value: str, name: str = "speedup_by_fidelity") -> 
     for mode in SIM_MODES:
         if mode in table and mode != HEADLINE_MODE:
             d = (table[mode] / head - 1) * 100
-            parts.append(f"`{mode}` {d.min():+.1f}% to {d.max():+.1f}%")
+            low, high = (_percent(d.min()), _percent(d.max()))
+            parts.append(f"`{mode}` {low}" if low == high else f"`{mode}` {low} to {high}")
     return (f"**Simulator fidelity** (`{name}`; the headline runs at "
             f"`{HEADLINE_MODE}`): against it, {value} moves by " + ", ".join(parts) + ". "
             "Prefetch loads each layer's weights while earlier layers run, as far as the SRAM "
@@ -95,6 +96,12 @@ def fidelity_note(table: Any, value: str, name: str = "speedup_by_fidelity") -> 
             "layers sit before weight-heavy memory-bound ones. Tile fidelity plays each core "
             "class's tiles as events (first fill, per-tile DRAM contention, output drains, "
             "buffer back-pressure), which the lock-step layer pipeline averages out.")
+
+
+def _percent(x: float) -> str:
+    """``x`` as a signed percentage to 0.1; a change that rounds to zero reads ``+0.0%``, never
+    ``-0.0%``."""
+    return f"{round(float(x), 1) + 0.0:+.1f}%"
 
 
 def mode_columns(results: Any, index: str, value: Any) -> Any:

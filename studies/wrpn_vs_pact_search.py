@@ -348,8 +348,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                           f"({gain:.2f}x)")
         notes += ["", f"Mixed precision (per-layer bits in {params['mixed_bits']}, first/last "
                   f"16-bit, `{m['formulation']}`) {comparison} at "
-                  + ("unlimited bandwidth" if math.isinf(params["mixed_bandwidth"])
-                     else f"{params['mixed_bandwidth']} GB/s")
+                  + pipeline.bandwidth_label(params["mixed_bandwidth"], "unlimited bandwidth")
                   + f", after {int(m['trials'])} TPE trials.",
                   "", "**The accuracy here is a data-free PROXY** (output SQNR in dB from "
                   "per-layer quantization noise weighted by a noise-gain sensitivity measured on "

@@ -131,3 +131,16 @@ def test_check_writable_creates_nothing(tmp_path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="--out="):
         check_writable(tmp_path / "file" / "sub")
+
+
+def test_fidelity_note_never_prints_negative_zero() -> None:
+    """A mode whose change rounds to nothing reads ``+0.0%`` once, not ``-0.0% to -0.0%``; a real
+    range keeps both ends, signed."""
+    from studies.pipeline import HEADLINE_MODE, fidelity_note
+
+    table = pd.DataFrame({HEADLINE_MODE: [1.0, 2.0], "layer": [1.0 - 4e-4, 2.0],
+                          "tile": [0.9, 2.02]})
+    note = fidelity_note(table, "x")
+    assert "-0.0%" not in note
+    assert "`layer` +0.0%," in note
+    assert "`tile` -10.0% to +1.0%" in note
