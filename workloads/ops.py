@@ -41,7 +41,9 @@ _VIEW_F = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.t
            F.dropout, torch.t, torch.movedim, torch.clone, getattr, torch.real, torch.imag}
 _VIEW_M = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose",
            "contiguous", "chunk", "split", "unbind", "narrow", "expand", "expand_as", "view_as",
-           "reshape_as", "t", "clone", "detach", "float", "to", "type_as", "real", "imag"}
+           "reshape_as", "t", "clone", "detach", "float", "to", "type_as", "real", "imag",
+           # dtype casts: the same values in another number format, no arithmetic
+           "long", "int", "short", "half", "double", "bfloat16", "bool", "byte", "type"}
 _VIEW_MOD = (nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
 _ACT_F = {F.relu, F.relu6, torch.relu, F.hardtanh, F.sigmoid, torch.sigmoid, torch.tanh, F.tanh,
           F.gelu, F.silu, F.hardswish, F.hardsigmoid, F.leaky_relu, F.elu, torch.clamp,
@@ -65,13 +67,17 @@ _SOURCE_M = {"new_zeros", "new_ones", "new_full", "new_empty", "zero_", "fill_"}
 # `workloads.composite`
 COMPOSITE_MOD = (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN)
 _BN_MOD = (nn.BatchNorm1d, nn.BatchNorm2d)
-_NORM_MOD = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d, nn.LocalResponseNorm)
+_NORM_MOD = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.RMSNorm,
+             nn.LocalResponseNorm)
+_NORM_F = {F.layer_norm, F.group_norm, F.instance_norm, F.rms_norm, F.normalize,
+           F.local_response_norm}
 _POOL_MOD = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
              nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 _POOL_F = {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d,
            F.max_pool1d, F.avg_pool1d, F.adaptive_avg_pool1d}
-_REDUCE_F = {torch.mean, torch.sum, torch.amax}
-_REDUCE_M = {"mean", "sum", "amax"}
+_POOL_1D_F = {F.max_pool1d, F.avg_pool1d}
+_REDUCE_F = {torch.mean, torch.sum, torch.amax, torch.amin, torch.argmax, torch.argmin}
+_REDUCE_M = {"mean", "sum", "amax", "amin", "argmax", "argmin"}
 # data movement that changes the element count (upsampling, padding, pixel shuffle): "resize"
 _RESIZE_MOD = (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d, nn.PixelShuffle,
                nn.PixelUnshuffle, nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d,
@@ -81,8 +87,8 @@ _RESIZE_F = {F.interpolate, F.pad, F.pixel_shuffle, F.pixel_unshuffle, torch.rol
 _RESIZE_M = {"repeat", "roll", "flip", "tile", "gather", "index_select", "repeat_interleave"}
 FUSIBLE = {"act", "bn"}
 MODELLED_MODULES = ("Conv1d/Conv2d and Linear (and subclasses), MultiheadAttention, LSTM, GRU, "
-                    "RNN, BatchNorm, LayerNorm/GroupNorm/InstanceNorm, pooling, activations, "
-                    "upsampling/padding, views")
+                    "RNN, BatchNorm1d/2d, LayerNorm/GroupNorm/InstanceNorm1d/2d/RMSNorm, pooling, "
+                    "activations, upsampling/padding, views")
 """What `classify` lowers, for error messages."""
 
 
@@ -206,6 +212,8 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
             return "concat", None
         if f in _MATMUL_F:
             return "matmul", None
+        if f is torch.einsum:
+            return _einsum_kind(node), None
         if f is F.scaled_dot_product_attention:
             return "composite", None
         if f is F.linear:
@@ -222,6 +230,8 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
             return "resize", None
         if f is F.batch_norm:
             return "bn", None
+        if f in _NORM_F:
+            return "norm", None
         if f in _SOURCE_F:
             return "view", None
         return "other", None
@@ -290,10 +300,12 @@ def cost(op: Op, node: fx.Node, acts: list[fx.Node], params: list[fx.Node],
                                                       and node.args[2] is not None):
             op.meta["bias_elems"] = k
     elif op.op == "matmul":
-        operands = [a for a in node.args[:2] if isinstance(a, fx.Node)]
-        a_shape = tensor_shape(operands[0]) or ()
-        kdim = a_shape[-1]
-        ncol = out[-1] if len(tensor_shape(operands[1]) or ()) > 1 else 1
+        if node.target is torch.einsum:
+            kdim, ncol, op.vector_ops = _einsum_gemm(node)
+        else:
+            operands = [a for a in node.args[:2] if isinstance(a, fx.Node)]
+            kdim = (tensor_shape(operands[0]) or ())[-1]
+            ncol = out[-1] if len(tensor_shape(operands[1]) or ()) > 1 else 1
         rows = numel(out) // ncol
         n = batch if rows % batch == 0 else 1
         op.dims = dict(n=n, c=kdim, h=rows // n, w=1, k=ncol, ho=rows // n, wo=1)
@@ -312,6 +324,64 @@ def cost(op: Op, node: fx.Node, acts: list[fx.Node], params: list[fx.Node],
         if op.op == "other":
             op.meta["unsupported"] = type(m).__name__ if m is not None else op.target
             op.weight_elems = sum(p.numel() for p in m.parameters()) if m is not None else 0
+
+
+def _einsum_parts(node: fx.Node) -> tuple[list[str], str, list[Shape]]:
+    """(operand subscripts, output subscripts, operand shapes) of a ``torch.einsum`` call, an
+    ellipsis expanded to one upper-case letter per dimension (right-aligned, as it broadcasts)
+    and an implicit output made explicit (ellipsis, then the letters used once, sorted)."""
+    eq = str(node.args[0]).replace(" ", "")
+    args = list(node.args[1:])
+    if len(args) == 1 and isinstance(args[0], list | tuple):
+        args = list(args[0])
+    shapes = [_arg_shape(a) for a in args]
+    lhs, arrow, rhs = eq.partition("->")
+    ins = lhs.split(",")
+    dots = max((len(sh) - len(sub.replace("...", "")) for sub, sh in zip(ins, shapes, strict=False)
+                if "..." in sub), default=0)
+    ell = "".join(chr(ord("Z") - i) for i in range(dots))[::-1]
+
+    def expand(sub: str, rank: int) -> str:
+        return sub.replace("...", ell[len(ell) - (rank - len(sub) + 3):]) if "..." in sub else sub
+    ins = [expand(sub, len(sh)) for sub, sh in zip(ins, shapes, strict=False)]
+    if arrow:
+        out = rhs.replace("...", ell)
+    else:
+        letters = "".join(ins)
+        out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1
+                                   and c not in ell))
+    return ins, out, shapes
+
+
+def _einsum_kind(node: fx.Node) -> str:
+    """How a ``torch.einsum`` is lowered: a product of two tensors is a ``matmul``; one operand
+    is a ``view`` (a permutation of its letters) or a reduction (``pool``); more is ``other``."""
+    try:
+        ins, out, _ = _einsum_parts(node)
+    except (IndexError, TypeError, ValueError):
+        return "other"
+    if len(ins) == 2:
+        return "matmul"
+    if len(ins) == 1:
+        return "view" if sorted(ins[0]) == sorted(out) else "pool"
+    return "other"
+
+
+def _einsum_gemm(node: fx.Node) -> tuple[int, int, int]:
+    """(K, N, vector ops) of a two-operand einsum as a batched GEMM: K = the letters both
+    operands share and the output drops (contracted), N = the output letters only the second
+    operand has; MACs = numel(out) * K. A letter only one operand has and the output drops is
+    summed out of that operand first: its elements count as vector ops, not MACs."""
+    (a, b), out, shapes = _einsum_parts(node)
+    size: dict[str, int] = {}
+    for sub, sh in zip((a, b), shapes, strict=True):
+        for c, d in zip(sub, sh, strict=True):
+            size[c] = max(size.get(c, 1), int(d))
+    kdim = math.prod(size[c] for c in set(a) & set(b) if c not in out)
+    ncol = math.prod(size[c] for c in set(b) - set(a) if c in out)
+    pre_summed = sum(numel(sh) for sub, other, sh in ((a, b, shapes[0]), (b, a, shapes[1]))
+                     if any(c not in other and c not in out for c in sub))
+    return kdim, ncol, pre_summed
 
 
 def _pool_cost(op: Op, m: nn.Module | None, node: fx.Node, in_shape: Shape) -> None:
@@ -335,9 +405,15 @@ def _pool_cost(op: Op, m: nn.Module | None, node: fx.Node, in_shape: Shape) -> N
         stride = m.stride if m.stride is not None else m.kernel_size
         op.dims.update(r=r, s=s, stride=pair(stride), padding=pair(m.padding, fill=0))
         op.vector_ops = numel(out) * r * s
-    elif node.target in _POOL_F:
-        r, s = pair(node.args[1] if len(node.args) > 1 else node.kwargs["kernel_size"])
-        op.dims.update(r=r, s=s)
+    elif node.target in _POOL_F:    # F.max_pool2d(x, kernel_size, stride=None, padding=0, ...)
+        a: list[Any] = [*node.args, None, None, None]
+        kernel = node.kwargs.get("kernel_size", a[1])
+        stride = node.kwargs.get("stride", a[2]) or kernel       # None / () -> the kernel
+        padding = node.kwargs.get("padding", a[3] if a[3] is not None else 0)
+        one_d = node.target in _POOL_1D_F       # a 1-D window spans W only (H = 1)
+        r, s = pair(kernel, fill=1) if not one_d else (1, pair(kernel)[1])
+        op.dims.update(r=r, s=s, stride=pair(stride) if not one_d else (1, pair(stride)[1]),
+                       padding=pair(padding, fill=0) if not one_d else (0, pair(padding)[1]))
         op.vector_ops = numel(out) * r * s
     else:                                                   # mean / sum / amax reductions
         op.dims.update(r=max(1, h), s=max(1, w))

@@ -108,8 +108,9 @@ def trace(model: nn.Module, concrete_args: dict[str, Any] | None = None,
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     tracer = QdseTracer(leaf_modules)
     root, defaults = traceable_root(model)
+    concrete = {**_optional_defaults(root), **defaults, **(concrete_args or {})}
     try:
-        graph = tracer.trace(root, concrete_args={**defaults, **(concrete_args or {})} or None)
+        graph = tracer.trace(root, concrete_args=concrete or None)
     except Exception as e:
         where = getattr(e, "_qdse_module", None)
         module = (f"module {where[0] or '<root>'!r} ({where[1]})" if where
@@ -123,6 +124,23 @@ def trace(model: nn.Module, concrete_args: dict[str, Any] | None = None,
     gm.meta["qdse_user_leaves"] = frozenset(tracer.user_leaves)
     gm.graph.lint()
     return gm
+
+
+_PLAIN_DEFAULT = (type(None), bool, int, float, str)
+
+
+def _optional_defaults(root: nn.Module) -> dict[str, Any]:
+    """The optional inputs of ``root.forward`` after the first, bound to their plain defaults.
+
+    `extract` feeds one tensor and `propagate_shapes` runs every other input at its default, so
+    the trace must see those defaults too: traced as Proxies, ``if mask is not None:`` would keep
+    the masked branch (and shape propagation then fail on ``None``), and ``if flag:`` could not
+    be traced at all.
+    """
+    params = list(inspect.signature(type(root).forward).parameters.values())[2:]  # self, x
+    return {p.name: p.default for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.default is not p.empty and type(p.default) in _PLAIN_DEFAULT}
 
 
 def _transformer_hint(model: nn.Module, where: tuple[str, str] | None) -> str:
@@ -293,7 +311,8 @@ def _extra_args(gm: fx.GraphModule, model: nn.Module, concrete: dict[str, Any]) 
     """Values for the placeholders after the tensor input (fx keeps one per concrete arg)."""
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     params = [p for p in inspect.signature(type(model).forward).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]   # drop self
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+              ][1:]   # drop self; fx adds keyword-only placeholders after the positional ones
     values: list[Any] = []
     for i, ph in enumerate(placeholders[1:], start=1):
         p = params[i] if i < len(params) else None

@@ -1,0 +1,151 @@
+"""'Bring your own model' gaps found by a sweep of user models outside the zoo (each test is one
+fixed gap; MACs and vector ops are checked against closed forms written here)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workloads import ExtractError, extract
+
+
+def test_dtype_casts_are_views_and_argmax_is_a_reduction() -> None:
+    """`.long()` / `.int()` / `.bool()` casts move no data through arithmetic (they were refused
+    as 'arithmetic qdse does not model'); argmax is a reduction (a `pool`)."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(6, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.fc(x.int().long().float())
+            idx = y.argmax(-1, keepdim=True)
+            return y + idx.float() * y.bool().float()
+
+    wl = extract(Net(), (5, 6), batch=3)
+    ops = {layer.name: layer for layer in wl}
+    assert not any(layer.op == "other" for layer in wl)
+    assert {"int", "long", "float", "bool"}.isdisjoint(ops)        # views: removed
+    assert ops["argmax"].op == "pool"
+    assert ops["argmax"].vector_ops == 3 * 5 * 4
+    assert ops["fc"].macs == 3 * 5 * 6 * 4
+
+
+def test_functional_norms_instance_norm_1d_and_rms_norm_are_norm_ops() -> None:
+    """F.layer_norm / F.group_norm / F.normalize, nn.InstanceNorm1d and nn.RMSNorm are `norm`
+    ops (one vector op per output element), as their module forms already were."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(2, 8, 3, padding=1)
+            self.inorm = nn.InstanceNorm1d(8, affine=True)
+            self.rms = nn.RMSNorm(10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.rms(self.inorm(self.conv(x)))
+            x = F.group_norm(x, 2)
+            return F.normalize(F.layer_norm(x, (10,)), dim=-1)
+
+    wl = extract(Net(), (2, 10), batch=2)
+    norms = {la.name: la.vector_ops for la in wl if la.op == "norm"}
+    assert norms == {n: 2 * 8 * 10 for n in ("inorm", "rms", "group_norm", "layer_norm",
+                                             "normalize")}
+
+
+def test_functional_1d_pool_window_spans_width_only() -> None:
+    """F.max_pool1d(x, 3) reads 3 values per output, not 3x3 (it was costed as a 2-D window);
+    functional pools record stride and padding given by keyword."""
+
+    class Net(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = F.avg_pool1d(F.max_pool1d(x, 3), kernel_size=2, stride=1)
+            z = F.max_pool2d(x.unsqueeze(1), kernel_size=(2, 3), stride=(1, 3), padding=(1, 0))
+            return y.sum() + z.sum()
+
+    wl = extract(Net(), (4, 12), batch=2)
+    mp, ap, mp2 = wl["max_pool1d"], wl["avg_pool1d"], wl["max_pool2d"]
+    assert (mp.r, mp.s, mp.stride, mp.vector_ops) == (1, 3, (1, 3), 2 * 4 * 4 * 3)
+    assert (ap.r, ap.s, ap.stride, ap.vector_ops) == (1, 2, (1, 1), 2 * 4 * 3 * 2)
+    # (2, 4, 12) -> padded to 6 x 12, 2x3 windows at stride (1, 3): 5 x 4 per channel
+    assert (mp2.r, mp2.s, mp2.stride, mp2.padding) == (2, 3, (1, 3), (1, 0))
+    assert mp2.vector_ops == 2 * 1 * 5 * 4 * 6
+
+
+def test_optional_forward_inputs_are_traced_at_their_defaults() -> None:
+    """extract() feeds one tensor and runs the others at their defaults; the trace now sees the
+    same defaults, so `if mask is not None` takes the branch the run takes (it kept the masked
+    branch, then shape propagation failed on masked_fill(None)) and `if flag:` traces."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+            self.extra = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                    deep: bool = False, *, scale: float = 1.0) -> torch.Tensor:
+            y = self.fc(x) * scale
+            if mask is not None:
+                y = y.masked_fill(mask, 0.0)
+            if deep:
+                y = self.extra(y)
+            return y
+
+    wl = extract(Net(), (4, 8), batch=2)
+    assert [la.name for la in wl if la.is_compute] == ["fc"]
+    assert "masked_fill" not in {la.name for la in wl}
+    deep = extract(Net(), (4, 8), batch=2, concrete_args={"deep": True})
+    assert [la.name for la in deep if la.is_compute] == ["fc", "extra"]
+
+
+@pytest.mark.parametrize(("equation", "a", "b", "kdim", "ncol"), [
+    ("blhd,bmhd->bhlm", (2, 5, 3, 4), (2, 6, 3, 4), 4, 6),      # attention scores
+    ("bhlm,bmhd->blhd", (2, 3, 5, 6), (2, 6, 3, 4), 6, 4),      # attention context
+    ("ij,jk", (7, 4), (4, 5), 4, 5),                            # implicit output 'ik'
+    ("...id,...jd->...ij", (7, 2, 3, 4), (7, 2, 5, 4), 4, 5),   # ellipsis batch dims
+    ("bi,bi->b", (7, 4), (7, 4), 4, 1),                          # batched dot product
+])
+def test_two_operand_einsum_is_a_matmul(equation: str, a: tuple[int, ...], b: tuple[int, ...],
+                                        kdim: int, ncol: int) -> None:
+    """A two-operand einsum is a batched GEMM: MACs = numel(out) * K (K = the contracted
+    letters), as torch computes it with bmm; a parameter operand is its weights."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(b))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.einsum(equation, x, self.w)
+
+    out = torch.einsum(equation, torch.zeros(a), torch.zeros(b))
+    wl = extract(Net(), a[1:], batch=a[0])
+    (mm,) = [la for la in wl if la.is_compute]
+    assert (mm.op, mm.gemm_k, mm.gemm_n) == ("matmul", kdim, ncol)
+    assert mm.macs == out.numel() * kdim
+    assert mm.gemm_m * mm.gemm_n == out.numel()
+    assert mm.weight_elems == torch.zeros(b).numel()
+
+
+def test_einsum_of_one_or_three_operands() -> None:
+    """One operand: a permutation is a view, anything else a reduction; three operands are
+    refused by name."""
+
+    class One(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.einsum("bij->bj", torch.einsum("bij->bji", x))
+
+    wl = extract(One(), (3, 4), batch=2)
+    assert [(la.name, la.op, la.vector_ops) for la in wl if la.op not in ("input", "output")] \
+        == [("einsum_1", "pool", 2 * 3 * 4)]
+
+    class Three(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.einsum("bi,bi,bi->b", x, x, x)
+
+    with pytest.raises(ExtractError, match=r"op 'einsum' \(einsum\) has arithmetic"):
+        extract(Three(), (4,), batch=2)
