@@ -37,6 +37,7 @@ from arch.tech import technology
 __all__ = [
     "ADD_PJ_FIXED_45NM",
     "ADD_PJ_PER_BIT_45NM",
+    "CACTI_SRAM_LEAKAGE_W_PER_MM2_40NM",
     "DRAM_PJ_PER_BIT",
     "LEAKAGE_W_PER_MM2_40NM",
     "MULT_PJ_PER_BIT2_45NM",
@@ -85,6 +86,18 @@ of a 32-bit fixed-point multiplier (Shao et al., ISCA 2014), 0.0779 mW leakage i
 tabulated by the Accelergy Aladdin plug-in (its 32-bit adder gives 8.1 and its 1-bit register 11.7
 mW/mm^2 from the same tables). Applied to a whole chip it treats SRAM macros as leaking like logic,
 an assumption: the tables have no SRAM leakage."""
+
+CACTI_SRAM_LEAKAGE_W_PER_MM2_40NM = {
+    "itrs-hp": (184.013 + 17.0256) / 1.40256 * 1e-3,
+    "itrs-lop": (13.323 + 4.95457) / 1.66598 * 1e-3,
+    "itrs-lstp": (0.0118669 + 0.00744255) / 1.46818 * 1e-3,
+}
+"""Standby leakage (subthreshold + gate) per mm^2 of a 40 nm SRAM bank at 300 K, W/mm^2, by ITRS
+device flavour of its cells and periphery: 143, 11.0 and 0.013 mW/mm^2. CACTI 7.0 (HP Labs) on one
+512 KiB scratchpad RAM bank, 64-bit port (bank leakage over bank area; runs, configs and outputs
+in tests/golden/cacti/, from benchmarks/cacti_sram.py). Not in any preset: it brackets
+`LEAKAGE_W_PER_MM2_40NM` applied to SRAM (the llsq_accelerator study's ``sram_leakage`` table),
+whose flavour the LLSQ paper does not give."""
 
 ON_CHIP_PARTS = ("mac", "sram", "static")
 """The parts of a simulated energy split that a chip's own power includes (DRAM is off chip); a

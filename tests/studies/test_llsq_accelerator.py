@@ -128,3 +128,30 @@ def test_without_an_8_bit_run_the_notes_promise_no_ratios(tmp_path) -> None:
     summary = (tmp_path / "summary.md").read_text()
     assert "## Table 5's power and the model (no 8-bit run: no ratios)" in summary
     assert "Why the power ratios miss" not in summary
+
+
+def test_sram_leakage_bracket_swaps_only_the_srams_leakage(study_run) -> None:
+    """Each CACTI row = dynamic power + the logic's leakage at Aladdin's figure + the SRAM's area
+    at the flavour's figure (an independent sum over the area breakdown); the preset's row is the
+    reported power."""
+    from arch.area import accelerator_area_breakdown_mm2
+    from arch.energy import CACTI_SRAM_LEAKAGE_W_PER_MM2_40NM
+
+    out, df = study_run
+    table = pd.read_csv(out / "sram_leakage.csv").set_index("sram_cells")
+    assert list(table.index) == ["logic-like (preset)", "itrs-hp", "itrs-lop", "itrs-lstp"]
+    for b in (8, 4, 2):
+        r = df.loc[b]
+        parts = accelerator_area_breakdown_mm2(presets.llsq40nm(b))
+        logic_mw = (parts["mac_array"] + parts["control"]) * presets.LLSQ_LEAKAGE_W_PER_MM2 * 1e3
+        dyn_mw = r["power_mac_mw"] + r["power_sram_mw"]
+        assert table.at["logic-like (preset)", f"power_{b}bit_mw"] == pytest.approx(r["power_mw"])
+        for cells, w in CACTI_SRAM_LEAKAGE_W_PER_MM2_40NM.items():
+            assert table.at[cells, f"power_{b}bit_mw"] == pytest.approx(
+                dyn_mw + logic_mw + parts["sram"] * w * 1e3, rel=1e-9)
+    lstp = table.loc["itrs-lstp"]
+    assert lstp["ratio_2bit"] == pytest.approx(lstp["power_2bit_mw"] / lstp["power_8bit_mw"])
+    summary = (out / "summary.md").read_text()
+    assert f"ratios to 8-bit, {lstp['ratio_4bit']:.2f} (4-bit), {lstp['ratio_2bit']:.2f} " \
+           "(2-bit)" in summary
+    assert "leakage alone does not explain the 2-bit miss" in summary
