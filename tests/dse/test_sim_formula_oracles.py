@@ -1,0 +1,99 @@
+"""Simulator formulas the other tests could not tell from a wrong variant (a mutation audit).
+
+Each test checks a formula against an oracle built another way: the input-stationary dataflow as
+the weight-stationary one of the transposed GEMM (C^T = B^T A^T; WS is pinned to SCALE-Sim's
+runs), the GEMM traffic lower bound of a capacity-limited memory (Smith et al. 2017, in
+../shared/MODELING.md), and closed forms of bytes at sub-byte precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from test_sim_helpers import conv_layer
+
+from arch.spec import Accelerator
+from dse import simulate
+from dse.sim.mapping import tile_gemm
+from dse.sim.systolic import compute_cycles, mapping_efficiency, sram_reads
+from workloads.graph import Layer, Workload
+
+SHAPES = [(1, 1, 1), (10, 70, 20), (3025, 96, 363), (49, 2048, 512), (200, 9, 17), (64, 64, 64)]
+ARRAYS = [(8, 64), (4, 4), (32, 7), (3, 5)]
+
+
+@pytest.mark.parametrize(("rows", "cols"), ARRAYS)
+@pytest.mark.parametrize(("m", "n", "k"), SHAPES)
+def test_input_stationary_is_weight_stationary_of_the_transposed_gemm(
+        m: int, n: int, k: int, rows: int, cols: int) -> None:
+    # IS holds the inputs (K x M) on the array and streams the N filters; WS holds the weights
+    # (K x N) and streams the M pixels. Transposing the GEMM swaps the two: IS(M, N, K) is
+    # WS(N, M, K) with the roles of inputs and weights exchanged - reads of one are reads of the
+    # other, and the partial sums are written once per row fold of K either way.
+    ws_in, ws_w, ws_out = sram_reads(n, m, k, rows, cols, "ws")
+    assert sram_reads(m, n, k, rows, cols, "is") == (ws_w, ws_in, ws_out)
+    assert compute_cycles(m, n, k, rows, cols, "is") == compute_cycles(n, m, k, rows, cols, "ws")
+    assert mapping_efficiency(m, n, k, rows, cols, "is") == mapping_efficiency(
+        n, m, k, rows, cols, "ws")
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+@pytest.mark.parametrize("sram_bytes", [2048, 4096, 16384, 65536])
+def test_gemm_traffic_respects_the_capacity_lower_bound(dataflow: str, sram_bytes: int) -> None:
+    # Smith et al. (2017): a GEMM computed with S words of fast memory moves at least
+    # 2MNK / sqrt(S) - 2S words. At 8 bits a word is a byte, and counting S in bytes only
+    # loosens the bound (partial sums take 4 bytes). A 256^3 GEMM in 2-64 KiB cannot stay at its
+    # compulsory 3 x 64 KiB: some operand must be re-read once per block of the other.
+    m = n = k = 256
+    t = tile_gemm(m=m, n=n, k=k, a_bytes=m * k, a_in_dram=True, c_to_dram=True, w_bits=8,
+                  a_bits=8, o_bits=8, acc_bits=32, rows=8, cols=8, dataflow=dataflow,
+                  free_bytes=sram_bytes)
+    moved = t.a_dram_bytes + t.b_dram_bytes + t.c_dram_bytes
+    assert t.buffer_bytes <= sram_bytes
+    assert moved >= 2 * m * n * k / math.sqrt(sram_bytes) - 2 * sram_bytes
+    assert moved >= 3 * m * n  # and never below compulsory
+
+
+def _one_layer(la: Layer) -> Workload:
+    """input -> ``la`` -> output (the input is read from DRAM, the output stored to it)."""
+    n, c, h = la.n, la.c, la.h
+    inp = Layer(name="input", op="input", n=n, c=c, h=h, w=la.w, k=c, ho=h, wo=la.w,
+                a_bits=la.a_bits, o_bits=la.a_bits, input_elems=la.input_elems,
+                output_elems=la.input_elems)
+    out = Layer(name="output", op="output", n=n, c=la.k, k=la.k, input_elems=la.output_elems)
+    return Workload.from_layers([inp, la, out], name="one", batch=n)
+
+
+def test_each_operand_moves_its_own_bits_rounded_up_once_per_tensor() -> None:
+    # W2A8 with 2-bit outputs, element counts that are not multiples of 4: 135 weights x 2 bits
+    # = 33.75 -> 34 bytes (not 135: an element is not rounded to a byte), 243 inputs x 8 bits,
+    # 245 outputs at their own 2 bits (not the inputs' 8) = 61.25 -> 62 bytes.
+    la = conv_layer("c0", c=3, h=9, w=9, k=5, r=3, bits=(2, 8), o_bits=2)
+    assert (la.weight_elems, la.input_elems, la.output_elems) == (135, 243, 245)
+    acc = Accelerator(cores=1, rows=4, cols=4, mac_bits=(8, 8), sram_kib=64.0, dram_gbps=1.0,
+                      dram_latency_ns=0.0)
+    res = simulate(_one_layer(la), acc)
+    assert res.dram_bytes_by_operand == {"weights": 34, "inputs": 243, "outputs": 62}
+
+
+@pytest.mark.parametrize("sram_bytes", [2048, 4096])
+def test_an_os_k_split_pays_one_fill_and_drain_per_chunk_and_fold(sram_bytes: int) -> None:
+    # Too little SRAM for a full-K block: the reduction is cut into chunks of tk. In OS each
+    # chunk is a GEMM of depth tk on every fold (the outputs stay, the array fills and drains
+    # again): kch x folds x (tk + R + C - 2) cycles - the closed form summed over the chunks.
+    # WS and IS already hold K on the array's rows, so their cycles do not change.
+    m = n = k = 256
+    kw = dict(m=m, n=n, k=k, a_bytes=m * k, a_in_dram=True, c_to_dram=True, w_bits=8, a_bits=8,
+              o_bits=8, acc_bits=32, rows=8, cols=8, free_bytes=sram_bytes)
+    t = tile_gemm(dataflow="os", **kw)  # type: ignore[arg-type]
+    assert t.k_chunks > 1
+    assert k % t.k_chunks == 0
+    tk = k // t.k_chunks
+    assert t.compute_cycles == t.k_chunks * compute_cycles(m, n, tk, 8, 8, "os",
+                                                           scalesim_offset=False)
+    assert t.compute_cycles == t.k_chunks * (m // 8) * (n // 8) * (tk + 8 + 8 - 2)
+    for df in ("ws", "is"):
+        t = tile_gemm(dataflow=df, **kw)  # type: ignore[arg-type]
+        assert t.k_chunks > 1
+        assert t.compute_cycles == compute_cycles(m, n, k, 8, 8, df, scalesim_offset=False)
