@@ -97,3 +97,20 @@ def test_an_os_k_split_pays_one_fill_and_drain_per_chunk_and_fold(sram_bytes: in
         t = tile_gemm(dataflow=df, **kw)  # type: ignore[arg-type]
         assert t.k_chunks > 1
         assert t.compute_cycles == compute_cycles(m, n, k, 8, 8, df, scalesim_offset=False)
+
+
+def test_a_double_buffered_partial_block_takes_two_halves_of_every_buffer() -> None:
+    # 256 x 256 x 16 GEMM, 8-bit, 8x8 array, 4 KiB per core, 1 byte per cycle (memory-bound, so
+    # double buffering wins). Neither operand fits whole (4 KiB each, 32 fold units of 128 B), so
+    # the stationary block is replaced while the array works: the block (xb units of 128 B), the
+    # streamed unit (128 B) and the output tile (xb x 64 B) each need two halves,
+    # 2 (128 xb) + 2 (128) + 2 (64 xb) = 384 xb + 256 <= 4096 -> xb = 10, 32 units in 4 blocks
+    # of 8 (3328 B). The other operand is read once per block: 4096 + 4 x 4096 + 65536 bytes.
+    t = tile_gemm(m=256, n=256, k=16, a_bytes=256 * 16, a_in_dram=True, c_to_dram=True,
+                  w_bits=8, a_bits=8, o_bits=8, acc_bits=32, rows=8, cols=8, dataflow="os",
+                  free_bytes=4096, bw_share_bytes_per_s=1e9, s_per_cycle=1e-9)
+    assert t.double_buffered
+    assert (t.x_units, t.x_units_per_block) == (32, 8)
+    assert t.buffer_bytes == 2 * 8 * 128 + 2 * 128 + 2 * 8 * 64
+    assert t.a_dram_bytes + t.b_dram_bytes == 4096 + 4 * 4096
+    assert t.c_dram_bytes == 256 * 256
