@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 
 import pytest
+import simpy
 from test_sim_helpers import conv_layer
 
 from arch.spec import Accelerator
 from dse import simulate
-from dse.sim.mapping import tile_gemm
+from dse.sim.dram import MemorySystem
+from dse.sim.mapping import CoreTask, LayerPlan, tile_gemm
 from dse.sim.systolic import compute_cycles, mapping_efficiency, sram_reads
 from workloads.graph import Layer, Workload
 
@@ -114,3 +116,21 @@ def test_a_double_buffered_partial_block_takes_two_halves_of_every_buffer() -> N
     assert t.buffer_bytes == 2 * 8 * 128 + 2 * 128 + 2 * 8 * 64
     assert t.a_dram_bytes + t.b_dram_bytes == 4096 + 4 * 4096
     assert t.c_dram_bytes == 256 * 256
+
+
+def test_every_core_rounds_its_own_requests_to_whole_bursts() -> None:
+    # Three identical cores, each loading 100 B before compute (40 of inputs), streaming 500 B
+    # and storing 30 B. With 64-byte bursts each core's request rounds up on its own:
+    # on-load 3 x 128 (not ceil(300 / 64) x 64 = 320), stream 3 x 512, off-load 3 x 64 (not 128).
+    task = CoreTask(count=3, tiles=4, macs=10, compute_cycles=100, vector_cycles=0,
+                    onload_bytes=100, stream_bytes=500, offload_bytes=30, double_buffered=True,
+                    sram_accesses=0, sram_bits=0, dram_weights=300, dram_inputs=300,
+                    dram_outputs=30, onload_input_bytes=40)
+    plan = LayerPlan(name="x", op="linear", split="n", cores_used=3, tasks=(task,), macs=30,
+                     ideal_cycles=1.0, w_bits=8, a_bits=8, o_bits=8)
+    assert plan.phases(1)[:3] == (300, 1500, 90)
+    assert plan.phases(64)[:3] == (3 * 128, 3 * 512, 3 * 64)
+    # the DRAM model rounds a transfer of three streams the same way
+    mem = MemorySystem(simpy.Environment(), bytes_per_s=1e9, latency_s=0.0, burst_bytes=64)
+    assert mem.bursts(300, 3) == 3 * 128
+    assert mem.bursts(90, 3) == 3 * 64
