@@ -85,8 +85,10 @@ _RESIZE_MOD = (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d, nn.
 _RESIZE_F = {F.interpolate, F.pad, F.pixel_shuffle, F.pixel_unshuffle, torch.roll, torch.flip,
              torch.tile, torch.gather, torch.index_select, torch.repeat_interleave}
 _RESIZE_M = {"repeat", "roll", "flip", "tile", "gather", "index_select", "repeat_interleave"}
+_CONV_T_F = {F.conv_transpose1d, F.conv_transpose2d}
 FUSIBLE = {"act", "bn"}
-MODELLED_MODULES = ("Conv1d/Conv2d and Linear (and subclasses), MultiheadAttention, LSTM, GRU, "
+MODELLED_MODULES = ("Conv1d/Conv2d and Linear (and subclasses), ConvTranspose1d/2d, "
+                    "MultiheadAttention, LSTM, GRU, "
                     "RNN, BatchNorm1d/2d, LayerNorm/GroupNorm/InstanceNorm1d/2d/RMSNorm, pooling, "
                     "activations, upsampling/padding, views")
 """What `classify` lowers, for error messages."""
@@ -185,7 +187,7 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
         m = gm.get_submodule(str(node.target))
         if is_quantized_activation(m):
             return op_kind(m) or "act", m
-        if isinstance(m, nn.Conv1d | nn.Conv2d):
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.ConvTranspose1d | nn.ConvTranspose2d):
             return "conv", m
         if isinstance(m, nn.Linear):
             return "linear", m
@@ -218,7 +220,7 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
             return "composite", None
         if f is F.linear:
             return "linear", None
-        if f in (F.conv2d, F.conv1d):
+        if f in (F.conv2d, F.conv1d) or f in _CONV_T_F:
             return "conv", None
         if f in _VIEW_F:
             return "view", None
@@ -257,7 +259,10 @@ def cost(op: Op, node: fx.Node, acts: list[fx.Node], params: list[fx.Node],
     in_shape = (tensor_shape(acts[0]) or ()) if acts else ()
     out = op.out_shape
     m: Any = op.mod                     # nn.Conv*/nn.Linear/pooling module, or None (functional)
-    if op.op == "conv":
+    if op.op == "conv" and (isinstance(m, nn.ConvTranspose1d | nn.ConvTranspose2d)
+                            or node.target in _CONV_T_F):
+        _transposed_conv_cost(op, m, node, in_shape)
+    elif op.op == "conv":
         if m is not None:
             k_sz, stride, pad, groups = m.kernel_size, m.stride, m.padding, m.groups
             dilation, bias = m.dilation, m.bias is not None
@@ -324,6 +329,46 @@ def cost(op: Op, node: fx.Node, acts: list[fx.Node], params: list[fx.Node],
         if op.op == "other":
             op.meta["unsupported"] = type(m).__name__ if m is not None else op.target
             op.weight_elems = sum(p.numel() for p in m.parameters()) if m is not None else 0
+
+
+def _transposed_conv_cost(op: Op, m: Any, node: fx.Node, in_shape: Shape) -> None:
+    """A transposed conv as the GEMM PyTorch runs for it (col2im): every input pixel times the
+    whole kernel, a 1x1 conv of C inputs to K*R*S columns at the INPUT resolution (MACs =
+    N*H*W*C/groups*K*R*S, torch's flop count), whose columns are then scatter-added into the
+    K x Ho x Wo output (``meta["col2im_adds"]``). The transposed geometry is in
+    ``meta["transposed"]``; ``k`` is K*R*S, ``ho``/``wo`` the input's H/W."""
+    if m is not None:
+        k_sz, stride, pad, out_pad = m.kernel_size, m.stride, m.padding, m.output_padding
+        groups, dilation, bias = m.groups, m.dilation, m.bias is not None
+        w_shape: Shape = tuple(m.weight.shape)
+    else:   # F.conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dil.)
+        a: list[Any] = [*node.args, *([None] * 8)]
+        kw: dict[str, Any] = dict(node.kwargs)
+        w_shape = _arg_shape(node.args[1])
+        k_sz = w_shape[2:]
+        stride = kw.get("stride", a[3] if a[3] is not None else 1)
+        pad = kw.get("padding", a[4] if a[4] is not None else 0)
+        out_pad = kw.get("output_padding", a[5] if a[5] is not None else 0)
+        groups = int(kw.get("groups", a[6] if a[6] is not None else 1))
+        dilation = kw.get("dilation", a[7] if a[7] is not None else 1)
+        bias = kw.get("bias", a[2]) is not None
+    n, c, h, w = nchw(in_shape)
+    _, k, ho, wo = nchw(op.out_shape)
+    one_d = len(w_shape) == 3
+    r, s = pair(k_sz)
+
+    def hw(v: Any, fill: int) -> list[int]:   # (H, W); a 1-D conv's H is ``fill``
+        return list(pair((v,) if one_d and isinstance(v, int) else v, fill))
+    op.dims = dict(n=n, c=c, h=h, w=w, k=k * r * s, r=1, s=1, stride=(1, 1), padding=(0, 0),
+                   groups=groups, ho=h, wo=w)
+    op.weight_elems = numel(w_shape)
+    op.macs = n * h * w * (c // groups) * k * r * s
+    op.meta["transposed"] = dict(kernel=[r, s], stride=hw(stride, 1), padding=hw(pad, 0),
+                                 output_padding=hw(out_pad, 0), dilation=hw(dilation, 1),
+                                 out_channels=k, out_hw=[ho, wo])
+    op.meta["col2im_adds"] = n * k * r * s * h * w
+    if bias:
+        op.meta["bias_elems"] = k
 
 
 def _einsum_parts(node: fx.Node) -> tuple[list[str], str, list[Shape]]:

@@ -149,3 +149,38 @@ def test_einsum_of_one_or_three_operands() -> None:
 
     with pytest.raises(ExtractError, match=r"op 'einsum' \(einsum\) has arithmetic"):
         extract(Three(), (4,), batch=2)
+
+
+def test_transposed_convs_are_col2im_gemms() -> None:
+    """nn.ConvTranspose1d/2d and F.conv_transpose2d (refused before) are the GEMM PyTorch runs:
+    every input pixel times the whole kernel, MACs = N*H*W*C/groups*K*R*S (torch's flop count),
+    as a 1x1 conv to K*R*S columns at the input resolution; the output edge is the real
+    K x Ho x Wo tensor."""
+
+    class UpNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.up = nn.ConvTranspose2d(8, 6, 3, stride=2, padding=1, output_padding=1,
+                                         groups=2, bias=False)
+            self.w = nn.Parameter(torch.zeros(6, 3, 4, 4))      # (C, K/groups, R, S)
+            self.up1d = nn.ConvTranspose1d(3, 5, 4, stride=2, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = F.conv_transpose2d(self.up(x), self.w, stride=2, padding=1)
+            return self.up1d(y.flatten(2))
+
+    wl = extract(UpNet(), (8, 5, 7), batch=2)
+    up, fn, up1d = wl["up"], wl["conv_transpose2d"], wl["up1d"]
+    assert up.macs == 2 * 5 * 7 * (8 // 2) * 6 * 3 * 3
+    assert (up.gemm_m, up.gemm_n, up.gemm_k) == (2 * 5 * 7, 6 * 9 // 2, 8 // 2)
+    assert up.weight_elems == 8 * 3 * 9
+    assert up.output_elems == 2 * 6 * 10 * 14                  # (5-1)*2 - 2 + 3 + 1 = 10, 14
+    assert up.meta["transposed"]["stride"] == [2, 2]
+    assert up.meta["transposed"]["out_hw"] == [10, 14]
+    assert fn.macs == 2 * 10 * 14 * 6 * 3 * 16
+    assert fn.weight_elems == 6 * 3 * 16
+    length = 20 * 28                                           # (10-1)*2 - 2 + 4 = 20, 28
+    assert up1d.macs == 2 * length * 3 * 5 * 4
+    assert up1d.meta["transposed"]["stride"] == [1, 2]
+    assert up1d.output_elems == 2 * 5 * (2 * length)
+    assert wl.lint() == []
