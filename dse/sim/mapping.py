@@ -119,9 +119,11 @@ def _units(dataflow: str, rows: int, cols: int) -> tuple[int, int]:
 def min_tile_bytes(a_bits: int, w_bits: int, acc_bits: int, rows: int, cols: int,
                    dataflow: str) -> int:
     """Smallest legal tile, single-buffered: one fold unit of inputs and of weights at reduction
-    depth 1, plus its accumulator-precision output tile."""
+    depth 1, plus its accumulator-precision output tile. Each buffer holds whole bytes (as
+    `tile_gemm` sizes them), so sub-byte operands round up per buffer, not once in total."""
     um, un = _units(dataflow, rows, cols)
-    return math.ceil((um * a_bits + un * w_bits + um * un * acc_bits) / 8)
+    return (math.ceil(um * a_bits / 8) + math.ceil(un * w_bits / 8)
+            + math.ceil(um * un * acc_bits / 8))
 
 
 def pipeline_s(*, onload_bytes: float, stream_bytes: float, offload_bytes: float,

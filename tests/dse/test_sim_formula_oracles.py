@@ -17,7 +17,7 @@ from test_sim_helpers import conv_layer
 from arch.spec import Accelerator
 from dse import simulate
 from dse.sim.dram import MemorySystem
-from dse.sim.mapping import CoreTask, LayerPlan, tile_gemm
+from dse.sim.mapping import CoreTask, LayerPlan, min_tile_bytes, tile_gemm
 from dse.sim.systolic import compute_cycles, mapping_efficiency, sram_reads
 from workloads.graph import Layer, Workload
 
@@ -134,3 +134,43 @@ def test_every_core_rounds_its_own_requests_to_whole_bursts() -> None:
     mem = MemorySystem(simpy.Environment(), bytes_per_s=1e9, latency_s=0.0, burst_bytes=64)
     assert mem.bursts(300, 3) == 3 * 128
     assert mem.bursts(90, 3) == 3 * 64
+
+
+@pytest.mark.parametrize(("dataflow", "m_unit"), [("os", 8), ("ws", 8), ("is", 64)])
+def test_the_first_fold_step_is_one_fold_unit_an_array_depth_deep(dataflow: str,
+                                                                   m_unit: int) -> None:
+    # 100 x 100 x 200 GEMM, 8-bit, on an 8 x 64 array. The pipeline's first step loads one fold
+    # unit of each operand `rows` = 8 deep in K (not `cols` = 64 deep): M units of m_unit pixels
+    # (8 on the rows for OS/WS, 64 on the columns for IS) and N units of the other side, so
+    # (8 + 64) x 8 = 576 bytes; steps = M units x N units x ceil(200 / 8) K slices = 650.
+    n_unit = 8 * 64 // m_unit
+    t = tile_gemm(m=100, n=100, k=200, a_bytes=100 * 200, a_in_dram=True, c_to_dram=True,
+                  w_bits=8, a_bits=8, o_bits=8, acc_bits=32, rows=8, cols=64,
+                  dataflow=dataflow, free_bytes=1 << 20)
+    assert t.onload_input_bytes == m_unit * 8
+    assert t.onload_bytes == (m_unit + n_unit) * 8
+    assert t.steps == math.ceil(100 / m_unit) * math.ceil(100 / n_unit) * math.ceil(200 / 8)
+    assert t.offload_bytes == m_unit * n_unit
+
+
+@pytest.mark.parametrize("bits", [(2, 2), (1, 3), (4, 2), (8, 8)])
+@pytest.mark.parametrize(("rows", "cols"), [(2, 2), (3, 5), (4, 4)])
+@pytest.mark.parametrize("dataflow", ["os", "is"])
+def test_the_quoted_minimum_tile_is_the_smallest_sram_that_works(
+        bits: tuple[int, int], rows: int, cols: int, dataflow: str) -> None:
+    # The error's "increase sram_kib to at least X" must be enough, and one byte less must not
+    # be: one fold unit of inputs and of weights at depth 1 and an acc_bits output tile, each in
+    # whole bytes (2 inputs + 2 weights at 2 bits + a 2x2 tile at 32 bits: 1 + 1 + 16 = 18 B,
+    # not ceil(136 / 8) = 17).
+    w, a = bits
+    m, n, k = 5 * rows * cols, 5 * rows * cols, 40
+    need = min_tile_bytes(a, w, 32, rows, cols, dataflow)
+    kw = dict(m=m, n=n, k=k, a_bytes=math.ceil(m * k * a / 8), a_in_dram=True, c_to_dram=True,
+              w_bits=w, a_bits=a, o_bits=a, acc_bits=32, rows=rows, cols=cols,
+              dataflow=dataflow)
+    t = tile_gemm(free_bytes=need, **kw)  # type: ignore[arg-type]
+    assert t.buffer_bytes == need
+    with pytest.raises(ValueError, match="sram_kib"):
+        tile_gemm(free_bytes=need - 1, **kw)  # type: ignore[arg-type]
+    if (w, a, rows, cols) == (2, 2, 2, 2):
+        assert need == 18
