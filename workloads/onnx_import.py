@@ -8,9 +8,10 @@ exported with ``torch.onnx.export`` gives the MACs and layer shapes `extract` gi
 
 Op mapping (ONNX operator -> qdse op):
 
-* ``conv``: Conv (``group`` for grouped and depthwise; 1-D convolutions as H = 1);
+* ``conv``: Conv (``group`` for grouped and depthwise; 1-D convolutions as H = 1), ConvTranspose
+  (the col2im GEMM of `workloads.ops.transposed_conv`);
 * ``linear``: Gemm and MatMul whose second operand is a constant matrix (weights);
-  ``matmul``: MatMul / Gemm of two activations;
+  ``matmul``: MatMul / Gemm of two activations, Einsum of two operands (`workloads.einsum`);
 * ``pool``: MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, LpPool, ReduceMean/Max/Sum;
 * ``add`` / ``mul``: Add, Sub / Mul, Div of two activations (with a constant: element-wise ``act``);
 * ``act``: Relu, Clip, Sigmoid, Tanh, Softmax, ... and the activation quantizers below;
@@ -44,9 +45,10 @@ from typing import Any
 import networkx as nx
 
 from workloads.composite import Recurrent, recurrent_ops
+from workloads.einsum import einsum_gemm, einsum_kind
 from workloads.graph import Workload
 from workloads.lower import add_edge, lower_ops
-from workloads.ops import Op, Shape, nchw, numel
+from workloads.ops import Op, Shape, nchw, numel, transposed_conv
 from workloads.protocol import check_bits
 from workloads.unsupported import IgnoreSpec, check_ignore, ignored, unsupported_error
 
@@ -67,7 +69,8 @@ _QUANT = {"Quant", "BipolarQuant", "Trunc", "QuantizeLinear"}
 # ops whose output is known without the activations' values: shape bookkeeping, constants
 _STATIC = {"Constant", "Shape", "Size", "ConstantOfShape", "Range"}
 _RECURRENT = {"LSTM", "GRU", "RNN"}
-ONNX_OPS = frozenset({"Conv", "Gemm", "MatMul", "BatchNormalization", "Concat", *_RECURRENT,
+ONNX_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "BatchNormalization",
+                      "Concat", *_RECURRENT,
                       *_VIEW, *_ACT,
                       *_BINARY, *_POOL, *_NORM, *_RESIZE, *_QUANT})
 """The ONNX operators `from_onnx` lowers (others raise unless ``ignore_unsupported``)."""
@@ -362,7 +365,9 @@ def _op(node: Any, index: int, taken: set[str], acts: list[str], shapes: Mapping
         inits: Mapping[str, Any], bits: _ConstBits, batch: int) -> Op:
     """One ONNX node -> a costed `Op` (dims, MACs, weights, bits)."""
     t = node.op_type
-    kind = _kind(node, acts)
+    a = _attrs(node)
+    operands = [shapes.get(i, ()) for i in node.input]
+    kind = einsum_kind(a.get("equation", ""), operands) if t == "Einsum" else _kind(node, acts)
     weights = [i for i in node.input if i and i not in acts]
     # layers are named like extract's: by the module path of their weight parameter
     # ('layer1.0.conv1.weight', the name torch.onnx gives it unless it folded a BN in), else the
@@ -375,8 +380,12 @@ def _op(node: Any, index: int, taken: set[str], acts: list[str], shapes: Mapping
     out = shapes.get(node.output[0], ()) if node.output else ()
     in_shape = shapes.get(acts[0], ()) if acts else ()
     op = Op(name, kind, module=module, target=t, out_shape=out)
-    a = _attrs(node)
-    if op.op == "conv":
+    if t == "ConvTranspose":
+        _conv_transpose(op, in_shape, shapes.get(node.input[1], ()), a)
+        if len(node.input) > 2 and node.input[2]:
+            op.meta["bias_elems"] = op.meta["transposed"]["out_channels"]
+        op.own_w_bits = bits.weight_bits(node.input[1])
+    elif op.op == "conv":
         w = shapes.get(node.input[1], ())
         n, c, h, wd = nchw(in_shape)
         _, k, ho, wo = nchw(out)
@@ -408,10 +417,12 @@ def _op(node: Any, index: int, taken: set[str], acts: list[str], shapes: Mapping
             op.meta["bias_elems"] = k
         op.own_w_bits = bits.weight_bits(wname)
     elif op.op == "matmul":
-        a_shape = shapes.get(node.input[0], ())
-        b_shape = shapes.get(node.input[1], ())
-        kdim = a_shape[-2] if t == "Gemm" and a.get("transA", 0) else a_shape[-1]
-        ncol = out[-1] if len(b_shape) > 1 else 1
+        a_shape, b_shape = operands[0], operands[1]
+        if t == "Einsum":
+            kdim, ncol, op.vector_ops = einsum_gemm(a["equation"], operands)
+        else:
+            kdim = a_shape[-2] if t == "Gemm" and a.get("transA", 0) else a_shape[-1]
+            ncol = out[-1] if len(b_shape) > 1 else 1
         rows = numel(out) // ncol
         n = batch if rows % batch == 0 else 1
         op.dims = dict(n=n, c=kdim, h=rows // n, w=1, k=ncol, ho=rows // n, wo=1)
@@ -476,9 +487,21 @@ def _recurrent(node: Any, index: int, taken: set[str], acts: list[str],
     return ex.exit
 
 
+def _conv_transpose(op: Op, in_shape: Shape, w: Shape, a: Mapping[str, Any]) -> None:
+    """ConvTranspose attributes ((H, W) pairs; a 1-D one's H is the neutral value)."""
+    d = len(w) - 2
+
+    def hw(key: str, neutral: int) -> tuple[int, int]:
+        v = list(a.get(key, [neutral] * d))
+        return (int(v[0]), int(v[1])) if d == 2 else (neutral, int(v[0]))
+    transposed_conv(op, in_shape, w, stride=hw("strides", 1), padding=hw("pads", 0),
+                    output_padding=hw("output_padding", 0), dilation=hw("dilations", 1),
+                    groups=int(a.get("group", 1)), bias=False)
+
+
 def _kind(node: Any, acts: list[str]) -> str:
     t = node.op_type
-    if t == "Conv":
+    if t in ("Conv", "ConvTranspose"):
         return "conv"
     if t in ("Gemm", "MatMul"):
         const_b = len(node.input) > 1 and node.input[1] not in acts

@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from workloads.einsum import einsum_gemm, einsum_kind
 from workloads.protocol import is_quantized, is_quantized_activation, op_kind
 from workloads.trace import ExtractError
 
 __all__ = ["COMPOSITE_MOD", "FUSIBLE", "MODELLED_MODULES", "Op", "Shape", "classify", "cost",
-           "nchw", "numel", "pair", "target_name", "tensor_shape"]
+           "nchw", "numel", "pair", "target_name", "tensor_shape", "transposed_conv"]
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
         if f in _MATMUL_F:
             return "matmul", None
         if f is torch.einsum:
-            return _einsum_kind(node), None
+            return einsum_kind(*_einsum_args(node)), None
         if f is F.scaled_dot_product_attention:
             return "composite", None
         if f is F.linear:
@@ -306,7 +307,7 @@ def cost(op: Op, node: fx.Node, acts: list[fx.Node], params: list[fx.Node],
             op.meta["bias_elems"] = k
     elif op.op == "matmul":
         if node.target is torch.einsum:
-            kdim, ncol, op.vector_ops = _einsum_gemm(node)
+            kdim, ncol, op.vector_ops = einsum_gemm(*_einsum_args(node))
         else:
             operands = [a for a in node.args[:2] if isinstance(a, fx.Node)]
             kdim = (tensor_shape(operands[0]) or ())[-1]
@@ -331,102 +332,62 @@ def cost(op: Op, node: fx.Node, acts: list[fx.Node], params: list[fx.Node],
             op.weight_elems = sum(p.numel() for p in m.parameters()) if m is not None else 0
 
 
-def _transposed_conv_cost(op: Op, m: Any, node: fx.Node, in_shape: Shape) -> None:
-    """A transposed conv as the GEMM PyTorch runs for it (col2im): every input pixel times the
-    whole kernel, a 1x1 conv of C inputs to K*R*S columns at the INPUT resolution (MACs =
-    N*H*W*C/groups*K*R*S, torch's flop count), whose columns are then scatter-added into the
-    K x Ho x Wo output (``meta["col2im_adds"]``). The transposed geometry is in
+def transposed_conv(op: Op, in_shape: Shape, w_shape: Shape, *, stride: tuple[int, int],
+                    padding: tuple[int, int], output_padding: tuple[int, int],
+                    dilation: tuple[int, int], groups: int, bias: bool) -> None:
+    """Cost a transposed conv (weight ``(C, K/groups, R, S)``, or ``(C, K/groups, L)``) as the
+    GEMM PyTorch runs for it (col2im): every input pixel times the whole kernel, a 1x1 conv of C
+    inputs to K*R*S columns at the INPUT resolution (MACs = N*H*W*C/groups*K*R*S, torch's flop
+    count), whose columns are then scatter-added into the K x Ho x Wo output
+    (``meta["col2im_adds"]``). The transposed geometry ((H, W) pairs) is in
     ``meta["transposed"]``; ``k`` is K*R*S, ``ho``/``wo`` the input's H/W."""
-    if m is not None:
-        k_sz, stride, pad, out_pad = m.kernel_size, m.stride, m.padding, m.output_padding
-        groups, dilation, bias = m.groups, m.dilation, m.bias is not None
-        w_shape: Shape = tuple(m.weight.shape)
-    else:   # F.conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dil.)
-        a: list[Any] = [*node.args, *([None] * 8)]
-        kw: dict[str, Any] = dict(node.kwargs)
-        w_shape = _arg_shape(node.args[1])
-        k_sz = w_shape[2:]
-        stride = kw.get("stride", a[3] if a[3] is not None else 1)
-        pad = kw.get("padding", a[4] if a[4] is not None else 0)
-        out_pad = kw.get("output_padding", a[5] if a[5] is not None else 0)
-        groups = int(kw.get("groups", a[6] if a[6] is not None else 1))
-        dilation = kw.get("dilation", a[7] if a[7] is not None else 1)
-        bias = kw.get("bias", a[2]) is not None
     n, c, h, w = nchw(in_shape)
     _, k, ho, wo = nchw(op.out_shape)
-    one_d = len(w_shape) == 3
-    r, s = pair(k_sz)
-
-    def hw(v: Any, fill: int) -> list[int]:   # (H, W); a 1-D conv's H is ``fill``
-        return list(pair((v,) if one_d and isinstance(v, int) else v, fill))
+    r, s = (int(w_shape[2]), int(w_shape[3])) if len(w_shape) == 4 else (1, int(w_shape[2]))
     op.dims = dict(n=n, c=c, h=h, w=w, k=k * r * s, r=1, s=1, stride=(1, 1), padding=(0, 0),
                    groups=groups, ho=h, wo=w)
     op.weight_elems = numel(w_shape)
     op.macs = n * h * w * (c // groups) * k * r * s
-    op.meta["transposed"] = dict(kernel=[r, s], stride=hw(stride, 1), padding=hw(pad, 0),
-                                 output_padding=hw(out_pad, 0), dilation=hw(dilation, 1),
+    op.meta["transposed"] = dict(kernel=[r, s], stride=list(stride), padding=list(padding),
+                                 output_padding=list(output_padding), dilation=list(dilation),
                                  out_channels=k, out_hw=[ho, wo])
     op.meta["col2im_adds"] = n * k * r * s * h * w
     if bias:
         op.meta["bias_elems"] = k
 
 
-def _einsum_parts(node: fx.Node) -> tuple[list[str], str, list[Shape]]:
-    """(operand subscripts, output subscripts, operand shapes) of a ``torch.einsum`` call, an
-    ellipsis expanded to one upper-case letter per dimension (right-aligned, as it broadcasts)
-    and an implicit output made explicit (ellipsis, then the letters used once, sorted)."""
-    eq = str(node.args[0]).replace(" ", "")
+def _transposed_conv_cost(op: Op, m: Any, node: fx.Node, in_shape: Shape) -> None:
+    """`transposed_conv` from the module or the functional call's arguments."""
+    if m is not None:
+        stride, pad, out_pad = m.stride, m.padding, m.output_padding
+        groups, dilation, bias = m.groups, m.dilation, m.bias is not None
+        w_shape: Shape = tuple(m.weight.shape)
+    else:   # F.conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dil.)
+        a: list[Any] = [*node.args, *([None] * 8)]
+        kw: dict[str, Any] = dict(node.kwargs)
+        w_shape = _arg_shape(node.args[1])
+        stride = kw.get("stride", a[3] if a[3] is not None else 1)
+        pad = kw.get("padding", a[4] if a[4] is not None else 0)
+        out_pad = kw.get("output_padding", a[5] if a[5] is not None else 0)
+        groups = int(kw.get("groups", a[6] if a[6] is not None else 1))
+        dilation = kw.get("dilation", a[7] if a[7] is not None else 1)
+        bias = kw.get("bias", a[2]) is not None
+    one_d = len(w_shape) == 3
+
+    def hw(v: Any, fill: int) -> tuple[int, int]:   # (H, W); a 1-D conv's H is ``fill``
+        return pair((v,) if one_d and isinstance(v, int) else v, fill)
+    transposed_conv(op, in_shape, w_shape, stride=hw(stride, 1), padding=hw(pad, 0),
+                    output_padding=hw(out_pad, 0), dilation=hw(dilation, 1), groups=groups,
+                    bias=bias)
+
+
+def _einsum_args(node: fx.Node) -> tuple[str, list[Shape]]:
+    """(equation, operand shapes) of a ``torch.einsum(eq, *operands)`` or ``(eq, [operands])``
+    call."""
     args = list(node.args[1:])
     if len(args) == 1 and isinstance(args[0], list | tuple):
         args = list(args[0])
-    shapes = [_arg_shape(a) for a in args]
-    lhs, arrow, rhs = eq.partition("->")
-    ins = lhs.split(",")
-    dots = max((len(sh) - len(sub.replace("...", "")) for sub, sh in zip(ins, shapes, strict=False)
-                if "..." in sub), default=0)
-    ell = "".join(chr(ord("Z") - i) for i in range(dots))[::-1]
-
-    def expand(sub: str, rank: int) -> str:
-        return sub.replace("...", ell[len(ell) - (rank - len(sub) + 3):]) if "..." in sub else sub
-    ins = [expand(sub, len(sh)) for sub, sh in zip(ins, shapes, strict=False)]
-    if arrow:
-        out = rhs.replace("...", ell)
-    else:
-        letters = "".join(ins)
-        out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1
-                                   and c not in ell))
-    return ins, out, shapes
-
-
-def _einsum_kind(node: fx.Node) -> str:
-    """How a ``torch.einsum`` is lowered: a product of two tensors is a ``matmul``; one operand
-    is a ``view`` (a permutation of its letters) or a reduction (``pool``); more is ``other``."""
-    try:
-        ins, out, _ = _einsum_parts(node)
-    except (IndexError, TypeError, ValueError):
-        return "other"
-    if len(ins) == 2:
-        return "matmul"
-    if len(ins) == 1:
-        return "view" if sorted(ins[0]) == sorted(out) else "pool"
-    return "other"
-
-
-def _einsum_gemm(node: fx.Node) -> tuple[int, int, int]:
-    """(K, N, vector ops) of a two-operand einsum as a batched GEMM: K = the letters both
-    operands share and the output drops (contracted), N = the output letters only the second
-    operand has; MACs = numel(out) * K. A letter only one operand has and the output drops is
-    summed out of that operand first: its elements count as vector ops, not MACs."""
-    (a, b), out, shapes = _einsum_parts(node)
-    size: dict[str, int] = {}
-    for sub, sh in zip((a, b), shapes, strict=True):
-        for c, d in zip(sub, sh, strict=True):
-            size[c] = max(size.get(c, 1), int(d))
-    kdim = math.prod(size[c] for c in set(a) & set(b) if c not in out)
-    ncol = math.prod(size[c] for c in set(b) - set(a) if c in out)
-    pre_summed = sum(numel(sh) for sub, other, sh in ((a, b, shapes[0]), (b, a, shapes[1]))
-                     if any(c not in other and c not in out for c in sub))
-    return kdim, ncol, pre_summed
+    return str(node.args[0]), [_arg_shape(x) for x in args]
 
 
 def _pool_cost(op: Op, m: nn.Module | None, node: fx.Node, in_shape: Shape) -> None:

@@ -275,3 +275,28 @@ def test_dynamo_export_keeps_extract_names_through_bn_folding() -> None:
     ref = extract(model, (3, 32, 32), batch=2)
     assert {la.name: (key(la), la.role) for la in ours.compute_layers()} == {
         la.name: (key(la), la.role) for la in ref.compute_layers()}
+
+
+class UpEinsum(nn.Module):
+    """A transposed conv (U-Net up-sampling) and einsum attention scores: the ONNX
+    ConvTranspose and Einsum nodes lower as extract lowers the module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+        self.q = nn.Linear(10, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.up(x).flatten(2)                      # (N, 6, 10*10)
+        q = self.q(y[:, :, :10])                       # (N, 6, 8)
+        return torch.einsum("nid,njd->nij", q, q)
+
+
+def test_conv_transpose_and_einsum_from_onnx_equal_extract() -> None:
+    model = UpEinsum()
+    ours = from_onnx(export(model, (4, 5, 5)))
+    ref = extract(model, (4, 5, 5), batch=2)
+    assert_same_layers(ours, ref)
+    (up,) = [la for la in ours if la.meta.get("transposed")]
+    assert up.meta["transposed"] == ref["up"].meta["transposed"]
+    assert up.macs == 2 * 5 * 5 * (4 // 2) * 6 * 3 * 3        # N*H*W*C/g*K*R*S
