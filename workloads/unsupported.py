@@ -19,6 +19,8 @@ from workloads.trace import ExtractError
 
 __all__ = ["IgnoreSpec", "check_ignore", "ignored", "unsupported_error", "unsupported_reason"]
 
+_SHOWN = 4   # node names listed per unsupported module / function
+
 IgnoreSpec = bool | Collection[str]
 """``ignore_unsupported``: False (raise on ops qdse does not model), True (keep every one as a
 memory-only ``other`` op), or the names of the ones to keep (op targets such as ``"fft_fft"`` or
@@ -62,10 +64,22 @@ def check_ignore(ignore: object) -> IgnoreSpec:
 
 
 def unsupported_error(found: list[tuple[Op, str]], entry: str) -> ExtractError:
-    """One error listing every op that cannot be lowered, and the two ways out."""
+    """One error listing every op that cannot be lowered, and the two ways out. The calls of one
+    module (an LSTMCell stepped in a loop) or of one function are named once, with the other
+    nodes they occur at."""
     names = sorted({op.target or op.name for op, _ in found})
+    groups: dict[tuple[str, str], list[tuple[Op, str]]] = {}
+    for op, reason in found:
+        groups.setdefault((op.module if op.mod is not None else "", op.target), []).append(
+            (op, reason))
+    reasons = []
+    for calls in groups.values():
+        more = [op.name for op, _ in calls[1:]]
+        shown = ", ".join(repr(n) for n in more[:_SHOWN]) + (", ..." if len(more) > _SHOWN else "")
+        reasons.append(calls[0][1] + (f" (also at {len(more)} more node(s): {shown})"
+                                      if more else ""))
     return ExtractError(
-        "cannot lower the model: " + "; ".join(reason for _, reason in found)
+        "cannot lower the model: " + "; ".join(reasons)
         + f". Fix: pass ignore_unsupported=True (or ignore_unsupported={names!r}) to {entry}() "
         "to keep them as memory-only 'other' ops, listed under 'ignored' in Workload.summary(), "
         "or build that part with Workload.from_layers")

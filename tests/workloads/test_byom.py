@@ -184,3 +184,25 @@ def test_transposed_convs_are_col2im_gemms() -> None:
     assert up1d.meta["transposed"]["stride"] == [1, 2]
     assert up1d.output_elems == 2 * 5 * (2 * length)
     assert wl.lint() == []
+
+
+def test_unsupported_module_called_in_a_loop_is_named_once() -> None:
+    """An unsupported module stepped in a Python loop was listed once per call (six copies of
+    the same sentence); the error names it once, with the other nodes."""
+
+    class Loop(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bil = nn.Bilinear(4, 4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for _ in range(6):
+                x = self.bil(x, x)
+            return x
+
+    with pytest.raises(ExtractError) as info:
+        extract(Loop(), (4,))
+    msg = str(info.value)
+    assert msg.count("module 'bil' (Bilinear)") == 1
+    assert "(also at 5 more node(s): 'bil:1', 'bil:2', 'bil:3', 'bil:4', ...)" in msg
+    assert "\n" not in msg
