@@ -8,12 +8,14 @@ runs), the GEMM traffic lower bound of a capacity-limited memory (Smith et al. 2
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import simpy
 from test_sim_helpers import conv_layer
 
+from arch.energy import default_energy_model
 from arch.spec import Accelerator
 from dse import simulate
 from dse.sim.dram import MemorySystem
@@ -174,3 +176,67 @@ def test_the_quoted_minimum_tile_is_the_smallest_sram_that_works(
         tile_gemm(free_bytes=need - 1, **kw)  # type: ignore[arg-type]
     if (w, a, rows, cols) == (2, 2, 2, 2):
         assert need == 18
+
+
+def _chain(widths: list[int], n: int = 1, bits: int = 8) -> Workload:
+    """input -> fully connected layers widths[0] -> widths[1] -> ... -> output."""
+    layers = [Layer(name="input", op="input", n=n, c=widths[0], h=1, w=1, k=widths[0], ho=1,
+                    wo=1, a_bits=bits, o_bits=bits, input_elems=n * widths[0],
+                    output_elems=n * widths[0])]
+    for i, (ci, co) in enumerate(itertools.pairwise(widths)):
+        layers.append(conv_layer(f"fc{i}", c=ci, h=1, w=1, k=co, r=1, n=n, bits=(bits, bits),
+                                 op="linear"))
+    layers.append(Layer(name="output", op="output", n=n, c=widths[-1], k=widths[-1],
+                        input_elems=n * widths[-1]))
+    return Workload.from_layers(layers, name="chain", batch=n)
+
+
+@pytest.mark.parametrize(("widths", "cores", "kib"), [
+    ([16, 16, 128, 128, 128, 16], 1, kib) for kib in (20, 24, 28)] + [
+    ([128, 128, 384, 64, 384, 128], 4, kib) for kib in (24, 32)])
+def test_staged_weights_fit_at_every_step_of_their_window(widths: list[int], cores: int,
+                                                          kib: int) -> None:
+    # The prefetch ledger (docs/simulator.md, "Prefetch across layers"): a staged layer's weights
+    # occupy SRAM from the start of the layer its load begins with to its own step, inclusive.
+    # Recount the ledger from the plan: at every step, resident tensors + every staged weight
+    # set whose window covers the step + that step's tile reserve must fit the chip's SRAM.
+    from dse.sim.simulate import _prepare, plan_graph
+
+    acc = Accelerator(cores=cores, rows=4, cols=8, mac_bits=(8, 8), sram_kib=float(kib),
+                      dram_gbps=4.0)
+    nodes, order = _prepare(_chain(widths, n=4), 4)
+    opts = {"high_precision": "configurable", "onchip_reuse": True, "multicast": True,
+            "persistent_weights": False, "prefetch": True, "fidelity": "layer"}
+    pl = plan_graph(nodes, order, acc, opts)
+    assert len(pl.staged) >= 2  # the ledger has something to check
+    pos = {name: t for t, name in enumerate(order)}
+    for t, name in enumerate(order):
+        staged = sum(nodes[la].layer.weight_bytes for la, start in pl.staged.items()
+                     if pos[start] <= t <= pos[la])
+        on_chip = pl.resident_at[t] + staged + pl.reserves.get(name, 0) * acc.cores
+        assert on_chip <= acc.sram_bytes_total, (name, on_chip, pl.staged)
+
+
+def test_leakage_is_watts_per_mm2_times_area_times_latency() -> None:
+    em = default_energy_model(40.0, static_w_per_mm2=12.3e-3)
+    acc = Accelerator(cores=2, rows=4, cols=8, mac_bits=(8, 8), sram_kib=64.0, dram_gbps=4.0,
+                      node_nm=40.0)
+    res = simulate(_chain([64, 128, 64]), acc, energy_model=em)
+    assert res.energy_by_component["static"] == pytest.approx(12.3e-3 * acc.area * res.latency_s)
+    assert res.energy_j == pytest.approx(sum(res.energy_by_component.values()))
+
+
+def test_pipeline_stages_minimise_the_slowest_stage() -> None:
+    # Five compute-bound layers on two 1-core groups, the last with 4x the filters: times
+    # 1, 1, 1, 1, 4 (x 624 cycles per image). Contiguous cuts give slowest stages 7, 6, 5, 4;
+    # the balanced pipeline must take the last one (every cut has the same total time, so only
+    # the max tells them apart).
+    acc = Accelerator(cores=2, rows=8, cols=8, mac_bits=(8, 8), sram_kib=256.0,
+                      dram_gbps=math.inf, dram_latency_ns=0.0)
+    res = simulate(_chain([64, 64, 64, 64, 64, 256]), acc, batch=4, schedule="pipeline",
+                   groups=2)
+    cyc = dict(zip(res.layers["name"], res.layers["compute_cycles"], strict=True))
+    # per image: folds x (K + R + C - 2) - 1, with 64 / 8 and 256 / 8 column folds
+    assert (cyc["fc0"], cyc["fc4"]) == (4 * (8 * 78 - 1), 4 * (32 * 78 - 1))
+    assert dict(zip(res.layers["name"], res.layers["core_group"], strict=True)) == {
+        "fc0": 0, "fc1": 0, "fc2": 0, "fc3": 0, "fc4": 1}
