@@ -240,3 +240,19 @@ def test_pipeline_stages_minimise_the_slowest_stage() -> None:
     assert (cyc["fc0"], cyc["fc4"]) == (4 * (8 * 78 - 1), 4 * (32 * 78 - 1))
     assert dict(zip(res.layers["name"], res.layers["core_group"], strict=True)) == {
         "fc0": 0, "fc1": 0, "fc2": 0, "fc3": 0, "fc4": 1}
+
+
+@pytest.mark.parametrize(("h", "stride", "cores", "in_rows"), [
+    (18, 1, 2, 10), (18, 1, 4, 6), (17, 2, 2, 9)])
+def test_an_m_split_core_reads_the_input_rows_under_its_output_rows(
+        h: int, stride: int, cores: int, in_rows: int) -> None:
+    # A 3x3 convolution split by output rows (8 filters: one column fold, so no N split), at
+    # unlimited bandwidth so every core is used. A core with o output rows reads
+    # (o - 1) x stride + 3 input rows (the halo included): 16 output rows on 2 cores -> 10 rows
+    # each, on 4 cores -> 6; stride 2, 8 output rows on 2 cores -> 3 x 2 + 3 = 9.
+    la = conv_layer("c0", c=8, h=h, w=h, k=8, r=3, stride=stride, bits=(8, 8))
+    acc = Accelerator(cores=cores, rows=8, cols=8, mac_bits=(8, 8), sram_kib=64.0,
+                      dram_gbps=math.inf, dram_latency_ns=0.0, dram_burst_bytes=1)
+    res = simulate(_one_layer(la), acc)
+    assert (res.layers["split"].iloc[0], res.layers["cores_used"].iloc[0]) == ("m", cores)
+    assert res.dram_bytes_by_operand["inputs"] == cores * in_rows * h * 8
