@@ -44,8 +44,10 @@ from workloads.ops import Op, Shape, tensor_shape
 
 __all__ = ["COMPOSITE_MODULES", "Expansion", "Recurrent", "expand", "recurrent_ops"]
 
-COMPOSITE_MODULES = (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN)
+COMPOSITE_MODULES = (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell,
+                     nn.RNNCell)
 _GATES = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}
+_CELLS = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU", nn.RNNCell: "RNN"}
 # vector ops per step: the gate pre-activation sums and non-linearities (2 per gate unit), then
 # the state update per hidden unit: LSTM c = f*c + i*g, h = o*tanh(c) (5); GRU r*hn,
 # (1-z)*n + z*h (4); RNN none
@@ -97,6 +99,8 @@ def expand(name: str, mod: nn.Module | None, node: fx.Node, batch: int) -> Expan
         return _sdpa(name, node, batch)
     if isinstance(mod, nn.MultiheadAttention):
         return _attention(name, mod, node, batch)
+    if isinstance(mod, nn.LSTMCell | nn.GRUCell | nn.RNNCell):
+        return _cell(name, mod, node, batch)
     return _recurrent(name, mod, node, batch)
 
 
@@ -183,6 +187,21 @@ def _recurrent(name: str, m: nn.Module, node: fx.Node, batch: int) -> Expansion:
     time_major = not m.batch_first or len(tensor_shape(x) or ()) == 2  # (L, N, F) or (L, F)
     return recurrent_ops(name, spec, n, t, features, batch, x, node.all_input_nodes[1:],
                          time_major=time_major)
+
+
+def _cell(name: str, m: nn.Module, node: fx.Node, batch: int) -> Expansion:
+    """One step of ``nn.LSTMCell`` / ``GRUCell`` / ``RNNCell`` (input (N, in) or (in,), as a
+    model stepping it in a loop calls it): the ``ih`` and ``hh`` GEMMs and ``cell`` of a
+    one-step, one-layer recurrent layer."""
+    x = node.args[0] if node.args else node.kwargs["input"]
+    shape = tensor_shape(x) or ()
+    if len(shape) not in (1, 2):
+        raise ValueError(f"module {name!r} ({type(m).__name__}) got input of shape {shape}; "
+                         "expected (N, input_size) or (input_size,)")
+    n, features = (1, shape[0]) if len(shape) == 1 else shape
+    kind = next(v for t, v in _CELLS.items() if isinstance(m, t))
+    spec = Recurrent(cell=kind, hidden=int(m.hidden_size), bias=bool(m.bias))
+    return recurrent_ops(name, spec, n, 1, features, batch, x, node.all_input_nodes[1:])
 
 
 @dataclass(frozen=True, slots=True)

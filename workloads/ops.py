@@ -66,7 +66,8 @@ _SOURCE_F = {torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, tor
 _SOURCE_M = {"new_zeros", "new_ones", "new_full", "new_empty", "zero_", "fill_"}
 # GEMM-based modules (and F.scaled_dot_product_attention) lowered to several ops by
 # `workloads.composite`
-COMPOSITE_MOD = (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN)
+COMPOSITE_MOD = (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell,
+                 nn.RNNCell)
 _BN_MOD = (nn.BatchNorm1d, nn.BatchNorm2d)
 _NORM_MOD = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.RMSNorm,
              nn.LocalResponseNorm)
@@ -89,9 +90,9 @@ _RESIZE_M = {"repeat", "roll", "flip", "tile", "gather", "index_select", "repeat
 _CONV_T_F = {F.conv_transpose1d, F.conv_transpose2d}
 FUSIBLE = {"act", "bn"}
 MODELLED_MODULES = ("Conv1d/Conv2d and Linear (and subclasses), ConvTranspose1d/2d, "
-                    "MultiheadAttention, LSTM, GRU, "
-                    "RNN, BatchNorm1d/2d, LayerNorm/GroupNorm/InstanceNorm1d/2d/RMSNorm, pooling, "
-                    "activations, upsampling/padding, views")
+                    "MultiheadAttention, LSTM, GRU, RNN and their cells, BatchNorm1d/2d, "
+                    "LayerNorm/GroupNorm/InstanceNorm1d/2d/RMSNorm, pooling, activations, "
+                    "upsampling/padding, views")
 """What `classify` lowers, for error messages."""
 
 

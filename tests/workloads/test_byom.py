@@ -206,3 +206,29 @@ def test_unsupported_module_called_in_a_loop_is_named_once() -> None:
     assert msg.count("module 'bil' (Bilinear)") == 1
     assert "(also at 5 more node(s): 'bil:1', 'bil:2', 'bil:3', 'bil:4', ...)" in msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize(("cell", "gates"), [(nn.LSTMCell, 4), (nn.GRUCell, 3)])
+def test_recurrent_cell_stepped_in_a_loop(cell: type[nn.Module], gates: int) -> None:
+    """nn.LSTMCell / GRUCell (refused before) are one step of the recurrent layer: per call an
+    ``ih`` GEMM (N x in x G*H) and an ``hh`` GEMM (N x H x G*H) reading the previous step."""
+
+    class Loop(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cell = cell(5, 7)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = x.new_zeros(x.shape[0], 7)
+            state: object = (h, h) if gates == 4 else h
+            for t in range(3):
+                state = self.cell(x[:, t], state)
+                h = state[0] if gates == 4 else state    # type: ignore[index]
+            return h
+
+    wl = extract(Loop(), (3, 5), batch=2)
+    per_step = 2 * 5 * gates * 7 + 2 * 7 * gates * 7
+    assert wl.total_macs == 3 * per_step
+    assert wl["cell:2.l0.hh"].meta["steps"] == 1
+    assert wl.predecessors("cell:2.l0.hh") == ["cell:1.l0.hh", "cell:2.l0.ih"]
+    assert wl["cell:2.l0.ih"].weight_elems == 5 * gates * 7
