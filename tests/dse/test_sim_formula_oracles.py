@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import pytest
 import simpy
@@ -256,3 +257,20 @@ def test_an_m_split_core_reads_the_input_rows_under_its_output_rows(
     res = simulate(_one_layer(la), acc)
     assert (res.layers["split"].iloc[0], res.layers["cores_used"].iloc[0]) == ("m", cores)
     assert res.dram_bytes_by_operand["inputs"] == cores * in_rows * h * 8
+
+
+def test_each_core_ranks_its_tilings_with_its_share_of_the_bandwidth() -> None:
+    # A 5x5 stride-2 conv split by filters over 2 cores sharing 8 GB/s: each core streams at
+    # 4 GB/s. At that share the best tiling is the double-buffered one that hides its stream
+    # behind compute (6863 cycles incl. K-split fills, 4.615 us), not the single-buffered one
+    # with fewer cycles (4707) that waits for its loads (4.776 us) - which it would look like if
+    # a core believed it had all 8 GB/s. Single-buffered hardware can only take the latter.
+    la = conv_layer("c0", c=8, h=30, w=30, k=16, r=5, stride=2, bits=(8, 8))
+    acc = Accelerator(cores=2, rows=8, cols=8, mac_bits=(8, 8), sram_kib=2.0, dram_gbps=8.0,
+                      dram_latency_ns=0.0, dram_burst_bytes=1)
+    double = simulate(_one_layer(la), acc, prefetch=False)
+    single = simulate(_one_layer(la), replace(acc, double_buffered=False), prefetch=False)
+    assert double.layers["double_buffered"].iloc[0]
+    assert double.layers["cores_used"].iloc[0] == 2
+    assert double.latency_s == pytest.approx(4.6153e-6, rel=1e-4)
+    assert single.latency_s == pytest.approx(4.776e-6, rel=1e-4)
