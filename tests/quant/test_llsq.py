@@ -47,6 +47,17 @@ def test_ste_weights_identity_eq7_activations_masked_eq8() -> None:
     assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0, 0.0]  # Eq. 8: 0 <= x <= (2^k-1) alpha
 
 
+def test_signed_activation_mask_is_eq8_on_the_signed_range() -> None:
+    """Eq. 8 passes the gradient inside the clip range of Eq. 1; for signed activations
+    (Leaky-ReLU nets, Section 4.1) that is [-2^(k-1) alpha, (2^(k-1) - 1) alpha] = [-1, 0.5]
+    at k = 2, alpha = 0.5, so negative inputs inside it keep their gradient."""
+    x = torch.tensor([-3.0, -1.0, -0.7, -0.2, 0.3, 0.5, 0.9], requires_grad=True)
+    y = LLSQActQuantizer(2, alpha=0.5, signed=True)(x)
+    assert y.tolist() == [-1.0, -1.0, -0.5, 0.0, 0.5, 0.5, 0.5]
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+
+
 @pytest.mark.parametrize(
     ("e", "es", "eb", "d"),
     [
@@ -75,6 +86,22 @@ def test_activation_fake_gradient_is_minus_alpha_squared_times_direction() -> No
         assert q.alpha.grad.item() == pytest.approx(-(alpha**2) * expect)
         q.after_backward()  # the decision is consumed once
         assert q.alpha.grad.item() == pytest.approx(-(alpha**2) * expect)
+
+
+def test_eq2_error_and_search_use_the_chosen_norm_l() -> None:
+    """Eq. 2's objective is E|x_q - x|^l, l in {1, 2}. By hand for k = 2 (q in 0..3) and
+    x = [0.2, 0.7, 0.7, 1.3]: |x_q - x| is [.2, .2, .2, .2] at alpha = 0.5,
+    [.05, .05, .05, .55] at 0.25 and [.2, .3, .3, .3] at 1.0, so l = 1 gives errors
+    (0.2, 0.175, 0.275) -> shrink, l = 2 gives (0.04, 0.0775, 0.0775) -> keep."""
+    x = torch.tensor([0.2, 0.7, 0.7, 1.3])
+    for norm, errs, d in ((1, (0.2, 0.175, 0.275), -1), (2, (0.04, 0.0775, 0.0775), 0)):
+        q = LLSQActQuantizer(2, alpha=0.5, norm=norm).train()
+        got = [float(q.error(x.double(), a)) for a in (0.5, 0.25, 1.0)]
+        assert got == pytest.approx(errs, abs=1e-6)
+        assert got == pytest.approx([_brute_error(x, a, 0, 3, norm) for a in (0.5, 0.25, 1.0)])
+        q(x)
+        q.after_backward()  # alpha.grad = -alpha^2 d, none when d = 0
+        assert (0 if q.alpha.grad is None else -float(q.alpha.grad) / 0.25) == d
 
 
 def test_sg_with_sgd_reaches_near_optimal_scale() -> None:
@@ -122,6 +149,28 @@ def test_ema_mode_tracks_max_calibrated_scale() -> None:
     assert q.alpha.item() == pytest.approx(0.5 * 1.0 + 0.5 * 3.2 / 16)
     q.after_backward()
     assert q.alpha.grad is None  # no simulated gradient in EMA mode
+
+
+def test_ema_mode_signed_grid_divides_by_2_pow_k_minus_1() -> None:
+    """Table 2's EMA alternative on a signed grid: the max-calibrated scale is max|x| / 2^(k-1)
+    (module docstring), here 3.2 / 8 = 0.4 at k = 4."""
+    q = LLSQWeightQuantizer(4, alpha=1.0, update="ema", ema_decay=0.5).train()
+    q(torch.tensor([-3.2, 1.0]))
+    assert q.alpha.item() == pytest.approx(0.5 * 1.0 + 0.5 * 3.2 / 8)
+
+
+def test_simulated_gradient_grows_the_magnitude_of_a_negative_alpha() -> None:
+    """An SGD step moves |alpha| by lr * alpha^2 * d even after an overshoot left alpha < 0
+    (the forward uses |alpha|): d = +1 here, so |alpha| must grow."""
+    q = LLSQActQuantizer(4, alpha=0.01).train()
+    with torch.no_grad():
+        q.alpha.fill_(-0.01)  # |alpha| far too small for x: grow
+    q(torch.rand(1000) * 4.0)
+    q.after_backward()
+    lr = 10.0
+    with torch.no_grad():
+        q.alpha -= lr * q.alpha.grad
+    assert abs(q.alpha.item()) == pytest.approx(0.01 + lr * 0.01**2, rel=1e-5)
 
 
 def test_calibration_initialisation_and_pow2() -> None:
