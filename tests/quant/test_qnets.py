@@ -152,6 +152,47 @@ def test_temperature_schedule_and_cap() -> None:
         q.on_epoch_start(-1)
 
 
+def test_temperature_before_the_first_epoch_is_t0_capped() -> None:
+    """T = (epoch + 1) T0 holds from construction: epoch 0 trains at T0 (Section 4.1,
+    T = epoch x T0 with epochs counted from 1), capped at t_max."""
+    assert QNActQuantizer(2, t0=10.0).temperature.item() == 10.0
+    assert QNWeightQuantizer(2, t0=50.0, t_max=20.0).temperature.item() == 20.0
+
+
+def test_sigmoid_argument_is_clamped_symmetrically() -> None:
+    """The official code clamps T(beta x - b) to +-10 (notes 2.5): far from every threshold the
+    soft output is alpha (sum_i s_i sigma(+-10) - o), computed by hand here."""
+    q = QNWeightQuantizer(2, arg_clamp=10.0)  # {-1, 0, 1}: s = (1, 1), o = 1
+    _set(q, alpha=1.0, beta=1.0, biases=[-0.5, 0.5])
+    q.temperature.fill_(1000.0)
+    with torch.no_grad():
+        y = q.train()(torch.tensor([-100.0, 100.0], dtype=torch.float64))
+    sig = 1 / (1 + math.exp(-10.0))
+    torch.testing.assert_close(y, torch.tensor([2 * (1 - sig) - 1, 2 * sig - 1],
+                                               dtype=torch.float64), rtol=0, atol=1e-7)
+
+
+def test_beta_init_uses_max_abs_level_for_an_asymmetric_set() -> None:
+    """beta = 5p / (4q) with p the max ABSOLUTE value of Y (Section 4.1): p = 4 for
+    {-4, -2, 0, 1}, not max(Y) = 1."""
+    q = QNWeightQuantizer(2, levels=(-4.0, -2.0, 0.0, 1.0))
+    w = torch.tensor([-0.8, -0.3, 0.1, 0.5])
+    q.calibrate(w)
+    assert q.beta.item() == pytest.approx(5 * 4.0 / (4 * 0.8), rel=1e-6)
+
+
+def test_binary_activation_biases_come_from_kmeans_not_zero() -> None:
+    """Binary weights use b = 0, but binary activations {0, 1} take b from k-means like every
+    other activation set (Section 4.1, "b_i is obtained by clustering")."""
+    a = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.2, 3.0, 3.2])
+    q = QNActQuantizer(1)
+    q.calibrate(a)
+    c = kmeans_1d(a * q.beta.detach(), 2).double()
+    assert float(c[0]) == pytest.approx(float(a[:5].mean() * q.beta.detach()), rel=1e-5)
+    assert q.biases.item() == pytest.approx(float((c[0] + c[1]) / 2), rel=1e-5)
+    assert q.biases.item() > 0.0
+
+
 def test_activation_calibration_on_relu_outputs() -> None:
     torch.manual_seed(0)
     a = torch.relu(torch.randn(5000))  # half of the values are exactly 0
