@@ -63,6 +63,15 @@ def test_fallback_to_max_abs_when_eq7_gives_nonpositive_alpha() -> None:
     assert q.alpha.item() == pytest.approx(0.3)
 
 
+def test_fallback_also_when_eq7_gives_exactly_zero() -> None:
+    """Eq. 7 with c1 = c2 on weights of one magnitude is exactly 0 (sqrt(E w^2) = E|w| = 0.5):
+    a zero scale is no scale, so SAWB falls back to max|w| as for alpha < 0."""
+    w = torch.tensor([-0.5, 0.5, 0.5, -0.5])
+    assert float(1.0 * w.square().mean().sqrt() - 1.0 * w.abs().mean()) == 0.0
+    assert sawb_scale(w, 1.0, 1.0).item() == 0.5
+    assert torch.equal(SAWB(2, coefficients=(1.0, 1.0))(w), w)
+
+
 def test_refuses_more_than_4_bits_unless_mse() -> None:
     with pytest.raises(ValueError, match="mse"):
         SAWB(5)

@@ -150,6 +150,17 @@ def test_one_level_gradient_is_eq10(per_channel: bool) -> None:
     assert (np.abs(wn) > 1).any()
 
 
+def test_eq10_ste_window_is_closed_at_one() -> None:
+    """Eq. 10's indicator is 1{|w_i| <= 1}: a weight exactly at +-1 still gets the STE term
+    g_i alpha, one just outside gets none (random weights never hit the tie)."""
+    w = torch.tensor([-1.0, -0.5, 1.0, 1.5], dtype=torch.float64, requires_grad=True)
+    g = torch.tensor([1.0, 2.0, 4.0, 8.0], dtype=torch.float64)
+    (MultiLevelBinaryWeightQuantizer(levels=1, per_channel=False)(w) * g).sum().backward()
+    want = _eq10(w.detach().numpy(), g.numpy())  # alpha = 1; common term s_i/4 * 9
+    np.testing.assert_allclose(w.grad.numpy(), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(want, [-2.25 + 1.0, -2.25 + 2.0, 2.25 + 4.0, 2.25], atol=1e-12)
+
+
 @pytest.mark.parametrize("m", [2, 3])
 def test_multi_level_gradient_matches_hand_written_recursion(m: int) -> None:
     torch.manual_seed(m)
