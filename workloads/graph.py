@@ -297,20 +297,29 @@ class Workload:
                 f"{'in KiB':>9} {'out KiB':>9}")
         lines = [f"Workload {self.name!r}: batch {self.batch}, input {self.input_shape}",
                  head, "-" * len(head)]
+        transposed = False
         for la in self:
             if compute_only and not la.is_compute:
                 continue
             kern = f"{la.r}x{la.s}/{la.stride[0]}" if la.op in ("conv", "pool") else ""
+            out = f"{la.k}x{la.ho}x{la.wo}"
+            tr = la.meta.get("transposed")
+            if tr:      # its real output and kernel, not the GEMM's columns (k = K*R*S)
+                out = f"{tr['out_channels']}x{tr['out_hw'][0]}x{tr['out_hw'][1]}"
+                kern = f"{tr['kernel'][0]}x{tr['kernel'][1]}/{max(tr['stride'])}T"
+                transposed = True
             w_bits = str(la.w_bits) if la.weight_elems else "-"
             bits = f"{w_bits}/{la.a_bits}/{la.o_bits}"
             groups = la.groups if la.is_compute else ""
             lines.append(
                 f"{la.name[:28]:<28} {la.op:<7} {la.role:<8} {f'{la.c}x{la.h}x{la.w}':>15} "
-                f"{f'{la.k}x{la.ho}x{la.wo}':>15} {kern:>7} {groups:>4} "
+                f"{out:>15} {kern:>7} {groups:>4} "
                 f"{la.macs / 1e6:>9.2f} {bits:>10} "
                 f"{la.weight_bytes / 1024:>9.1f} {la.input_bytes / 1024:>9.1f} "
                 f"{la.output_bytes / 1024:>9.1f}")
         t = self.totals()
+        if transposed:
+            lines.append("T: transposed conv, costed as its col2im GEMM (MACs = N*H*W*C/g*K*R*S)")
         ignored = self.ignored()
         if ignored:
             lines.append("ignored (not modelled, no arithmetic counted): " + ", ".join(

@@ -184,6 +184,9 @@ def test_transposed_convs_are_col2im_gemms() -> None:
     assert up1d.meta["transposed"]["stride"] == [1, 2]
     assert up1d.output_elems == 2 * 5 * (2 * length)
     assert wl.lint() == []
+    row = next(line for line in wl.summary().splitlines() if line.startswith("up "))
+    assert "6x10x14" in row                    # its real output, not the GEMM's 27 columns
+    assert "3x3/2T" in row
 
 
 def test_unsupported_module_called_in_a_loop_is_named_once() -> None:
