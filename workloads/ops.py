@@ -22,8 +22,9 @@ from workloads.einsum import einsum_gemm, einsum_kind
 from workloads.protocol import is_quantized, is_quantized_activation, op_kind
 from workloads.trace import ExtractError
 
-__all__ = ["COMPOSITE_MOD", "FUSIBLE", "MODELLED_MODULES", "Op", "Shape", "classify", "cost",
-           "nchw", "numel", "pair", "target_name", "tensor_shape", "transposed_conv"]
+__all__ = ["COMPOSITE_MOD", "FUSIBLE", "MODELLED_FUNCTIONS", "MODELLED_MODULES", "Op", "Shape",
+           "classify", "cost", "nchw", "numel", "pair", "target_name", "tensor_shape",
+           "transposed_conv"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,12 @@ MODELLED_MODULES = ("Conv1d/Conv2d and Linear (and subclasses), ConvTranspose1d/
                     "LayerNorm/GroupNorm/InstanceNorm1d/2d/RMSNorm, pooling, activations, "
                     "upsampling/padding, views")
 """What `classify` lowers, for error messages."""
+MODELLED_FUNCTIONS = ("F.conv1d/conv2d/conv_transpose1d/2d, F.linear, matmul/@/bmm/mm, einsum of "
+                      "one or two operands, F.scaled_dot_product_attention, pooling and "
+                      "mean/sum/amax/argmax reductions, elementwise arithmetic and activations, "
+                      "functional norms, cat/stack, interpolate/pad/gather/repeat, views and "
+                      "dtype casts")
+"""The functions and tensor methods `classify` lowers, for error messages."""
 
 
 @dataclass

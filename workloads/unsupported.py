@@ -14,7 +14,7 @@ from collections.abc import Collection
 
 from torch import nn
 
-from workloads.ops import MODELLED_MODULES, Op
+from workloads.ops import MODELLED_FUNCTIONS, MODELLED_MODULES, Op
 from workloads.trace import ExtractError
 
 __all__ = ["IgnoreSpec", "check_ignore", "ignored", "unsupported_error", "unsupported_reason"]
@@ -31,7 +31,7 @@ def unsupported_reason(op: Op, mod: nn.Module | None, user_leaves: Collection[st
     """Why an ``other`` op is a problem ('' if it is not): it has arithmetic qdse cannot cost."""
     if mod is None:
         return (f"op {op.name!r} ({op.target}) has arithmetic that qdse does not model (its "
-                "cost would be missing)")
+                f"cost would be missing; lowered functions: {MODELLED_FUNCTIONS})")
     kind = type(mod).__name__
     has_params = any(True for _ in mod.parameters())
     if op.module in user_leaves:
