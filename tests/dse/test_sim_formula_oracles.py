@@ -274,3 +274,30 @@ def test_each_core_ranks_its_tilings_with_its_share_of_the_bandwidth() -> None:
     assert double.layers["cores_used"].iloc[0] == 2
     assert double.latency_s == pytest.approx(4.6153e-6, rel=1e-4)
     assert single.latency_s == pytest.approx(4.776e-6, rel=1e-4)
+
+
+@pytest.mark.parametrize(("kib", "loads_early"), [(24, False), (32, True)])
+def test_a_first_tile_prefetches_only_beside_half_the_predecessors_buffers(
+        kib: int, loads_early: bool) -> None:
+    # fc0 (256 -> 512, 16-bit, one 32 x 256 core) tiles into 20480 B; its last tile leaves half
+    # of them busy, so 24576 - 10240 = 14336 B are free at 24 KiB and 22528 B at 32 KiB. fc1's
+    # first tile is one fold unit of weights, 32 deep x 256 wide at 2 bytes = 16384 B: it loads
+    # ahead (a shorter on-load than without prefetch) at 32 KiB, and not at 24 KiB, where it fits
+    # the SRAM (24576 B) only if fc0's buffers were ignored.
+    from dse.sim.simulate import _prepare, plan_graph
+
+    acc = Accelerator(cores=1, rows=32, cols=256, mac_bits=(16, 16), sram_kib=float(kib),
+                      dram_gbps=2.0, dram_latency_ns=100.0)
+    wl = _chain([256, 512, 256], bits=16)
+    nodes, order = _prepare(wl, 1)
+    opts = {"high_precision": "configurable", "onchip_reuse": True, "multicast": True,
+            "persistent_weights": False, "prefetch": True, "fidelity": "layer"}
+    pl = plan_graph(nodes, order, acc, opts)
+    assert pl.reserves["fc0"] == 20480
+    assert pl.plans["fc1"].phases()[0] == 32 * 256 * 2
+    assert not pl.staged
+    onload = {pf: simulate(wl, acc, prefetch=pf).layers.set_index("name")["onload_cycles"]["fc1"]
+              for pf in (True, False)}
+    assert (onload[True] < onload[False] - 100) == loads_early
+    if not loads_early:
+        assert onload[True] == pytest.approx(onload[False])
