@@ -301,3 +301,17 @@ def test_a_first_tile_prefetches_only_beside_half_the_predecessors_buffers(
     assert (onload[True] < onload[False] - 100) == loads_early
     if not loads_early:
         assert onload[True] == pytest.approx(onload[False])
+
+
+@pytest.mark.parametrize(("gbps", "bound"), [(1.0, "memory"), (100.0, "compute")])
+def test_a_layer_is_memory_bound_when_its_bytes_outlast_its_compute(gbps: float,
+                                                                   bound: str) -> None:
+    # fc 512 -> 512 at 8 bits on one 8x8 core at 1 GHz: 64 column folds of 512 + 14 cycles,
+    # 33.7 us of compute; 256 KiB of weights (+ 1 KiB in and out) take 263 us at 1 GB/s and
+    # 2.6 us at 100 GB/s.
+    acc = Accelerator(cores=1, rows=8, cols=8, mac_bits=(8, 8), freq_ghz=1.0, sram_kib=512.0,
+                      dram_gbps=gbps, dram_latency_ns=0.0)
+    row = simulate(_chain([512, 512]), acc).layers.iloc[0]
+    assert row["compute_cycles"] == 64 * (512 + 8 + 8 - 2) - 1
+    assert row["dram_bytes"] == 512 * 512 + 512 + 512
+    assert row["bound"] == bound
