@@ -82,18 +82,19 @@ _POOL_1D_F = {F.max_pool1d, F.avg_pool1d}
 _REDUCE_F = {torch.mean, torch.sum, torch.amax, torch.amin, torch.argmax, torch.argmin}
 _REDUCE_M = {"mean", "sum", "amax", "amin", "argmax", "argmin"}
 # data movement that changes the element count (upsampling, padding, pixel shuffle): "resize"
+# (an embedding lookup is a gather of table rows: no arithmetic)
 _RESIZE_MOD = (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d, nn.PixelShuffle,
                nn.PixelUnshuffle, nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d,
-               nn.ReplicationPad2d)
+               nn.ReplicationPad2d, nn.Embedding)
 _RESIZE_F = {F.interpolate, F.pad, F.pixel_shuffle, F.pixel_unshuffle, torch.roll, torch.flip,
-             torch.tile, torch.gather, torch.index_select, torch.repeat_interleave}
+             torch.tile, torch.gather, torch.index_select, torch.repeat_interleave, F.embedding}
 _RESIZE_M = {"repeat", "roll", "flip", "tile", "gather", "index_select", "repeat_interleave"}
 _CONV_T_F = {F.conv_transpose1d, F.conv_transpose2d}
 FUSIBLE = {"act", "bn"}
 MODELLED_MODULES = ("Conv1d/Conv2d and Linear (and subclasses), ConvTranspose1d/2d, "
                     "MultiheadAttention, LSTM, GRU, RNN and their cells, BatchNorm1d/2d, "
                     "LayerNorm/GroupNorm/InstanceNorm1d/2d/RMSNorm, pooling, activations, "
-                    "upsampling/padding, views")
+                    "upsampling/padding, Embedding, views")
 """What `classify` lowers, for error messages."""
 MODELLED_FUNCTIONS = ("F.conv1d/conv2d/conv_transpose1d/2d, F.linear, matmul/@/bmm/mm, einsum of "
                       "one or two operands, F.scaled_dot_product_attention, pooling and "
@@ -335,6 +336,9 @@ def cost(op: Op, node: fx.Node, acts: list[fx.Node], params: list[fx.Node],
             op.vector_ops = 2 * numel(out)          # y = a*x + b per element
         elif op.op in ("add", "mul", "act", "norm", "other", "resize"):
             op.vector_ops = numel(out)
+        if op.op == "resize":       # a table it gathers from (an embedding): its weights
+            op.weight_elems = (m.weight.numel() if isinstance(m, nn.Embedding)
+                               else sum(numel(tensor_shape(p) or ()) for p in params))
         if op.op == "other":
             op.meta["unsupported"] = type(m).__name__ if m is not None else op.target
             op.weight_elems = sum(p.numel() for p in m.parameters()) if m is not None else 0

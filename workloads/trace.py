@@ -333,6 +333,17 @@ def _target_name(n: fx.Node) -> str:
     return t if isinstance(t, str) else getattr(t, "__name__", repr(t))
 
 
+def _reads_indices(gm: fx.GraphModule) -> bool:
+    """Whether the input is token ids: an ``nn.Embedding`` (or ``F.embedding``) reads it
+    directly, so it is fed as integers (zeros), not floats the lookup would refuse."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    mods = dict(gm.named_modules())
+    return bool(placeholders) and any(
+        (u.op == "call_module" and isinstance(mods.get(str(u.target)), nn.Embedding))
+        or (u.op == "call_function" and u.target is torch.nn.functional.embedding)
+        for u in placeholders[0].users)
+
+
 def propagate_shapes(gm: fx.GraphModule, model: nn.Module, input_shape: Sequence[int],
                      batch: int, concrete_args: dict[str, Any] | None = None) -> None:
     """Run one (batch, *input_shape) input through ``gm``; store shapes in ``node.meta``.
@@ -349,6 +360,8 @@ def propagate_shapes(gm: fx.GraphModule, model: nn.Module, input_shape: Sequence
     extra = _extra_args(gm, model, concrete_args or {})
     param = next(model.parameters(), None)
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    if _reads_indices(gm):
+        dtype = torch.long
     device = param.device if param is not None else torch.device("cpu")
     modes = {m: m.training for m in model.modules()}
     model.eval()

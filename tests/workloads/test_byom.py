@@ -236,3 +236,24 @@ def test_recurrent_cell_stepped_in_a_loop(cell: type[nn.Module], gates: int) -> 
     assert wl["cell:2.l0.hh"].meta["steps"] == 1
     assert wl.predecessors("cell:2.l0.hh") == ["cell:1.l0.hh", "cell:2.l0.ih"]
     assert wl["cell:2.l0.ih"].weight_elems == 5 * gates * 7
+
+
+def test_embedding_is_a_gather_of_its_table() -> None:
+    """nn.Embedding (refused before) is a lookup, no arithmetic: a memory-only `resize` (like
+    torch.gather) whose weights are its table; a model reading token ids directly gets integer
+    zeros as its input (a float input made the lookup fail)."""
+
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(50, 8)
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.emb(tokens))
+
+    wl = extract(Tagger(), (9,), batch=2)
+    emb = wl["emb"]
+    assert (emb.op, emb.macs, emb.weight_elems, emb.output_elems) == ("resize", 0, 50 * 8,
+                                                                      2 * 9 * 8)
+    assert wl.total_macs == 2 * 9 * 8 * 3
