@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from quant.integer import LayerStats, to_integer
-from quant.integer_ops import _bn, _IntT
+from quant.integer import LayerStats, quantize_multiplier, to_integer
+from quant.integer_ops import _add, _bn, _IntT
 from quant.methods.llsq import LLSQActQuantizer, LLSQWeightQuantizer
 from quant.modules import QuantLinear
 
@@ -58,3 +58,24 @@ def test_accumulator_width_at_the_exact_twos_complement_bounds(bits: int) -> Non
     assert LayerStats(acc_min=lo, acc_max=hi).acc_bits_needed == bits
     assert LayerStats(acc_min=lo - 1, acc_max=0).acc_bits_needed == bits + 1
     assert LayerStats(acc_min=0, acc_max=hi + 1).acc_bits_needed == bits + 1
+
+
+def test_residual_add_works_at_the_finer_scale() -> None:
+    """A residual add rescales both operands to the finer of the two scales (quant.integer's
+    docstring): at s = min(0.1, 0.25) the sum is exact for a and within half a fine step for b
+    (b's codes times 2.5, rounded), where the coarser scale would err by up to 0.125."""
+    a = _IntT(torch.arange(-4, 5).view(1, 9), torch.tensor(0.1, dtype=torch.float64))
+    b = _IntT(torch.tensor([[3, -1, 1, 2, -3, 0, 1, -2, 5]]), torch.tensor(0.25,
+                                                                         dtype=torch.float64))
+    out = _add("add", a, b, 16, 32, {})
+    assert float(out.s) == 0.1
+    err = (out.value() - (a.value() + b.value())).abs()
+    assert float(err.max()) <= 0.05 + 1e-12
+
+
+def test_negative_multiplier_keeps_its_sign() -> None:
+    """m ~ mantissa 2^-shift holds for negative m too (Eq. 6 with a signed scale, e.g. a
+    negative BN gamma): by hand -0.75 = -192 2^-8 with 2^7 <= 192 < 2^8 at 8 bits."""
+    mant, shift = quantize_multiplier(torch.tensor([-0.75, 0.75, 0.0]), 8)
+    assert mant.tolist() == [-192, 192, 0]
+    assert shift.tolist()[:2] == [8, 8]
