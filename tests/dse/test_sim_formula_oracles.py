@@ -315,3 +315,17 @@ def test_a_layer_is_memory_bound_when_its_bytes_outlast_its_compute(gbps: float,
     assert row["compute_cycles"] == 64 * (512 + 8 + 8 - 2) - 1
     assert row["dram_bytes"] == 512 * 512 + 512 + 512
     assert row["bound"] == bound
+
+
+def test_weights_can_stage_from_the_first_step_of_a_graph() -> None:
+    # The staging ledger may start a load at any earlier step, the first included; only an
+    # `input` node (a tensor in DRAM, no compute to hide behind) stops it. Without one, fc0 is
+    # step 0 and fc1's 4 KiB of weights load while it runs.
+    ls = [conv_layer(f"fc{i}", c=64, h=1, w=1, k=64, r=1, op="linear", bits=(8, 8))
+          for i in range(2)]
+    ls.append(Layer(name="output", op="output", n=1, c=64, k=64, input_elems=64))
+    acc = Accelerator(cores=1, rows=8, cols=8, mac_bits=(8, 8), sram_kib=64.0, dram_gbps=1.0,
+                      dram_latency_ns=0.0)
+    res = simulate(Workload.from_layers(ls, name="no_input", batch=1), acc)
+    staged = dict(zip(res.layers["name"], res.layers["weights_prefetched"], strict=True))
+    assert staged == {"fc0": False, "fc1": True}
