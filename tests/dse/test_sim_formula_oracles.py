@@ -20,7 +20,7 @@ from arch.energy import default_energy_model
 from arch.spec import Accelerator
 from dse import simulate
 from dse.sim.dram import MemorySystem
-from dse.sim.mapping import CoreTask, LayerPlan, min_tile_bytes, tile_gemm
+from dse.sim.mapping import CoreTask, LayerPlan, min_tile_bytes, plan_compute, tile_gemm
 from dse.sim.systolic import compute_cycles, mapping_efficiency, sram_reads
 from workloads.graph import Layer, Workload
 
@@ -329,3 +329,23 @@ def test_weights_can_stage_from_the_first_step_of_a_graph() -> None:
     res = simulate(Workload.from_layers(ls, name="no_input", batch=1), acc)
     staged = dict(zip(res.layers["name"], res.layers["weights_prefetched"], strict=True))
     assert staged == {"fc0": False, "fc1": True}
+
+
+def test_a_streamed_input_unit_holds_the_window_its_pixels_read() -> None:
+    # A 3x3 conv (16 -> 4 channels, 56 x 56 input) split by output rows over 4 cores of 8 x 16
+    # MACs, weights stationary (all 576 B fit) and full K (its cycles are the closed form of the
+    # largest core's 736 pixels, no K-split fills). To compute one fold unit of 8 neighbouring
+    # output pixels the array needs their input window, 3 rows x (8 - 1 + 3) columns x 16
+    # channels = 480 B, in each half of the double-buffered input tile, beside the weights and
+    # two 8 x 4 output tiles: at least 576 + 2 x 480 + 2 x 32 bytes of SRAM. A streamed unit cut
+    # as a pixel share of the core's input rows without the halo rows needs far less.
+    la = conv_layer("c0", c=16, h=56, w=56, k=4, r=3, bits=(8, 8))
+    acc = Accelerator(cores=4, rows=8, cols=16, mac_bits=(8, 8), sram_kib=8.0, dram_gbps=64.0,
+                      dram_latency_ns=0.0, dram_burst_bytes=1)
+    plan = plan_compute(la, acc, free_bytes=acc.sram_bytes_per_core, cores=4,
+                        a_dram_bytes=la.input_bytes, c_to_dram=True,
+                        high_precision="configurable")
+    assert (plan.split, plan.cores_used, plan.stationary) == ("m", 4, "weights")
+    assert plan.double_buffered
+    assert plan.compute_cycles == compute_cycles(736, 4, 144, 8, 16, "os")
+    assert plan.buffer_bytes >= 576 + 2 * 3 * 10 * 16 + 2 * 8 * 4
