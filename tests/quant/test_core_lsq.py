@@ -77,6 +77,18 @@ def test_activation_gradscale_counts_features_of_one_example() -> None:
     assert float(q.step.grad) == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_activation_gradscale_of_an_unbatched_input_counts_all_its_features() -> None:
+    """A 1-D activation is one unbatched example (torch's convention, e.g. nn.Linear on (F,)):
+    N_F is all of its F = 12 features, so g = 1 / sqrt(12 Q_P) (Section 2.2)."""
+    q = LSQActQuantizer(4)
+    x = torch.rand(12) * 2
+    q.calibrate(x)
+    s = q.step.item()
+    q(x).sum().backward()
+    expected = _eq3(x, s, 0, 15).sum() / math.sqrt(12 * 15)
+    assert float(q.step.grad) == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_step_init_from_weights_and_first_batch() -> None:
     torch.manual_seed(1)
     w = torch.randn(64)

@@ -111,6 +111,23 @@ def test_bias_is_clamped_to_bias_bits_in_the_deployed_model() -> None:
     assert torch.equal(out, xq @ wq.T + torch.tensor([127, -128, 60, -40]))
 
 
+def test_relu_on_the_accumulator_zeroes_negative_sums() -> None:
+    """A ReLU straight after a linear layer acts on the integer accumulator: the output is
+    relu(q_x q_w^T + q_b) s_acc exactly (no requantization after it clamps for the ReLU)."""
+    torch.manual_seed(3)
+    lin = QuantLinear.from_float(nn.Linear(12, 4), LLSQWeightQuantizer(4, alpha=0.05),
+                                 LLSQActQuantizer(4, alpha=0.1)).eval()
+    with torch.no_grad():
+        lin.bias.copy_(torch.tensor([-0.4, 0.1, -0.2, 0.0]))  # / s_acc: -80, 20, -40, 0
+    dep = qdeploy.deploy(nn.Sequential(lin, nn.ReLU()).eval(), acc_bits=32, bias_bits=16)
+    x = torch.rand(16, 12) * 1.6
+    out = torch.round(dep(x).double() / (0.1 * 0.05)).long()
+    acc = (lin.input_quantizer.codes(x).long() @ lin.weight_quantizer.codes(lin.weight).long().T
+           + torch.tensor([-80, 20, -40, 0]))
+    assert bool((acc < 0).any())
+    assert torch.equal(out, acc.clamp_min(0))
+
+
 def test_graphs_that_are_not_chains_are_refused(tiny_resnet: nn.Module) -> None:
     q = quant.quantize(tiny_resnet, "llsqf", 4, 4).eval()
     hooks.calibrate(q, torch.randn(4, 3, 8, 8))

@@ -69,6 +69,9 @@ def test_qonnx_quant_nodes_carry_the_bit_widths(llsqf_digits, tmp_path: Path) ->
     assert {float(inits[n.input[3]]) for n in quants} == {4.0}  # W4A4
     signed = [next(a.i for a in n.attribute if a.name == "signed") for n in quants]
     assert signed.count(1) == 4 + 1  # the weights and the (signed) image quantizer
+    # LLSQ Eq. 1 uses every code of k bits ([-2^(k-1), 2^(k-1) - 1] or [0, 2^k - 1]): no
+    # QONNX narrow range, which would drop -2^(k-1) (signed) or 2^k - 1 (unsigned)
+    assert [next(a.i for a in n.attribute if a.name == "narrow") for n in quants] == [0] * 8
 
 
 def test_bad_format_path_and_graph_are_refused(llsqf_digits, tmp_path: Path,
