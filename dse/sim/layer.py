@@ -210,8 +210,8 @@ def _lockstep(env: simpy.Environment, name: str, plan: LayerPlan, ids: tuple[int
     a core with less work (the remainder of an uneven split) idles at the end of each compute
     phase. Each DRAM phase is one flow of the bytes summed over the cores (weight: core count)."""
     rec.start_s = t0 = env.now
-    on, stream, off, cycles, steps, db = plan.phases()
-    on_ops, stream_ops = _onload_split(plan, on, stream)
+    _, _, _, cycles, steps, db = plan.phases()
+    on_ops, stream_ops, off = plan.operand_phases()
     on_ops = {k: max(0.0, v - pre.get(k, 0.0)) for k, v in on_ops.items()}
     w = plan.cores_used
     compute_s = cycles / freq_hz
@@ -278,21 +278,6 @@ def _offsets(tasks: tuple[CoreTask, ...]) -> list[int]:
         out.append(i)
         i += t.count
     return out
-
-
-def _onload_split(plan: LayerPlan, on: float,
-                  stream: float) -> tuple[dict[str, float], dict[str, float]]:
-    """The on-load and streamed bytes of a lock-step plan by operand (ifmap/filter/ofmap)."""
-    on_in = sum(t.count * t.onload_input_bytes / t.input_sharers for t in plan.tasks)
-    on_ops = {"ifmap": on_in, "filter": max(0.0, on - on_in)}
-    by_op = plan.dram_by_operand()
-    off = sum(t.count * t.offload_bytes for t in plan.tasks)
-    rest = {"ifmap": max(0.0, by_op["inputs"] - on_ops["ifmap"]),
-            "filter": max(0.0, by_op["weights"] - on_ops["filter"]),
-            "ofmap": max(0.0, by_op["outputs"] - off)}
-    total = sum(rest.values())
-    scale = stream / total if total > 0 else 0.0
-    return on_ops, {k: v * scale for k, v in rest.items()}
 
 
 # -- tile fidelity ---------------------------------------------------------------------------------

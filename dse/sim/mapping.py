@@ -400,30 +400,58 @@ class LayerPlan:
         """The layer's lock-step pipeline: (on-load bytes, streamed bytes, off-load bytes, compute
         cycles of the slowest core, its pipeline steps, all double-buffered), bytes summed over
         every core as they cross the DRAM interface (multicast operands once). With
-        ``burst_bytes`` > 1, each core's request of each phase is rounded up to whole bursts (what
-        the DRAM moves; `dse.sim.dram.MemorySystem`)."""
-        def moved(total: float, count: int) -> float:
-            if burst_bytes <= 1 or total <= 0:
-                return total
-            return count * math.ceil(total / count / burst_bytes - 1e-9) * burst_bytes
+        ``burst_bytes`` > 1, each phase's request of each operand is rounded up to whole bursts
+        per core (`operand_phases`; what `dse.sim.dram.MemorySystem` moves for them)."""
+        crit = max(self.tasks, key=lambda t: t.compute_cycles + t.vector_cycles)
+        tail = (crit.compute_cycles + crit.vector_cycles, crit.tiles,
+                all(t.double_buffered for t in self.tasks))
+        if burst_bytes <= 1:
+            on, st, off = self._phase_totals()
+            return (on, st, off, *tail)
+        w = self.cores_used
 
+        def moved(nbytes: float) -> float:
+            if nbytes <= 0:
+                return 0.0
+            return w * math.ceil(nbytes / w / burst_bytes - 1e-9) * burst_bytes
+
+        on_ops, stream_ops, off = self.operand_phases()
+        return (sum(map(moved, on_ops.values())), sum(map(moved, stream_ops.values())),
+                moved(off), *tail)
+
+    def _phase_totals(self) -> tuple[float, float, float]:
         on = st = off = 0.0
         for t in self.tasks:
             # the first step's inputs and weights are shared like the rest of each operand
             t_on = t.count * (t.onload_input_bytes / t.input_sharers
                               + (t.onload_bytes - t.onload_input_bytes) / t.weight_sharers)
             t_off = t.count * t.offload_bytes  # outputs are never shared
-            on += moved(t_on, t.count)
-            off += moved(t_off, t.count)
-            st += moved(max(0.0, sum(t.class_bytes().values()) - t_on - t_off), t.count)
-        crit = max(self.tasks, key=lambda t: t.compute_cycles + t.vector_cycles)
-        return (on, st, off, crit.compute_cycles + crit.vector_cycles, crit.tiles,
-                all(t.double_buffered for t in self.tasks))
+            on += t_on
+            off += t_off
+            st += max(0.0, sum(t.class_bytes().values()) - t_on - t_off)
+        return on, st, off
+
+    def operand_phases(self) -> tuple[dict[str, float], dict[str, float], float]:
+        """(on-load bytes by operand, streamed bytes by operand, off-load bytes) of the lock-step
+        pipeline, summed over the cores (multicast operands once); operands are ``ifmap``,
+        ``filter``, ``ofmap`` as the DRAM model names them. Each is one DRAM request per phase
+        that the simulator plays over the layer's `cores_used` streams."""
+        on, stream, off = self._phase_totals()
+        on_in = sum(t.count * t.onload_input_bytes / t.input_sharers for t in self.tasks)
+        on_ops = {"ifmap": on_in, "filter": max(0.0, on - on_in)}
+        by_op = self.dram_by_operand()
+        rest = {"ifmap": max(0.0, by_op["inputs"] - on_ops["ifmap"]),
+                "filter": max(0.0, by_op["weights"] - on_ops["filter"]),
+                "ofmap": max(0.0, by_op["outputs"] - off)}
+        total = sum(rest.values())
+        scale = stream / total if total > 0 else 0.0
+        return on_ops, {k: v * scale for k, v in rest.items()}, off
 
 
 def estimate_s(plan: LayerPlan, acc: Accelerator) -> float:
-    """The layer's time if it ran alone: `pipeline_s` of its lock-step phases (`LayerPlan.phases`)
-    with the whole DRAM bandwidth - exactly what `dse.sim.simulate` plays for a layer alone."""
+    """The layer's time if it ran alone: `pipeline_s` of its lock-step phases (`LayerPlan.phases`,
+    bursts included) with the whole DRAM bandwidth - exactly what `dse.sim.simulate` plays for a
+    layer alone at layer fidelity without prefetch (tested: test_sim_estimate.py)."""
     on, st, off, cycles, steps, db = plan.phases(acc.dram_burst_bytes)
     return pipeline_s(onload_bytes=on, stream_bytes=st, offload_bytes=off,
                       compute_s=cycles / acc.freq_hz, steps=steps, double_buffered=db,

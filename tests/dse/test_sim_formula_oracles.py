@@ -122,9 +122,10 @@ def test_a_double_buffered_partial_block_takes_two_halves_of_every_buffer() -> N
 
 
 def test_every_core_rounds_its_own_requests_to_whole_bursts() -> None:
-    # Three identical cores, each loading 100 B before compute (40 of inputs), streaming 500 B
-    # and storing 30 B. With 64-byte bursts each core's request rounds up on its own:
-    # on-load 3 x 128 (not ceil(300 / 64) x 64 = 320), stream 3 x 512, off-load 3 x 64 (not 128).
+    # Three identical cores, each loading 100 B before compute (40 of inputs, 60 of weights),
+    # streaming 500 B (260 of inputs, 240 of weights) and storing 30 B. With 64-byte bursts each
+    # core's request of each operand rounds up on its own: on-load 3 x (64 + 64) (not
+    # ceil(300 / 64) x 64 = 320), stream 3 x (320 + 256), off-load 3 x 64 (not 128).
     task = CoreTask(count=3, tiles=4, macs=10, compute_cycles=100, vector_cycles=0,
                     onload_bytes=100, stream_bytes=500, offload_bytes=30, double_buffered=True,
                     sram_accesses=0, sram_bits=0, dram_weights=300, dram_inputs=300,
@@ -132,7 +133,7 @@ def test_every_core_rounds_its_own_requests_to_whole_bursts() -> None:
     plan = LayerPlan(name="x", op="linear", split="n", cores_used=3, tasks=(task,), macs=30,
                      ideal_cycles=1.0, w_bits=8, a_bits=8, o_bits=8)
     assert plan.phases(1)[:3] == (300, 1500, 90)
-    assert plan.phases(64)[:3] == (3 * 128, 3 * 512, 3 * 64)
+    assert plan.phases(64)[:3] == (3 * 128, 3 * (320 + 256), 3 * 64)
     # the DRAM model rounds a transfer of three streams the same way
     mem = MemorySystem(simpy.Environment(), bytes_per_s=1e9, latency_s=0.0, burst_bytes=64)
     assert mem.bursts(300, 3) == 3 * 128
