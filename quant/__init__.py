@@ -1,7 +1,9 @@
 """qdse.quant: quantizers of five papers, quantized layers, recipes and training hooks.
 
-Data flow: ``nn.Module --quantize(model, recipe)--> nn.Module`` whose QuantConv2d/QuantLinear/
-QuantAct layers carry ``weight_bits``/``act_bits`` for ``workloads.extract``.
+Data flow: ``nn.Module --quantize(model, recipe)--> nn.Module`` whose QuantConv1d/QuantConv2d/
+QuantLinear/QuantAct layers carry ``weight_bits``/``act_bits`` for ``workloads.extract``; other
+modules with weights stay full precision, named by an ``UnquantizedLayersWarning`` and in the
+result's ``quantize_report``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from quant import hooks
+from quant.coverage import QuantizeReport, UnquantizedLayersWarning
 from quant.hooks import (
     after_backward,
     calibrate,
@@ -18,7 +21,7 @@ from quant.hooks import (
 )
 from quant.methods.base import Quantizer
 from quant.methods.sawb import fit_sawb_coefficients, sawb_coefficients
-from quant.modules import QuantAct, QuantConv2d, QuantLinear
+from quant.modules import QuantAct, QuantConv1d, QuantConv2d, QuantLinear
 from quant.recipes import Recipe, get_recipe, quantize, recipes
 
 if TYPE_CHECKING:
@@ -26,10 +29,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "QuantAct",
+    "QuantConv1d",
     "QuantConv2d",
     "QuantLinear",
+    "QuantizeReport",
     "Quantizer",
     "Recipe",
+    "UnquantizedLayersWarning",
     "after_backward",
     "calibrate",
     "fit_sawb_coefficients",

@@ -72,7 +72,7 @@ from quant.integer_ops import (
     _reshape,
 )
 from quant.integer_plan import _compile_plans, _find_bn_folds, _LayerPlan, _LeafTracer
-from quant.modules import QuantAct, QuantConv2d, QuantLinear
+from quant.modules import QuantAct, QuantConv1d, QuantConv2d, QuantLinear
 
 __all__ = [
     "Grid",
@@ -120,6 +120,10 @@ class IntegerModel(nn.Module):
         self.acc_bits, self.bias_bits, self.scale_bits = acc_bits, bias_bits, scale_bits
         self.bias_frac_bits = bias_frac_bits
         self.accumulate, self.pow2_scales = accumulate, pow2_scales
+        conv1d = [n or "<model>" for n, m in model.named_modules() if isinstance(m, QuantConv1d)]
+        if conv1d:
+            raise ValueError(f"to_integer: layers {conv1d} are QuantConv1d, which has no integer "
+                             "implementation yet; supported: QuantConv2d, QuantLinear")
         model = copy.deepcopy(model).eval()
         if isinstance(model, QuantConv2d | QuantLinear | QuantAct):
             model = nn.Sequential(model)  # the tracer only keeps children as leaves

@@ -13,7 +13,7 @@ from torch import Tensor, fx, nn
 
 from quant.grids import Grid, _act_grid, _weight_codes
 from quant.methods.base import Quantizer
-from quant.modules import QuantAct, QuantConv2d, QuantLinear
+from quant.modules import QuantAct, QuantConv2d, QuantLinear, is_quant_module
 
 __all__: list[str] = []
 
@@ -34,7 +34,7 @@ class _LayerPlan:
 
 class _LeafTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, QuantConv2d | QuantLinear | QuantAct | Quantizer):
+        if is_quant_module(m) or isinstance(m, Quantizer):
             return True
         return super().is_leaf_module(m, qualname)
 

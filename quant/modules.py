@@ -1,23 +1,24 @@
 """Quantized layers with separate weight and input quantizer slots (Brevitas style).
 
-``QuantConv2d`` / ``QuantLinear`` subclass ``nn.Conv2d`` / ``nn.Linear`` and implement the bits
-protocol of docs/CONTRACTS.md: ``weight_bits`` is the bit width of the weights and ``act_bits``
-the bit width of the layer's INPUT activations (``None`` = not quantized by this layer; a graph
-extractor then uses its default or the bits of the upstream ``QuantAct``). ``QuantAct`` replaces
-an activation function (ReLU, ReLU6) by an activation quantizer and quantizes its OUTPUT to
-``act_bits``. Graph tracers treat all three as leaves.
+``QuantConv1d`` / ``QuantConv2d`` / ``QuantLinear`` subclass ``nn.Conv1d`` / ``nn.Conv2d`` /
+``nn.Linear`` and implement the bits protocol of docs/CONTRACTS.md: ``weight_bits`` is the bit
+width of the weights and ``act_bits`` the bit width of the layer's INPUT activations (``None`` =
+not quantized by this layer; a graph extractor then uses its default or the bits of the
+upstream ``QuantAct``). ``QuantAct`` replaces an activation function (ReLU, ReLU6) by an
+activation quantizer and quantizes its OUTPUT to ``act_bits``. Graph tracers treat all of them
+as leaves.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import torch
 from torch import Tensor, nn
 
 from quant.methods.base import Quantizer
 
-__all__ = ["QuantAct", "QuantConv2d", "QuantLinear", "is_quant_module"]
+__all__ = ["QuantAct", "QuantConv1d", "QuantConv2d", "QuantLinear", "is_quant_module"]
 
 
 def _check_slot(name: str, q: object) -> Quantizer | None:
@@ -27,7 +28,7 @@ def _check_slot(name: str, q: object) -> Quantizer | None:
 
 
 class _QuantWeightLayer:
-    """Shared slot handling for QuantConv2d and QuantLinear (mixed in before the torch class)."""
+    """Shared slot handling for QuantConv1d/2d and QuantLinear (mixed in before the torch class)."""
 
     weight_quantizer: Quantizer | None
     input_quantizer: Quantizer | None
@@ -63,8 +64,18 @@ class _QuantWeightLayer:
         return w if q is None or not q.enabled else q(w)
 
 
-class QuantConv2d(_QuantWeightLayer, nn.Conv2d):
-    """``nn.Conv2d`` whose weights and inputs pass through optional quantizers."""
+class _QuantConvNd(_QuantWeightLayer):
+    """Shared build and forward of QuantConv1d / QuantConv2d (mixed in before the torch class).
+
+    Every weight quantizer acts on the whole weight tensor (per tensor) or per slice of dim 0
+    (CReLU's per-filter alpha, XNOR-Net's alpha of one output channel): the papers' formulas
+    (PACT-SAWB Eq. 6-7, LSQ Eq. 1-5, LLSQ Eq. 1-2, DoReFa, WRPN, QN) never read the kernel's
+    spatial rank, so a Conv1d weight (out, in/groups, k) is quantized exactly as a Conv2d
+    weight (out, in/groups, 1, k) holding the same values. Transposed convs are NOT in this
+    family: their dim 0 is the input channel, so per-output-channel scales would not carry over.
+    """
+
+    _float_cls: ClassVar[type[nn.Conv1d] | type[nn.Conv2d]]
 
     def __init__(
         self,
@@ -73,20 +84,22 @@ class QuantConv2d(_QuantWeightLayer, nn.Conv2d):
         input_quantizer: Quantizer | None = None,
         **kwargs: Any,
     ) -> None:
-        nn.Conv2d.__init__(self, *args, **kwargs)
-        self._set_quantizers(weight_quantizer, input_quantizer, self.weight)
+        self._float_cls.__init__(self, *args, **kwargs)  # type: ignore[arg-type]
+        self._set_quantizers(weight_quantizer, input_quantizer, self.weight)  # type: ignore[attr-defined]
 
     @classmethod
     def from_float(
         cls,
-        conv: nn.Conv2d,
+        conv: nn.Module,
         weight_quantizer: Quantizer | None = None,
         input_quantizer: Quantizer | None = None,
-    ) -> QuantConv2d:
-        """Build from a float conv. Parameters are SHARED with ``conv`` (as torch.ao does);
-        :func:`quant.quantize` deep-copies the model first, so its input is never mutated."""
-        if not isinstance(conv, nn.Conv2d):
-            raise ValueError(f"conv must be an nn.Conv2d, got {type(conv)!r}")
+    ) -> Self:
+        """Build from a float conv of the matching rank. Parameters are SHARED with ``conv``
+        (as torch.ao does); :func:`quant.quantize` deep-copies the model first, so its input is
+        never mutated."""
+        base = cls._float_cls
+        if not isinstance(conv, base):
+            raise ValueError(f"conv must be an nn.{base.__name__}, got {type(conv)!r}")
         q = cls(
             conv.in_channels,
             conv.out_channels,
@@ -108,7 +121,22 @@ class QuantConv2d(_QuantWeightLayer, nn.Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         if self.input_quantizer is not None and self.input_quantizer.enabled:
             x = self.input_quantizer(x)
-        return self._conv_forward(x, self.quantized_weight(), self.bias)
+        out: Tensor = self._conv_forward(  # type: ignore[attr-defined]
+            x, self.quantized_weight(), self.bias)  # type: ignore[attr-defined]
+        return out
+
+
+class QuantConv1d(_QuantConvNd, nn.Conv1d):
+    """``nn.Conv1d`` whose weights and inputs pass through optional quantizers (temporal and
+    audio nets); same quantizers and formulas as :class:`QuantConv2d`."""
+
+    _float_cls = nn.Conv1d
+
+
+class QuantConv2d(_QuantConvNd, nn.Conv2d):
+    """``nn.Conv2d`` whose weights and inputs pass through optional quantizers."""
+
+    _float_cls = nn.Conv2d
 
 
 class QuantLinear(_QuantWeightLayer, nn.Linear):
@@ -188,4 +216,4 @@ class QuantAct(nn.Module):
 
 def is_quant_module(m: nn.Module) -> bool:
     """True for the layer types this package builds (graph tracers keep them as leaves)."""
-    return isinstance(m, QuantConv2d | QuantLinear | QuantAct)
+    return isinstance(m, QuantConv1d | QuantConv2d | QuantLinear | QuantAct)

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from quant.coverage import QuantizeReport, find_unquantized, warn_unquantized
 from quant.methods.base import Quantizer
-from quant.modules import QuantAct, QuantConv2d, QuantLinear
+from quant.modules import QuantAct, QuantConv1d, QuantConv2d, QuantLinear, is_quant_module
 from quant.recipe_registry import FP_BITS, SHORTCUT_KEYS, MethodSpec, Recipe, get_recipe, recipes
 
 __all__ = ["FP_BITS", "MethodSpec", "Recipe", "get_recipe", "quantize", "recipes"]
@@ -24,7 +25,8 @@ __all__ = ["FP_BITS", "MethodSpec", "Recipe", "get_recipe", "quantize", "recipes
 log = logging.getLogger(__name__)
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6)
-_COMPUTE = (nn.Conv2d, nn.Linear)
+_COMPUTE = (nn.Conv1d, nn.Conv2d, nn.Linear)  # exact swaps: see quant.coverage for the rest
+_QUANT_CLS = ((nn.Conv1d, QuantConv1d), (nn.Conv2d, QuantConv2d), (nn.Linear, QuantLinear))
 
 BitsOverride = int | tuple[int, int]
 
@@ -105,10 +107,18 @@ def quantize(
 ) -> nn.Module:
     """Return a quantized deep copy of ``model`` (the input is not mutated).
 
+    Every ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` becomes a ``QuantConv1d``/``QuantConv2d``/
+    ``QuantLinear`` and, for relu-site recipes, every ``nn.ReLU``/``nn.ReLU6`` a ``QuantAct``.
+    Other modules with weights (``nn.MultiheadAttention``, LSTM/GRU/RNN, transposed or 3-d
+    convs, embeddings, ...) stay full precision: one :class:`~quant.coverage.
+    UnquantizedLayersWarning` names them, and the result's ``quantize_report``
+    (:class:`~quant.coverage.QuantizeReport`) lists what was and was not quantized.
+
     Args:
-        model: a float model built from ``nn.Conv2d``/``nn.Linear`` and ``nn.ReLU``/``nn.ReLU6``
-            modules (functional ReLUs cannot be swapped). The first/last compute layers are the
-            first/last Conv2d/Linear in ``model.modules()`` order.
+        model: a float model built from ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` and
+            ``nn.ReLU``/``nn.ReLU6`` modules (functional ReLUs cannot be swapped). The
+            first/last compute layers are the first/last Conv1d/Conv2d/Linear in
+            ``model.modules()`` order.
         recipe: one of :func:`recipes`.
         w_bits, a_bits: bits of weights and activations (1..16, or 32 = full precision).
         first_last_bits: bits of the first and last compute layers; None = recipe default
@@ -138,7 +148,7 @@ def quantize(
     scb = _check("shortcut_bits", shortcut_bits, optional=True)
     if overrides is not None and not isinstance(overrides, Mapping):
         raise ValueError(f"overrides must be a mapping name -> bits, got {type(overrides)!r}")
-    if any(isinstance(m, QuantConv2d | QuantLinear | QuantAct) for m in model.modules()):
+    if any(is_quant_module(m) for m in model.modules()):
         raise ValueError("model is already quantized (contains Quant* modules); pass a float model")
 
     for field, kw in (("weight_kwargs", weight_kwargs), ("act_kwargs", act_kwargs)):
@@ -150,6 +160,7 @@ def quantize(
     if r.weight is None and r.act is None:
         if overrides:
             raise ValueError(f"recipe 'fp32' takes no overrides, got {sorted(overrides)}")
+        q.quantize_report = QuantizeReport(recipe, (), (), ())  # nothing asked, nothing left
         return q
 
     # nn.MultiheadAttention reads out_proj.weight directly: swapping it would quantize nothing.
@@ -163,7 +174,7 @@ def quantize(
         raise ValueError(f"overrides name no conv/linear/activation module: {unknown}; "
                          f"valid names include {(compute + acts)[:12]}")
     if not compute:
-        log.warning("quantize(%s): model has no Conv2d/Linear layers", recipe)
+        log.warning("quantize(%s): model has no Conv1d/Conv2d/Linear layers", recipe)
     first, last = (compute[0], compute[-1]) if compute else (None, None)
     p0 = next(q.parameters(), None)
     device = None if p0 is None else p0.device
@@ -192,8 +203,8 @@ def quantize(
             # (a meta-device model, as studies trace for shapes and bits, has no values to fit)
             with torch.no_grad():  # q is our deep copy: the caller's model is not touched
                 layer.weight.mul_(wq.weight_gain(layer.weight))  # type: ignore[operator]
-        cls = QuantConv2d if isinstance(layer, nn.Conv2d) else QuantLinear
-        _set_module(q, name, cls.from_float(layer, wq, iq))  # type: ignore[arg-type]
+        cls = next(c for base, c in _QUANT_CLS if isinstance(layer, base))
+        _set_module(q, name, cls.from_float(layer, wq, iq))  # type: ignore[attr-defined]
 
     # ---- activations --------------------------------------------------------------------------
     if r.act is not None and r.act_site == "relu":
@@ -220,6 +231,12 @@ def quantize(
             if device is not None:
                 aq.to(device)
             _set_module(q, name, QuantAct(aq, pre=relu if r.keep_relu else None))
+    report = QuantizeReport(
+        recipe, tuple(compute),
+        tuple(n for n, m in q.named_modules() if isinstance(m, QuantAct)),
+        tuple(find_unquantized(q)))
+    q.quantize_report = report
+    warn_unquantized(report)  # stacklevel 3: points at the caller of quantize()
     return q
 
 

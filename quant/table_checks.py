@@ -17,7 +17,7 @@ __all__ = ["CHECKS", "FPSC_W2A2_TOLERANCE_PTS", "FP_BITS", "W4A4_TOLERANCE_PTS",
            "body_bits", "checks", "plan"]
 
 FP_BITS = 32
-_COMPUTE_TYPES = {"Conv2d", "Linear", "QuantConv2d", "QuantLinear"}
+_COMPUTE_TYPES = {"Conv1d", "Conv2d", "Linear", "QuantConv1d", "QuantConv2d", "QuantLinear"}
 _SHORTCUT_KEYS = ("shortcut", "downsample")  # = quant.recipes.SHORTCUT_KEYS (no torch import)
 W4A4_TOLERANCE_PTS = 3.0
 FPSC_W2A2_TOLERANCE_PTS = 5.0

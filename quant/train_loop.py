@@ -52,7 +52,7 @@ def _layer_bits(model: nn.Module) -> list[dict[str, Any]]:
     (the bits protocol of docs/CONTRACTS.md; None = full precision)."""
     rows = []
     for name, m in model.named_modules():
-        if isinstance(m, nn.Conv2d | nn.Linear) or hasattr(m, "act_bits"):
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear) or hasattr(m, "act_bits"):
             rows.append({"name": name, "type": type(m).__name__,
                          "weight_bits": getattr(m, "weight_bits", None),
                          "act_bits": getattr(m, "act_bits", None)})
