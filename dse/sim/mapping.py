@@ -660,11 +660,14 @@ def plan_memory_op(layer: Layer, acc: Accelerator, *, cores: int, read_dram_byte
                    read_sram_bytes: int, write_dram_bytes: int) -> LayerPlan:
     """Map a memory-only op (pool, add, concat, ...): its element-wise work runs on each core's
     ``cols``-lane vector unit, split evenly over all cores; its DRAM reads/writes stream in
-    double-buffered chunks (one ``cols``-element chunk per lane step is always small enough)."""
+    double-buffered chunks (one ``cols``-element chunk per lane step is always small enough).
+    An op with weights gathers from a table (an embedding lookup): it reads the rows it gathers,
+    its output's bytes, from the table in DRAM (at most the whole table)."""
     work = layer.vector_ops if layer.vector_ops > 0 else layer.output_elems
     p = max(1, min(cores, _ceil_div(max(work, 1), acc.cols)))
     vec = _ceil_div(max(work, 0), p * acc.cols)
-    rd = _ceil_div(read_dram_bytes, p)
+    rows = _ceil_div(min(layer.weight_bytes, layer.output_bytes), p)
+    rd = _ceil_div(read_dram_bytes, p) + rows
     wr = _ceil_div(write_dram_bytes, p)
     chunk = acc.cols * 4
     on = min(rd, chunk)
@@ -674,7 +677,8 @@ def plan_memory_op(layer: Layer, acc: Accelerator, *, cores: int, read_dram_byte
                     vector_cycles=vec, onload_bytes=on, stream_bytes=rd + wr - on - off,
                     offload_bytes=off, double_buffered=True,
                     sram_accesses=layer.input_elems // p + layer.output_elems // p,
-                    sram_bits=sram_bits, dram_weights=0, dram_inputs=rd, dram_outputs=wr)
+                    sram_bits=sram_bits, dram_weights=rows, dram_inputs=rd - rows,
+                    dram_outputs=wr, onload_input_bytes=min(on, rd - rows))
     return LayerPlan(name=layer.name, op=layer.op, split="m", cores_used=p, tasks=(task,),
                      macs=0, ideal_cycles=0.0, w_bits=layer.w_bits, a_bits=layer.a_bits,
                      o_bits=layer.o_bits)
