@@ -14,11 +14,13 @@ apply to the ``nn.Module`` forms. torch and quant are imported only when a modul
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import importlib.util
 import logging
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,8 +31,8 @@ if TYPE_CHECKING:
     from arch import Accelerator
     from workloads.graph import Workload
 
-__all__ = ["DESIGN_SUFFIXES", "ModelSpec", "check_model", "design_label", "finite_or_inf",
-           "load_design", "load_workload"]
+__all__ = ["DESIGN_SUFFIXES", "ModelSpec", "check_model", "cli_advice", "design_label",
+           "finite_or_inf", "first_last_layers", "load_design", "load_workload"]
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +228,7 @@ def _from_file(spec: ModelSpec, kind: str) -> Workload:
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"--model={spec.model!r} cannot be read ({e})") from None
     except ValueError as e:
-        raise ValueError(f"--model={spec.model!r}: {e}") from None
+        raise ValueError(f"--model={spec.model!r}: {cli_advice(str(e))}") from None
     return wl  # type: ignore[no-any-return]
 
 
@@ -283,7 +285,7 @@ def _trace(build: Callable[[], Any], spec: ModelSpec, shape: Sequence[int] | Non
             raise
         given = ("" if spec.input_shape is None else
                  f" at --input-shape={','.join(map(str, spec.input_shape))}")
-        raise ValueError(f"--model={spec.model!r}{given}: {err}") from None
+        raise ValueError(f"--model={spec.model!r}{given}: {cli_advice(str(err))}") from None
 
 
 def _extract(build: Callable[[], Any], spec: ModelSpec, shape: tuple[int, ...], name: str,
@@ -301,24 +303,87 @@ def _extract(build: Callable[[], Any], spec: ModelSpec, shape: tuple[int, ...], 
         if not isinstance(net, nn.Module):
             raise ValueError(f"--model={spec.model!r} returned {type(net).__name__}; expected an "
                              "nn.Module or a workloads.Workload")
-        layers = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-        overrides: dict[str, Any] = {}
         w, a = spec.w_bits, spec.a_bits
+        plain_bits = spec.recipe in (None, "fp32") and (w is not None or a is not None)
         if spec.recipe is not None and spec.recipe != "fp32":
             import quant
 
             net = quant.quantize(net, spec.recipe, w_bits=w or 2, a_bits=a or 2)
             name += f"-{spec.recipe}-w{w or 2}a{a or 2}"
-        elif w is not None or a is not None:  # bits without a recipe: set on every layer
-            overrides = {n: (w or a, a or w) for n in layers}
+        elif plain_bits:
             name += f"-w{w or a}a{a or w}"
-        if spec.first_last_bits is not None and layers:  # the hardware runs them at these bits
+        if spec.first_last_bits is not None:
+            name += f"-fl{spec.first_last_bits}"
+        kw: dict[str, Any] = dict(input_shape=shape, batch=spec.batch or 1, default_bits=16,
+                                  name=name, ignore_unsupported=spec.ignore_unsupported)
+        wl = extract(net, **kw)
+        # the flags' bits go on the workload's own compute layers (every conv, linear and matmul
+        # it models, whatever module or function made it), so they are chosen from a first
+        # extraction and applied by a second
+        overrides: dict[str, tuple[int, int]] = {}
+        if plain_bits:  # bits without a recipe: every compute layer the model does not quantize
+            pair = (w or a or 16, a or w or 16)
+            overrides = {la.name: pair for la in wl.compute_layers()
+                         if not la.meta.get("quantized")}
+        if spec.first_last_bits is not None:  # the hardware runs them at these bits
             fl = spec.first_last_bits
-            overrides.update({layers[0]: (fl, fl), layers[-1]: (fl, fl)})
-            name += f"-fl{fl}"
-        return extract(net, input_shape=shape, batch=spec.batch or 1, default_bits=16,
-                       overrides=overrides, name=name,
-                       ignore_unsupported=spec.ignore_unsupported)
+            firsts, lasts = first_last_layers(wl)
+            overrides.update({n: (fl, fl) for n in (*firsts, *lasts)})
+        return extract(net, overrides=overrides, **kw) if overrides else wl
+
+
+def first_last_layers(wl: Workload) -> tuple[list[str], list[str]]:
+    """The first and last compute layers of ``wl`` in graph order: those no compute layer feeds,
+    directly or through memory ops (they read the network input), and those that feed no compute
+    layer (they make the network output). A chain has one of each; q/k/v projections that all
+    read the input are all first; an LSTM's recurrent ``hh`` is fed by its ``ih``."""
+    order = wl.topo_order()
+    compute = {la.name for la in wl.compute_layers()}
+    below: set[str] = set()  # ops downstream of a compute layer
+    for n in order:
+        if any(p in compute or p in below for p in wl.predecessors(n)):
+            below.add(n)
+    above: set[str] = set()  # ops upstream of a compute layer
+    for n in reversed(order):
+        if any(s in compute or s in above for s in wl.successors(n)):
+            above.add(n)
+    return ([n for n in order if n in compute and n not in below],
+            [n for n in order if n in compute and n not in above])
+
+
+_API_WORDS = ("ignore_unsupported", "concrete_args", "leaf_modules")
+
+
+def cli_advice(text: str) -> str:
+    """A `workloads` error with its advice in this CLI's terms: the fix it names as keyword
+    arguments of ``extract()`` / ``from_onnx()``, which the command lines do not take, becomes
+    ``--ignore-unsupported`` or what a command-line user can do instead (a ``module:factory``
+    wrapper, or a workload built in Python and passed as ``--model FILE.json``)."""
+    text = text.replace("Check that input_shape is", "Check that --input-shape is")
+    fix = re.search(r"\bFix(?:es)?: ", text)
+    if fix is None or not any(w in text[fix.start():] for w in _API_WORDS):
+        return text
+    head, tail = text[:fix.start()], text[fix.start():]
+    saved = ("build the workload in Python (workloads.extract takes concrete_args and "
+             "leaf_modules; Workload.from_layers builds one by hand), save it with "
+             "Workload.save and pass --model FILE.json")
+    if "ignore_unsupported" in tail:
+        listed = re.search(r"ignore_unsupported=(\[[^\]]*\])", tail)
+        try:
+            names = [str(n) for n in ast.literal_eval(listed.group(1))] if listed else []
+        except (ValueError, SyntaxError):
+            names = []
+        some = f" (all of them) or --ignore-unsupported={','.join(names)}" if names else ""
+        return (f"{head}Fix: pass --ignore-unsupported{some} to keep them as memory-only "
+                f"'other' ops, listed under 'ignored' in the summary, or {saved}")
+    if tail.startswith("Fixes:"):  # a model torch.fx cannot trace
+        return (f"{head}Fixes: (1) pass --model a module:factory returning a wrapper module whose "
+                "forward fixes the Python value the control flow depends on; (2) rewrite the "
+                f"data-dependent branch with tensor ops (torch.where); (3) {saved}")
+    # a forward with several inputs
+    head = head.replace("extract() feeds", "the command line feeds")
+    return (f"{head}Fix: pass --model a module:factory returning a wrapper module whose forward "
+            f"takes one tensor and passes fixed values for the others, or {saved}")
 
 
 def finite_or_inf(text: str, field: str) -> float:

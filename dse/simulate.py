@@ -51,10 +51,11 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "workload), or package.module:factory / path/file.py:factory")
     p.add_argument("--recipe", help="quantization recipe (quant.recipes()); nn.Module models only")
     p.add_argument("--w-bits", type=int, help="weight bits (with --recipe: default 2; without: "
-                                              "set on every conv/linear)")
+                                              "set on every compute layer)")
     p.add_argument("--a-bits", type=int, help="activation bits (as --w-bits)")
     p.add_argument("--first-last-bits", type=int,
-                   help="bits of the first and last conv/linear (default: 16 with a recipe)")
+                   help="bits of the first and last compute layers (default: 16 with a "
+                        "recipe)")
     p.add_argument("--width", type=int, default=1, help="channel multiplier of a zoo model "
                                                         "(WRPN: 2)")
     p.add_argument("--input-shape", help="C,H,W of a module:factory model (default: its "
