@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from workloads.graph import Workload
 
 __all__ = ["DESIGN_SUFFIXES", "ModelSpec", "check_model", "cli_advice", "design_label",
-           "finite_or_inf", "first_last_layers", "load_design", "load_workload"]
+           "finite_or_inf", "load_design", "load_workload"]
 
 log = logging.getLogger(__name__)
 
@@ -327,28 +327,9 @@ def _extract(build: Callable[[], Any], spec: ModelSpec, shape: tuple[int, ...], 
                          if not la.meta.get("quantized")}
         if spec.first_last_bits is not None:  # the hardware runs them at these bits
             fl = spec.first_last_bits
-            firsts, lasts = first_last_layers(wl)
+            firsts, lasts = wl.first_last_layers()
             overrides.update({n: (fl, fl) for n in (*firsts, *lasts)})
         return extract(net, overrides=overrides, **kw) if overrides else wl
-
-
-def first_last_layers(wl: Workload) -> tuple[list[str], list[str]]:
-    """The first and last compute layers of ``wl`` in graph order: those no compute layer feeds,
-    directly or through memory ops (they read the network input), and those that feed no compute
-    layer (they make the network output). A chain has one of each; q/k/v projections that all
-    read the input are all first; an LSTM's recurrent ``hh`` is fed by its ``ih``."""
-    order = wl.topo_order()
-    compute = {la.name for la in wl.compute_layers()}
-    below: set[str] = set()  # ops downstream of a compute layer
-    for n in order:
-        if any(p in compute or p in below for p in wl.predecessors(n)):
-            below.add(n)
-    above: set[str] = set()  # ops upstream of a compute layer
-    for n in reversed(order):
-        if any(s in compute or s in above for s in wl.successors(n)):
-            above.add(n)
-    return ([n for n in order if n in compute and n not in below],
-            [n for n in order if n in compute and n not in above])
 
 
 _API_WORDS = ("ignore_unsupported", "concrete_args", "leaf_modules")

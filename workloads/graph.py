@@ -25,7 +25,7 @@ import dataclasses
 import itertools
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ import pandas as pd
 
 from workloads.atomic import atomic_write_text
 
-__all__ = ["COMPUTE_OPS", "Layer", "Workload", "bytes_for"]
+__all__ = ["COMPUTE_OPS", "Layer", "Workload", "bytes_for", "end_layers"]
 
 COMPUTE_OPS = frozenset({"conv", "linear", "matmul"})
 _FORMAT_VERSION = 1
@@ -198,6 +198,10 @@ class Workload:
 
     def compute_layers(self) -> list[Layer]:
         return [la for la in self if la.is_compute]
+
+    def first_last_layers(self) -> tuple[list[str], list[str]]:
+        """The network's first and last compute layers (`end_layers`), in graph order."""
+        return end_layers(self.graph, lambda n: self.graph.nodes[n]["layer"].is_compute)
 
     def predecessors(self, name: str) -> list[str]:
         return sorted(self.graph.predecessors(name))
@@ -425,3 +429,25 @@ class Workload:
     def __repr__(self) -> str:
         return (f"Workload({self.name!r}, {len(self)} ops, {len(self.compute_layers())} compute, "
                 f"{self.total_macs / 1e9:.3f} GMACs, batch={self.batch})")
+
+
+def end_layers(graph: nx.DiGraph,
+               is_compute: Callable[[str], bool]) -> tuple[list[str], list[str]]:
+    """The first and last compute nodes of ``graph`` in its (lexicographic topological) order:
+    those no compute node feeds, directly or through memory ops (they read the network input),
+    and those that feed no compute node (they make the output). A chain has one of each; q/k/v
+    projections that all read the input are all first; an LSTM's recurrent ``hh`` is fed by its
+    ``ih``. What "first and last layer" means for the papers' high-precision ends, whatever
+    module or function made the layer (`Layer.role`, the command lines' ``--first-last-bits``)."""
+    order = list(nx.lexicographical_topological_sort(graph))
+    compute = {n for n in order if is_compute(n)}
+    below: set[str] = set()  # nodes downstream of a compute node
+    for n in order:
+        if any(p in compute or p in below for p in graph.predecessors(n)):
+            below.add(n)
+    above: set[str] = set()  # nodes upstream of a compute node
+    for n in reversed(order):
+        if any(c in compute or c in above for c in graph.successors(n)):
+            above.add(n)
+    return ([n for n in order if n in compute and n not in below],
+            [n for n in order if n in compute and n not in above])

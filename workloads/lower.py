@@ -35,7 +35,7 @@ import networkx as nx
 from torch import fx, nn
 
 from workloads.composite import expand
-from workloads.graph import COMPUTE_OPS, Layer, Workload, bytes_for
+from workloads.graph import COMPUTE_OPS, Layer, Workload, bytes_for, end_layers
 from workloads.ops import (
     FUSIBLE,
     Op,
@@ -365,12 +365,12 @@ def _need(consumer: Op, producer: Op, default_bits: int) -> int:
 
 
 # -- pass 5: roles --------------------------------------------------------------------------------
-def _roles(g: nx.DiGraph, layer_mods: list[str]) -> None:
+def _roles(g: nx.DiGraph) -> None:
+    """``shortcut`` on projection shortcuts (a module named shortcut/downsample, or the single
+    compute op of the shorter branch into an add), then ``first`` / ``last`` on the network's
+    end layers (`workloads.graph.end_layers`: what reads the input, what makes the output)."""
     compute = [n for n in nx.lexicographical_topological_sort(g)
                if g.nodes[n]["op"].op in COMPUTE_OPS]
-    by_module: dict[str, list[str]] = {}
-    for n in compute:
-        by_module.setdefault(g.nodes[n]["op"].module, []).append(n)
     for n in compute:
         op: Op = g.nodes[n]["op"]
         parts = op.module.split(".")
@@ -386,12 +386,7 @@ def _roles(g: nx.DiGraph, layer_mods: list[str]) -> None:
         short = min(branch, key=len)
         if len(short) == 1 and len(max(branch, key=len)) > 1:
             g.nodes[short[0]]["op"].role = "shortcut"
-    firsts = by_module.get(layer_mods[0], []) if layer_mods else compute[:1]
-    lasts = by_module.get(layer_mods[-1], []) if layer_mods else compute[-1:]
-    if layer_mods and not firsts:
-        firsts = compute[:1]
-    if layer_mods and not lasts:
-        lasts = compute[-1:]
+    firsts, lasts = end_layers(g, lambda n: g.nodes[n]["op"].op in COMPUTE_OPS)
     for n in firsts:
         g.nodes[n]["op"].role = "first"
     for n in lasts:
@@ -439,20 +434,15 @@ def lower(gm: fx.GraphModule, model: nn.Module, *, batch: int, input_shape: tupl
           ignore_unsupported: IgnoreSpec = False) -> Workload:
     """Run passes 1-6 on a traced, shape-propagated GraphModule (see the module doc-string)."""
     g = _build(gm, batch, ignore_unsupported)
-    layer_mods = [q for q, m in model.named_modules()
-                  if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)]
     return lower_ops(g, batch=batch, input_shape=input_shape, default_bits=default_bits,
-                     overrides=overrides, name=name, layer_modules=layer_mods)
+                     overrides=overrides, name=name)
 
 
 def lower_ops(g: nx.DiGraph, *, batch: int, input_shape: tuple[int, ...], default_bits: int,
-              overrides: Mapping[str, Any] | None, name: str,
-              layer_modules: list[str]) -> Workload:
+              overrides: Mapping[str, Any] | None, name: str) -> Workload:
     """Passes 2-6 on a graph of `Op` records (``g.nodes[n]["op"]``, edges with ``shape``).
 
     The entry point for importers that build ops without torch.fx (`workloads.onnx_import`).
-    ``layer_modules``: module names in definition order whose first/last get the roles
-    "first"/"last" (empty: the first/last compute op in topological order).
     """
     _lint(g, "build")
     n_built = g.number_of_nodes()
@@ -462,7 +452,7 @@ def lower_ops(g: nx.DiGraph, *, batch: int, input_shape: tuple[int, ...], defaul
               n_built, g.number_of_nodes())
     ov = _parse_overrides(overrides, g)
     _bits(g, default_bits, ov)
-    _roles(g, layer_modules)
+    _roles(g)
     out = nx.DiGraph()
     for n in g:
         out.add_node(n, layer=_layer(g.nodes[n]["op"], g))

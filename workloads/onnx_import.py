@@ -154,7 +154,7 @@ def from_onnx(model: str | Path | Any, *, batch: int | None = None, default_bits
         add_edge(g, producer[v.name], "output", shapes.get(v.name, ()))
     first = shapes[inputs[0].name]
     return lower_ops(g, batch=batch, input_shape=tuple(first[1:]), default_bits=default_bits,
-                     overrides=overrides, name=name or graph.name or label, layer_modules=[])
+                     overrides=overrides, name=name or graph.name or label)
 
 
 def _one_line(e: BaseException) -> str:

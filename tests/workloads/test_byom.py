@@ -257,3 +257,43 @@ def test_embedding_is_a_gather_of_its_table() -> None:
     assert (emb.op, emb.macs, emb.weight_elems, emb.output_elems) == ("resize", 0, 50 * 8,
                                                                       2 * 9 * 8)
     assert wl.total_macs == 2 * 9 * 8 * 3
+
+
+def test_first_and_last_roles_are_the_graphs_ends_not_module_order() -> None:
+    """`first` goes to the compute layers that read the input and `last` to those making the
+    output, whatever made them. By module order (the old rule) attention's `out_proj` was
+    `first` - its in-projection is no submodule - and an LSTM model had no `first` at all."""
+
+    class Att(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mha = nn.MultiheadAttention(16, 2, batch_first=True)
+            self.head = nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y, _ = self.mha(x, x, x)
+            return self.head(y)
+
+    class Rnn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(8, 16, batch_first=True)
+            self.fc = nn.Linear(16, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y, _ = self.lstm(x)
+            return self.fc(y[:, -1])
+
+    def roles(wl) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for la in wl.compute_layers():
+            out.setdefault(la.role, []).append(la.name)
+        return out
+
+    att = extract(Att(), (5, 16), batch=1)
+    assert roles(att)["first"] == ["mha.k_proj", "mha.q_proj", "mha.v_proj"]
+    assert roles(att)["last"] == ["head"]
+    assert att.first_last_layers() == (["mha.k_proj", "mha.q_proj", "mha.v_proj"], ["head"])
+    rnn = extract(Rnn(), (7, 8), batch=1)
+    assert roles(rnn)["first"] == ["lstm.l0.ih"]  # hh is fed by ih
+    assert roles(rnn)["last"] == ["fc"]
