@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6)
 _COMPUTE = (nn.Conv1d, nn.Conv2d, nn.Linear)  # exact swaps: see quant.coverage for the rest
+
+
+def _plain_forward(m: nn.Module) -> bool:
+    """Whether ``m`` computes what its `_COMPUTE` base does. A subclass with its own ``forward``
+    (a weight-standardised conv, say) is left alone - a Quant* swap would drop that forward -
+    and reported as unquantized (`quant.coverage`)."""
+    return any(isinstance(m, base) and type(m).forward is base.forward for base in _COMPUTE)
 _QUANT_CLS = ((nn.Conv1d, QuantConv1d), (nn.Conv2d, QuantConv2d), (nn.Linear, QuantLinear))
 
 BitsOverride = int | tuple[int, int]
@@ -166,7 +173,8 @@ def quantize(
     # nn.MultiheadAttention reads out_proj.weight directly: swapping it would quantize nothing.
     inside_mha = {f"{n}.{c}" if n else c for n, m in q.named_modules()
                   if isinstance(m, nn.MultiheadAttention) for c, _ in m.named_children()}
-    compute = [n for n, m in q.named_modules() if isinstance(m, _COMPUTE) and n not in inside_mha]
+    compute = [n for n, m in q.named_modules()
+               if isinstance(m, _COMPUTE) and n not in inside_mha and _plain_forward(m)]
     acts = [n for n, m in q.named_modules() if isinstance(m, _ACTIVATIONS)]
     ovr = dict(overrides or {})
     unknown = sorted(set(ovr) - set(compute) - set(acts))

@@ -208,3 +208,29 @@ def test_to_integer_refuses_conv1d_by_name() -> None:
     q = quantize(TCN(), "llsqf", w_bits=4, a_bits=4)
     with pytest.raises(ValueError, match=r"\['conv1', 'conv2', 'conv3'\] are QuantConv1d"):
         quant.to_integer(q)
+
+
+def test_a_conv_subclass_with_its_own_forward_is_kept_and_reported() -> None:
+    """A weight-standardised conv (a Conv2d subclass with its own forward) swapped for a plain
+    QuantConv2d would silently lose its standardisation: it stays, and the report names it. A
+    subclass that only adds attributes is swapped as before."""
+
+    class WSConv2d(nn.Conv2d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            w = self.weight
+            w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / (w.std(dim=(1, 2, 3), keepdim=True)
+                                                            + 1e-5)
+            return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+    class Tagged(nn.Conv2d):
+        tag = "plain"
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), WSConv2d(4, 4, 3), nn.ReLU(),
+                          Tagged(4, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1))
+    q, caught = _unquantized_warnings(lambda: quantize(model, "lsq", w_bits=2, a_bits=2))
+    assert [str(w.message).count("'2' (WSConv2d)") for w in caught] == [1]
+    assert isinstance(q[2], WSConv2d)
+    assert not isinstance(q[2], QuantConv2d)
+    assert isinstance(q[4], QuantConv2d)
+    x = torch.randn(1, 1, 12, 12)
+    assert torch.equal(q[2](q[1](q[0](x))), model[2](q[1](q[0](x))))  # its forward is intact
