@@ -134,7 +134,7 @@ def test_mixed_precision_at_unlimited_bandwidth_says_unlimited():
     notes = _summary(rows + _mixed(120.0, 100.0), mixed_bandwidth=math.inf).notes
     assert "(1.20x) at unlimited bandwidth, after 1 TPE trials" in notes
     default = _summary(rows + _mixed(120.0, 100.0)).notes
-    assert "(1.20x) at 32.0 GB/s, after 1 TPE trials" in default
+    assert "(1.20x) at 32 GB/s, after 1 TPE trials" in default
 
 
 def test_one_search_without_a_design_leaves_out_its_bandwidth_not_the_fidelity_table() -> None:
