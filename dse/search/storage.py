@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,17 +249,14 @@ def _fail_dead_local_trials(study: optuna.Study, storage: optuna.storages.BaseSt
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
-    host, n, now = socket.gethostname(), 0, datetime.datetime.now()
+    host, n = socket.gethostname(), 0
     study_id = storage.get_study_id_from_name(study.study_name)
     retried = {s.system_attrs["retry_history"][-1] for s in study.get_trials(deepcopy=False)
                if s.system_attrs.get("retry_history")}  # trials whose retry is queued already
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        who = t.user_attrs.get(WORKER_ATTR)
-        if who is None:  # killed before it named its process (a live one does so at once)
-            age_s = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
-            if age_s < _OWNERLESS_GRACE_S:
-                continue
-        elif who.get("host") != host or not isinstance(who.get("pid"), int) or _alive(who["pid"]):
+    for t in _settled_running(study):
+        who = t.user_attrs.get(WORKER_ATTR)  # None: still unnamed after the grace, so killed
+        if who is not None and (who.get("host") != host or not isinstance(who.get("pid"), int)
+                                or _alive(who["pid"])):
             continue
         # a design was chosen: queue it again *before* the trial is FAIL. Killed between the
         # two writes, the trial stays RUNNING and is found again (its retry, queued, is not
@@ -272,6 +270,23 @@ def _fail_dead_local_trials(study: optuna.Study, storage: optuna.storages.BaseSt
     if n:
         log.info("marked %d trials of killed processes as FAIL (their designs run again)", n)
     return n
+
+
+def _settled_running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's RUNNING trials, once every ownerless one is `_OWNERLESS_GRACE_S` old: a run
+    resumed within that time of a kill waits out the rest (at most the grace) instead of passing
+    over the killed process's unnamed trial, which would then stay RUNNING for good. A live
+    process names its trial within milliseconds, so the wait never takes one that is alive."""
+    def running() -> list[optuna.trial.FrozenTrial]:
+        return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+
+    now = datetime.datetime.now()
+    ages = [(now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+            for t in running() if t.user_attrs.get(WORKER_ATTR) is None]
+    young = [a for a in ages if a < _OWNERLESS_GRACE_S]
+    if young:
+        time.sleep(_OWNERLESS_GRACE_S - min(young))
+    return running()
 
 
 def _alive(pid: int) -> bool:

@@ -291,3 +291,26 @@ def test_a_trial_killed_while_choosing_its_design_is_no_design() -> None:
             state=state, params=params, distributions={k: dist[k] for k in params},
             value=1.0 if state == optuna.trial.TrialState.COMPLETE else None))
     assert distinct_evaluated(study) == 2  # the complete and the pruned design
+
+
+def test_a_resume_right_after_a_kill_fails_the_killed_unnamed_trial() -> None:
+    """A process killed between creating a trial and naming itself on it leaves an ownerless
+    RUNNING trial. A resume started within the grace of the kill passed it over as possibly alive,
+    and it stayed RUNNING for good (CI's SIGKILL-then-resume test, once); the resume now waits
+    out the grace and fails it. A trial named by a live process on this host is left alone."""
+    import socket
+
+    from dse.search.problem import WORKER_ATTR
+    from dse.search.storage import _OWNERLESS_GRACE_S, _fail_dead_local_trials
+
+    study = optuna.create_study()
+    killed = study.ask()  # RUNNING, just created, no owner
+    live = study.ask()
+    live.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+    assert _fail_dead_local_trials(study, study._storage) == 1
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[killed.number] == optuna.trial.TrialState.FAIL
+    assert states[live.number] == optuna.trial.TrialState.RUNNING
+    age_s = (study.trials[killed.number].datetime_complete
+             - study.trials[killed.number].datetime_start).total_seconds()
+    assert age_s >= _OWNERLESS_GRACE_S - 0.05  # it was failed only once past the grace
