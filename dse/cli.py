@@ -72,7 +72,12 @@ def run_cli(body: Callable[[], int], argv: Sequence[str] | None, *,
     args = sys.argv[1:] if argv is None else argv
     debug = debug_flag is not None and debug_flag in args
     try:
-        return body()
+        try:
+            return body()
+        except Exception as e:
+            if _raised_by_an_interrupt(e):
+                raise KeyboardInterrupt from e
+            raise
     except (UsageError, ValueError) as e:
         if debug:
             raise
@@ -88,6 +93,20 @@ def run_cli(body: Callable[[], int], argv: Sequence[str] | None, *,
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _raised_by_an_interrupt(e: BaseException) -> bool:
+    """Whether ``e`` was raised while a Ctrl-C unwound the stack: a library's ``finally`` that
+    fails on the interrupt (Optuna's trial loop reads a variable its interrupted ``tell`` never
+    set, an UnboundLocalError) hides the KeyboardInterrupt in the exception's context."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def _os_reason(e: OSError | OverflowError) -> str:
