@@ -20,10 +20,18 @@ import math
 
 import simpy
 
-__all__ = ["OPERANDS", "CountingEnvironment", "Dram", "MemorySystem"]
+__all__ = ["OPERANDS", "CountingEnvironment", "Dram", "MemorySystem", "whole_bursts"]
 
 OPERANDS = ("ifmap", "filter", "ofmap")
 """The three operand streams a core moves: inputs, weights and outputs."""
+
+
+def whole_bursts(nbytes: float, weight: float, burst_bytes: int) -> float:
+    """The bytes a DRAM moves for ``nbytes`` split over ``weight`` identical streams, each
+    stream's request rounded up to whole ``burst_bytes`` bursts."""
+    if nbytes <= 0 or burst_bytes <= 1:
+        return max(0.0, nbytes)
+    return weight * math.ceil(nbytes / weight / burst_bytes - 1e-9) * burst_bytes
 
 _EPS_S = 1e-18  # transfers whose remaining time is below this are complete (float round-off)
 
@@ -222,10 +230,7 @@ class MemorySystem:
 
     def bursts(self, nbytes: float, weight: float) -> float:
         """``nbytes`` split over ``weight`` streams, each rounded up to whole bursts."""
-        if nbytes <= 0 or self.burst_bytes <= 1:
-            return max(0.0, nbytes)
-        per = nbytes / weight
-        return weight * math.ceil(per / self.burst_bytes - 1e-9) * self.burst_bytes
+        return whole_bursts(nbytes, weight, self.burst_bytes)
 
     def transfer(self, operand: str, nbytes: float, weight: float = 1.0, *,
                  latency: bool = True) -> simpy.Event:

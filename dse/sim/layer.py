@@ -210,7 +210,7 @@ def _lockstep(env: simpy.Environment, name: str, plan: LayerPlan, ids: tuple[int
     a core with less work (the remainder of an uneven split) idles at the end of each compute
     phase. Each DRAM phase is one flow of the bytes summed over the cores (weight: core count)."""
     rec.start_s = t0 = env.now
-    _, _, _, cycles, steps, db = plan.phases()
+    cycles, steps, db = plan.lockstep()
     on_ops, stream_ops, off = plan.operand_phases()
     on_ops = {k: max(0.0, v - pre.get(k, 0.0)) for k, v in on_ops.items()}
     w = plan.cores_used

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from arch.spec import Accelerator
+from dse.sim.dram import whole_bursts
 from dse.sim.recurrent import layer_steps, repeat_steps, step_layer
 from dse.sim.systolic import fold_shape, sram_reads
 
@@ -402,22 +403,21 @@ class LayerPlan:
         every core as they cross the DRAM interface (multicast operands once). With
         ``burst_bytes`` > 1, each phase's request of each operand is rounded up to whole bursts
         per core (`operand_phases`; what `dse.sim.dram.MemorySystem` moves for them)."""
-        crit = max(self.tasks, key=lambda t: t.compute_cycles + t.vector_cycles)
-        tail = (crit.compute_cycles + crit.vector_cycles, crit.tiles,
-                all(t.double_buffered for t in self.tasks))
         if burst_bytes <= 1:
-            on, st, off = self._phase_totals()
-            return (on, st, off, *tail)
-        w = self.cores_used
+            return (*self._phase_totals(), *self.lockstep())
 
         def moved(nbytes: float) -> float:
-            if nbytes <= 0:
-                return 0.0
-            return w * math.ceil(nbytes / w / burst_bytes - 1e-9) * burst_bytes
+            return whole_bursts(nbytes, self.cores_used, burst_bytes)
 
         on_ops, stream_ops, off = self.operand_phases()
         return (sum(map(moved, on_ops.values())), sum(map(moved, stream_ops.values())),
-                moved(off), *tail)
+                moved(off), *self.lockstep())
+
+    def lockstep(self) -> tuple[int, int, bool]:
+        """(compute cycles of the slowest core, its pipeline steps, all double-buffered)."""
+        crit = max(self.tasks, key=lambda t: t.compute_cycles + t.vector_cycles)
+        return (crit.compute_cycles + crit.vector_cycles, crit.tiles,
+                all(t.double_buffered for t in self.tasks))
 
     def _phase_totals(self) -> tuple[float, float, float]:
         on = st = off = 0.0
