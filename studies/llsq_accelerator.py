@@ -100,9 +100,9 @@ def _span(values: pd.Series) -> str:
     return f"{lo:.0%}" if f"{lo:.0%}" == f"{hi:.0%}" else f"{lo:.0%}-{hi:.0%}"
 
 
-def _miss_note(by: pd.DataFrame) -> str:
+def _miss_note(by: pd.DataFrame, leakage: pd.DataFrame) -> str:
     """Why the model's power ratios differ from Table 5's, with this run's numbers (``by``: the
-    table5 rows by bits)."""
+    table5 rows by bits; ``leakage``: their `sram_leakage_table`)."""
     import numpy as np
 
     from arch.presets import LLSQ_LEAKAGE_W_PER_MM2
@@ -146,7 +146,7 @@ def _miss_note(by: pd.DataFrame) -> str:
         "changed to meet the band: each would need a source. The absolute power at 8 bits is "
         "low because Horowitz's energies are bare arithmetic and SRAM arrays, without the "
         "pipeline registers, clock tree and wiring of a synthesised systolic array.")
-    return text + _register_note(by) + _sram_leakage_note(sram_leakage_table(by), by)
+    return text + _register_note(by) + _sram_leakage_note(leakage, by)
 
 
 REGISTER_PJ_PER_BIT_40NM = 0.009
@@ -248,7 +248,7 @@ def _sram_leakage_note(table: pd.DataFrame, by: pd.DataFrame) -> str:
         f"(Table 5 {', '.join(f'{PAPER[b][1] / PAPER[8][1]:.2f}' for b in others)}). So "
         "leakage alone does not explain the 2-bit miss: the SRAM traffic and the 16-bit "
         "accumulator hold the ratio above Table 5's at every flavour, and the lower the "
-        "leakage, the further the 8-bit power falls below Table 5's 228 mW.")
+        f"leakage, the further the 8-bit power falls below Table 5's {PAPER[8][1]:g} mW.")
 
 
 LOW_POWER_WHY = ("Horowitz's energies are bare arithmetic and SRAM arrays, without a "
@@ -304,6 +304,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
     parts = "; ".join(
         f"{b}-bit: MACs {by.at[b, 'power_mac_mw']:.1f}, SRAM {by.at[b, 'power_sram_mw']:.1f}, "
         f"leakage {by.at[b, 'power_leakage_mw']:.1f} mW" for b in by.index)
+    leakage = sram_leakage_table(by)
     notes = (
         "## Where the numbers come from\n\n"
         "- **Peak** = 224 MACs x 800 MHz = 179.2 GMAC/s (Table 5 counts one MAC as one op); "
@@ -319,7 +320,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
         "total.\n\n"
         + ("## Why the power ratios miss\n\n" if _has_ratios(by)
            else "## Table 5's power and the model (no 8-bit run: no ratios)\n\n")
-        + _miss_note(by))
+        + _miss_note(by, leakage))
     return Summary(
         title="LLSQ integer accelerator, Table 5 (TARGETS 3)",
         intro=(("VGG-Small (CIFAR-10 shapes)" if params["model"] == "vgg_small"
@@ -330,7 +331,7 @@ def summarize(results: pd.DataFrame, params: dict[str, Any]) -> Summary:
                "tensor at b bits, on `arch.presets.llsq40nm(b)`; power from the energy model at "
                "the simulated utilization plus leakage. " + describe_params(params)),
         targets=tuple(targets),
-        tables={"table5": table, "sram_leakage": sram_leakage_table(by),
+        tables={"table5": table, "sram_leakage": leakage,
                 **({"gops_by_fidelity": modes} if modes is not None else {})},
         notes=notes + ("\n\n" + pipeline.fidelity_note(modes, "the achieved GOPS",
                                                         name="gops_by_fidelity")
