@@ -88,6 +88,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Accumulate = Literal["sequential", "final"]
+_Layer = QuantConv1d | QuantConv2d | QuantLinear
+_LAYERS = (QuantConv1d, QuantConv2d, QuantLinear)
+_AVG_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 
 _RELU_FNS = {F.relu, torch.relu}
 _ADD_FNS = {operator.add, torch.add, operator.iadd}
@@ -120,12 +123,8 @@ class IntegerModel(nn.Module):
         self.acc_bits, self.bias_bits, self.scale_bits = acc_bits, bias_bits, scale_bits
         self.bias_frac_bits = bias_frac_bits
         self.accumulate, self.pow2_scales = accumulate, pow2_scales
-        conv1d = [n or "<model>" for n, m in model.named_modules() if isinstance(m, QuantConv1d)]
-        if conv1d:
-            raise ValueError(f"to_integer: layers {conv1d} are QuantConv1d, which has no integer "
-                             "implementation yet; supported: QuantConv2d, QuantLinear")
         model = copy.deepcopy(model).eval()
-        if isinstance(model, QuantConv2d | QuantLinear | QuantAct):
+        if isinstance(model, (*_LAYERS, QuantAct)):
             model = nn.Sequential(model)  # the tracer only keeps children as leaves
         self._model = model
         self._graph = _LeafTracer().trace(self._model)
@@ -198,7 +197,7 @@ class IntegerModel(nn.Module):
                 return
         self._multipliers[src] = rec
 
-    def _layer(self, name: str, mod: QuantConv2d | QuantLinear, x: _IntT | Tensor) -> _IntT:
+    def _layer(self, name: str, mod: _Layer, x: _IntT | Tensor) -> _IntT:
         plan = self._plans[name]
         if plan.in_grid is not None:
             x = self._requant(x, plan.in_grid)
@@ -211,7 +210,7 @@ class IntegerModel(nn.Module):
 
     def _call_module(self, node: fx.Node, mod: nn.Module, args: list[Any]) -> Any:
         x = args[0]
-        if isinstance(mod, QuantConv2d | QuantLinear):
+        if isinstance(mod, _LAYERS):
             return self._layer(node.target, mod, x)
         if isinstance(mod, QuantAct):
             if mod.pre is not None:
@@ -229,14 +228,15 @@ class IntegerModel(nn.Module):
             return x
         if isinstance(mod, nn.Flatten):
             return _reshape(x, lambda t: t.flatten(mod.start_dim, mod.end_dim))
-        if isinstance(mod, nn.MaxPool2d):
+        if isinstance(mod, nn.MaxPool1d | nn.MaxPool2d):
             return _pool(mod, x, None)
-        if isinstance(mod, nn.AvgPool2d | nn.AdaptiveAvgPool2d):
+        if isinstance(mod, _AVG_POOLS):
             div = _avg_div(mod, x.q.shape)
             return _pool(lambda t: mod(t), x, div)
         raise ValueError(f"module {node.target!r} ({type(mod).__name__}) has no integer "
-                         "implementation; supported: QuantConv2d, QuantLinear, QuantAct, "
-                         "BatchNorm, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten")
+                         "implementation; supported: QuantConv1d, QuantConv2d, QuantLinear, "
+                         "QuantAct, BatchNorm, ReLU, MaxPool1d/2d, AvgPool1d/2d, "
+                         "AdaptiveAvgPool1d/2d, Flatten")
 
     def forward(self, x: Tensor) -> Tensor:
         env: dict[str, Any] = {}
@@ -278,16 +278,17 @@ class IntegerModel(nn.Module):
                         self.stats)
         if f is torch.flatten:
             return _reshape(x, lambda t: torch.flatten(t, *args[1:], **kw))
-        if f is F.max_pool2d:
-            return _pool(lambda t: F.max_pool2d(t, *args[1:], **kw), x, None)
-        if f is F.adaptive_avg_pool2d:
-            mod = nn.AdaptiveAvgPool2d(args[1] if len(args) > 1 else kw["output_size"])
+        if f is F.max_pool2d or f is F.max_pool1d:
+            return _pool(lambda t: f(t, *args[1:], **kw), x, None)
+        if f is F.adaptive_avg_pool2d or f is F.adaptive_avg_pool1d:
+            cls = nn.AdaptiveAvgPool2d if f is F.adaptive_avg_pool2d else nn.AdaptiveAvgPool1d
+            mod = cls(args[1] if len(args) > 1 else kw["output_size"])
             return _pool(mod, x, _avg_div(mod, x.q.shape))
         if f is operator.getitem:
             raise ValueError(f"{node.name}: indexing integer tensors is not supported")
         raise ValueError(f"function {getattr(f, '__name__', f)!r} at {node.name} has no integer "
-                         "implementation; supported: relu, add, flatten, max_pool2d, "
-                         "adaptive_avg_pool2d")
+                         "implementation; supported: relu, add, flatten, max_pool1d/2d, "
+                         "adaptive_avg_pool1d/2d")
 
     def _call_method(self, node: fx.Node, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
         x, rest = args[0], args[1:]

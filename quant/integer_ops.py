@@ -5,6 +5,7 @@ add, pooling, reshapes - each counting saturations in a :class:`LayerStats`."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from torch import Tensor, nn
 
 from quant.grids import _apply_multiplier, _bits_for, quantize_multiplier
 from quant.integer_plan import _LayerPlan
-from quant.modules import QuantConv2d, QuantLinear
+from quant.modules import QuantConv1d, QuantConv2d, QuantLinear
 
 __all__ = ["LayerStats"]
 
@@ -123,9 +124,50 @@ def _accumulate(name: str, cols: Tensor, w: Tensor, qb: Tensor, *, acc_bits: int
     return acc
 
 
-def _conv_linear(name: str, mod: QuantConv2d | QuantLinear, plan: _LayerPlan, x: _IntT, *,
-                 acc_bits: int, bias_bits: int, bias_frac_bits: int, accumulate: str,
-                 stats: dict[str, LayerStats]) -> _IntT:
+def _conv_pads(mod: QuantConv1d | QuantConv2d) -> tuple[tuple[int, int], ...]:
+    """Zero padding (before, after) per spatial dim, first dim first. ``padding="same"`` pads
+    ``d (k - 1)`` in total, the odd element after, as torch does; ``"valid"`` pads nothing."""
+    if isinstance(mod.padding, str):
+        if mod.padding == "valid":
+            return tuple((0, 0) for _ in mod.kernel_size)
+        total = [d * (k - 1) for d, k in zip(mod.dilation, mod.kernel_size)]
+        return tuple((t // 2, t - t // 2) for t in total)
+    return tuple((int(p), int(p)) for p in mod.padding)
+
+
+def _conv_acc(name: str, mod: QuantConv1d | QuantConv2d, codes: Tensor, qb: Tensor, q: Tensor,
+              *, acc_bits: int, accumulate: str, stats: dict[str, LayerStats]) -> Tensor:
+    """Saturating conv MACs on int64 codes ``q`` (B, C, H, W) or (B, C, L) -> (B, N, ...).
+
+    A Conv1d is run as the Conv2d with a 1 x k kernel holding the same weights (H = 1, no
+    padding or stride along it), so both share one im2col order (c, r, s) with r = 0, one
+    bias start and one saturation point: their integer outputs are identical."""
+    one_d = isinstance(mod, QuantConv1d)
+    pads = _conv_pads(mod)
+    if one_d:
+        q, pads = q.unsqueeze(2), ((0, 0), *pads)
+    kernel, stride, dilation = ((1, *t) if one_d else tuple(t) for t in
+                                (mod.kernel_size, mod.stride, mod.dilation))
+    q = F.pad(q, (*pads[1], *pads[0]))  # zeros, (left, right, top, bottom)
+    bsz, _, h, w_in = q.shape
+    ho = (h - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    wo = (w_in - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    cols = F.unfold(q.double(), kernel, dilation, 0, stride).long()  # (B, C*kh*kw, L), (c, r, s)
+    g = mod.groups
+    n_out = codes.shape[0]
+    kg = cols.shape[1] // g
+    wc = codes.reshape(n_out, -1)
+    parts = [_accumulate(name, cols[:, i * kg:(i + 1) * kg],
+                         wc[i * n_out // g:(i + 1) * n_out // g],
+                         qb[i * n_out // g:(i + 1) * n_out // g], acc_bits=acc_bits,
+                         accumulate=accumulate, stats=stats) for i in range(g)]
+    acc = torch.cat(parts, 1).view(bsz, n_out, ho, wo)
+    return acc[:, :, 0] if one_d else acc
+
+
+def _conv_linear(name: str, mod: QuantConv1d | QuantConv2d | QuantLinear, plan: _LayerPlan,
+                 x: _IntT, *, acc_bits: int, bias_bits: int, bias_frac_bits: int,
+                 accumulate: str, stats: dict[str, LayerStats]) -> _IntT:
     """The layer on its quantized input: Eq. 6 bias, saturating MACs, sign folded into q."""
     s_in = x.s.flatten()
     s_acc = s_in[0] * plan.w_scale if bool((s_in == s_in[0]).all()) else None
@@ -139,22 +181,9 @@ def _conv_linear(name: str, mod: QuantConv2d | QuantLinear, plan: _LayerPlan, x:
     plan.info["bias_clipped"] = int(((qb_real < -lim) | (qb_real > lim - 1)).sum())
     plan.s_acc = s_acc
     qb = qb_real.clamp(-lim, lim - 1).long()  # Eq. 6
-    if isinstance(mod, QuantConv2d):
-        bsz, _, h, w_in = x.q.shape
-        kh, kw = mod.kernel_size
-        ho = (h + 2 * mod.padding[0] - mod.dilation[0] * (kh - 1) - 1) // mod.stride[0] + 1
-        wo = (w_in + 2 * mod.padding[1] - mod.dilation[1] * (kw - 1) - 1) // mod.stride[1] + 1
-        cols = F.unfold(x.q.double(), mod.kernel_size, mod.dilation, mod.padding,
-                        mod.stride).long()  # (B, C*kh*kw, L), im2col order (c, r, s)
-        g = mod.groups
-        n_out = plan.codes.shape[0]
-        kg = cols.shape[1] // g
-        wc = plan.codes.reshape(n_out, -1) << f
-        parts = [_accumulate(name, cols[:, i * kg:(i + 1) * kg],
-                             wc[i * n_out // g:(i + 1) * n_out // g],
-                             qb[i * n_out // g:(i + 1) * n_out // g], acc_bits=acc_bits,
-                             accumulate=accumulate, stats=stats) for i in range(g)]
-        acc = torch.cat(parts, 1).view(bsz, n_out, ho, wo)
+    if isinstance(mod, QuantConv1d | QuantConv2d):
+        acc = _conv_acc(name, mod, plan.codes << f, qb, x.q, acc_bits=acc_bits,
+                        accumulate=accumulate, stats=stats)
     else:
         lead = x.q.shape[:-1]
         acc = _accumulate(name, x.q.reshape(-1, x.q.shape[-1], 1), plan.codes << f, qb,
@@ -207,18 +236,46 @@ def _pool(fn: Callable[..., Tensor], x: _IntT, avg_div: int | None) -> _IntT:
     return _IntT(torch.round(q * avg_div).long(), x.s / avg_div, x.src)  # exact sums
 
 
+_POOL_1D = (nn.AvgPool1d, nn.AdaptiveAvgPool1d, nn.MaxPool1d)
+
+
 def _avg_div(mod: nn.Module, shape: torch.Size) -> int:
-    if isinstance(mod, nn.AdaptiveAvgPool2d):
-        out = mod.output_size if isinstance(mod.output_size, tuple) else (mod.output_size,) * 2
-        h, w = shape[-2:]
-        oh, ow = (o if o is not None else d for o, d in zip(out, (h, w)))
-        if h % oh or w % ow:
-            raise ValueError(f"AdaptiveAvgPool2d {out} on {h}x{w}: windows of unequal size")
-        return (h // oh) * (w // ow)
-    k = mod.kernel_size if isinstance(mod.kernel_size, tuple) else (mod.kernel_size,) * 2
-    if mod.padding not in (0, (0, 0)) and not mod.count_include_pad:
-        raise ValueError("AvgPool2d with padding and count_include_pad=False is not supported")
-    return k[0] * k[1]
+    """The number of inputs every window of the average pool ``mod`` (1-D or 2-D) divides by,
+    so that ``round(avg * div)`` is the exact integer window sum; ValueError where windows
+    differ in size (uneven adaptive windows, excluded padding, partial ceil-mode windows)."""
+    nd = 1 if isinstance(mod, _POOL_1D) else 2
+    sizes = tuple(int(d) for d in shape[-nd:])
+    kind = type(mod).__name__
+    if isinstance(mod, nn.AdaptiveAvgPool1d | nn.AdaptiveAvgPool2d):
+        out = _ntuple(mod.output_size, nd)
+        outs = tuple(o if o is not None else d for o, d in zip(out, sizes))
+        if any(d % o for d, o in zip(sizes, outs)):
+            raise ValueError(f"{kind} {mod.output_size} on {'x'.join(map(str, sizes))}: "
+                             "windows of unequal size")
+        return _prod(d // o for d, o in zip(sizes, outs))
+    k = _ntuple(mod.kernel_size, nd)
+    if mod.padding not in (0, (0,) * nd) and not mod.count_include_pad:
+        raise ValueError(f"{kind} with padding and count_include_pad=False is not supported")
+    if mod.ceil_mode:
+        probe = torch.zeros(1, 1, *sizes)
+        floor = copy.copy(mod)
+        floor.ceil_mode = False
+        if mod(probe).shape != floor(probe).shape:
+            raise ValueError(f"{kind} with ceil_mode=True on {'x'.join(map(str, sizes))} has "
+                             "partial windows (unequal sizes); not supported")
+    override = getattr(mod, "divisor_override", None)
+    return int(override) if override else _prod(k)
+
+
+def _ntuple(v: Any, n: int) -> tuple[Any, ...]:
+    return tuple(v) if isinstance(v, tuple | list) else (v,) * n
+
+
+def _prod(values: Any) -> int:
+    out = 1
+    for v in values:
+        out *= int(v)
+    return out
 
 
 def _reshape(x: _IntT, fn: Callable[[Tensor], Tensor]) -> _IntT:

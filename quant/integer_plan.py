@@ -13,11 +13,12 @@ from torch import Tensor, fx, nn
 
 from quant.grids import Grid, _act_grid, _weight_codes
 from quant.methods.base import Quantizer
-from quant.modules import QuantAct, QuantConv2d, QuantLinear, is_quant_module
+from quant.modules import QuantAct, QuantConv1d, QuantConv2d, QuantLinear, is_quant_module
 
 __all__: list[str] = []
 
 _BN = nn.BatchNorm2d | nn.BatchNorm1d
+_LAYERS = (QuantConv1d, QuantConv2d, QuantLinear)
 
 
 @dataclass(slots=True)
@@ -58,7 +59,7 @@ def _find_bn_folds(graph: fx.Graph, mods: dict[str, nn.Module]) -> _BNFolds:
             continue
         src = node.args[0]
         if (isinstance(src, fx.Node) and src.op == "call_module"
-                and isinstance(mods[src.target], QuantConv2d | QuantLinear)
+                and isinstance(mods[src.target], _LAYERS)
                 and len(src.users) == 1 and src.target not in folds.folded):
             folds.folded[src.target] = mod
             folds.names[src.target] = node.target
@@ -77,8 +78,8 @@ def _compile_plans(graph: fx.Graph, mods: dict[str, nn.Module],
             continue
         mod = mods[node.target]
         where = f"layer {node.target!r}"
-        if isinstance(mod, QuantConv2d | QuantLinear):
-            if isinstance(mod, QuantConv2d) and mod.padding_mode != "zeros":
+        if isinstance(mod, _LAYERS):
+            if isinstance(mod, QuantConv1d | QuantConv2d) and mod.padding_mode != "zeros":
                 raise ValueError(f"{where}: padding_mode={mod.padding_mode!r}; only 'zeros'")
             codes, w_scale = _weight_codes(mod, where)
             n_out = codes.shape[0]
