@@ -28,9 +28,10 @@ Per layer (one output channel; Eq. 3-6):
 * accumulator: ``acc = q_b + sum_k q_a[k] q_w[k]`` in an ``acc_bits`` two's-complement register
   that SATURATES. ``accumulate="sequential"`` (default) adds the products one at a time in
   im2col order (c, r, s) starting from the bias, as a MAC unit does, and clamps after every
-  addition; ``"final"`` clamps only the finished sum. An output that saturated at least once
-  counts once in ``overflow_count``; ``acc_bits_needed`` is the width that would have held
-  every partial sum seen (no saturation);
+  addition (a bias wider than the register saturates when it is loaded); ``"final"`` clamps
+  only the finished sum. An output that saturated at least once counts once in
+  ``overflow_count``; ``acc_bits_needed`` is the width that would have held every partial sum
+  seen (no saturation);
 * requantization where the fake-quant model quantizes (the next layer's input quantizer or a
   ``QuantAct``): ``q_o = clamp(round(M q), qmin, qmax)`` with ``M = s / step_o`` stored as an
   integer mantissa of ``scale_bits`` bits and a shift, ``M ~ m 2^-shift`` (Eq. 6), or as a pure

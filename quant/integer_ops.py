@@ -114,7 +114,7 @@ def _accumulate(name: str, cols: Tensor, w: Tensor, qb: Tensor, *, acc_bits: int
         acc = ideal
         if bool(over.any()):
             bi, ni, li = over.nonzero(as_tuple=True)
-            sat = qb[ni].clone()
+            sat = qb[ni].clamp(lo, hi)  # a bias wider than the register saturates on load
             for k in range(cols.shape[1]):
                 sat.add_(w[ni, k] * cols[bi, k, li]).clamp_(lo, hi)
             acc[bi, ni, li] = sat

@@ -95,7 +95,9 @@ def _ref_linear(xq: list[list[int]], wq: list[list[int]], qb: list[int], acc_bit
     for row in xq:
         orow = []
         for wrow, b in zip(wq, qb):
-            acc, ideal, hit = b, b, False
+            ideal = b
+            hit = not final and not lo <= b <= hi  # a MAC register is loaded with the bias
+            acc = b if final else min(max(b, lo), hi)
             vmin, vmax = min(vmin, b), max(vmax, b)
             for a, w in zip(row, wrow):
                 acc += a * w
