@@ -64,12 +64,19 @@ class QuantizeReport:
         unquantized_layers: ``(name, type name)`` of every module with weights that the recipe
             cannot quantize (weights and inputs stay full precision); empty for ``fp32``, which
             quantizes nothing by definition.
+        first_layers, last_layers: the layers that took the recipe's first/last precision
+            (:func:`quant.ends.end_layers`).
+        ends_found_by: ``"graph"`` (torch.fx dataflow) or ``"module order: <why>"`` when the
+            model could not be traced.
     """
 
     recipe: str
     quantized_layers: tuple[str, ...]
     quantized_activations: tuple[str, ...]
     unquantized_layers: tuple[tuple[str, str], ...]
+    first_layers: tuple[str, ...] = ()
+    last_layers: tuple[str, ...] = ()
+    ends_found_by: str = "graph"
 
 
 def find_unquantized(model: nn.Module) -> list[tuple[str, str]]:

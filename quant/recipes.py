@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from quant.coverage import QuantizeReport, find_unquantized, warn_unquantized
+from quant.ends import end_layers
 from quant.methods.base import Quantizer
 from quant.modules import QuantAct, QuantConv1d, QuantConv2d, QuantLinear, is_quant_module
 from quant.recipe_registry import FP_BITS, SHORTCUT_KEYS, MethodSpec, Recipe, get_recipe, recipes
@@ -183,7 +184,11 @@ def quantize(
                          f"valid names include {(compute + acts)[:12]}")
     if not compute:
         log.warning("quantize(%s): model has no Conv1d/Conv2d/Linear layers", recipe)
-    first, last = (compute[0], compute[-1]) if compute else (None, None)
+    ends = end_layers(q, compute)  # traced while q is still the float model
+    if ends.found_by != "graph" and (flb is not None or r.first_last != "same"
+                                     or r.first_input is not None):
+        log.warning("quantize(%s): first/last layers %s taken by %s", recipe,
+                    sorted({*ends.first, *ends.last}), ends.found_by)
     p0 = next(q.parameters(), None)
     device = None if p0 is None else p0.device
 
@@ -194,7 +199,7 @@ def quantize(
 
     # ---- conv / linear layers ---------------------------------------------------------------
     for name in compute:
-        role = "first_last" if name in (first, last) else (
+        role = "first_last" if name in ends.first or name in ends.last else (
             "shortcut" if any(k in name for k in SHORTCUT_KEYS) else "")
         lw, la, exc = _layer_bits(r, role, wb, ab, flb, scb, ovr.get(name), name)
         layer = q.get_submodule(name)
@@ -204,7 +209,7 @@ def quantize(
         if r.act is not None and la != FP_BITS:
             if r.act_site == "input":
                 iq = _build(r.act, la, recipe, f"a_bits of {name!r}", **akw)
-            elif name == first and r.first_input is not None:
+            elif name in ends.first and r.first_input is not None:
                 iq = _build(r.act, la, recipe, f"a_bits of {name!r}",
                             **{**akw, **dict(r.first_input)})
         if wq is not None and r.rescale_weights and not layer.weight.is_meta:
@@ -242,7 +247,7 @@ def quantize(
     report = QuantizeReport(
         recipe, tuple(compute),
         tuple(n for n, m in q.named_modules() if isinstance(m, QuantAct)),
-        tuple(find_unquantized(q)))
+        tuple(find_unquantized(q)), ends.first, ends.last, ends.found_by)
     q.quantize_report = report
     warn_unquantized(report)  # stacklevel 3: points at the caller of quantize()
     return q

@@ -15,10 +15,10 @@ The pipeline, one pass per line, each ending in `_lint` (the ``graph.lint()`` ha
                   conv). Names go to ``Layer.meta["fused"]`` / ``meta["prologue"]``. What cannot be
                   fused stays as a memory-only ``bn`` / ``act`` node.
 4. ``_bits``      w_bits / a_bits / o_bits (rules in `extract`'s doc-string) and edge bits/bytes.
-5. ``_roles``     "first" / "last" (first / last Conv/Linear module in ``model.modules()`` order, as
-                  quant/ chooses them) and "shortcut" (a 1x1-style projection: the only compute op
-                  on the shorter branch of a two-input add, or a module under ``.shortcut`` /
-                  ``.downsample``).
+5. ``_roles``     "first" / "last" (`workloads.graph.end_layers`: what reads the input, what makes
+                  the output; quant.ends applies the same rule) and "shortcut" (a 1x1-style
+                  projection: the only compute op on the shorter branch of a two-input add, or a
+                  module under ``.shortcut`` / ``.downsample``).
 6. records        `Layer` objects and the `Workload`.
 
 MACs (checked against forward hooks in the tests): conv ``N*K*Ho*Wo*(C/groups)*R*S``, linear
