@@ -1,9 +1,10 @@
 """A deployable integer model: integer tensors end to end, constants computed once, saved to disk.
 
 ``deploy(model)`` compiles a fake-quantized CHAIN model (each layer reads the previous one's
-output: conv/linear with a folded BN, QuantAct, ReLU, MaxPool2d, Flatten, Dropout - digits_cnn,
-VGG-style nets) through :func:`quant.integer.to_integer`'s plans into a :class:`DeployedModel`, a
-list of integer operations whose constants are fixed at compile time:
+output: Conv1d/Conv2d/Linear with a folded BN, QuantAct, ReLU, MaxPool1d/2d, Flatten, Dropout -
+digits_cnn, VGG-style nets, 1-D CNNs for audio or ECG) through
+:func:`quant.integer.to_integer`'s plans into a :class:`DeployedModel`, a list of integer
+operations whose constants are fixed at compile time:
 
 * weights: the quantizer's integer codes stored as ``int8`` (``int16`` above 8 bits);
 * biases: ``int32``, clamped to ``bias_bits`` at the accumulator scale (LLSQ Eq. 6);
@@ -30,7 +31,8 @@ from torch import Tensor, nn
 
 from quant.grids import Grid, _apply_multiplier, quantize_multiplier
 from quant.integer import IntegerModel, to_integer
-from quant.modules import QuantAct, QuantConv2d, QuantLinear
+from quant.integer_ops import _conv_pads
+from quant.modules import QuantAct, QuantConv1d, QuantConv2d, QuantLinear
 
 __all__ = ["FORMAT", "DeployedModel", "deploy", "load"]
 
@@ -66,6 +68,12 @@ class DeployedModel(nn.Module):
         w = op["weight"].long()
         if op["op"] == "linear":
             acc = x.long() @ w.t() + op["bias"].long()
+        elif op["op"] == "conv1d":
+            cols = F.pad(x.long(), tuple(op["padding"])).unfold(2, w.shape[2], op["stride"])
+            b, _, lo = cols.shape[:3]  # (B, C, Lo, k)
+            cols = cols.permute(0, 2, 1, 3).reshape(b * lo, -1)
+            acc = cols @ w.reshape(w.shape[0], -1).t() + op["bias"].long()
+            acc = acc.reshape(b, lo, -1).permute(0, 2, 1)
         else:
             ph, pw = op["padding"]
             sh, sw = op["stride"]
@@ -90,7 +98,7 @@ class DeployedModel(nn.Module):
             kind = op["op"]
             if kind == "quantize":  # the real input onto the first grid (float -> int)
                 x = Grid(op["step"], op["qmin"], op["qmax"]).encode(x).to(torch.int32)
-            elif kind in ("conv", "linear"):
+            elif kind in ("conv", "conv1d", "linear"):
                 x = self._mac(op, x)
             elif kind == "requant":
                 m, s = self._chan(op["mant"], x.dim()), self._chan(op["shift"], x.dim())
@@ -99,7 +107,12 @@ class DeployedModel(nn.Module):
             elif kind == "relu":
                 x = x.clamp_min(0)
             elif kind == "maxpool":
-                x = F.max_pool2d(x, op["kernel"], op["stride"], op["padding"])
+                x = F.max_pool2d(x, op["kernel"], op["stride"], op["padding"],
+                                 op.get("dilation", 1), op.get("ceil_mode", False))
+            elif kind == "maxpool1d":  # as a 1 x k max_pool2d: torch has no integer max_pool1d
+                x = F.max_pool2d(x.unsqueeze(2), (1, op["kernel"]), (1, op["stride"]),
+                                 (0, op["padding"]), (1, op["dilation"]),
+                                 op["ceil_mode"]).squeeze(2)
             elif kind == "flatten":
                 x = x.flatten(1)
             elif kind == "dequant":
@@ -163,7 +176,7 @@ def _compile(im: IntegerModel, bias_bits: int, scale_bits: int,
         mod = im._mods[node.target]
         if node.name in im._alias:  # a BN folded into the layer before it
             continue
-        if isinstance(mod, QuantConv2d | QuantLinear):
+        if isinstance(mod, QuantConv1d | QuantConv2d | QuantLinear):
             plan = im._plans[node.target]
             if plan.in_grid is not None:
                 to_grid(plan.in_grid)
@@ -175,11 +188,8 @@ def _compile(im: IntegerModel, bias_bits: int, scale_bits: int,
             sign = torch.where(s_acc < 0, -1, 1)
             op: dict[str, Any] = {"op": "linear", "weight": _int_storage(plan.codes),
                                   "bias": qb.to(torch.int32), "sign": sign.to(torch.int8)}
-            if isinstance(mod, QuantConv2d):
-                if mod.groups != 1 or mod.dilation != (1, 1):
-                    raise ValueError(f"deploy: conv {node.target!r} has groups/dilation; "
-                                     "only groups=1, dilation=1 are deployed")
-                op |= {"op": "conv", "stride": list(mod.stride), "padding": list(mod.padding)}
+            if isinstance(mod, QuantConv1d | QuantConv2d):
+                op |= _conv_op(node.target, mod)
             ops.append(op)
             scale = s_acc.abs()
         elif isinstance(mod, QuantAct):
@@ -191,17 +201,44 @@ def _compile(im: IntegerModel, bias_bits: int, scale_bits: int,
         elif isinstance(mod, nn.ReLU):
             ops.append({"op": "relu"})
         elif isinstance(mod, nn.MaxPool2d):
-            k, s, p = (mod.kernel_size, mod.stride, mod.padding)
-            ops.append({"op": "maxpool", "kernel": k, "stride": s, "padding": p})
+            ops.append({"op": "maxpool", "kernel": mod.kernel_size, "stride": mod.stride,
+                        "padding": mod.padding, "dilation": mod.dilation,
+                        "ceil_mode": mod.ceil_mode})
+        elif isinstance(mod, nn.MaxPool1d):
+            k, s, p, d = (_one(v) for v in (mod.kernel_size, mod.stride, mod.padding,
+                                            mod.dilation))
+            ops.append({"op": "maxpool1d", "kernel": k, "stride": s, "padding": p,
+                        "dilation": d, "ceil_mode": mod.ceil_mode})
         elif isinstance(mod, nn.Flatten):
             if scale is not None and scale.numel() != 1:
                 raise ValueError(f"deploy: {node.target!r} flattens per-channel scales")
             ops.append({"op": "flatten"})
         elif not isinstance(mod, nn.Dropout | nn.Identity):
             raise ValueError(f"deploy: module {node.target!r} ({type(mod).__name__}) is not "
-                             "supported; supported: QuantConv2d, QuantLinear (+ BN), QuantAct, "
-                             "ReLU, MaxPool2d, Flatten, Dropout")
+                             "supported; supported: QuantConv1d, QuantConv2d, QuantLinear (+ BN), "
+                             "QuantAct, ReLU, MaxPool1d, MaxPool2d, Flatten, Dropout")
     if scale is None:
         raise ValueError("deploy: the model has no quantized layer")
     ops.append({"op": "dequant", "scale": scale.flatten()})
     return ops
+
+
+def _one(v: int | tuple[int, ...]) -> int:
+    return int(v[0]) if isinstance(v, tuple) else int(v)
+
+
+def _conv_op(target: str, mod: QuantConv1d | QuantConv2d) -> dict[str, Any]:
+    """The stride/padding fields of a conv op: a Conv2d as ``"conv"`` with symmetric
+    ``[ph, pw]`` (format 1), a Conv1d as ``"conv1d"`` with ``[before, after]`` (so
+    ``padding="same"`` with an even kernel, which pads one more after, is deployed too)."""
+    ones = (1,) * len(mod.kernel_size)
+    if mod.groups != 1 or tuple(mod.dilation) != ones:
+        raise ValueError(f"deploy: conv {target!r} has groups/dilation; only groups=1, "
+                         "dilation=1 are deployed")
+    pads = _conv_pads(mod)
+    if isinstance(mod, QuantConv1d):
+        return {"op": "conv1d", "stride": int(mod.stride[0]), "padding": list(pads[0])}
+    if any(lo != hi for lo, hi in pads):
+        raise ValueError(f"deploy: conv {target!r} pads {pads} (padding='same' with an even "
+                         "kernel); only symmetric padding is deployed for Conv2d")
+    return {"op": "conv", "stride": list(mod.stride), "padding": [lo for lo, _ in pads]}

@@ -133,3 +133,75 @@ def test_graphs_that_are_not_chains_are_refused(tiny_resnet: nn.Module) -> None:
     hooks.calibrate(q, torch.randn(4, 3, 8, 8))
     with pytest.raises(ValueError, match="chain"):
         qdeploy.deploy(q)
+
+
+# ---- Conv1d (1-D CNNs: keyword spotting, ECG, audio) -------------------------------------------
+def _chain_1d(pool: nn.Module) -> nn.Module:
+    """Conv1d(stride 2)-BN-ReLU-pool, Conv1d(even kernel, padding='same': one more zero
+    after)-BN-ReLU, flatten, linear; through llsqf W4A4, calibrated on random signals."""
+    torch.manual_seed(5)
+    m = nn.Sequential(nn.Conv1d(3, 8, 5, stride=2, padding=2), nn.BatchNorm1d(8), nn.ReLU(), pool,
+                      nn.Conv1d(8, 6, 4, padding="same"), nn.BatchNorm1d(6), nn.ReLU(),
+                      nn.Flatten(), nn.LazyLinear(4))
+    m(torch.randn(2, 3, 24))  # materialise the linear layer
+    for bn in (m[1], m[5]):
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(-1.5, 1.5)  # some negative folded scales (Eq. 5)
+    q = quant.quantize(m.eval(), "llsqf", 4, 4)
+    hooks.calibrate(q, torch.randn(32, 3, 24))
+    return q.eval()
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'", "ignore:Lazy modules")
+@pytest.mark.parametrize("acc_bits", [8, 16, 32])
+@pytest.mark.parametrize("pool", [nn.MaxPool1d(2), nn.MaxPool1d(3, 2, 1, dilation=2,
+                                                                ceil_mode=True)],
+                         ids=["maxpool2", "maxpool3-s2-p1-d2-ceil"])
+def test_conv1d_chain_deployed_equals_the_integer_export(pool: nn.Module, acc_bits: int,
+                                                         tmp_path: Path) -> None:
+    """The deployed program (Tensor.unfold MACs, a 1 x k int32 max pool) against
+    to_integer(accumulate="final") (im2col by F.unfold, torch's max_pool1d on float64): equal,
+    also where an 8-bit accumulator saturates, and after a save/load round trip."""
+    model = _chain_1d(pool)
+    x = torch.randn(64, 3, 24)
+    dep = qdeploy.deploy(model, acc_bits=acc_bits)
+    ref = to_integer(model, acc_bits=acc_bits, accumulate="final")
+    out = dep(x)
+    assert torch.equal(out, ref(x))
+    assert [op["op"] for op in dep.ops if op["op"].startswith(("conv", "max"))] == [
+        "conv1d", "maxpool1d", "conv1d"]
+    assert all(not dt.is_floating_point for dt in dep.dtypes_seen)
+    if acc_bits == 8:
+        assert ref.overflow_count > 0
+        assert not torch.equal(out, qdeploy.deploy(model, acc_bits=32)(x))
+    dep.save(tmp_path / "kws.qdse")
+    assert torch.equal(qdeploy.load(tmp_path / "kws.qdse")(x), out)
+
+
+def test_maxpool2d_dilation_and_ceil_mode_are_deployed() -> None:
+    """A max pool's dilation and ceil_mode reach the deployed program (they were dropped)."""
+    torch.manual_seed(6)
+    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
+                      nn.MaxPool2d(3, 2, 1, dilation=2, ceil_mode=True), nn.Flatten(),
+                      nn.Linear(4 * 4 * 4, 3))
+    q = quant.quantize(m.eval(), "llsqf", 4, 4)
+    x = torch.rand(16, 1, 9, 9)
+    hooks.calibrate(q, x)
+    q.eval()
+    assert torch.equal(qdeploy.deploy(q)(x), to_integer(q, acc_bits=32, accumulate="final")(x))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_convs_the_program_cannot_hold_are_refused() -> None:
+    def seq(conv: nn.Module) -> nn.Module:
+        q = quant.quantize(nn.Sequential(conv).eval(), "llsqf", 4, 4)
+        hooks.calibrate(q, torch.rand(2, 4, *[8] * (conv.weight.dim() - 2)))
+        return q.eval()
+
+    with pytest.raises(ValueError, match=r"conv '0' has groups/dilation"):
+        qdeploy.deploy(seq(nn.Conv1d(4, 4, 3, groups=2)))
+    with pytest.raises(ValueError, match=r"conv '0' has groups/dilation"):
+        qdeploy.deploy(seq(nn.Conv1d(4, 4, 3, dilation=2)))
+    with pytest.raises(ValueError, match=r"conv '0' pads \(\(1, 1\), \(1, 2\)\)"):
+        qdeploy.deploy(seq(nn.Conv2d(4, 4, (3, 4), padding="same")))
