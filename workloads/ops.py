@@ -418,10 +418,11 @@ def _pool_cost(op: Op, m: nn.Module | None, node: fx.Node, in_shape: Shape) -> N
         op.dims.update(r=max(wh), s=max(ww))
         op.vector_ops = n * c * sum(wh) * sum(ww)
     elif m is not None and hasattr(m, "kernel_size"):
-        r, s = pair(m.kernel_size) if not isinstance(m, nn.MaxPool1d | nn.AvgPool1d) else \
-            (1, pair(m.kernel_size)[1])
+        one_d = isinstance(m, nn.MaxPool1d | nn.AvgPool1d)     # a 1-D window spans W only
         stride = m.stride if m.stride is not None else m.kernel_size
-        op.dims.update(r=r, s=s, stride=pair(stride), padding=pair(m.padding, fill=0))
+        r, s = (1, pair(m.kernel_size)[1]) if one_d else pair(m.kernel_size)
+        op.dims.update(r=r, s=s, stride=(1, pair(stride)[1]) if one_d else pair(stride),
+                       padding=(0, pair(m.padding)[1]) if one_d else pair(m.padding, fill=0))
         op.vector_ops = numel(out) * r * s
     elif node.target in _POOL_F:    # F.max_pool2d(x, kernel_size, stride=None, padding=0, ...)
         a: list[Any] = [*node.args, None, None, None]

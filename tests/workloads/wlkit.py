@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from workloads import Workload, extract, zoo
 
@@ -99,3 +100,16 @@ def zoo_workload(name: str) -> tuple[nn.Module, Workload]:
         model = meta_model(name)
         _CACHE[name] = (model, extract(model, zoo.input_shape(name), name=name))
     return _CACHE[name]
+
+
+def flop_counter_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
+    """Independent MAC oracle: the GEMM/conv kernels one forward pass runs, as
+    ``torch.utils.flop_counter`` counts them (2 flops per MAC). Train mode and oneDNN off, so
+    attention and LSTM run the kernels the counter sees (no dropout is configured: same maths)."""
+    was = model.training
+    model.train()
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False), \
+            FlopCounterMode(display=False) as counter:
+        model(*inputs)
+    model.train(was)
+    return int(counter.get_total_flops()) // 2

@@ -1,0 +1,295 @@
+"""Oracles for the mutants of workloads/ops.py, einsum.py and composite.py that the suite let
+live (mutation audit of workloads/, session 6). Each test names the wrong variant it kills.
+
+Oracles are independent of the formulas under test: torch's own output shapes and kernels
+(``torch.utils.flop_counter``), the same layer written two ways (a module and its functional
+call, a matmul and its einsum), ``F.fold`` for col2im, and closed forms worked out here.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from wlkit import flop_counter_macs
+
+from workloads import Layer, extract
+from workloads.einsum import einsum_gemm, einsum_parts
+
+pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration:UserWarning")
+
+
+def geometry(la: Layer) -> tuple[object, ...]:
+    """What the simulator reads of a layer, without its name."""
+    return (la.op, la.n, la.c, la.h, la.w, la.k, la.r, la.s, la.stride, la.padding, la.groups,
+            la.ho, la.wo, la.macs, la.weight_elems, la.input_elems, la.output_elems,
+            la.meta.get("bias_elems"), la.meta.get("dilation"))
+
+
+def test_functional_conv_is_the_module_conv() -> None:
+    """F.conv2d with positional stride/padding/dilation/groups, and with every default, gives
+    the layer its nn.Conv2d twin gives. Kills: a default stride of 2 for an omitted argument;
+    groups read from the dilation slot; the kernel read from the weight's (C/g, R) dims."""
+
+    class Modules(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(4, 6, (3, 5), stride=(2, 1), padding=(1, 2), dilation=(1, 3),
+                               groups=2)
+            self.b = nn.Conv2d(6, 5, (2, 3), bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.a(x))
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wa = nn.Parameter(torch.zeros(6, 2, 3, 5))
+            self.ba = nn.Parameter(torch.zeros(6))
+            self.wb = nn.Parameter(torch.zeros(5, 6, 2, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = F.conv2d(x, self.wa, self.ba, (2, 1), (1, 2), (1, 3), 2)
+            return F.conv2d(y, self.wb)
+
+    mods = extract(Modules(), (4, 9, 16), batch=2).compute_layers()
+    funcs = extract(Functional(), (4, 9, 16), batch=2).compute_layers()
+    assert [geometry(la) for la in funcs] == [geometry(la) for la in mods]
+    out = Modules()(torch.zeros(2, 4, 9, 16))
+    assert (mods[1].k, mods[1].ho, mods[1].wo) == tuple(out.shape[1:])
+    assert (mods[0].stride, mods[1].stride) == ((2, 1), (1, 1))
+    assert (mods[0].groups, mods[0].r, mods[0].s) == (2, 3, 5)
+
+
+@pytest.mark.parametrize("conv", [nn.Conv2d, nn.Conv1d])
+def test_same_padding_is_the_padding_torch_applies(conv: type[nn.Module]) -> None:
+    """padding='same' with dilation d pads d*(R-1)/2 per side: the layer equals the conv with
+    that explicit padding, and (H + 2p - d(R-1) - 1) / stride + 1 gives torch's output size.
+    Kills: the dilation dropped from the 'same' padding."""
+    shape = (3, 11, 13) if conv is nn.Conv2d else (3, 13)
+
+    def net(padding: object) -> nn.Module:
+        return nn.Sequential(conv(3, 4, 3, padding=padding, dilation=3))
+
+    same = extract(net("same"), shape, batch=1).compute_layers()[0]
+    explicit = extract(net(3), shape, batch=1).compute_layers()[0]
+    assert geometry(same) == geometry(explicit)
+    assert same.padding == ((3, 3) if conv is nn.Conv2d else (0, 3))
+    width = shape[-1]
+    assert same.wo == (width + 2 * same.padding[1] - 3 * (3 - 1) - 1) // 1 + 1 == width
+    valid = extract(net("valid"), shape, batch=1).compute_layers()[0]
+    assert valid.padding == (0, 0)
+    assert valid.wo == net("valid")(torch.zeros(1, *shape)).shape[-1]
+
+
+def test_linear_and_matmul_gemm_shapes_and_bias() -> None:
+    """A linear layer's bias is its K output biases; x @ W with a non-square W is an
+    (rows x K) @ (K x N) GEMM (K = x's last dim); x @ v with a vector v has N = 1 and one row
+    per output element. MACs are torch's kernel count. Kills: bias_elems on bias-free layers
+    only; K read from the second operand; N = out[-1] for a matrix-vector product."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 7)
+            self.nobias = nn.Linear(7, 3, bias=False)
+            self.w = nn.Parameter(torch.zeros(3, 4))
+            self.v = nn.Parameter(torch.zeros(3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.nobias(self.fc(x))
+            return (y @ self.w).sum(-1) + torch.matmul(y, self.v)
+
+    model = Net()
+    wl = extract(model, (5, 3), batch=2)
+    fc, nobias = wl["fc"], wl["nobias"]
+    assert fc.meta["bias_elems"] == model.fc.bias.numel() == 7
+    assert "bias_elems" not in nobias.meta
+    mm, mv = [la for la in wl.compute_layers() if la.op == "matmul"]
+    assert (mm.gemm_m, mm.gemm_k, mm.gemm_n) == (2 * 5, 3, 4)
+    assert (mv.gemm_m, mv.gemm_k, mv.gemm_n) == (2 * 5, 3, 1)
+    assert (mm.weight_elems, mv.weight_elems) == (3 * 4, 3)
+    # the flop counter has no formula for aten.mv (the x @ v kernel): its 2*5*3 MACs by hand
+    assert wl.total_macs == flop_counter_macs(model, torch.zeros(2, 5, 3)) + 2 * 5 * 3
+    assert all(la.n == 2 for la in wl.compute_layers())         # Layer.n == Workload.batch
+
+
+def test_standalone_batch_norm_is_two_vector_ops_per_element() -> None:
+    """A BN that cannot be fused (it reads the input and feeds two convs) stays a `bn` node of
+    y = a*x + b per element: 2 * numel vector ops. Kills: one op per element."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm2d(3)
+            self.a = nn.Conv2d(3, 4, 1)
+            self.b = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.bn(x)
+            return self.a(y) + self.b(y)
+
+    wl = extract(Net(), (3, 5, 6), batch=2)
+    assert wl["bn"].op == "bn"
+    assert wl["bn"].vector_ops == 2 * (2 * 3 * 5 * 6)
+
+
+def test_adaptive_pool_windows_are_torchs() -> None:
+    """AdaptiveAvgPool2d(3) windows along a dim of L: [floor(i*L/3), ceil((i+1)*L/3)). For
+    L = 5: [0,2) [1,4) [3,5) (sizes 2, 3, 2); for L = 7: [0,3) [2,5) [4,7) (3, 3, 3) - checked
+    against torch's output here, then the layer's window reads (sum of sizes per dim, per
+    channel) and its largest window. Kills: floor for the window end; the smallest window."""
+    x = torch.arange(2 * 5 * 7, dtype=torch.float32).reshape(1, 2, 5, 7)
+    rows, cols = [(0, 2), (1, 4), (3, 5)], [(0, 3), (2, 5), (4, 7)]
+    by_hand = torch.tensor([[[x[0, c, r0:r1, c0:c1].mean() for c0, c1 in cols]
+                             for r0, r1 in rows] for c in range(2)])
+    assert torch.allclose(F.adaptive_avg_pool2d(x, 3)[0], by_hand)
+    wl = extract(nn.Sequential(nn.AdaptiveAvgPool2d(3)), (2, 5, 7), batch=4)
+    pool = wl["0"]
+    assert (pool.r, pool.s) == (3, 3)
+    assert pool.vector_ops == 4 * 2 * (2 + 3 + 2) * (3 + 3 + 3)
+
+
+@pytest.mark.parametrize(("module", "function", "shape"), [
+    (nn.MaxPool2d(3, 2, 1), lambda x: F.max_pool2d(x, 3, 2, 1), (3, 9, 10)),
+    (nn.AvgPool2d((2, 3), (1, 2)), lambda x: F.avg_pool2d(x, (2, 3), (1, 2)), (3, 9, 10)),
+    (nn.MaxPool1d(3, 2, 1), lambda x: F.max_pool1d(x, 3, 2, 1), (3, 10)),
+    (nn.AvgPool1d(2), lambda x: F.avg_pool1d(x, 2), (3, 10)),
+])
+def test_pool_module_is_its_functional_call(module: nn.Module, function: object,
+                                            shape: tuple[int, ...]) -> None:
+    """A pooling module and the functional call with the same arguments are the same layer:
+    window, stride, padding, window reads = numel(out) * R * S. Kills: a module's stride taken
+    as its kernel; a 1-D module's window squared. Found: nn.MaxPool1d/AvgPool1d recorded their
+    stride and padding on both axes ((2, 2) for stride 2; F.max_pool1d's layer has (1, 2))."""
+
+    class Fn(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return function(x)  # type: ignore[operator]
+
+    mod = next(la for la in extract(nn.Sequential(module), shape, batch=2) if la.op == "pool")
+    fn = next(la for la in extract(Fn(), shape, batch=2) if la.op == "pool")
+    assert geometry(mod)[1:] == geometry(fn)[1:]
+    out = module(torch.zeros(2, *shape))
+    assert mod.vector_ops == out.numel() * mod.r * mod.s
+    one_d = isinstance(module, nn.MaxPool1d | nn.AvgPool1d)
+    k = module.kernel_size
+    kernel = tuple(k) if isinstance(k, tuple) else (k, k)
+    assert (mod.r, mod.s) == ((1, kernel[-1]) if one_d else kernel)
+    if one_d:
+        assert (mod.stride[0], mod.padding[0]) == (1, 0)
+
+
+def test_a_returned_tuple_is_every_element_it_holds() -> None:
+    """``return y.chunk(2, 1)`` hands both halves to the output: the output node reads all of
+    the conv's output (bytes are conserved). Kills: a tuple's size as its largest element."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 6, 3)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return self.conv(x).chunk(3, 1)
+
+    wl = extract(Net(), (3, 8, 8), batch=2)
+    assert wl["output"].input_elems == wl["conv"].output_elems == 2 * 6 * 6 * 6
+
+
+def test_memory_op_dims_cover_its_tensors_at_any_rank() -> None:
+    """A memory op's (n, c, h, w) and (n, k, ho, wo) multiply to the elements it reads and
+    writes, for 5-D tensors too (the middle dims fold into h). Kills: h from one middle dim."""
+
+    class Net(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = x.reshape(x.shape[0], 2, 3, 4, 5)
+            return torch.relu(y) * y
+
+    wl = extract(Net(), (120,), batch=2)
+    for la in wl:
+        if la.op in ("input", "output"):
+            continue
+        assert la.n * la.k * la.ho * la.wo == la.output_elems == 2 * 120, la.name
+        assert la.n * la.c * la.h * la.w * len(wl.predecessors(la.name)) == la.input_elems
+
+
+def test_transposed_conv_macs_and_col2im_against_torch() -> None:
+    """A grouped ConvTranspose2d costs what torch's flop counter counts; its col2im adds are the
+    elements of the columns F.fold scatters into the output (checked: fold(columns) is torch's
+    conv_transpose2d output); the functional call with positional groups is the same layer.
+    Kills: groups dropped from the MACs; col2im adds as output elements; groups read from the
+    dilation slot; out_hw as the input's size."""
+    c, k, g, r, s = 4, 6, 2, 3, 2
+    up = nn.ConvTranspose2d(c, k, (r, s), stride=2, padding=1, groups=g, bias=False)
+    x = torch.randn(2, c, 5, 7)
+    y = up(x)
+    # columns: per group, W_g^T (K/g*R*S x C/g) times the input pixels (C/g x H*W)
+    w = up.weight.reshape(g, c // g, k // g * r * s)
+    xg = x.reshape(2, g, c // g, 5 * 7)
+    cols = torch.einsum("gcj,ngcp->ngjp", w, xg).reshape(2, k * r * s, 5 * 7)
+    folded = F.fold(cols, y.shape[-2:], (r, s), stride=2, padding=1)
+    assert torch.allclose(folded, y, atol=1e-5)
+
+    class Fn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(up.weight.detach().clone())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.conv_transpose2d(x, self.w, None, 2, 1, 0, g)
+
+    la = extract(nn.Sequential(up), (c, 5, 7), batch=2)["0"]
+    fn = extract(Fn(), (c, 5, 7), batch=2)["conv_transpose2d"]
+    assert la.macs == flop_counter_macs(nn.Sequential(up), x)
+    assert la.meta["col2im_adds"] == cols.numel()
+    assert la.meta["transposed"]["out_hw"] == list(y.shape[-2:])
+    assert geometry(fn)[1:] == geometry(la)[1:]
+    assert fn.meta["transposed"] == la.meta["transposed"]
+
+
+@pytest.mark.parametrize(("equation", "a", "b"), [
+    ("...ij,...jk->...ik", (3, 4, 5), (2, 3, 5, 6)),     # the second operand has more batch dims
+    ("...ij,...jk->...ik", (2, 3, 4, 5), (3, 5, 6)),     # the first has more
+    ("bij,bjk->bik", (1, 4, 5), (3, 5, 6)),              # a size-1 batch dim broadcasts
+])
+def test_einsum_broadcasting_gives_torchs_output_and_matmuls_gemm(
+        equation: str, a: tuple[int, ...], b: tuple[int, ...]) -> None:
+    """Ellipsis dims align from the right and size-1 dims broadcast, as in torch: the sizes
+    `einsum_parts` assigns the output letters are torch's output shape, and the GEMM is the one
+    torch.matmul of the same operands gives (same MACs and K). Kills: ellipsis aligned from the
+    left; a letter's size taken from the last operand instead of the broadcast one."""
+    ins, out = einsum_parts(equation, [a, b])
+    size: dict[str, int] = {}
+    for sub, shape in zip(ins, (a, b), strict=True):
+        for letter, d in zip(sub, shape, strict=True):
+            size[letter] = max(size.get(letter, 1), d)
+    result = torch.einsum(equation, torch.zeros(a), torch.zeros(b))
+    assert tuple(size[letter] for letter in out) == tuple(result.shape)
+
+    class Ein(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(b))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.einsum(equation, x, self.w)
+
+    class Mat(Ein):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x @ self.w
+
+    ein = extract(Ein(), a[1:], batch=a[0]).compute_layers()[0]
+    mat = extract(Mat(), a[1:], batch=a[0]).compute_layers()[0]
+    assert ein.macs == mat.macs == result.numel() * a[-1]
+    assert ein.gemm_k == mat.gemm_k == a[-1]
+    assert ein.output_elems == result.numel()
+
+
+def test_einsum_sums_out_a_letter_only_one_operand_has_before_the_gemm() -> None:
+    """'ij,kl->ik' sums j out of the first operand and l out of the second (vector ops, their
+    elements), then multiplies (K = 1); 'ij,jk->ik' sums nothing first. Kills: every
+    contracted letter counted as a pre-sum."""
+    assert einsum_gemm("ij,kl->ik", [(4, 5), (6, 7)]) == (1, 6, 4 * 5 + 6 * 7)
+    assert einsum_gemm("ij,jk->ik", [(4, 5), (5, 6)]) == (5, 6, 0)
+    assert einsum_gemm("bij,bjk->bik", [(2, 4, 5), (2, 5, 6)]) == (5, 6, 0)
