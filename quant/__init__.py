@@ -1,9 +1,9 @@
 """qdse.quant: quantizers of five papers, quantized layers, recipes and training hooks.
 
 Data flow: ``nn.Module --quantize(model, recipe)--> nn.Module`` whose QuantConv1d/QuantConv2d/
-QuantLinear/QuantAct layers carry ``weight_bits``/``act_bits`` for ``workloads.extract``; other
-modules with weights stay full precision, named by an ``UnquantizedLayersWarning`` and in the
-result's ``quantize_report``.
+QuantConvTranspose1d/QuantConvTranspose2d/QuantLinear/QuantAct layers carry ``weight_bits``/
+``act_bits`` for ``workloads.extract``; other modules with weights stay full precision, named by an
+``UnquantizedLayersWarning`` and in the result's ``quantize_report``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ from quant.hooks import (
 )
 from quant.methods.base import Quantizer
 from quant.methods.sawb import fit_sawb_coefficients, sawb_coefficients
-from quant.modules import QuantAct, QuantConv1d, QuantConv2d, QuantLinear
+from quant.modules import (
+    QuantAct,
+    QuantConv1d,
+    QuantConv2d,
+    QuantConvTranspose1d,
+    QuantConvTranspose2d,
+    QuantLinear,
+)
 from quant.recipes import Recipe, get_recipe, quantize, recipes
 
 if TYPE_CHECKING:
@@ -31,6 +38,8 @@ __all__ = [
     "QuantAct",
     "QuantConv1d",
     "QuantConv2d",
+    "QuantConvTranspose1d",
+    "QuantConvTranspose2d",
     "QuantLinear",
     "QuantizeReport",
     "Quantizer",

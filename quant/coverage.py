@@ -1,6 +1,7 @@
 """What :func:`quant.quantize` quantized and which weight-carrying modules it left alone.
 
-Recipes swap ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` layers (and ReLU/ReLU6 modules) only.
+Recipes swap ``nn.Conv1d``/``Conv2d``/``ConvTranspose1d``/``ConvTranspose2d``/``Linear`` layers
+(and ReLU/ReLU6 modules) only.
 Any other module that holds weights (``nn.MultiheadAttention``, whose ``in_proj_weight`` is a
 bare Parameter and which reads ``out_proj.weight`` directly; ``nn.LSTM``/``GRU``/``RNN`` and
 their cells; transposed, 3-d and other convs; ``nn.Bilinear``; embeddings; a custom module with
@@ -26,7 +27,8 @@ from quant.modules import is_quant_module
 
 __all__ = ["QuantizeReport", "UnquantizedLayersWarning", "find_unquantized", "warn_unquantized"]
 
-QUANTIZABLE = "nn.Conv1d/nn.Conv2d/nn.Linear layers and nn.ReLU/nn.ReLU6 activations"
+QUANTIZABLE = ("nn.Conv1d/Conv2d/ConvTranspose1d/ConvTranspose2d/Linear layers and nn.ReLU/ReLU6 "
+               "activations")
 """What a recipe can quantize, in the words the warning uses."""
 
 _WEIGHT_MODULES = (

@@ -1,12 +1,12 @@
 """Quantized layers with separate weight and input quantizer slots (Brevitas style).
 
-``QuantConv1d`` / ``QuantConv2d`` / ``QuantLinear`` subclass ``nn.Conv1d`` / ``nn.Conv2d`` /
-``nn.Linear`` and implement the bits protocol of docs/CONTRACTS.md: ``weight_bits`` is the bit
-width of the weights and ``act_bits`` the bit width of the layer's INPUT activations (``None`` =
-not quantized by this layer; a graph extractor then uses its default or the bits of the
-upstream ``QuantAct``). ``QuantAct`` replaces an activation function (ReLU, ReLU6) by an
-activation quantizer and quantizes its OUTPUT to ``act_bits``. Graph tracers treat all of them
-as leaves.
+``QuantConv1d`` / ``QuantConv2d`` / ``QuantConvTranspose1d`` / ``QuantConvTranspose2d`` /
+``QuantLinear`` subclass the torch layer of the same name and implement the bits protocol of
+docs/CONTRACTS.md: ``weight_bits`` is the bit width of the weights and ``act_bits`` the bit width of
+the layer's INPUT activations (``None`` = not quantized by this layer; a graph extractor then uses
+its default or the bits of the upstream ``QuantAct``). ``QuantAct`` replaces an activation function
+(ReLU, ReLU6) by an activation quantizer and quantizes its OUTPUT to ``act_bits``. Graph tracers
+treat all of them as leaves.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from quant.methods.base import Quantizer
 
-__all__ = ["QuantAct", "QuantConv1d", "QuantConv2d", "QuantLinear", "is_quant_module"]
+__all__ = ["QuantAct", "QuantConv1d", "QuantConv2d", "QuantConvTranspose1d", "QuantConvTranspose2d",
+           "QuantLinear", "is_quant_module"]
 
 
 def _check_slot(name: str, q: object) -> Quantizer | None:
@@ -71,8 +72,8 @@ class _QuantConvNd(_QuantWeightLayer):
     (CReLU's per-filter alpha, XNOR-Net's alpha of one output channel): the papers' formulas
     (PACT-SAWB Eq. 6-7, LSQ Eq. 1-5, LLSQ Eq. 1-2, DoReFa, WRPN, QN) never read the kernel's
     spatial rank, so a Conv1d weight (out, in/groups, k) is quantized exactly as a Conv2d
-    weight (out, in/groups, 1, k) holding the same values. Transposed convs are NOT in this
-    family: their dim 0 is the input channel, so per-output-channel scales would not carry over.
+    weight (out, in/groups, 1, k) holding the same values. Transposed convs store their weight
+    as (in, out/groups, k...): :class:`_QuantConvTransposeNd` quantizes it in this layout.
     """
 
     _float_cls: ClassVar[type[nn.Conv1d] | type[nn.Conv2d]]
@@ -137,6 +138,111 @@ class QuantConv2d(_QuantConvNd, nn.Conv2d):
     """``nn.Conv2d`` whose weights and inputs pass through optional quantizers."""
 
     _float_cls = nn.Conv2d
+
+
+def forward_layout(w: Tensor, groups: int) -> Tensor:
+    """A transposed conv's weight (in, out/groups, k...) as the weight of the forward conv that
+    computes the same map (on the stride-dilated, padded input, kernel flipped), (out,
+    in/groups, k...): the layer's output channels on dim 0, where every per-channel quantizer
+    (CReLU's per-filter alpha) looks for them. The spatial flip is left out: no quantizer reads
+    positions within a kernel."""
+    cin, cout_g, *k = w.shape
+    return (w.reshape(groups, cin // groups, cout_g, *k).transpose(1, 2)
+            .reshape(groups * cout_g, cin // groups, *k))
+
+
+def transposed_layout(w: Tensor, groups: int) -> Tensor:
+    """The inverse of :func:`forward_layout`: (out, in/groups, k...) -> (in, out/groups, k...)."""
+    cout, cin_g, *k = w.shape
+    return (w.reshape(groups, cout // groups, cin_g, *k).transpose(1, 2)
+            .reshape(groups * cin_g, cout // groups, *k))
+
+
+class _QuantConvTransposeNd(_QuantWeightLayer):
+    """Shared build and forward of QuantConvTranspose1d / 2d (decoders, U-Nets, GAN generators).
+
+    The weight quantizer sees the weight in the layout of the forward conv that computes the same
+    map (:func:`forward_layout`): per-tensor formulas give the values they give on any layout, and
+    a per-output-channel one (CReLU) scales each of the layer's output channels, not its inputs
+    (the stored dim 0).
+    """
+
+    _float_cls: ClassVar[type[nn.ConvTranspose1d] | type[nn.ConvTranspose2d]]
+
+    def __init__(
+        self,
+        *args: Any,
+        weight_quantizer: Quantizer | None = None,
+        input_quantizer: Quantizer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._float_cls.__init__(self, *args, **kwargs)  # type: ignore[arg-type]
+        self._set_quantizers(weight_quantizer, input_quantizer, self._forward_weight())
+
+    def _forward_weight(self) -> Tensor:
+        return forward_layout(self.weight, self.groups)  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_float(
+        cls,
+        conv: nn.Module,
+        weight_quantizer: Quantizer | None = None,
+        input_quantizer: Quantizer | None = None,
+    ) -> Self:
+        """Build from a float transposed conv of the matching rank; parameters are shared (see
+        QuantConv2d.from_float)."""
+        base = cls._float_cls
+        if not isinstance(conv, base):
+            raise ValueError(f"conv must be an nn.{base.__name__}, got {type(conv)!r}")
+        q = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            output_padding=conv.output_padding,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            dilation=conv.dilation,
+            padding_mode=conv.padding_mode,
+            device="meta",
+        )
+        q.weight = conv.weight
+        q.bias = conv.bias
+        q._set_quantizers(weight_quantizer, input_quantizer, q._forward_weight())
+        q.train(conv.training)
+        return q
+
+    def quantized_weight(self) -> Tensor:
+        q = self.weight_quantizer
+        if q is None or not q.enabled:
+            return self.weight  # type: ignore[attr-defined, no-any-return]
+        return transposed_layout(q(self._forward_weight()), self.groups)  # type: ignore[attr-defined]
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if self.input_quantizer is not None and self.input_quantizer.enabled:
+            x = self.input_quantizer(x)
+        dims = len(self.kernel_size)  # type: ignore[attr-defined]
+        output_padding = self._output_padding(  # type: ignore[attr-defined]
+            x, output_size, self.stride, self.padding, self.kernel_size,  # type: ignore[attr-defined]
+            dims, self.dilation)  # type: ignore[attr-defined]
+        fn = nn.functional.conv_transpose1d if dims == 1 else nn.functional.conv_transpose2d
+        out: Tensor = fn(x, self.quantized_weight(), self.bias,  # type: ignore[attr-defined]
+                         self.stride, self.padding, output_padding,  # type: ignore[attr-defined]
+                         self.groups, self.dilation)  # type: ignore[attr-defined]
+        return out
+
+
+class QuantConvTranspose1d(_QuantConvTransposeNd, nn.ConvTranspose1d):
+    """``nn.ConvTranspose1d`` whose weights and inputs pass through optional quantizers."""
+
+    _float_cls = nn.ConvTranspose1d
+
+
+class QuantConvTranspose2d(_QuantConvTransposeNd, nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` whose weights and inputs pass through optional quantizers."""
+
+    _float_cls = nn.ConvTranspose2d
 
 
 class QuantLinear(_QuantWeightLayer, nn.Linear):
@@ -216,4 +322,5 @@ class QuantAct(nn.Module):
 
 def is_quant_module(m: nn.Module) -> bool:
     """True for the layer types this package builds (graph tracers keep them as leaves)."""
-    return isinstance(m, QuantConv1d | QuantConv2d | QuantLinear | QuantAct)
+    return isinstance(m, QuantConv1d | QuantConv2d | QuantConvTranspose1d | QuantConvTranspose2d
+                      | QuantLinear | QuantAct)

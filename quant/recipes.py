@@ -18,7 +18,15 @@ from torch import nn
 from quant.coverage import QuantizeReport, find_unquantized, warn_unquantized
 from quant.ends import end_layers
 from quant.methods.base import Quantizer
-from quant.modules import QuantAct, QuantConv1d, QuantConv2d, QuantLinear, is_quant_module
+from quant.modules import (
+    QuantAct,
+    QuantConv1d,
+    QuantConv2d,
+    QuantConvTranspose1d,
+    QuantConvTranspose2d,
+    QuantLinear,
+    is_quant_module,
+)
 from quant.recipe_registry import FP_BITS, SHORTCUT_KEYS, MethodSpec, Recipe, get_recipe, recipes
 
 __all__ = ["FP_BITS", "MethodSpec", "Recipe", "get_recipe", "quantize", "recipes"]
@@ -26,7 +34,8 @@ __all__ = ["FP_BITS", "MethodSpec", "Recipe", "get_recipe", "quantize", "recipes
 log = logging.getLogger(__name__)
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6)
-_COMPUTE = (nn.Conv1d, nn.Conv2d, nn.Linear)  # exact swaps: see quant.coverage for the rest
+# exact swaps: see quant.coverage for the rest
+_COMPUTE = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
 
 
 def _plain_forward(m: nn.Module) -> bool:
@@ -34,7 +43,11 @@ def _plain_forward(m: nn.Module) -> bool:
     (a weight-standardised conv, say) is left alone - a Quant* swap would drop that forward -
     and reported as unquantized (`quant.coverage`)."""
     return any(isinstance(m, base) and type(m).forward is base.forward for base in _COMPUTE)
-_QUANT_CLS = ((nn.Conv1d, QuantConv1d), (nn.Conv2d, QuantConv2d), (nn.Linear, QuantLinear))
+
+
+_QUANT_CLS = ((nn.Conv1d, QuantConv1d), (nn.Conv2d, QuantConv2d),
+              (nn.ConvTranspose1d, QuantConvTranspose1d),
+              (nn.ConvTranspose2d, QuantConvTranspose2d), (nn.Linear, QuantLinear))
 
 BitsOverride = int | tuple[int, int]
 
@@ -115,18 +128,21 @@ def quantize(
 ) -> nn.Module:
     """Return a quantized deep copy of ``model`` (the input is not mutated).
 
-    Every ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` becomes a ``QuantConv1d``/``QuantConv2d``/
-    ``QuantLinear`` and, for relu-site recipes, every ``nn.ReLU``/``nn.ReLU6`` a ``QuantAct``.
-    Other modules with weights (``nn.MultiheadAttention``, LSTM/GRU/RNN, transposed or 3-d
-    convs, embeddings, ...) stay full precision: one :class:`~quant.coverage.
-    UnquantizedLayersWarning` names them, and the result's ``quantize_report``
-    (:class:`~quant.coverage.QuantizeReport`) lists what was and was not quantized.
+    Every ``nn.Conv1d``/``nn.Conv2d``/``nn.ConvTranspose1d``/``nn.ConvTranspose2d``/``nn.Linear``
+    becomes the ``Quant*`` layer of the same name (:mod:`quant.modules`) and, for relu-site recipes,
+    every ``nn.ReLU``/``nn.ReLU6`` a ``QuantAct``. Other modules with weights
+    (``nn.MultiheadAttention``, LSTM/GRU/RNN, 3-d convs, embeddings, ...) stay full precision: one
+    :class:`~quant.coverage.UnquantizedLayersWarning` names them, and the result's
+    ``quantize_report`` (:class:`~quant.coverage.QuantizeReport`) lists what was and was not
+    quantized.
 
     Args:
-        model: a float model built from ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` and
-            ``nn.ReLU``/``nn.ReLU6`` modules (functional ReLUs cannot be swapped). The
-            first/last compute layers are the first/last Conv1d/Conv2d/Linear in
-            ``model.modules()`` order.
+        model: a float model built from conv/transposed conv/linear and ``nn.ReLU``/
+            ``nn.ReLU6`` modules (functional ReLUs cannot be swapped). The first/last layers
+            are found on a torch.fx trace of the dataflow (:func:`quant.ends.end_layers`: the
+            conv/linear layers that read the network input and that make an output, as the
+            workload graph's roles); a model fx cannot trace falls back to the
+            ``model.modules()`` order (``quantize_report.ends_found_by``).
         recipe: one of :func:`recipes`.
         w_bits, a_bits: bits of weights and activations (1..16, or 32 = full precision).
         first_last_bits: bits of the first and last compute layers; None = recipe default
@@ -183,7 +199,7 @@ def quantize(
         raise ValueError(f"overrides name no conv/linear/activation module: {unknown}; "
                          f"valid names include {(compute + acts)[:12]}")
     if not compute:
-        log.warning("quantize(%s): model has no Conv1d/Conv2d/Linear layers", recipe)
+        log.warning("quantize(%s): model has no conv or linear layers to swap", recipe)
     ends = end_layers(q, compute)  # traced while q is still the float model
     if ends.found_by != "graph" and (flb is not None or r.first_last != "same"
                                      or r.first_input is not None):

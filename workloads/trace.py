@@ -249,12 +249,16 @@ class _ShapeRecorder(fx.Interpreter):
                                        f"{tuple(x.shape)}")
                 return x
             if is_quantized(m):
-                # bits protocol: a quantized conv/linear has its base class's output shape and a
-                # quantized activation is elementwise (its quantizers may need real values)
+                # bits protocol: a quantized (transposed) conv/linear has its base class's output
+                # shape and a quantized activation is elementwise (its quantizers may need real
+                # values)
                 if isinstance(m, nn.Conv2d):
                     return nn.Conv2d._conv_forward(m, x, m.weight, m.bias)
                 if isinstance(m, nn.Conv1d):
                     return nn.Conv1d._conv_forward(m, x, m.weight, m.bias)
+                for base in (nn.ConvTranspose1d, nn.ConvTranspose2d):  # not elementwise either
+                    if isinstance(m, base):
+                        return base.forward(m, x)
                 if not isinstance(m, nn.Linear) and op_kind(m) is None:
                     return x
             if isinstance(m, nn.Linear) and (type(m) is nn.Linear or is_quantized(m)):

@@ -174,7 +174,7 @@ def test_other_weight_modules_are_listed() -> None:
 
     model = nn.Sequential()
     model.add_module("conv", nn.Conv2d(3, 4, 3))
-    model.add_module("up", nn.ConvTranspose2d(4, 4, 2))
+    model.add_module("up", nn.ConvTranspose3d(4, 4, 2))
     model.add_module("lstm", nn.LSTM(4, 4))
     model.add_module("cell", nn.LSTMCell(4, 4))
     model.add_module("emb", nn.Embedding(10, 4))
@@ -184,12 +184,12 @@ def test_other_weight_modules_are_listed() -> None:
     model.add_module("pool", nn.MaxPool2d(2))
     model.add_module("mine", Custom())
     model.add_module("fc", nn.Linear(4, 2))
-    with pytest.warns(UnquantizedLayersWarning, match=r"'up' \(ConvTranspose2d\)"):
+    with pytest.warns(UnquantizedLayersWarning, match=r"'up' \(ConvTranspose3d\)"):
         q = quantize(model, "dorefa", w_bits=2, a_bits=2)
     assert q.quantize_report.unquantized_layers == (
-        ("up", "ConvTranspose2d"), ("lstm", "LSTM"), ("cell", "LSTMCell"),
+        ("up", "ConvTranspose3d"), ("lstm", "LSTM"), ("cell", "LSTMCell"),
         ("emb", "Embedding"), ("mine", "Custom: kernel"))
-    assert isinstance(q.up, nn.ConvTranspose2d)
+    assert isinstance(q.up, nn.ConvTranspose3d)
     assert not quant.modules.is_quant_module(q.up)
 
 
@@ -204,10 +204,11 @@ def test_conv2d_linear_model_emits_no_warning(recipe: str, tiny_resnet: nn.Modul
         assert rep.quantized_layers == tuple(convs)
 
 
-def test_to_integer_refuses_conv1d_by_name() -> None:
-    q = quantize(TCN(), "llsqf", w_bits=4, a_bits=4)
-    with pytest.raises(ValueError, match=r"\['conv1', 'conv2', 'conv3'\] are QuantConv1d"):
-        quant.to_integer(q)
+def test_to_integer_refuses_a_transposed_conv_by_name() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.ConvTranspose2d(2, 2, 2, stride=2))
+    q = quantize(model, "llsqf", w_bits=4, a_bits=4)
+    with pytest.raises(ValueError, match=r"module '2' \(QuantConvTranspose2d\) has no integer"):
+        quant.to_integer(q)(torch.randn(1, 1, 6, 6))
 
 
 def test_a_conv_subclass_with_its_own_forward_is_kept_and_reported() -> None:
