@@ -265,8 +265,27 @@ def quantize(
         tuple(n for n, m in q.named_modules() if isinstance(m, QuantAct)),
         tuple(find_unquantized(q)), ends.first, ends.last, ends.found_by)
     q.quantize_report = report
+    _no_fused_transformer_paths(q)
     warn_unquantized(report)  # stacklevel 3: points at the caller of quantize()
     return q
+
+
+def _no_fused_transformer_paths(model: nn.Module) -> None:
+    """Keep torch's Transformer encoder layers on their Python path when they hold Quant* layers.
+
+    In eval mode under ``torch.no_grad()`` an ``nn.TransformerEncoderLayer`` runs one fused
+    kernel that reads ``linear1``/``linear2``/attention weights directly, skipping every
+    quantizer inside (a 2-bit LSQ encoder evaluated under no_grad returned the float
+    network's outputs), and an ``nn.TransformerEncoder`` may turn padded input into a nested
+    tensor for it. ``activation_relu_or_gelu`` only gates that kernel (the Python path calls
+    ``activation``), and ``use_nested_tensor`` the conversion."""
+    for m in model.modules():
+        if not any(is_quant_module(s) for s in m.modules()):
+            continue
+        if isinstance(m, nn.TransformerEncoderLayer):
+            m.activation_relu_or_gelu = 0
+        elif isinstance(m, nn.TransformerEncoder):
+            m.use_nested_tensor = False
 
 
 def _consumers_of_shortcut_inputs(model: nn.Module, acts: list[str],

@@ -187,3 +187,4 @@ def test_opaque_transformer_layer_lends_its_last_linear_to_the_last_role() -> No
     model = nn.Sequential(nn.Linear(8, 16), enc)
     ends = end_layers(model, ["0", "1.linear1", "1.linear2"])
     assert (ends.first, ends.last) == (("0",), ("1.linear2",))
+
