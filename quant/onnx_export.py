@@ -2,7 +2,9 @@
 runs in onnxruntime) and QONNX (``Quant`` nodes carrying their bit widths).
 
 Both are built from :func:`quant.integer.to_integer`'s plans, like :mod:`quant.deploy`, for the
-same chain models (conv/linear with a folded BN, QuantAct, ReLU, MaxPool2d, Flatten, Dropout):
+same chain models (Conv1d/Conv2d/Linear with a folded BN, QuantAct, ReLU, MaxPool1d/2d, Flatten,
+Dropout; a conv becomes an ONNX ``Conv`` with 1-D or 2-D kernel_shape/pads/strides/dilations and
+its group count, a max pool a ``MaxPool`` likewise):
 
 * weights: integer codes as an ``int8`` initializer, dequantized per output channel with the
   (BN-folded) scale; the bias is the folded real bias (the fake-quant model's, unclamped);
@@ -27,7 +29,8 @@ from torch import nn
 
 from quant.grids import Grid, _weight_codes
 from quant.integer import IntegerModel, to_integer
-from quant.modules import QuantAct, QuantConv2d, QuantLinear
+from quant.integer_ops import _conv_pads
+from quant.modules import QuantAct, QuantConv1d, QuantConv2d, QuantLinear
 
 __all__ = ["export_onnx"]
 
@@ -47,7 +50,8 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...]
                 fmt: Literal["qcdq", "qonnx"] = "qcdq", opset: int = 13) -> Path:
     """Write ``model`` (a fake-quantized chain model) as ONNX to ``path``; return the path.
 
-    ``input_shape`` is one example's shape (C, H, W) or (features,); the batch is dynamic.
+    ``input_shape`` is one example's shape (C, H, W), (C, L) or (features,); the batch is
+    dynamic.
     Raises ValueError for an unsupported model, a bad ``fmt`` or a ``path`` that cannot be
     written (naming it)."""
     if fmt not in ("qcdq", "qonnx"):
@@ -105,7 +109,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...]
         mod = im._mods[node.target]
         if node.name in im._alias:
             continue
-        if isinstance(mod, QuantConv2d | QuantLinear):
+        if isinstance(mod, QuantConv1d | QuantConv2d | QuantLinear):
             x = _layer(im, node.target, mod, x, quant_act, const, name, nodes, fmt, helper)
         elif isinstance(mod, QuantAct):
             if mod.pre is not None:
@@ -113,7 +117,8 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...]
                 nodes.append(helper.make_node("Relu", [x], [out]))
                 x = out
             x = quant_act(x, im._act_grids[node.target], int(mod.act_bits))
-        elif isinstance(mod, nn.ReLU | nn.MaxPool2d | nn.Flatten | nn.Dropout | nn.Identity):
+        elif isinstance(mod, nn.ReLU | nn.MaxPool1d | nn.MaxPool2d | nn.Flatten | nn.Dropout
+                        | nn.Identity):
             x = _simple(mod, x, name, nodes, helper)
         else:
             raise ValueError(f"export_onnx: module {node.target!r} ({type(mod).__name__}) is "
@@ -138,7 +143,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...]
     return path
 
 
-def _layer(im: IntegerModel, target: str, mod: QuantConv2d | QuantLinear, x: str,
+def _layer(im: IntegerModel, target: str, mod: QuantConv1d | QuantConv2d | QuantLinear, x: str,
            quant_act: Any, const: Any, name: Any, nodes: list[Any], fmt: str,
            helper: Any) -> str:
     plan = im._plans[target]
@@ -168,13 +173,13 @@ def _layer(im: IntegerModel, target: str, mod: QuantConv2d | QuantLinear, x: str
             axis=0))
     bias = mod.bias.detach().float() if mod.bias is not None else torch.zeros(codes.shape[0])
     b = const(bias, "bias")
-    out = name("conv" if isinstance(mod, QuantConv2d) else "gemm")
-    if isinstance(mod, QuantConv2d):
-        if mod.groups != 1 or mod.dilation != (1, 1):
-            raise ValueError(f"export_onnx: conv {target!r} has groups/dilation")
-        ph, pw = mod.padding
-        nodes.append(helper.make_node("Conv", [x, w, b], [out], strides=list(mod.stride),
-                                      pads=[ph, pw, ph, pw]))
+    out = name("gemm" if isinstance(mod, QuantLinear) else "conv")
+    if isinstance(mod, QuantConv1d | QuantConv2d):
+        pads = _conv_pads(mod)  # ONNX order: every dim's begin, then every dim's end
+        nodes.append(helper.make_node(
+            "Conv", [x, w, b], [out], kernel_shape=list(mod.kernel_size),
+            strides=list(mod.stride), dilations=list(mod.dilation), group=int(mod.groups),
+            pads=[lo for lo, _ in pads] + [hi for _, hi in pads]))
     else:
         nodes.append(helper.make_node("Gemm", [x, w, b], [out], transB=1))
     if bn is not None:
@@ -197,10 +202,10 @@ def _simple(mod: nn.Module, x: str, name: Any, nodes: list[Any], helper: Any) ->
         nodes.append(helper.make_node("Relu", [x], [out]))
     elif isinstance(mod, nn.Flatten):
         nodes.append(helper.make_node("Flatten", [x], [out], axis=1))
-    else:
-        k, s, p = (mod.kernel_size, mod.stride, mod.padding)
-        k, s, p = (k, k) if isinstance(k, int) else k, (s, s) if isinstance(s, int) else s, \
-            (p, p) if isinstance(p, int) else p
-        nodes.append(helper.make_node("MaxPool", [x], [out], kernel_shape=list(k),
-                                      strides=list(s), pads=[p[0], p[1], p[0], p[1]]))
+    else:  # MaxPool1d / MaxPool2d
+        nd = 1 if isinstance(mod, nn.MaxPool1d) else 2
+        k, s, p, d = (list(v) if isinstance(v, tuple | list) else [v] * nd
+                      for v in (mod.kernel_size, mod.stride, mod.padding, mod.dilation))
+        nodes.append(helper.make_node("MaxPool", [x], [out], kernel_shape=k, strides=s,
+                                      pads=p + p, dilations=d, ceil_mode=int(mod.ceil_mode)))
     return out
