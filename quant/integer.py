@@ -7,8 +7,9 @@ multipliers in quant/grids.py, the in-place projections of the fake-quant model 
 quant/projection.py (re-exported here), a deployable program in quant/deploy.py, ONNX in
 quant/onnx_export.py.
 
-``to_integer(model)`` turns a model built from :class:`~quant.modules.QuantConv2d`,
-:class:`~quant.modules.QuantLinear` and :class:`~quant.modules.QuantAct` (LLSQ/LLSQF, or any
+``to_integer(model)`` turns a model built from :class:`~quant.modules.QuantConv1d`,
+:class:`~quant.modules.QuantConv2d`, :class:`~quant.modules.QuantLinear` and
+:class:`~quant.modules.QuantAct` (LLSQ/LLSQF, or any
 recipe whose quantizers put values on a uniform grid ``x = step * q``, q an integer in
 ``[qmin, qmax]``) into an :class:`IntegerModel` that runs inference on int64 tensors holding
 integer values. Every tensor between the input quantizer and the output is a pair (integer
@@ -37,7 +38,9 @@ Per layer (one output channel; Eq. 3-6):
   integer mantissa of ``scale_bits`` bits and a shift, ``M ~ m 2^-shift`` (Eq. 6), or as a pure
   shift (``pow2_scales=True``); rounding is half-up, ``(q m + 2^(shift-1)) >> shift``.
 
-ReLU, max/avg pooling, flatten/view, dropout (identity) and residual adds run on the integers;
+A Conv1d runs as the Conv2d with a 1 x k kernel holding the same weights (same im2col order,
+bias and saturation points: identical integers). ReLU, max/avg pooling (1-D and 2-D),
+flatten/view, dropout (identity) and residual adds run on the integers;
 an add rescales both operands to the finer of the two scales with the same mantissa/shift
 multipliers and saturates to ``acc_bits``. The only float operations are the quantization of
 the real input by the first quantizer and the dequantization of the final output (``s * q``).
