@@ -15,10 +15,11 @@ from searchkit import tiny_resnet
 
 from arch.presets import sysml19_area_budget
 from dse.search.accuracy import ProxyAccuracy, weight_nsr
+from dse.search.coverage import GRID_MAX_DESIGNS, design_count
 from dse.search.objective import _constraints, _sampler, make_objective
-from dse.search.problem import Problem
-from dse.search.reports import pareto_front
-from dse.search.space import SearchSpace
+from dse.search.problem import Problem, problem_errors
+from dse.search.reports import _TableWriter, best_trial, pareto_front, trials_frame
+from dse.search.space import SearchSpace, max_cores_within
 from dse.search.stages import mac_stages
 from dse.sim.simulate import schedulable_layers
 from workloads.graph import Layer, Workload
@@ -220,3 +221,65 @@ def test_objective_directions_follow_what_better_means() -> None:
         want = (optuna.study.StudyDirection.MAXIMIZE if good > bad
                 else optuna.study.StudyDirection.MINIMIZE)
         assert problem.directions == [want], name
+
+
+def test_a_budget_equal_to_the_smallest_design_admits_it() -> None:
+    """Kills ``area >= budget`` in the problem check: a design fits when its area is <= the
+    budget (`max_cores_within`, the trial's ``area > budget`` pruning), so a budget of exactly
+    the smallest design's area holds one design; a hair less holds none."""
+    space = SearchSpace(mac_bits=((2, 2), (4, 4)), sram_kib=(256.0, 512.0))
+    area, _ = space.smallest_design(32.0)
+    template = SearchSpace.template((2, 2), 8, 64, 256.0, 32.0)
+    assert template.area == area  # the 2x2-bit core with the least SRAM is the smallest
+    assert max_cores_within(template, area) == 1
+    assert problem_errors(space, ("images_per_s",), area) == []
+    assert len(problem_errors(space, ("images_per_s",), area * (1 - 1e-9))) == 1
+
+
+def test_grid_takes_a_space_of_exactly_its_limit() -> None:
+    """Kills ``n >= GRID_MAX_DESIGNS``: the grid sampler enumerates spaces of at most
+    `GRID_MAX_DESIGNS` designs; counted by hand, 10 bit pairs on each of the 2 searched layers
+    times 1000 core counts is exactly 100,000, and 1001 core counts one step over."""
+    wl = tiny_resnet()
+
+    def space(hi: int) -> SearchSpace:
+        return SearchSpace(mac_bits=((2, 2),), sram_kib=(512.0,), cores=(1, hi),
+                           layer_bits="search", layer_w_bits=(1, 2, 4, 8, 16), layer_a_bits=(1, 2))
+
+    assert len(space(1000).searched_layers(wl)) == 2
+    assert design_count(space(1000), wl) == (5 * 2) ** 2 * 1000 == GRID_MAX_DESIGNS
+    Problem(wl, space(1000), ("images_per_s",), area_budget=1e4, sampler="grid")
+    with pytest.raises(ValueError, match=r"sampler='grid' is not allowed for a space of 1\.001e"):
+        Problem(wl, space(1001), ("images_per_s",), area_budget=1e4, sampler="grid")
+
+
+def test_the_running_front_keeps_ties_as_the_final_one_does(tmp_path) -> None:
+    """Kills a running front where an equal member dominates a newcomer: two designs with the
+    same images/s and energy are both on the front (neither is strictly better), as
+    `pareto_front` keeps them; so is every design the others do not dominate."""
+    points = [(10.0, 5.0), (10.0, 5.0), (12.0, 7.0), (8.0, 6.0), (12.0, 7.0), (9.0, 4.0)]
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    writer = _TableWriter(tmp_path, ["images_per_s", "energy_j"])
+    for ips, e in points:
+        study.add_trial(optuna.trial.create_trial(values=[ips, e], user_attrs={
+            "images_per_s": ips, "energy_j": e, "feasible": True}))
+        writer(study, study.trials[-1])
+    writer.flush()
+    # by hand: (8, 6) is dominated by (10, 5); every other point is beaten by nobody
+    assert sorted(pd.read_csv(tmp_path / "pareto.csv")["number"]) == [0, 1, 2, 4, 5]
+    assert sorted(pareto_front(trials_frame(study), ["images_per_s", "energy_j"])["number"]) \
+        == [0, 1, 2, 4, 5]
+
+
+def test_the_best_of_equal_designs_is_the_first_found() -> None:
+    """Kills a tie broken towards the later trial: of designs equal in the first objective
+    the report names the lowest trial number (a rerun of the same search names the same)."""
+    problem = Problem(tiny_resnet(), SearchSpace(mac_bits=((2, 2),), sram_kib=(512.0,)),
+                      ("images_per_s", "energy_j"), area_budget=1e4)
+    study = optuna.create_study(directions=problem.directions)
+    for ips, e in ((5.0, 1.0), (10.0, 3.0), (10.0, 2.0), (10.0, 2.0)):
+        study.add_trial(optuna.trial.create_trial(values=[ips, e], user_attrs={
+            "images_per_s": ips, "energy_j": e, "feasible": True}))
+    best = best_trial(study, problem)
+    assert best is not None
+    assert best.number == 2  # 1 is dominated by 2 and 3; 2 and 3 tie: the first
