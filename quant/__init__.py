@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from quant import hooks
+from quant.attention import QuantMultiheadAttention
 from quant.coverage import QuantizeReport, UnquantizedLayersWarning
 from quant.hooks import (
     after_backward,
@@ -41,6 +42,7 @@ __all__ = [
     "QuantConvTranspose1d",
     "QuantConvTranspose2d",
     "QuantLinear",
+    "QuantMultiheadAttention",
     "QuantizeReport",
     "Quantizer",
     "Recipe",

@@ -1,14 +1,13 @@
 """What :func:`quant.quantize` quantized and which weight-carrying modules it left alone.
 
-Recipes swap ``nn.Conv1d``/``Conv2d``/``ConvTranspose1d``/``ConvTranspose2d``/``Linear`` layers
-(and ReLU/ReLU6 modules) only.
-Any other module that holds weights (``nn.MultiheadAttention``, whose ``in_proj_weight`` is a
-bare Parameter and which reads ``out_proj.weight`` directly; ``nn.LSTM``/``GRU``/``RNN`` and
-their cells; transposed, 3-d and other convs; ``nn.Bilinear``; embeddings; a custom module with
-a matrix/kernel Parameter of its own) keeps full-precision weights, and its inputs are not
-quantized either. :func:`quant.quantize` records them in a :class:`QuantizeReport` on the
-result (``model.quantize_report``) and emits one :class:`UnquantizedLayersWarning` naming them,
-so nobody reads a "2-bit model" whose attention or recurrent weights are 32-bit.
+Recipes swap ``nn.Conv1d``/``Conv2d``/``ConvTranspose1d``/``ConvTranspose2d``/``Linear`` layers,
+``nn.MultiheadAttention`` (:mod:`quant.attention`) and ReLU/ReLU6 modules only. Any other module
+that holds weights (``nn.LSTM``/``GRU``/``RNN`` and their cells; 3-d and other convs; a
+MultiheadAttention subclass with its own forward; ``nn.Bilinear``; embeddings; a custom module with
+a matrix/kernel Parameter of its own) keeps full-precision weights, and its inputs are not quantized
+either. :func:`quant.quantize` records them in a :class:`QuantizeReport` on the result
+(``model.quantize_report``) and emits one :class:`UnquantizedLayersWarning` naming them, so nobody
+reads a "2-bit model" whose attention or recurrent weights are 32-bit.
 
 Modules without weights to quantize are never listed: activations, pooling, dropout, and
 normalisation layers (BatchNorm/LayerNorm/GroupNorm/InstanceNorm: fake-quantized training keeps
@@ -27,8 +26,8 @@ from quant.modules import is_quant_module
 
 __all__ = ["QuantizeReport", "UnquantizedLayersWarning", "find_unquantized", "warn_unquantized"]
 
-QUANTIZABLE = ("nn.Conv1d/Conv2d/ConvTranspose1d/ConvTranspose2d/Linear layers and nn.ReLU/ReLU6 "
-               "activations")
+QUANTIZABLE = ("nn.Conv1d/Conv2d/ConvTranspose1d/ConvTranspose2d/Linear/MultiheadAttention layers "
+               "and nn.ReLU/ReLU6 activations")
 """What a recipe can quantize, in the words the warning uses."""
 
 _WEIGHT_MODULES = (

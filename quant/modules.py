@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from quant.methods.base import Quantizer
 
 __all__ = ["QuantAct", "QuantConv1d", "QuantConv2d", "QuantConvTranspose1d", "QuantConvTranspose2d",
-           "QuantLinear", "is_quant_module"]
+           "QuantLinear", "QuantModule", "is_quant_module"]
 
 
 def _check_slot(name: str, q: object) -> Quantizer | None:
@@ -28,7 +28,11 @@ def _check_slot(name: str, q: object) -> Quantizer | None:
     return q
 
 
-class _QuantWeightLayer:
+class QuantModule:
+    """Marker base of every layer this package builds (:func:`is_quant_module`)."""
+
+
+class _QuantWeightLayer(QuantModule):
     """Shared slot handling for QuantConv1d/2d and QuantLinear (mixed in before the torch class)."""
 
     weight_quantizer: Quantizer | None
@@ -286,7 +290,7 @@ class QuantLinear(_QuantWeightLayer, nn.Linear):
         return nn.functional.linear(x, self.quantized_weight(), self.bias)
 
 
-class QuantAct(nn.Module):
+class QuantAct(QuantModule, nn.Module):
     """An activation quantizer standing in for an activation function.
 
     Args:
@@ -322,5 +326,4 @@ class QuantAct(nn.Module):
 
 def is_quant_module(m: nn.Module) -> bool:
     """True for the layer types this package builds (graph tracers keep them as leaves)."""
-    return isinstance(m, QuantConv1d | QuantConv2d | QuantConvTranspose1d | QuantConvTranspose2d
-                      | QuantLinear | QuantAct)
+    return isinstance(m, QuantModule)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from quant.attention import PROJECTIONS, QuantMultiheadAttention, projection_weight
 from quant.coverage import QuantizeReport, find_unquantized, warn_unquantized
 from quant.ends import end_layers
 from quant.methods.base import Quantizer
@@ -42,7 +44,8 @@ def _plain_forward(m: nn.Module) -> bool:
     """Whether ``m`` computes what its `_COMPUTE` base does. A subclass with its own ``forward``
     (a weight-standardised conv, say) is left alone - a Quant* swap would drop that forward -
     and reported as unquantized (`quant.coverage`)."""
-    return any(isinstance(m, base) and type(m).forward is base.forward for base in _COMPUTE)
+    return any(isinstance(m, base) and type(m).forward is base.forward
+               for base in (*_COMPUTE, nn.MultiheadAttention))
 
 
 _QUANT_CLS = ((nn.Conv1d, QuantConv1d), (nn.Conv2d, QuantConv2d),
@@ -101,6 +104,36 @@ def _layer_bits(
         if sb is not None:
             return sb, sb, True
     return wb, ab, False
+
+
+@dataclass(frozen=True, slots=True)
+class _LayerBits:
+    w_bits: int
+    a_bits: int
+    exception: bool  # the bits were set for this layer specifically
+    first: bool  # a first layer: it reads the network input
+
+
+def _quantizers(r: Recipe, recipe: str, label: str, weight: torch.Tensor, bits: _LayerBits,
+                wkw: dict[str, Any], akw: dict[str, Any], *, reads_input: bool = True,
+                ) -> tuple[Quantizer | None, Quantizer | None]:
+    """(weight quantizer, input quantizer) of one layer (or one attention projection) at
+    ``bits``; WRPN's weight gain is applied to ``weight`` in place."""
+    wq = iq = None
+    if r.weight is not None and bits.w_bits != FP_BITS:
+        wq = _build(r.weight, bits.w_bits, recipe, f"w_bits of {label!r}",
+                    exception=bits.exception, **wkw)
+    if r.act is not None and bits.a_bits != FP_BITS:
+        if r.act_site == "input":
+            iq = _build(r.act, bits.a_bits, recipe, f"a_bits of {label!r}", **akw)
+        elif bits.first and reads_input and r.first_input is not None:
+            iq = _build(r.act, bits.a_bits, recipe, f"a_bits of {label!r}",
+                        **{**akw, **dict(r.first_input)})
+    if wq is not None and r.rescale_weights and not weight.is_meta:
+        # (a meta-device model, as studies trace for shapes and bits, has no values to fit)
+        with torch.no_grad():  # quantize() works on its deep copy: the caller's model is untouched
+            weight.mul_(wq.weight_gain(weight))  # type: ignore[operator]
+    return wq, iq
 
 
 def _build(spec: MethodSpec, bits: int, recipe: str, field: str, *, exception: bool = False,
@@ -187,11 +220,11 @@ def quantize(
         q.quantize_report = QuantizeReport(recipe, (), (), ())  # nothing asked, nothing left
         return q
 
-    # nn.MultiheadAttention reads out_proj.weight directly: swapping it would quantize nothing.
+    # nn.MultiheadAttention reads out_proj.weight directly: it is swapped whole (its four
+    # projections quantized by QuantMultiheadAttention), never its out_proj alone.
     inside_mha = {f"{n}.{c}" if n else c for n, m in q.named_modules()
                   if isinstance(m, nn.MultiheadAttention) for c, _ in m.named_children()}
-    compute = [n for n, m in q.named_modules()
-               if isinstance(m, _COMPUTE) and n not in inside_mha and _plain_forward(m)]
+    compute = [n for n, m in q.named_modules() if n not in inside_mha and _plain_forward(m)]
     acts = [n for n, m in q.named_modules() if isinstance(m, _ACTIVATIONS)]
     ovr = dict(overrides or {})
     unknown = sorted(set(ovr) - set(compute) - set(acts))
@@ -219,19 +252,16 @@ def quantize(
             "shortcut" if any(k in name for k in SHORTCUT_KEYS) else "")
         lw, la, exc = _layer_bits(r, role, wb, ab, flb, scb, ovr.get(name), name)
         layer = q.get_submodule(name)
-        wq = iq = None
-        if r.weight is not None and lw != FP_BITS:
-            wq = _build(r.weight, lw, recipe, f"w_bits of {name!r}", exception=exc, **wkw)
-        if r.act is not None and la != FP_BITS:
-            if r.act_site == "input":
-                iq = _build(r.act, la, recipe, f"a_bits of {name!r}", **akw)
-            elif name in ends.first and r.first_input is not None:
-                iq = _build(r.act, la, recipe, f"a_bits of {name!r}",
-                            **{**akw, **dict(r.first_input)})
-        if wq is not None and r.rescale_weights and not layer.weight.is_meta:
-            # (a meta-device model, as studies trace for shapes and bits, has no values to fit)
-            with torch.no_grad():  # q is our deep copy: the caller's model is not touched
-                layer.weight.mul_(wq.weight_gain(layer.weight))  # type: ignore[operator]
+        bits = _LayerBits(lw, la, exc, name in ends.first)
+        if isinstance(layer, nn.MultiheadAttention):
+            wqs, iqs = {}, {}
+            for part in PROJECTIONS:  # out_proj reads the context, not the network input
+                wqs[part], iqs[part] = _quantizers(
+                    r, recipe, f"{name}.{part}", projection_weight(layer, part), bits, wkw, akw,
+                    reads_input=part != "out_proj")
+            _set_module(q, name, QuantMultiheadAttention.from_float(layer, wqs, iqs))
+            continue
+        wq, iq = _quantizers(r, recipe, name, layer.weight, bits, wkw, akw)  # type: ignore[arg-type]
         cls = next(c for base, c in _QUANT_CLS if isinstance(layer, base))
         _set_module(q, name, cls.from_float(layer, wq, iq))  # type: ignore[attr-defined]
 

@@ -7,7 +7,8 @@ tracer cannot look inside. `expand` writes out the GEMMs each one runs (the ones
 ``torch.utils.flop_counter`` sees, checked in the tests) as `Op` records with edges between them.
 
 Multi-head attention (E = embed_dim, H heads of d = E/H, L queries, S keys, N sequences;
-Vaswani et al. 2017, Sec. 3.2.2)::
+Vaswani et al. 2017, Sec. 3.2.2; a quantized one, ``quant.attention.QuantMultiheadAttention``,
+gives each projection its bits through ``projection_bits``)::
 
     q_proj  linear  (N*L, E)    x (E, E)        N*L*E*E MACs
     k_proj  linear  (N*S, kdim) x (kdim, E)     N*S*kdim*E
@@ -41,6 +42,7 @@ from typing import Any
 from torch import fx, nn
 
 from workloads.ops import Op, Shape, tensor_shape
+from workloads.protocol import is_quantized, projection_bits
 
 __all__ = ["COMPOSITE_MODULES", "Expansion", "Recurrent", "expand", "recurrent_ops"]
 
@@ -169,6 +171,10 @@ def _attention(name: str, m: nn.MultiheadAttention, node: fx.Node, batch: int) -
     out = _linear(out_name, out_name, n * lq, e, e, batch, weight_elems=e * e,
                   bias=m.out_proj.bias is not None, out_shape=(n, lq, e))
     ex.ops += [scores, softmax, context, out]
+    if is_quantized(m):  # quant.attention.QuantMultiheadAttention: bits per projection
+        for op in (*(ex.ops[:3]), out):
+            op.quantized = True
+            op.own_w_bits, op.own_a_bits = projection_bits(m, op.name.rsplit(".", 1)[1])
     ex.edges = [(proj["q"], scores.name, (n, h, lq, d)), (proj["k"], scores.name, (n, h, s, d)),
                 (scores.name, softmax.name, (n, h, lq, s_att)),
                 (softmax.name, context.name, (n, h, lq, s_att)),

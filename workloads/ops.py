@@ -201,6 +201,8 @@ def classify(node: fx.Node, gm: fx.GraphModule, n_tensor_inputs: int) -> tuple[s
             return "conv", m
         if isinstance(m, nn.Linear):
             return "linear", m
+        if isinstance(m, nn.MultiheadAttention):  # a quantized one carries projection_bits
+            return "composite", m
         if is_quantized(m):
             raise ExtractError(
                 f"module {node.target!r} ({type(m).__name__}) exposes weight_bits/act_bits but "

@@ -18,6 +18,7 @@ quantizer (`output_bits`) sets the bits of the tensor it writes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 from torch import nn
@@ -33,6 +34,7 @@ __all__ = [
     "is_quantized_layer",
     "op_kind",
     "output_bits",
+    "projection_bits",
     "require_bits",
     "weight_bits",
 ]
@@ -91,7 +93,30 @@ def is_quantized_layer(module: nn.Module) -> bool:
 def is_quantized_activation(module: nn.Module) -> bool:
     """A weightless protocol module (e.g. QuantAct): it quantizes its OUTPUT to ``act_bits``."""
     return is_quantized(module) and not is_quantized_layer(module) and not hasattr(
-        module, "weight") and getattr(module, "weight_bits", None) is None
+        module, "weight") and getattr(module, "weight_bits", None) is None and not isinstance(
+        module, nn.MultiheadAttention)
+
+
+def projection_bits(module: nn.Module, part: str) -> tuple[int | None, int | None]:
+    """(weight bits, input bits) of projection ``part`` ("q_proj", "k_proj", "v_proj",
+    "out_proj") of an attention module that declares ``projection_bits`` (a mapping part ->
+    (weight bits, input bits), ``quant.attention.QuantMultiheadAttention``); (None, None) for
+    one that does not."""
+    table = getattr(module, "projection_bits", None)
+    if table is None:
+        return None, None
+    name = f"{type(module).__name__}.projection_bits"
+    if not isinstance(table, Mapping):
+        raise ValueError(f"{name}={table!r} is invalid; expected a mapping of projection name "
+                         "to (weight bits, input bits)")
+    pair = table.get(part, (None, None))
+    if not (isinstance(pair, tuple | list) and len(pair) == 2):
+        raise ValueError(f"{name}[{part!r}]={pair!r} is invalid; expected (weight bits, "
+                         "input bits)")
+    w, a = pair
+    name = f"{name}[{part!r}]"
+    return (check_bits(w, f"{name} weight bits", allow_none=True),
+            check_bits(a, f"{name} input bits", allow_none=True))
 
 
 def weight_bits(module: nn.Module) -> int | None:

@@ -239,9 +239,13 @@ class _ShapeRecorder(fx.Interpreter):
         return super().call_function(target, args, kwargs)
 
     def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
+        m = self.fetch_attr(target)
+        if isinstance(m, nn.MultiheadAttention) and is_quantized(m) and all(
+                a.device.type == "meta" for a in args if isinstance(a, torch.Tensor)):
+            # quantized attention has the float module's shapes (its quantizers need values)
+            return nn.MultiheadAttention.forward(m, *args, **kwargs)
         x = args[0] if len(args) == 1 and not kwargs else None
         if isinstance(x, torch.Tensor) and x.device.type == "meta":
-            m = self.fetch_attr(target)
             if type(m) in _SHAPE_PRESERVING:
                 if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d) and (
                         x.dim() < 2 or x.shape[1] != m.num_features):

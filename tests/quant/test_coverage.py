@@ -1,5 +1,5 @@
 """quantize() coverage: Conv1d layers are quantized like Conv2d, and every other module with
-weights that a recipe cannot quantize (attention, RNNs, transposed convs, ...) is named by one
+weights that a recipe cannot quantize (RNNs, 3-d convs, embeddings, ...) is named by one
 UnquantizedLayersWarning and listed in the result's quantize_report."""
 
 from __future__ import annotations
@@ -143,24 +143,24 @@ def test_workloads_extract_sees_conv1d_bits() -> None:
     assert bits["conv1"] == bits["fc"] == 16  # first/last: full precision (extract's default)
 
 
-def test_attention_and_rnn_left_full_precision_warn_once_and_are_reported() -> None:
+def test_rnn_left_full_precision_warns_once_and_is_reported() -> None:
     torch.manual_seed(0)
     model = Attn()
     q, caught = _unquantized_warnings(lambda: quantize(model, "lsq", w_bits=2, a_bits=2))
     assert len(caught) == 1
     msg = str(caught[0].message)
-    assert "'attn' (MultiheadAttention)" in msg
     assert "'rnn' (GRU)" in msg
-    assert "out_proj" not in msg
+    assert "attn" not in msg  # quantized whole (quant.attention), its out_proj included
     assert "norm" not in msg
     assert caught[0].filename == __file__  # points at the caller of quantize()
     rep = q.quantize_report  # type: ignore[attr-defined]
     assert rep.recipe == "lsq"
-    assert rep.unquantized_layers == (("attn", "MultiheadAttention"), ("rnn", "GRU"))
-    assert rep.quantized_layers == ("embed", "head")
+    assert rep.unquantized_layers == (("rnn", "GRU"),)
+    assert rep.quantized_layers == ("embed", "attn", "head")
     assert isinstance(q.embed, QuantConv1d)
+    assert isinstance(q.attn, quant.QuantMultiheadAttention)
     assert isinstance(q.head, QuantLinear)
-    # out_proj (a Linear subclass read directly by attention) is not swapped
+    # out_proj is not swapped on its own: the attention module quantizes its weight
     assert type(q.attn.out_proj) is type(model.attn.out_proj)  # type: ignore[union-attr]
     q.eval()(torch.randn(2, 2, 5))  # still runs
 
