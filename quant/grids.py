@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from quant.methods.base import Quantizer
-from quant.modules import QuantConv2d, QuantLinear
+from quant.modules import QuantConv1d, QuantConv2d, QuantLinear
 
 __all__ = ["Grid", "quantize_multiplier"]
 
@@ -113,7 +113,8 @@ def _act_grid(q: Quantizer, where: str) -> Grid:
     return grid
 
 
-def _weight_codes(layer: QuantConv2d | QuantLinear, where: str) -> tuple[Tensor, Tensor]:
+def _weight_codes(layer: QuantConv1d | QuantConv2d | QuantLinear,
+                  where: str) -> tuple[Tensor, Tensor]:
     """(int64 codes shaped like the weight, per-output-channel float64 scale)."""
     wq = layer.weight_quantizer
     if wq is None:

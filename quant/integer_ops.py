@@ -55,6 +55,11 @@ def _chan_scale(s: Tensor, ndim: int) -> Tensor:
     return s.view(1, -1, *[1] * (ndim - 2))
 
 
+def _last_dim(s: Tensor, ndim: int) -> Tensor:
+    """(K,) -> (1, ..., 1, K) for a tensor of ``ndim`` dims."""
+    return s.view(*[1] * (ndim - 1), -1)
+
+
 @dataclass(slots=True)
 class LayerStats:
     """Accumulator statistics of one layer since the last :meth:`IntegerModel.reset_stats`."""
@@ -191,8 +196,11 @@ def _conv_linear(name: str, mod: QuantConv1d | QuantConv2d | QuantLinear, plan: 
         acc = acc.reshape(*lead, -1)
     sign = torch.sign(s_acc)  # keep scales positive: (q, s) == (-q, -s)
     sign = torch.where(sign == 0, torch.ones_like(sign), sign).long()
-    acc = (acc * _chan_scale(sign, acc.dim())).clamp(*_sat(acc_bits))
-    return _IntT(acc, _chan_scale(s_acc.abs(), acc.dim()), name)
+    # output channels: dim 1 of a conv's (N, C, ...) output, the last dim of a linear's
+    # (..., K) output - a sequence model's (N, L, K) included
+    view = _chan_scale if isinstance(mod, QuantConv1d | QuantConv2d) else _last_dim
+    acc = (acc * view(sign, acc.dim())).clamp(*_sat(acc_bits))
+    return _IntT(acc, view(s_acc.abs(), acc.dim()), name)
 
 
 # ---- vector-unit ops ------------------------------------------------------------------------

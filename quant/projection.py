@@ -7,8 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from quant.integer import to_integer
-from quant.modules import QuantConv2d, QuantLinear
+from quant.modules import QuantConv1d, QuantConv2d, QuantLinear
 
 __all__ = ["project_to_integer_", "quantize_biases_", "quantize_scales_"]
 
@@ -18,11 +17,14 @@ def _project_(model: nn.Module, x: Tensor, *, biases: bool, scales: bool, bias_b
     """The projections of :func:`quantize_biases_` / :func:`quantize_scales_` with one compile.
 
     Returns (layers whose multipliers moved, biases clipped)."""
+    from quant.integer import to_integer  # quant.integer re-exports this module's functions
+
     im = to_integer(model, acc_bits=62, bias_bits=bias_bits, scale_bits=scale_bits,
                     pow2_scales=pow2_scales, bias_frac_bits=bias_frac_bits, accumulate="final")
     im._warned_clip = True  # clipping is what this projection resolves
     im(x[:1])
-    root = nn.Sequential(model) if isinstance(model, QuantConv2d | QuantLinear) else model
+    bare = isinstance(model, QuantConv1d | QuantConv2d | QuantLinear)
+    root = nn.Sequential(model) if bare else model
     mods = dict(root.named_modules())  # same names as the traced copy
     lim = 2 ** (bias_bits - 1)
     moved = 0
