@@ -114,7 +114,7 @@ def warn_unquantized(report: QuantizeReport, *, stacklevel: int = 3) -> None:
     warnings.warn(
         f"quant.quantize(recipe={report.recipe!r}) left {len(left)} module(s) with weights at "
         f"FULL PRECISION (weights and inputs): {names}. Recipes quantize only {QUANTIZABLE}; "
-        f"this call quantized {len(report.quantized_layers)} conv/linear layer(s) and "
+        f"this call quantized {len(report.quantized_layers)} conv/linear/attention layer(s) and "
         f"{len(report.quantized_activations)} activation(s). The lists are in the result's "
         "`quantize_report`.",
         UnquantizedLayersWarning,
