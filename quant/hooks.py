@@ -168,18 +168,21 @@ def param_groups(
 
 
 def _weight_and_act_quantizers(model: nn.Module) -> tuple[list[Quantizer], list[Quantizer]]:
-    """(weight quantizers, activation quantizers): a layer's ``weight_quantizer`` is a weight
-    quantizer; its ``input_quantizer`` and a ``QuantAct``'s ``quantizer`` are activation ones."""
+    """(weight quantizers, activation quantizers): a layer's ``weight_quantizer`` (and the
+    ``weight_quantizers`` of a QuantMultiheadAttention) are weight quantizers; its
+    ``input_quantizer``(``s``) and a ``QuantAct``'s ``quantizer`` are activation ones."""
     weights: list[Quantizer] = []
     acts: list[Quantizer] = []
     for m in model.modules():
-        wq = getattr(m, "weight_quantizer", None)
-        if isinstance(wq, Quantizer):
-            weights.append(wq)
-        for slot in ("input_quantizer", "quantizer"):
+        for slot, out in (("weight_quantizer", weights), ("input_quantizer", acts),
+                          ("quantizer", acts)):
             q = getattr(m, slot, None)
             if isinstance(q, Quantizer):
-                acts.append(q)
+                out.append(q)
+        for slot, out in (("weight_quantizers", weights), ("input_quantizers", acts)):
+            table = getattr(m, slot, None)
+            if isinstance(table, nn.ModuleDict):
+                out += [q for q in table.values() if isinstance(q, Quantizer)]
     return weights, acts
 
 

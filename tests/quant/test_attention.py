@@ -230,3 +230,16 @@ def test_workloads_refuses_bad_projection_bits() -> None:
 
     with pytest.raises(ValueError, match=r"projection_bits\['q_proj'\] weight bits=0 is invalid"):
         workloads.extract(Net(), (3, 4))
+
+
+def test_training_phases_switch_the_attention_quantizers() -> None:
+    """QN's phase 1 trains weight quantization with activation quantization off (Sec. 4.1):
+    set_phase reaches the attention's per-projection quantizers too."""
+    from quant.hooks import set_phase
+    from quant.procedure import Phase
+
+    q = _quantize(Encoder(), "lsq")
+    set_phase(q, Phase("weights only", 1, quantize_weights=True, quantize_acts=False))
+    assert all(q.attn.weight_quantizers[p].enabled for p in PROJECTIONS)
+    assert not any(q.attn.input_quantizers[p].enabled for p in PROJECTIONS)
+    assert not q.ffn.input_quantizer.enabled
