@@ -77,10 +77,11 @@ class _QuantConvNd(_QuantWeightLayer):
     (PACT-SAWB Eq. 6-7, LSQ Eq. 1-5, LLSQ Eq. 1-2, DoReFa, WRPN, QN) never read the kernel's
     spatial rank, so a Conv1d weight (out, in/groups, k) is quantized exactly as a Conv2d
     weight (out, in/groups, 1, k) holding the same values. Transposed convs store their weight
-    as (in, out/groups, k...): :class:`_QuantConvTransposeNd` quantizes it in this layout.
+    as (in, out/groups, k...): :class:`_QuantConvTransposeNd` hands their quantizers another
+    view (``_quantizer_view``) and adds ``output_padding`` (``_geometry``).
     """
 
-    _float_cls: ClassVar[type[nn.Conv1d] | type[nn.Conv2d]]
+    _float_cls: ClassVar[type[nn.modules.conv._ConvNd]]
 
     def __init__(
         self,
@@ -90,7 +91,16 @@ class _QuantConvNd(_QuantWeightLayer):
         **kwargs: Any,
     ) -> None:
         self._float_cls.__init__(self, *args, **kwargs)  # type: ignore[arg-type]
-        self._set_quantizers(weight_quantizer, input_quantizer, self.weight)  # type: ignore[attr-defined]
+        self._set_quantizers(weight_quantizer, input_quantizer, self._quantizer_view())
+
+    def _quantizer_view(self) -> Tensor:
+        """The weight as its quantizer sees it (output channels on dim 0)."""
+        return self.weight  # type: ignore[attr-defined, no-any-return]
+
+    @classmethod
+    def _geometry(cls, conv: nn.Module) -> dict[str, Any]:
+        """Constructor arguments of the layer type beyond those every conv takes."""
+        return {}
 
     @classmethod
     def from_float(
@@ -116,10 +126,11 @@ class _QuantConvNd(_QuantWeightLayer):
             bias=conv.bias is not None,
             padding_mode=conv.padding_mode,
             device="meta",
+            **cls._geometry(conv),
         )
         q.weight = conv.weight
         q.bias = conv.bias
-        q._set_quantizers(weight_quantizer, input_quantizer, q.weight)
+        q._set_quantizers(weight_quantizer, input_quantizer, q._quantizer_view())
         q.train(conv.training)
         return q
 
@@ -162,7 +173,7 @@ def transposed_layout(w: Tensor, groups: int) -> Tensor:
             .reshape(groups * cin_g, cout // groups, *k))
 
 
-class _QuantConvTransposeNd(_QuantWeightLayer):
+class _QuantConvTransposeNd(_QuantConvNd):
     """Shared build and forward of QuantConvTranspose1d / 2d (decoders, U-Nets, GAN generators).
 
     The weight quantizer sees the weight in the layout of the forward conv that computes the same
@@ -171,57 +182,18 @@ class _QuantConvTransposeNd(_QuantWeightLayer):
     (the stored dim 0).
     """
 
-    _float_cls: ClassVar[type[nn.ConvTranspose1d] | type[nn.ConvTranspose2d]]
-
-    def __init__(
-        self,
-        *args: Any,
-        weight_quantizer: Quantizer | None = None,
-        input_quantizer: Quantizer | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._float_cls.__init__(self, *args, **kwargs)  # type: ignore[arg-type]
-        self._set_quantizers(weight_quantizer, input_quantizer, self._forward_weight())
-
-    def _forward_weight(self) -> Tensor:
+    def _quantizer_view(self) -> Tensor:
         return forward_layout(self.weight, self.groups)  # type: ignore[attr-defined]
 
     @classmethod
-    def from_float(
-        cls,
-        conv: nn.Module,
-        weight_quantizer: Quantizer | None = None,
-        input_quantizer: Quantizer | None = None,
-    ) -> Self:
-        """Build from a float transposed conv of the matching rank; parameters are shared (see
-        QuantConv2d.from_float)."""
-        base = cls._float_cls
-        if not isinstance(conv, base):
-            raise ValueError(f"conv must be an nn.{base.__name__}, got {type(conv)!r}")
-        q = cls(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            output_padding=conv.output_padding,
-            groups=conv.groups,
-            bias=conv.bias is not None,
-            dilation=conv.dilation,
-            padding_mode=conv.padding_mode,
-            device="meta",
-        )
-        q.weight = conv.weight
-        q.bias = conv.bias
-        q._set_quantizers(weight_quantizer, input_quantizer, q._forward_weight())
-        q.train(conv.training)
-        return q
+    def _geometry(cls, conv: nn.Module) -> dict[str, Any]:
+        return {"output_padding": conv.output_padding}
 
     def quantized_weight(self) -> Tensor:
         q = self.weight_quantizer
         if q is None or not q.enabled:
             return self.weight  # type: ignore[attr-defined, no-any-return]
-        return transposed_layout(q(self._forward_weight()), self.groups)  # type: ignore[attr-defined]
+        return transposed_layout(q(self._quantizer_view()), self.groups)  # type: ignore[attr-defined]
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         if self.input_quantizer is not None and self.input_quantizer.enabled:
