@@ -36,8 +36,9 @@ def extract(model: nn.Module, input_shape: Sequence[int] = (3, 224, 224), batch:
     * ``w_bits`` of a conv/linear: the module's ``weight_bits`` (bits protocol) if set, else
       ``default_bits``.
     * ``a_bits`` (its INPUT): the module's ``act_bits`` if set; else the bits of a quantized
-      activation (``QuantAct``) that feeds it, directly or through pooling/concat; else
-      ``default_bits``.
+      activation (``QuantAct``) that feeds it, directly or through pooling/concat (of chained
+      quantizers the last; of an op with two inputs, a matmul, the wider input's, and
+      ``default_bits`` if one input has no quantizer); else ``default_bits``.
     * ``o_bits`` (how its OUTPUT is stored): a quantized activation fused on the output sets it;
       otherwise the tensor is stored at the highest precision any reader needs. A compute reader
       needs its ``a_bits`` (the producer's epilogue requantizes), or ``default_bits`` if it first

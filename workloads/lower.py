@@ -230,11 +230,17 @@ def _fuse(g: nx.DiGraph) -> None:
             continue
         s_op.prologue[:0] = [u.name, *u.fused]
         s_op.prologue_bn = s_op.prologue_bn or u.op == "bn" or u.has_bn
-        bits = _quant_bits(u) or u.out_quant_bits
-        if bits is not None and s_op.in_quant_bits is None:
-            s_op.in_quant_bits = bits
+        # the bits of the LAST quantizer u applies (its fused epilogue's, else its own) are
+        # those of the values s_op reads on this input; one edge per input, so an op with two
+        # inputs (a matmul) keeps each input's bits, and an input it also reads raw stays raw
+        bits = u.out_quant_bits if u.out_quant_bits is not None else _quant_bits(u)
         pred = next(iter(g.predecessors(name)))
+        had = g.edges[pred, s_op.name] if g.has_edge(pred, s_op.name) else None
         add_edge(g, pred, s_op.name, g.edges[pred, name]["shape"])
+        if bits is not None and (had is None or had.get("quant_bits") is not None):
+            g.edges[pred, s_op.name]["quant_bits"] = max(bits, had["quant_bits"]) if had else bits
+            s_op.in_quant_bits = bits if s_op.in_quant_bits is None else max(s_op.in_quant_bits,
+                                                                             bits)
         g.remove_node(name)
     _lint(g, "fuse")
 
@@ -301,10 +307,11 @@ def _bits(g: nx.DiGraph, default_bits: int, ov: dict[str, dict[str, int]]) -> No
             qbits[n] = None
         if op.op in COMPUTE_OPS:
             wb, ab = op.own_w_bits, op.own_a_bits
-            if ab is None:
-                ab = op.in_quant_bits
-            if ab is None and preds and all(b is not None for b in preds):
-                ab = max(b for b in preds if b is not None)
+            # each input at the bits a quantizer left it: one fused as this op's prologue on
+            # that input, else the producer's; any raw input -> unquantized (default_bits)
+            ins = [g.edges[p, n].get("quant_bits", qbits[p]) for p in g.predecessors(n)]
+            if ab is None and ins and all(b is not None for b in ins):
+                ab = max(b for b in ins if b is not None)
             op.w_bits = wb if wb is not None else default_bits
             op.a_bits = ab if ab is not None else default_bits
             op.w_bits = ov.get(n, {}).get("w_bits", op.w_bits)

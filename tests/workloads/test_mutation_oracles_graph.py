@@ -13,10 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from wlkit import flop_counter_macs
+from wlkit import FakeQuantAct, FakeQuantConv2d, FakeQuantLinear, flop_counter_macs
 
 from workloads import extract
 from workloads.composite import Recurrent, recurrent_ops
+from workloads.graph import bytes_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration:UserWarning")
 
@@ -127,3 +128,132 @@ def test_steps_on_the_batch_axis_only_for_a_time_major_input(batch_first: bool) 
     hh = wl["0.l0.hh"]
     assert hh.meta["steps"] == 5
     assert ("steps_axis" in hh.meta) is (not batch_first)
+
+
+# -- lower.py: bits --------------------------------------------------------------------------
+class TwoQuantizers(nn.Module):
+    """conv -> two quantizers (bits a, b; a=None: no quantizer) -> one matmul of both."""
+
+    def __init__(self, a: int | None, b: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.qa = FakeQuantAct(a) if a else nn.Identity()
+        self.qb = FakeQuantAct(b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.qa(y) @ self.qb(y).transpose(-1, -2)
+
+
+@pytest.mark.parametrize(("a", "b", "want"), [(4, 8, 8), (8, 4, 8), (None, 4, 16)])
+def test_a_matmul_reads_each_input_at_its_own_quantizers_bits(a: int | None, b: int,
+                                                              want: int) -> None:
+    """Found: of two quantizers fused into one matmul as prologues, the first fused set its
+    a_bits (4 or 8 by the order of the graph, not the values: the 8-bit input was read at 4
+    bits), and a matmul reading one input raw and one through a 4-bit quantizer was costed at 4
+    bits, its raw input stored at 4 bits. The wider input sets the multipliers; a raw one keeps
+    16 bits, and the conv's output is stored at what its readers need."""
+    wl = extract(TwoQuantizers(a, b), (3, 5, 5))
+    mm = wl["matmul"]
+    assert mm.a_bits == want
+    assert wl["conv"].o_bits == want
+
+
+def test_the_last_of_chained_quantizers_sets_the_bits_read() -> None:
+    """input -> QAct(8) -> QAct(4) -> conv: the conv reads 4-bit values, and the input it
+    quantizes as it reads is stored at 4 bits. Found: the first quantizer's 8 bits were used
+    (the prologue took the node's own quantizer before the one fused after it)."""
+
+    class Chain(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q8, self.q4, self.conv = FakeQuantAct(8), FakeQuantAct(4), nn.Conv2d(3, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(self.q4(self.q8(x)))
+
+    wl = extract(Chain(), (3, 8, 8))
+    assert wl["conv"].meta["prologue"] == ["q8", "q4"]
+    assert (wl["conv"].a_bits, wl["input"].o_bits) == (4, 4)
+
+
+def test_one_raw_input_keeps_a_two_input_op_at_full_precision() -> None:
+    """A matmul of a 4-bit quantized tensor and a raw one multiplies 16-bit values. Kills: a
+    compute op's bits from ANY quantized input."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.q = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1), FakeQuantAct(4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.q(self.a(x)) @ self.b(x).transpose(-1, -2)
+
+    wl = extract(Net(), (3, 5, 5))
+    assert wl["a"].o_bits == 4
+    assert (wl["matmul"].a_bits, wl["b"].o_bits) == (16, 16)
+
+
+def test_an_affine_reader_needs_its_input_unquantized() -> None:
+    """A BN (affine, not monotone) applied to a tensor before a 4-bit conv reads it: the tensor
+    is stored raw (16 bits), since quantizing before the affine map is not what the model
+    computes; likewise a ReLU carrying a fused BN. Without the BN the 4-bit reader needs 4
+    bits. Kills: the reader's a_bits whatever its prologue; a BN-carrying act as monotone."""
+
+    class Pre(nn.Module):
+        def __init__(self, bn: bool) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm2d(3) if bn else nn.Identity()
+            self.conv = FakeQuantConv2d(3, 4, 3, weight_bits=4, act_bits=4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(self.bn(x))
+
+    assert extract(Pre(bn=True), (3, 6, 6))["input"].o_bits == 16
+    assert extract(Pre(bn=False), (3, 6, 6))["input"].o_bits == 4
+
+    class ActBn(nn.Module):
+        """conv -> (ReLU -> BN) -> two 4-bit convs, and conv -> a third 4-bit conv."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+            self.relu, self.bn = nn.ReLU(), nn.BatchNorm2d(4)
+            self.b, self.c, self.d = (FakeQuantConv2d(4, 4, 1, weight_bits=4, act_bits=4)
+                                      for _ in range(3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            z = self.bn(self.relu(y))
+            return self.b(z) + self.c(z) + self.d(y)
+
+    wl = extract(ActBn(), (3, 5, 5))
+    assert wl["relu"].meta["fused"] == ["bn"]
+    assert wl["conv"].o_bits == 16
+
+
+def test_concat_of_quantized_tensors_keeps_the_widest_grid() -> None:
+    """cat(4-bit, 8-bit) holds 8-bit values: the conv reading it multiplies 8-bit inputs.
+    Kills: the narrowest input's bits."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 2, 1), nn.Conv2d(3, 2, 1)
+            self.q4, self.q8 = FakeQuantAct(4), FakeQuantAct(8)
+            self.conv = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(torch.cat([self.q4(self.a(x)), self.q8(self.b(x))], 1))
+
+    wl = extract(Net(), (3, 5, 5))
+    assert (wl["cat"].o_bits, wl["conv"].a_bits) == (8, 8)
+
+
+def test_the_network_result_is_stored_at_the_wider_operand() -> None:
+    """The last layer's output (the network result, no reader to requantize it) is stored at
+    max(w_bits, a_bits) = 8 for 8-bit weights and 4-bit inputs. Kills: its a_bits alone."""
+    model = nn.Sequential(FakeQuantLinear(6, 3, weight_bits=8, act_bits=4))
+    wl = extract(model, (6,), batch=2)
+    assert wl["0"].o_bits == 8
+    assert wl.graph.edges["0", "output"]["bytes"] == bytes_for(2 * 3, 8)
