@@ -192,3 +192,228 @@ def test_sweep_knee_counts_a_point_exactly_at_the_tolerance() -> None:
     gbps = pd.Series([8.0, 16.0, 32.0])
     assert knee_gbps(gbps, pd.Series([75.0, 90.0, 100.0]), 0.25) == 8.0
     assert knee_gbps(gbps, pd.Series([74.0, 90.0, 100.0]), 0.25) == 16.0
+
+
+def test_sweep_knee_is_empty_only_when_the_top_run_uses_the_bandwidth() -> None:
+    """Kills "uses all of it" read as demand >= the top bandwidth: a run at 16 GB/s whose
+    demand is 15.5 GB/s (within 5 %) is still DRAM-bound there - the knee lies above the
+    sweep (NaN); one that uses 8 GB/s of it is compute-bound at 16 GB/s."""
+    from studies.bandwidth_area_sweep import knee_gbps
+
+    gbps, ips = pd.Series([8.0, 16.0]), pd.Series([10.0, 20.0])
+    assert math.isnan(knee_gbps(gbps, ips, 0.05, demand_gbps=15.5))
+    assert knee_gbps(gbps, ips, 0.05, demand_gbps=8.0) == 16.0
+
+
+def test_sweep_area_factor_multiplies_the_template_budget() -> None:
+    """Kills ``"<f>x"`` read as f mm^2: 2x of a 7.5 mm^2 template is 15 mm^2."""
+    from studies.bandwidth_area_sweep import parse_area
+
+    assert parse_area("2x", 7.5) == 15.0
+    assert parse_area("0.5X", 7.5) == 3.75
+    assert parse_area(3.0, 7.5) == 3.0
+
+
+def test_sweep_by_fidelity_by_hand() -> None:
+    """Kills a per-mode demand without its batch (DRAM bytes x images/s / batch = bytes /
+    latency) and images/s without the batch: one design, batch 4, 0.8 GB per batch. With
+    prefetch the latency is 0.25 s at 8 GB/s and 0.1 s at 16: 16 and 40 images/s, knee at
+    16 GB/s, where it uses 8 GB/s (not DRAM-bound); without, 0.2 s at both: 20 images/s, knee
+    at 8 GB/s."""
+    from studies.bandwidth_area_sweep import by_fidelity
+
+    results = pd.DataFrame({
+        "area_budget_mm2": [10.0, 10.0], "sram_kib": [256.0, 256.0], "cores": [4, 4],
+        "dram_gbps": [8.0, 16.0], "batch": [4, 4], "dram_bytes": [0.8e9, 0.8e9],
+        "latency_s@layer+prefetch": [0.25, 0.1], "latency_s@layer": [0.2, 0.2]})
+    table = by_fidelity(results).set_index("quantity")
+    assert table.loc["images/s at 8 GB/s", "layer+prefetch"] == pytest.approx(16.0)
+    assert table.loc["images/s at 16 GB/s", "layer+prefetch"] == pytest.approx(40.0)
+    assert table.loc["images/s at 16 GB/s", "layer"] == pytest.approx(20.0)
+    assert table.loc["compute_bound_gbps", "layer+prefetch"] == 16.0
+    assert table.loc["compute_bound_gbps", "layer"] == 8.0
+
+
+def test_sweep_best_is_the_fastest_run_wherever_it_is() -> None:
+    """Kills the top bandwidth's run taken as the best: the best images/s is the largest over
+    the sweep (30 at 16 GB/s here), and utilization_at_best is that run's."""
+    from studies.bandwidth_area_sweep import knees
+
+    results = pd.DataFrame({
+        "area_budget_mm2": 10.0, "sram_kib": 256.0, "cores": 4, "dram_gbps": [8.0, 16.0, 32.0],
+        "images_per_s": [10.0, 30.0, 25.0], "utilization": [0.2, 0.6, 0.5],
+        "area_mm2": 9.5, "peak_tops": 2.0, "dram_bytes": 1e9, "latency_s": [0.4, 0.2, 0.25]})
+    row = knees(results).iloc[0]
+    assert row["best_images_per_s"] == 30.0
+    assert row["utilization_at_best"] == 0.6
+    assert row["compute_bound_gbps"] == 16.0
+    assert row["demand_gbps"] == pytest.approx(1e9 / 0.25 / 1e9)  # the top run's bytes / latency
+
+
+# -- precision sweep (Fig. 7c) --------------------------------------------------------------------
+def test_precision_sweep_ratios_by_hand() -> None:
+    """Kills an inverted DRAM ratio: speedup and peak ratio are this point over the 16-bit
+    baseline at the same bandwidth (and batch, SRAM, mode), dram_ratio the baseline's bytes
+    over this point's (> 1: less traffic)."""
+    from studies.precision_sweep import with_speedup
+
+    rows = []
+    for bw, base_ips in ((32.0, 100.0), (math.inf, 200.0)):
+        for variant, bits, ips, tops, dram in (("baseline", 16, base_ips, 8.0, 400.0),
+                                               ("first/last 8-bit", 4, 4.5 * base_ips, 32.0,
+                                                100.0)):
+            rows.append({"mode": "layer+prefetch", "batch": 8, "total_sram_kib": None,
+                         "dram_gbps": bw, "variant": variant, "mac_bits": bits,
+                         "images_per_s": ips, "peak_tops": tops, "dram_bytes": dram})
+    out = with_speedup(pd.DataFrame(rows))
+    four = out[out["mac_bits"] == 4]
+    assert four["speedup"].tolist() == pytest.approx([4.5, 4.5])
+    assert four["peak_ratio"].tolist() == pytest.approx([4.0, 4.0])
+    assert four["dram_ratio"].tolist() == pytest.approx([4.0, 4.0])
+    assert out[out["mac_bits"] == 16]["speedup"].tolist() == [1.0, 1.0]
+
+
+def test_precision_sweep_runs_a_precision_at_the_first_last_bits_uniformly() -> None:
+    """Kills ``b > first_last_bits``: at 8 bits with first/last layers at 8 bits the whole
+    network runs at 8 bits - one uniform point, no first/last variants - while 4 bits gets
+    both the 8-bit-first/last point and the quantized one (the paper's Fig. 7c)."""
+    from studies import precision_sweep
+
+    params = {**precision_sweep.PARAMS, "model": "resnet20", "precisions": (16, 8, 4),
+              "bandwidth": (32.0,), "batch_sensitivity": (), "sram_sensitivity_kib": (),
+              "modes": ("layer+prefetch",)}
+    got = sorted((p["mac_bits"], p["first_last_bits"], p["variant"])
+                 for p in precision_sweep.grid(params))
+    assert got == [(4, 4, "first/last quantized"), (4, 8, "first/last 8-bit"),
+                   (8, 8, "uniform"), (16, 16, "baseline")]
+
+
+def _fig7c_rows(batch: int = 8, scale: float = 1.0) -> list[dict[str, object]]:
+    """A made-up Fig. 7c run: 16-bit baseline 100 images/s at every bandwidth; 8 bits 2x;
+    4 bits (first/last 8-bit) 3.8x / 4.3x / 4.6x at unlimited / 64 / 32 GB/s, 1.25x more with
+    first/last quantized; 2 bits 7x, 1.2x more quantized. 10 % of the MACs at 8x8 bits."""
+    gains = {(8, "uniform"): (2.0, 2.0, 2.0), (4, "first/last 8-bit"): (3.8, 4.3, 4.6),
+             (4, "first/last quantized"): (4.75, 5.375, 5.75),
+             (2, "first/last 8-bit"): (7.0, 7.0, 7.0),
+             (2, "first/last quantized"): (8.4, 8.4, 8.4), (16, "baseline"): (1.0, 1.0, 1.0)}
+    rows = []
+    for (bits, variant), per_bw in gains.items():
+        fl = 16 if bits == 16 else (bits if variant != "first/last 8-bit" else 8)
+        for bw, g in zip((math.inf, 64.0, 32.0), per_bw):
+            rows.append({"mode": "layer+prefetch", "batch": batch, "total_sram_kib": None,
+                         "sram_total_mib": 16.0, "dram_gbps": bw, "variant": variant,
+                         "mac_bits": bits, "first_last_bits": fl, "cores": 8,
+                         "images_per_s": 100.0 * g * scale, "peak_tops": 8.0 * 16 / bits,
+                         "dram_bytes": 1e8 / g, "utilization": 0.8, "memory_bound_layers": 0,
+                         "macs_by_bits": f'{{"{bits}x{bits}": 0.9, "8x8": 0.1}}'
+                         if fl == 8 and bits < 8 else f'{{"{bits}x{bits}": 1.0}}'})
+    return rows
+
+
+def test_precision_sweep_targets_by_hand_against_targets_md() -> None:
+    """Kills an inverted first/last gain, a compute-side ceiling of 1 + f * slots (not
+    1 + f * (slots - 1)), the share read at the array's bits instead of the first/last bits,
+    and a widened band: the bands are TARGETS.md's (16->8 [1.8, 2.1], 16->4 [3.5, 4.1],
+    16->4 at 32 GB/s [4.2, 5.0], 2-bit below 8x, first/last gain [1.1, 1.4]); the gains are
+    5.75 / 4.6 = 1.25 and 8.4 / 7 = 1.2; an 8x8 MAC holds 2 slots of a 4x4 array (doubling,
+    configurable), 4 of a 2x2 one, so 10 % of the MACs cap the gain at 1.1x and 1.3x."""
+    from studies import precision_sweep
+
+    summary = precision_sweep.summarize(pd.DataFrame(_fig7c_rows()),
+                                        dict(precision_sweep.PARAMS))
+    t = {x.name: x for x in summary.targets}
+    bands = {"16->8 bit, unlimited BW": (2.0, 1.8, 2.1),
+             "16->4 bit, unlimited BW": (3.8, 3.5, 4.1),
+             "16->2 bit, unlimited BW (below 8x)": (7.0, 0.0, 7.99),
+             "16->4 bit, 32 GB/s": (4.6, 4.2, 5.0),
+             "16->4 bit, 64 GB/s (super-linear, > 4x)": (4.3, 4.0, math.inf),
+             "first/last quantized gain, 4-bit, 32 GB/s": (1.25, 1.1, 1.4),
+             "first/last quantized gain, 2-bit, 32 GB/s": (1.2, 1.1, 1.4)}
+    assert set(t) == set(bands)
+    for name, (value, low, high) in bands.items():
+        assert (t[name].value, t[name].low, t[name].high) == pytest.approx((value, low, high))
+    assert t["first/last quantized gain, 4-bit, 32 GB/s"].why == (
+        "the first/last layers are 10.0% of the MACs at 2.00 slots each: at most 1.100x on the "
+        "compute side")
+    two = t["first/last quantized gain, 2-bit, 32 GB/s"]
+    assert "at 4.00 slots each: at most 1.300x" in two.why
+
+
+def test_precision_sweep_baseline_is_the_same_batchs() -> None:
+    """Kills a baseline looked up without the batch: each batch size's points are over the
+    16-bit run at that batch (here batch 1 runs at half the images/s of batch 8)."""
+    from studies.precision_sweep import with_speedup
+
+    out = with_speedup(pd.DataFrame(_fig7c_rows(8) + _fig7c_rows(1, scale=0.5)))
+    sel = out[(out["mac_bits"] == 4) & (out["variant"] == "first/last 8-bit")]
+    assert sorted(sel["speedup"].round(9).tolist()) == [3.8, 3.8, 4.3, 4.3, 4.6, 4.6]
+
+
+# -- binary speedup (Eq. 11) and the area model ---------------------------------------------------
+def _binary_rows() -> pd.DataFrame:
+    eq = [{"kind": "eq11", "m": 1, "fp_roles": r, "flops_fp": 1.8e9, "flops_binary": 1.7e8,
+           "speedup": 1.8e9 / 1.7e8} for r in ("first,last,shortcut", "first,last")]
+    sim = [{"kind": "sim", "scheme": s, "dram_gbps": bw, "images_per_s": ips,
+            "high_precision": "bit_serial" if s == "binary" else "configurable", "cores": c,
+            "peak_tops": 1.0, "utilization": 0.5}
+           for s, c, per_bw in (("binary", 73, ((math.inf, 900.0), (32.0, 400.0))),
+                                ("16-bit", 8, ((math.inf, 300.0), (32.0, 200.0))))
+           for bw, ips in per_bw]
+    return pd.DataFrame(eq + sim)
+
+
+def test_binary_simulated_speedup_is_binary_over_16_bit_at_the_same_bandwidth() -> None:
+    """Kills an inverted simulated speedup: 900 / 300 = 3x unlimited, 400 / 200 = 2x at
+    32 GB/s; and the Eq. 11 bands stay within 5 % of the paper's numbers (a closed form of the
+    graph, nothing to tune)."""
+    from studies import binary_speedup
+
+    summary = binary_speedup.summarize(_binary_rows(), dict(binary_speedup.PARAMS))
+    sim = summary.tables["simulated"].set_index("dram_gbps")
+    assert sim.loc[math.inf, "speedup"] == pytest.approx(3.0)
+    assert sim.loc[32.0, "speedup"] == pytest.approx(2.0)
+    assert sim.loc[32.0, "baseline_images_per_s"] == 200.0
+    paper = (binary_speedup.PAPER_FLOPS_FP, binary_speedup.PAPER_FLOPS_BIN,
+             binary_speedup.PAPER_SPEEDUP)
+    assert len(summary.targets) == 3
+    for t, p in zip(summary.targets, paper):
+        assert 0.95 * p <= t.low < p < t.high <= 1.05 * p, t
+
+
+def test_mac_density_is_the_area_models_closed_form() -> None:
+    """Kills density read as the relative area: a(w, a) = w*a + 1.146*(w + a) + 13.27 (the
+    area model the study states), so 16->2 bits is a(16, 16) / a(2, 2) = 305.9 / 21.85 = 14.0x
+    (Fig. 7b's ~14x)."""
+    from studies import mac_area
+
+    def a(w: int, x: int) -> float:
+        return w * x + 1.146 * (w + x) + 13.27
+
+    for w, x in ((2, 2), (4, 8), (1, 1), (16, 16)):
+        row = mac_area.evaluate({"kind": "mac", "w_bits": w, "a_bits": x}, None)[0]
+        assert row["density_vs_16bit"] == pytest.approx(a(16, 16) / a(w, x), rel=1e-3)
+        assert row["mac_area_rel"] == pytest.approx(a(w, x) / a(16, 16), rel=1e-3)
+    two = mac_area.evaluate({"kind": "mac", "w_bits": 2, "a_bits": 2}, None)[0]
+    assert two["density_vs_16bit"] == pytest.approx(14.0, abs=0.01)
+
+
+def test_mac_area_llsq_ratios_and_bands_are_table5s() -> None:
+    """Kills a ratio over the 2-bit area and bands wider than TARGETS.md's: the 4- and 2-bit
+    areas over the 8-bit one, each within 15 % of Table 5's 2.80 / 4.71 and 1.84 / 4.71; the
+    MAC density band holds Fig. 7b's ~14x within 10 %."""
+    from arch import presets
+    from studies import mac_area
+
+    params = {**mac_area.PARAMS, "mac_bits": ((16, 16), (2, 2)), "system_bits": (16,)}
+    df = mac_area.run(**params)
+    summary = mac_area.summarize(df, params)
+    llsq_area = summary.tables["llsq_area"].set_index("bits")
+    for b in (8, 4, 2):
+        want = presets.llsq40nm(b).area / presets.llsq40nm(8).area
+        assert llsq_area.at[b, "ratio"] == pytest.approx(want)
+    t = {x.name: x for x in summary.targets}
+    for b, paper in ((4, 2.80 / 4.71), (2, 1.84 / 4.71)):
+        target = t[f"LLSQ area ratio {b}-bit / 8-bit"]
+        assert (target.low, target.high) == pytest.approx((0.85 * paper, 1.15 * paper))
+    density = t["MAC density 16->2 bit"]
+    assert 0.9 * 14 <= density.low < 14 < density.high <= 1.1 * 14
