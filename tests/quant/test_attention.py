@@ -243,3 +243,25 @@ def test_training_phases_switch_the_attention_quantizers() -> None:
     assert all(q.attn.weight_quantizers[p].enabled for p in PROJECTIONS)
     assert not any(q.attn.input_quantizers[p].enabled for p in PROJECTIONS)
     assert not q.ffn.input_quantizer.enabled
+
+
+@pytest.mark.parametrize("recipe", quant.recipes())
+def test_every_recipe_trains_an_attention_model(recipe: str) -> None:
+    """One step of the training hooks (calibrate, param groups, regularizer, LLSQ's simulated
+    gradient) on a model with attention, then a finite eval under no_grad."""
+    from quant import hooks
+
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 5, 6), torch.randint(0, 4, (8,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = quant.quantize(Encoder(), recipe, 2, 2)
+    hooks.calibrate(q, x)
+    opt = torch.optim.SGD(hooks.param_groups(q, 0.01), lr=0.01)
+    hooks.on_epoch_start(q, 0)
+    loss = F.cross_entropy(q(x), y) + hooks.regularization_loss(q)
+    loss.backward()
+    hooks.after_backward(q)
+    opt.step()
+    with torch.no_grad():
+        assert torch.isfinite(q.eval()(x)).all()
