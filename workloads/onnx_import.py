@@ -524,7 +524,7 @@ def _pool(op: Op, node: Any, a: Mapping[str, Any], in_shape: Shape) -> None:
     kernel = a.get("kernel_shape")
     if kernel:
         r, s = (kernel[0], kernel[1]) if len(kernel) > 1 else (1, kernel[0])
-        strides = a.get("strides", kernel)
+        strides = a.get("strides", [1] * len(kernel))    # ONNX's default stride is 1
         pads = a.get("pads", [0] * (2 * len(kernel)))
         stride = (strides[0], strides[1]) if len(strides) > 1 else (1, strides[0])
         pad = (pads[0], pads[1]) if len(kernel) > 1 else (0, pads[0])

@@ -293,3 +293,59 @@ def test_einsum_sums_out_a_letter_only_one_operand_has_before_the_gemm() -> None
     assert einsum_gemm("ij,kl->ik", [(4, 5), (6, 7)]) == (1, 6, 4 * 5 + 6 * 7)
     assert einsum_gemm("ij,jk->ik", [(4, 5), (5, 6)]) == (5, 6, 0)
     assert einsum_gemm("bij,bjk->bik", [(2, 4, 5), (2, 5, 6)]) == (5, 6, 0)
+
+
+# -- onnx_import.py ---------------------------------------------------------------------------
+def _onnx_model(nodes: list[object], inputs: dict[str, list[int]],
+                inits: dict[str, object] | None = None) -> object:
+    """A one-graph ONNX model (opset 17) of ``nodes`` with float inputs of fixed shapes."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()]
+    out = helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)  # type: ignore[attr-defined]
+    weights = [numpy_helper.from_array(np.asarray(v, np.float32), k)
+               for k, v in (inits or {}).items()]
+    graph = helper.make_graph(nodes, "g", ins, [out], initializer=weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_onnx_pool_and_1d_conv_attributes_are_onnxs() -> None:
+    """ONNX pools without a ``strides`` attribute slide by 1 (the operator's default; ONNX's
+    shape inference agrees: 5x6 -> 4x4 for a 2x3 window), and a 1-D Conv's stride is on W.
+    Found: a pool without strides recorded its kernel as the stride. Kills: the 1-D stride on
+    H."""
+    import numpy as np
+    from onnx import helper
+
+    from workloads import from_onnx
+
+    pool = _onnx_model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 3],
+                                         name="pool")], {"x": [1, 2, 5, 6]})
+    la = from_onnx(pool)["pool"]
+    assert (la.r, la.s, la.stride, la.ho, la.wo) == (2, 3, (1, 1), 4, 4)
+    conv = _onnx_model([helper.make_node("Conv", ["x", "w"], ["y"], strides=[2], pads=[1, 1],
+                                         name="conv")], {"x": [2, 3, 9]},
+                       {"w": np.zeros((4, 3, 3))})
+    onnx_conv = from_onnx(conv)["conv"]
+    torch_conv = extract(nn.Sequential(nn.Conv1d(3, 4, 3, stride=2, padding=1, bias=False)),
+                         (3, 9), batch=2)["0"]
+    assert geometry(onnx_conv)[1:] == geometry(torch_conv)[1:]
+    assert onnx_conv.stride == (1, 2)
+
+
+def test_onnx_gemm_of_two_activations_with_trans_a() -> None:
+    """Gemm(A, B, transA=1) of two activations A (4 x 3), B (4 x 5) is A^T B: K = 4 (A's rows),
+    3 x 5 outputs, 60 MACs (numpy's matmul of the same operands contracts 4). Kills: K as A's
+    last dim whatever transA."""
+    import numpy as np
+    from onnx import helper
+
+    from workloads import from_onnx
+
+    model = _onnx_model([helper.make_node("Gemm", ["a", "b"], ["y"], transA=1, name="gemm")],
+                        {"a": [4, 3], "b": [4, 5]})
+    la = from_onnx(model)["gemm"]
+    product = np.zeros((4, 3)).T @ np.zeros((4, 5))
+    assert (la.op, la.gemm_k, la.gemm_n, la.output_elems) == ("matmul", 4, 5, product.size)
+    assert la.macs == product.size * 4
