@@ -82,19 +82,22 @@ _POOL_1D_F = {F.max_pool1d, F.avg_pool1d}
 _REDUCE_F = {torch.mean, torch.sum, torch.amax, torch.amin, torch.argmax, torch.argmin}
 _REDUCE_M = {"mean", "sum", "amax", "amin", "argmax", "argmin"}
 # data movement that changes the element count (upsampling, padding, pixel shuffle): "resize"
-# (an embedding lookup is a gather of table rows: no arithmetic)
+# (an embedding lookup is a gather of table rows: no MACs; a bag also sums/averages/maxes the
+# rows of each bag on the vector unit)
+_LOOKUP_MOD = (nn.Embedding, nn.EmbeddingBag)
+_LOOKUP_F = {F.embedding, F.embedding_bag}
 _RESIZE_MOD = (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d, nn.PixelShuffle,
                nn.PixelUnshuffle, nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d,
-               nn.ReplicationPad2d, nn.Embedding)
+               nn.ReplicationPad2d, *_LOOKUP_MOD)
 _RESIZE_F = {F.interpolate, F.pad, F.pixel_shuffle, F.pixel_unshuffle, torch.roll, torch.flip,
-             torch.tile, torch.gather, torch.index_select, torch.repeat_interleave, F.embedding}
+             torch.tile, torch.gather, torch.index_select, torch.repeat_interleave, *_LOOKUP_F}
 _RESIZE_M = {"repeat", "roll", "flip", "tile", "gather", "index_select", "repeat_interleave"}
 _CONV_T_F = {F.conv_transpose1d, F.conv_transpose2d}
 FUSIBLE = {"act", "bn"}
 MODELLED_MODULES = ("Conv1d/Conv2d and Linear (and subclasses), ConvTranspose1d/2d, "
                     "MultiheadAttention, LSTM, GRU, RNN and their cells, BatchNorm1d/2d, "
                     "LayerNorm/GroupNorm/InstanceNorm1d/2d/RMSNorm, pooling, activations, "
-                    "upsampling/padding, Embedding, views")
+                    "upsampling/padding, Embedding, EmbeddingBag, views")
 """What `classify` lowers, for error messages."""
 MODELLED_FUNCTIONS = ("F.conv1d/conv2d/conv_transpose1d/2d, F.linear, matmul/@/bmm/mm, einsum of "
                       "one or two operands, F.scaled_dot_product_attention, pooling and "
@@ -339,11 +342,30 @@ def cost(op: Op, node: fx.Node, acts: list[fx.Node], params: list[fx.Node],
         elif op.op in ("add", "mul", "act", "norm", "other", "resize"):
             op.vector_ops = numel(out)
         if op.op == "resize":       # a table it gathers from (an embedding): its weights
-            op.weight_elems = (m.weight.numel() if isinstance(m, nn.Embedding)
+            op.weight_elems = (m.weight.numel() if isinstance(m, _LOOKUP_MOD)
                                else sum(numel(tensor_shape(p) or ()) for p in params))
+            if isinstance(m, _LOOKUP_MOD) or node.target in _LOOKUP_F:
+                _lookup_cost(op, m, node, in_shape, params)
         if op.op == "other":
             op.meta["unsupported"] = type(m).__name__ if m is not None else op.target
             op.weight_elems = sum(p.numel() for p in m.parameters()) if m is not None else 0
+
+
+def _lookup_cost(op: Op, m: Any, node: fx.Node, ids_shape: Shape, params: list[fx.Node]) -> None:
+    """An embedding lookup gathers one table row per index: ``meta["gathered_elems"]`` = indices
+    x row width (what it reads from the table). ``nn.EmbeddingBag`` / ``F.embedding_bag`` then
+    reduce each bag (sum, mean or max: one vector op per gathered element, one more with
+    ``per_sample_weights``); a plain lookup moves its rows (one per output element)."""
+    table = tuple(m.weight.shape) if m is not None else (tensor_shape(params[0]) or ())
+    width = int(table[-1]) if table else 0
+    gathered = numel(ids_shape) * width
+    op.meta["gathered_elems"] = gathered
+    bag = isinstance(m, nn.EmbeddingBag) or node.target is F.embedding_bag
+    if bag:
+        index = 2 if m is not None else 8  # per_sample_weights' position in the call
+        weighted = (node.args[index] if len(node.args) > index
+                    else node.kwargs.get("per_sample_weights")) is not None
+        op.vector_ops = gathered * (2 if weighted else 1)
 
 
 def transposed_conv(op: Op, in_shape: Shape, w_shape: Shape, *, stride: tuple[int, int],

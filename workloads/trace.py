@@ -341,15 +341,36 @@ def _target_name(n: fx.Node) -> str:
     return t if isinstance(t, str) else getattr(t, "__name__", repr(t))
 
 
+_ID_VIEWS_M = frozenset({"view", "reshape", "flatten", "squeeze", "unsqueeze", "permute",
+                         "transpose", "contiguous", "t", "long", "int"})
+_ID_VIEWS_F = frozenset({torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze,
+                         torch.transpose, torch.permute, operator.getitem})
+
+
 def _reads_indices(gm: fx.GraphModule) -> bool:
-    """Whether the input is token ids: an ``nn.Embedding`` (or ``F.embedding``) reads it
-    directly, so it is fed as integers (zeros), not floats the lookup would refuse."""
+    """Whether the input is token ids: an ``nn.Embedding``/``EmbeddingBag`` (or its function)
+    reads it, directly or through reshapes, so it is fed as integers (zeros), not floats the
+    lookup would refuse."""
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if not placeholders:
+        return False
     mods = dict(gm.named_modules())
-    return bool(placeholders) and any(
-        (u.op == "call_module" and isinstance(mods.get(str(u.target)), nn.Embedding))
-        or (u.op == "call_function" and u.target is torch.nn.functional.embedding)
-        for u in placeholders[0].users)
+    lookups = (torch.nn.functional.embedding, torch.nn.functional.embedding_bag)
+    todo, seen = list(placeholders[0].users), set()
+    while todo:
+        u = todo.pop()
+        if u in seen:
+            continue
+        seen.add(u)
+        mod = mods.get(str(u.target)) if u.op == "call_module" else None
+        if isinstance(mod, nn.Embedding | nn.EmbeddingBag) or (
+                u.op == "call_function" and u.target in lookups):
+            return True
+        if ((u.op == "call_method" and u.target in _ID_VIEWS_M)
+                or (u.op == "call_function" and u.target in _ID_VIEWS_F)
+                or isinstance(mod, nn.Flatten | nn.Unflatten)):
+            todo += list(u.users)
+    return False
 
 
 def propagate_shapes(gm: fx.GraphModule, model: nn.Module, input_shape: Sequence[int],

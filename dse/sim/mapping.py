@@ -661,12 +661,14 @@ def plan_memory_op(layer: Layer, acc: Accelerator, *, cores: int, read_dram_byte
     """Map a memory-only op (pool, add, concat, ...): its element-wise work runs on each core's
     ``cols``-lane vector unit, split evenly over all cores; its DRAM reads/writes stream in
     double-buffered chunks (one ``cols``-element chunk per lane step is always small enough).
-    An op with weights gathers from a table (an embedding lookup): it reads the rows it gathers,
-    its output's bytes, from the table in DRAM (at most the whole table)."""
+    An op with weights gathers from a table (an embedding lookup): it reads the rows it gathers
+    (``meta["gathered_elems"]`` at the table's ``w_bits``; without it, as many elements as it
+    writes) from the table in DRAM, at most the whole table."""
     work = layer.vector_ops if layer.vector_ops > 0 else layer.output_elems
     p = max(1, min(cores, _ceil_div(max(work, 1), acc.cols)))
     vec = _ceil_div(max(work, 0), p * acc.cols)
-    rows = _ceil_div(min(layer.weight_bytes, layer.output_bytes), p)
+    gathered = int(layer.meta.get("gathered_elems", layer.output_elems))
+    rows = _ceil_div(min(layer.weight_bytes, _ceil_div(gathered * layer.w_bits, 8)), p)
     rd = _ceil_div(read_dram_bytes, p) + rows
     wr = _ceil_div(write_dram_bytes, p)
     chunk = acc.cols * 4
