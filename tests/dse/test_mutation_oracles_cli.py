@@ -134,3 +134,78 @@ def test_compare_table_ratios_are_over_the_first_design() -> None:
                                           ("c", 50.0, 4.0))])
     assert df["speedup_vs_first"].tolist() == pytest.approx([1.0, 2.5, 0.5])
     assert df["energy_vs_first"].tolist() == pytest.approx([1.0, 0.5, 2.0])
+
+
+def test_metrics_are_per_image_in_the_units_their_names_say() -> None:
+    """Kills a per-batch energy (total or by component), MiB for MB, memory-bound counting the
+    compute-bound layers and peak MACs for peak ops: a batch of 4 using 0.02 J (0.012 J in the
+    MACs) and 8e6 DRAM bytes is 5 mJ (3 mJ MACs) and 2 MB per image; 2 of 3 layers are
+    memory-bound; 4 cores of 8x64 MACs at 1 GHz peak at 2 x 2048 x 1e9 ops/s = 4.096 TOPS."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from arch import Accelerator
+    from dse.simulate import metrics
+
+    res = SimpleNamespace(layers=pd.DataFrame({"bound": ["memory", "compute", "memory"]}),
+                          energy_by_component={"mac": 0.012, "sram": 0.006, "dram": 0.002},
+                          images_per_s=200.0, latency_s=0.02, utilization=0.5, energy_j=0.02,
+                          batch=4, dram_bytes=8e6)
+    acc = Accelerator(cores=4, rows=8, cols=64, freq_ghz=1.0, mac_bits=(8, 8), name="chip")
+    m = metrics(res, acc)
+    assert m["energy_per_image_mj"] == pytest.approx(5.0)
+    assert m["energy_mac_mj"] == pytest.approx(3.0)
+    assert m["energy_dram_mj"] == pytest.approx(0.5)
+    assert m["dram_mb_per_image"] == pytest.approx(2.0)
+    assert (m["memory_bound_layers"], m["compute_bound_layers"], m["layers"]) == (2, 1, 3)
+    assert m["peak_tops"] == pytest.approx(2 * 4 * 8 * 64 * 1e9 / 1e12)
+    assert m["latency_ms"] == pytest.approx(20.0)
+    assert (m["array"], m["mac_bits"]) == ("8x64", "W8A8")
+
+
+@pytest.mark.parametrize(("w", "a", "mac"), [(4, 8, (4, 8)), (None, 8, (8, 8)), (4, None, (4, 4)),
+                                             (2, 2, (2, 2))])
+def test_model_bits_set_the_preset_mac_precision(w, a, mac) -> None:
+    """Kills the activation bits dropped from the preset's MAC precision: without --mac-bits,
+    --w-bits 4 --a-bits 8 asks for 4x8 MACs; one of the two alone stands for both."""
+    from argparse import Namespace
+
+    from dse.simulate import design_options
+
+    args = Namespace(mac_bits=None, w_bits=w, a_bits=a, recipe=None, dram_gbps=None)
+    assert design_options(args) == {"mac_bits": mac, "dram_gbps": None}
+
+
+# -- studies.pipeline: the row every simulating study flattens ------------------------------------
+def test_array_utilization_counts_the_slots_a_wide_mac_holds() -> None:
+    """Kills occupancy counted as useful MACs: 1e6 MACs at 1 slot and 1e6 at 4 slots (16-bit
+    layers on a lower-precision array) fill 5e6 MAC-slot cycles of 1000 MACs x 1 GHz x 10 us =
+    1e7: 50 % occupied (the useful-MAC utilization would say 20 %)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from studies.pipeline import array_utilization
+
+    res = SimpleNamespace(latency_s=1e-5, layers=pd.DataFrame(
+        {"macs": [1e6, 1e6], "precision_factor": [1.0, 4.0]}))
+    acc = SimpleNamespace(mac_count=1000, freq_hz=1e9)
+    assert array_utilization(res, acc) == pytest.approx(0.5)
+
+
+def test_macs_by_bits_shares_keep_five_digits() -> None:
+    """Kills shares rounded to two digits: 1 of 3 MACs at 8x8 is 0.33333 of them (a study's
+    note prints the first/last share to 0.1 %)."""
+    import json
+    from types import SimpleNamespace
+
+    from studies.pipeline import layer_bits_summary
+
+    layers = [SimpleNamespace(w_bits=8, a_bits=8, macs=100),
+              SimpleNamespace(w_bits=2, a_bits=2, macs=150),
+              SimpleNamespace(w_bits=2, a_bits=2, macs=50)]
+    wl = SimpleNamespace(name="w", weight_bytes=7, compute_layers=lambda: layers)
+    row = layer_bits_summary(wl)
+    assert json.loads(row["macs_by_bits"]) == {"2x2": 0.66667, "8x8": 0.33333}
+    assert (row["workload_macs"], row["workload_weight_bytes"]) == (300, 7)
