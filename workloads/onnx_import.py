@@ -391,7 +391,8 @@ def _op(node: Any, index: int, taken: set[str], acts: list[str], shapes: Mapping
         _, k, ho, wo = nchw(out)
         r, s = (w[2], w[3]) if len(w) == 4 else (1, w[2] if len(w) == 3 else 1)
         groups = int(a.get("group", 1))
-        strides, pads = a.get("strides", [1, 1]), a.get("pads", [0, 0, 0, 0])
+        strides = a.get("strides", [1, 1])
+        pads = _pads(a, in_shape, out, list(w[2:]), strides)
         if len(w) == 3:                       # 1-D: (N, C, L) as H = 1
             strides, pads = [1, strides[0]], [0, pads[0]]
         op.dims = dict(n=n, c=c, h=h, w=wd, k=k, r=r, s=s, stride=(strides[0], strides[1]),
@@ -499,6 +500,25 @@ def _conv_transpose(op: Op, in_shape: Shape, w: Shape, a: Mapping[str, Any]) -> 
                     groups=int(a.get("group", 1)), bias=False)
 
 
+def _pads(a: Mapping[str, Any], in_shape: Shape, out_shape: Shape, kernel: list[int],
+          strides: list[int]) -> list[int]:
+    """ONNX ``pads`` ([x1_begin, x2_begin, ..., x1_end, x2_end, ...]) of a Conv or pool node:
+    the attribute, or what ``auto_pad`` implies - SAME_UPPER / SAME_LOWER pad the input to the
+    output size (the odd one at the end / the beginning), VALID not at all."""
+    d = len(kernel)
+    mode = a.get("auto_pad", "NOTSET")
+    if mode == "VALID":
+        return [0] * (2 * d)
+    if mode not in ("SAME_UPPER", "SAME_LOWER") or len(in_shape) != d + 2 or \
+            len(out_shape) != d + 2:
+        return list(a.get("pads", [0] * (2 * d)))
+    dilations = a.get("dilations", [1] * d)
+    total = [max(0, (o - 1) * s + (k - 1) * dl + 1 - i) for i, o, k, s, dl in
+             zip(in_shape[2:], out_shape[2:], kernel, strides, dilations, strict=False)]
+    begin = [t // 2 if mode == "SAME_UPPER" else t - t // 2 for t in total]
+    return begin + [t - b for t, b in zip(total, begin, strict=True)]
+
+
 def _kind(node: Any, acts: list[str]) -> str:
     t = node.op_type
     if t in ("Conv", "ConvTranspose"):
@@ -525,7 +545,7 @@ def _pool(op: Op, node: Any, a: Mapping[str, Any], in_shape: Shape) -> None:
     if kernel:
         r, s = (kernel[0], kernel[1]) if len(kernel) > 1 else (1, kernel[0])
         strides = a.get("strides", [1] * len(kernel))    # ONNX's default stride is 1
-        pads = a.get("pads", [0] * (2 * len(kernel)))
+        pads = _pads(a, in_shape, op.out_shape, kernel, strides)
         stride = (strides[0], strides[1]) if len(strides) > 1 else (1, strides[0])
         pad = (pads[0], pads[1]) if len(kernel) > 1 else (0, pads[0])
         op.dims.update(r=r, s=s, stride=stride, padding=pad)

@@ -349,3 +349,43 @@ def test_onnx_gemm_of_two_activations_with_trans_a() -> None:
     product = np.zeros((4, 3)).T @ np.zeros((4, 5))
     assert (la.op, la.gemm_k, la.gemm_n, la.output_elems) == ("matmul", 4, 5, product.size)
     assert la.macs == product.size * 4
+
+
+def test_onnx_pool_pads_and_lstm_layout() -> None:
+    """ONNX pads are [H_begin, W_begin, H_end, W_end]: pads [1, 0, 1, 0] is torch's padding
+    (1, 0), the layer torch's MaxPool2d gives. An LSTM with layout=1 reads X as (batch, seq,
+    input): 5 steps of 2 sequences. Kills: the W padding read from H_end; layout ignored."""
+    import numpy as np
+    from onnx import helper
+
+    from workloads import from_onnx
+
+    pool = _onnx_model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 3],
+                                         strides=[1, 2], pads=[1, 0, 1, 0], name="pool")],
+                       {"x": [2, 3, 6, 9]})
+    ref = extract(nn.Sequential(nn.MaxPool2d((2, 3), (1, 2), (1, 0))), (3, 6, 9), batch=2)["0"]
+    assert geometry(from_onnx(pool)["pool"])[1:] == geometry(ref)[1:]
+    hidden = 3
+    lstm = _onnx_model([helper.make_node("LSTM", ["x", "w", "r"], ["y"], hidden_size=hidden,
+                                         layout=1, name="lstm")], {"x": [2, 5, 4]},
+                       {"w": np.zeros((1, 4 * hidden, 4)), "r": np.zeros((1, 4 * hidden, hidden))})
+    wl = from_onnx(lstm)
+    assert wl["lstm.l0.hh"].meta["steps"] == 5
+    assert wl.total_macs == 2 * 5 * (4 + hidden) * 4 * hidden
+
+
+def test_onnx_auto_pad_is_the_padding_it_implies() -> None:
+    """Conv(auto_pad=SAME_UPPER, stride 2, 3x3) on 7x7 pads (4-1)*2 + 3 - 7 = 2 rows, one per
+    side: the layer torch's Conv2d(padding=1, stride=2) gives (same 4x4 output). Found: the
+    layer recorded padding (0, 0) (only the ``pads`` attribute was read)."""
+    import numpy as np
+    from onnx import helper
+
+    from workloads import from_onnx
+
+    conv = _onnx_model([helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER",
+                                         strides=[2, 2], name="conv")], {"x": [1, 2, 7, 7]},
+                       {"w": np.zeros((4, 2, 3, 3))})
+    ref = extract(nn.Sequential(nn.Conv2d(2, 4, 3, 2, 1, bias=False)), (2, 7, 7), batch=1)["0"]
+    assert geometry(from_onnx(conv)["conv"])[1:] == geometry(ref)[1:]
+    assert ref.padding == (1, 1)
