@@ -389,3 +389,57 @@ def test_onnx_auto_pad_is_the_padding_it_implies() -> None:
     ref = extract(nn.Sequential(nn.Conv2d(2, 4, 3, 2, 1, bias=False)), (2, 7, 7), batch=1)["0"]
     assert geometry(from_onnx(conv)["conv"])[1:] == geometry(ref)[1:]
     assert ref.padding == (1, 1)
+
+
+def test_onnx_biases_and_1d_transposed_conv_are_torchs() -> None:
+    """ConvTranspose's bias B has one value per output channel (K), Gemm's C one per output
+    column, an LSTM without B has no bias: the records torch's modules give. A 1-D
+    ConvTranspose's stride is on W, as torch's ConvTranspose1d layer has it. Kills: the
+    transposed bias as the GEMM's K*R*S columns; Gemm's C ignored; an LSTM bias assumed; the
+    1-D transposed geometry on H."""
+    import numpy as np
+    from onnx import helper
+
+    from workloads import from_onnx
+
+    up = _onnx_model([helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2],
+                                       name="up")], {"x": [2, 3, 6]},
+                     {"w": np.zeros((3, 5, 4)), "b": np.zeros(5)})
+    torch_up = extract(nn.Sequential(nn.ConvTranspose1d(3, 5, 4, stride=2)), (3, 6), batch=2)
+    la, ref = from_onnx(up)["up"], torch_up["0"]
+    assert la.meta["bias_elems"] == ref.meta["bias_elems"] == 5
+    assert la.meta["transposed"] == ref.meta["transposed"]
+    assert la.meta["transposed"]["stride"] == [1, 2]
+    gemm = _onnx_model([helper.make_node("Gemm", ["x", "w", "c"], ["y"], transB=1, name="fc")],
+                       {"x": [2, 6]}, {"w": np.zeros((4, 6)), "c": np.zeros(4)})
+    assert from_onnx(gemm)["fc"].meta["bias_elems"] == nn.Linear(6, 4).bias.numel()
+    lstm = _onnx_model([helper.make_node("LSTM", ["x", "w", "r"], ["y"], hidden_size=3,
+                                         name="lstm")], {"x": [5, 2, 4]},
+                       {"w": np.zeros((1, 12, 4)), "r": np.zeros((1, 12, 3))})
+    assert all("bias_elems" not in la.meta for la in from_onnx(lstm).compute_layers())
+
+
+def test_onnx_qcdq_bits_follow_onnxs_integer_types() -> None:
+    """QuantizeLinear without a zero point writes uint8 (the operator's default; ONNX's type
+    inference says so), so the conv reading it multiplies 8-bit inputs; a weight stored as an
+    int8 initializer and dequantized has 8-bit weights. Kills: another default width; the
+    initializer's type ignored."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from workloads import from_onnx
+
+    model = _onnx_model([
+        helper.make_node("QuantizeLinear", ["x", "s"], ["xq"], name="q"),
+        helper.make_node("DequantizeLinear", ["xq", "s"], ["xd"], name="dq"),
+        helper.make_node("DequantizeLinear", ["wq", "s"], ["w"], name="dqw"),
+        helper.make_node("Conv", ["xd", "w"], ["y"], name="conv")], {"x": [1, 2, 5, 5]},
+        {"s": np.float32(0.1)})
+    model.graph.initializer.append(  # type: ignore[attr-defined]
+        numpy_helper.from_array(np.zeros((3, 2, 1, 1), np.int8), "wq"))
+    inferred = onnx.shape_inference.infer_shapes(model)
+    xq = next(v for v in inferred.graph.value_info if v.name == "xq")
+    assert xq.type.tensor_type.elem_type == TensorProto.UINT8
+    conv = from_onnx(model)["conv"]
+    assert (conv.a_bits, conv.w_bits) == (8, 8)
