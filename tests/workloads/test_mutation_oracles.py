@@ -443,3 +443,34 @@ def test_onnx_qcdq_bits_follow_onnxs_integer_types() -> None:
     assert xq.type.tensor_type.elem_type == TensorProto.UINT8
     conv = from_onnx(model)["conv"]
     assert (conv.a_bits, conv.w_bits) == (8, 8)
+
+
+# -- brevitas.py ------------------------------------------------------------------------------
+def test_brevitas_proxies_bits_rounded_up_and_fallbacks() -> None:
+    """Bits from Brevitas quantizer proxies (modules of the ``brevitas`` package, faked here):
+    a learned width of 2.3 needs 3 bits to store (rounded up), 4.0000001 is 4 (float noise);
+    an activation whose act_quant is off is quantized by its output_quant; a layer's
+    output_quant sets its output_bits. Kills: widths truncated; the output_quant fallback
+    dropped; a layer's output quantizer ignored."""
+    from types import SimpleNamespace
+
+    from workloads import brevitas
+
+    def proxy(width: float | None) -> object:
+        return SimpleNamespace(is_quant_enabled=width is not None,
+                               bit_width=lambda: torch.tensor(width or 0.0))
+
+    base = type("QuantNonLinearActLayer", (nn.Module,), {"__module__": "brevitas.nn.fake"})
+    act = type("QuantReLU", (base,), {"__module__": "brevitas.nn.fake"})
+    layer = type("QuantLinear", (nn.Linear,), {"__module__": "brevitas.nn.fake"})
+    for width, bits in ((2.3, 3), (4.0000001, 4), (5.0, 5)):
+        a = act()
+        a.act_quant = proxy(width)
+        assert brevitas.knows(a)
+        assert brevitas.bits(a)["act_bits"] == bits
+    a = act()
+    a.act_quant, a.output_quant = proxy(None), proxy(6)
+    assert brevitas.bits(a)["act_bits"] == 6
+    fc = layer(4, 3)
+    fc.weight_quant, fc.input_quant, fc.output_quant = proxy(4), proxy(None), proxy(8)
+    assert brevitas.bits(fc) == {"weight_bits": 4, "act_bits": None, "output_bits": 8}
