@@ -257,3 +257,142 @@ def test_the_network_result_is_stored_at_the_wider_operand() -> None:
     wl = extract(model, (6,), batch=2)
     assert wl["0"].o_bits == 8
     assert wl.graph.edges["0", "output"]["bytes"] == bytes_for(2 * 3, 8)
+
+
+# -- lower.py: roles, records, edges ----------------------------------------------------------
+def test_two_single_conv_branches_have_no_shortcut() -> None:
+    """y = a(x) + b(x): neither branch is the shorter, so neither conv is a projection
+    shortcut; with a two-conv main branch the single conv is. Kills: the shortcut picked
+    without the other branch being longer."""
+
+    class Net(nn.Module):
+        def __init__(self, deep: bool) -> None:
+            super().__init__()
+            self.a = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1)) if deep else \
+                nn.Conv2d(3, 4, 1)
+            self.stem, self.b, self.head = nn.Conv2d(3, 3, 1), nn.Conv2d(3, 4, 1), \
+                nn.Conv2d(4, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.stem(x)
+            return self.head(self.a(x) + self.b(x))
+
+    roles = {la.name: la.role for la in extract(Net(deep=False), (3, 4, 4)).compute_layers()}
+    assert "shortcut" not in roles.values()
+    assert extract(Net(deep=True), (3, 4, 4))["b"].role == "shortcut"
+
+
+def test_a_gemm_layer_reads_the_operand_it_multiplies() -> None:
+    """input_elems of conv/linear is the activation operand of its GEMM: for an LSTM's hh, the
+    N*T*H hidden states (not the ih gate pre-activations its graph edge carries: 4x more).
+    Kills: input_elems of a compute layer summed over its in-edges."""
+    wl = extract(nn.Sequential(nn.LSTM(4, 6, batch_first=True)), (5, 4), batch=3)
+    assert wl["0.l0.hh"].input_elems == 3 * 5 * 6
+    assert wl["0.l0.ih"].input_elems == 3 * 5 * 4
+
+
+@pytest.mark.parametrize("order", ["slice_first", "whole_first"])
+def test_two_views_of_one_tensor_carry_the_whole_tensor(order: str) -> None:
+    """An op reading a slice and a reshape of one tensor reads the whole tensor: the single
+    edge carries all of it, whichever view comes first. Kills: the first view's shape kept."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            part, whole = y[:, :1], y.reshape(y.shape)
+            return part * whole if order == "slice_first" else whole * part
+
+    wl = extract(Net(), (3, 5, 5), batch=2)
+    assert wl.graph.edges["conv", "mul"]["shape"] == (2, 4, 5, 5)
+    assert wl["mul"].input_elems == 2 * 4 * 5 * 5
+
+
+# -- graph.py -------------------------------------------------------------------------------
+def test_sub_byte_tensors_round_up_to_whole_bytes() -> None:
+    """3 values of 4 bits take 12 bits: 2 bytes (1 byte would hold 2 of them); 5 of 3 bits
+    take 15 bits: 2 bytes. Kills: bytes rounded down."""
+    assert (bytes_for(3, 4), bytes_for(5, 3), bytes_for(8, 1), bytes_for(1, 1)) == (2, 2, 1, 1)
+    wl = extract(nn.Sequential(nn.Linear(4, 3)), (4,), batch=1, overrides={"0": 4})
+    la = wl["0"]
+    assert (la.weight_bytes, la.input_bytes) == (6, 2)            # 12 and 4 nibbles
+
+
+@pytest.mark.parametrize(("pool", "found"), [(nn.MaxPool2d(2), ["q4"]), (nn.AvgPool2d(2), [])])
+def test_input_modules_pass_max_pool_not_average_pool(pool: nn.Module, found: list[str]) -> None:
+    """A quantizer before a max-pool still sets the values the next conv reads; an average
+    pool makes new values. Kills: input_modules walking through every pool."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.q4, self.pool, self.b = nn.Conv2d(3, 4, 1), FakeQuantAct(4), pool, \
+                nn.Conv2d(4, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.pool(self.q4(self.a(x))))
+
+    wl = extract(Net(), (3, 6, 6))
+    assert wl.input_modules("b") == found
+
+
+def test_activation_bytes_are_the_outputs_of_real_ops() -> None:
+    """The activation footprint sums the tensors ops write, not the network input (which no
+    op writes). Kills: the input pseudo-node counted."""
+    wl = extract(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), (3, 8, 8), batch=2)
+    assert wl.activation_bytes == wl["0"].output_bytes == bytes_for(2 * 4 * 6 * 6, 16)
+
+
+# -- trace.py: shapes on the meta device ------------------------------------------------------
+def test_meta_shapes_are_torchs_for_broadcasts_and_open_adaptive_sizes() -> None:
+    """Shape propagation skips real kernels for elementwise ops and adaptive pools; its shapes
+    must be torch's: (N, 1, W) + (N, C, 1) broadcasts to (N, C, W), and AdaptiveAvgPool2d
+    ((None, 2)) keeps H. Kills: the first operand's shape for a broadcast; H and W swapped."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pool = nn.AdaptiveAvgPool2d((None, 2))
+            self.row, self.col = nn.Conv1d(3, 1, 1), nn.Conv1d(3, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.pool(x).flatten(2)                      # (N, 3, 5 * 2)
+            return self.row(y) + self.col(y).mean(-1, keepdim=True)
+
+    model = Net()
+    out = model(torch.zeros(2, 3, 5, 7))
+    wl = extract(model, (3, 5, 7), batch=2)
+    assert (wl["pool"].ho, wl["pool"].wo) == (5, 2)
+    assert wl.graph.edges["add", "output"]["shape"] == tuple(out.shape) == (2, 4, 10)
+
+
+# -- transformer.py: the reference path -----------------------------------------------------
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_encoder_reference_path_runs_the_modules_torch_runs(norm_first: bool) -> None:
+    """The traced reference path of nn.TransformerEncoder calls the norms and feed-forward
+    layers torch's own forward calls (forward hooks on an eager pass in train mode, where torch
+    takes its reference path too; dropout 0): every LayerNorm (norm1, norm2 per layer and the
+    encoder's final norm) is a `norm` op of the workload, with torch's MACs. Kills: the final
+    norm dropped; a pre-norm layer's attention reading x instead of norm1(x)."""
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0,
+                                       norm_first=norm_first, batch_first=True)
+    model = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(8), enable_nested_tensor=False)
+    called: set[str] = set()
+    names = {m: n for n, m in model.named_modules()}
+    hooks = [m.register_forward_hook(lambda m, i, o: called.add(names[m]))
+             for m in model.modules() if isinstance(m, nn.LayerNorm | nn.Linear)]
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):      # attention's unfused GEMMs: visible to the counter
+        macs = flop_counter_macs(model, torch.zeros(2, 5, 8))
+    for h in hooks:
+        h.remove()
+    wl = extract(model, (5, 8), batch=2)
+    assert {la.module for la in wl if la.op == "norm"} == {n for n in called if "norm" in n}
+    assert {n for n in called if "linear" in n} <= {la.module for la in wl if la.op == "linear"}
+    assert wl.total_macs == macs
+    first_attn = wl["layers.0.self_attn.q_proj"]
+    assert wl.predecessors(first_attn.name) == (["layers.0.norm1"] if norm_first else ["input"])
