@@ -417,3 +417,65 @@ def test_mac_area_llsq_ratios_and_bands_are_table5s() -> None:
         assert (target.low, target.high) == pytest.approx((0.85 * paper, 1.15 * paper))
     density = t["MAC density 16->2 bit"]
     assert 0.9 * 14 <= density.low < 14 < density.high <= 1.1 * 14
+
+
+# -- PACT-SAWB vs. WRPN (Fig. 8) ------------------------------------------------------------------
+def test_wrpn_speedup_in_results_is_pact_over_wrpn_on_both_rows() -> None:
+    """Kills an inverted ``speedup`` column: each configuration's PACT-SAWB images/s over WRPN's
+    (300 / 100 at 8 GB/s, 330 / 110 at unlimited: 3x), on both rows of the pair, with the
+    preset's SRAM (None) kept as it was."""
+    from studies.wrpn_vs_pact import derive
+
+    rows = [{"sweep": "cost_model", "mode": "layer+prefetch", "high_precision": "configurable",
+             "peak_scaling": "doubling", "batch": 2, "total_sram_kib": None, "dram_gbps": bw,
+             "scheme": s, "images_per_s": ips}
+            for bw, pact, wrpn in ((8.0, 300.0, 100.0), (math.inf, 330.0, 110.0))
+            for s, ips in (("pact_sawb", pact), ("wrpn", wrpn))]
+    out = derive(pd.DataFrame(rows), {})
+    assert out["speedup"].tolist() == pytest.approx([3.0, 3.0, 3.0, 3.0])
+    assert out["total_sram_kib"].isna().all()
+    assert out["images_per_s"].tolist() == [300.0, 100.0, 330.0, 110.0]
+
+
+def _fig8_rows() -> pd.DataFrame:
+    """PACT-SAWB 2.8x / 3.0x / 3.2x WRPN's images/s at 8 / 64 GB/s / unlimited; at unlimited
+    WRPN's arrays are busier (array utilization 0.6 x 1 s vs. 0.5 x 0.3125 s)."""
+    rows = []
+    for bw, sp, wrpn_ips in ((8.0, 2.8, 10.0), (64.0, 3.0, 20.0), (math.inf, 3.2, 25.0)):
+        for scheme, ips, occ in (("pact_sawb", sp * wrpn_ips, 0.5), ("wrpn", wrpn_ips, 0.6)):
+            rows.append({
+                "sweep": "cost_model", "mode": "layer+prefetch", "model": "alexnet",
+                "high_precision": "configurable", "peak_scaling": "doubling", "batch": 8,
+                "total_sram_kib": None, "sram_total_mib": 16.0, "dram_gbps": bw,
+                "scheme": scheme, "images_per_s": ips, "latency_s": 8 / ips,
+                "array_utilization": occ, "utilization": 0.4, "dram_busy_s": 0.5 * 8 / ips,
+                "dram_bytes": 1e8 if scheme == "pact_sawb" else 2.6e8,
+                "workload_macs": 1e9 if scheme == "pact_sawb" else 2.4e9,
+                "workload_weight_bytes": 1e7, "macs_by_bits": '{"2x2": 1.0}', "cores": 32,
+                "peak_tops": 64.0 if scheme == "pact_sawb" else 45.0, "area_mm2": 50.0,
+                "mac_w_bits": 2, "mac_a_bits": 2 if scheme == "pact_sawb" else 4,
+                "first_last_bits": 16})
+    return pd.DataFrame(rows)
+
+
+def test_wrpn_summary_by_hand() -> None:
+    """Kills a spread of max - min (not max / min - 1), the low-bandwidth speedup inverted in
+    the occupancy argument, the occupancy from useful-MAC utilization instead of array
+    occupancy, and Fig. 8a normalized to WRPN at the highest bandwidth: spread 3.2 / 2.8 - 1;
+    the memory-side speedup 2.80x against an occupancy-time ratio of (0.6 x 8/25 s) /
+    (0.5 x 8/80 s) = 3.84x; WRPN at 8 GB/s (10 images/s) is 1 on the normalized plot."""
+    from studies import wrpn_vs_pact
+
+    params = {**wrpn_vs_pact.PARAMS, "high_precision": ("configurable",),
+              "peak_scaling": ("doubling",), "batch": 8}
+    summary = wrpn_vs_pact.summarize(_fig8_rows(), params)
+    t = {x.name.split(" (")[0]: x for x in summary.targets}
+    assert t["min speedup over the sweep"].value == pytest.approx(2.8)
+    assert t["max speedup over the sweep"].value == pytest.approx(3.2)
+    assert t["spread max/min - 1"].value == pytest.approx(3.2 / 2.8 - 1)
+    cross = t["array-utilization curves cross"]
+    assert "memory-side speedup (2.80x) exceeds the two systems' occupancy-time ratio " \
+        "(3.84x)" in cross.why
+    norm = next(p for p in summary.plots if p.filename == "images_per_s.png").data
+    wrpn = norm[norm["scheme"] == "wrpn"].sort_values("dram_gbps")
+    assert wrpn["normalized_images_per_s"].tolist() == pytest.approx([1.0, 2.0, 2.5])
