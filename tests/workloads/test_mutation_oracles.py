@@ -8,13 +8,14 @@ call, a matmul and its einsum), ``F.fold`` for col2im, and closed forms worked o
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 from wlkit import flop_counter_macs
 
-from workloads import Layer, extract
+from workloads import Layer, extract, from_onnx
 from workloads.einsum import einsum_gemm, einsum_parts
 
 pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration:UserWarning")
@@ -296,10 +297,17 @@ def test_einsum_sums_out_a_letter_only_one_operand_has_before_the_gemm() -> None
 
 
 # -- onnx_import.py ---------------------------------------------------------------------------
+def _node(op_type: str, inputs: list[str], **attrs: object) -> object:
+    """An ONNX node writing ``y`` (onnx, an optional extra, is imported as a test runs)."""
+    pytest.importorskip("onnx", reason="optional extra qdse[onnx] (the onnx package) missing")
+    from onnx import helper
+
+    return helper.make_node(op_type, inputs, ["y"], **attrs)
+
+
 def _onnx_model(nodes: list[object], inputs: dict[str, list[int]],
                 inits: dict[str, object] | None = None) -> object:
     """A one-graph ONNX model (opset 17) of ``nodes`` with float inputs of fixed shapes."""
-    import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()]
@@ -315,16 +323,11 @@ def test_onnx_pool_and_1d_conv_attributes_are_onnxs() -> None:
     shape inference agrees: 5x6 -> 4x4 for a 2x3 window), and a 1-D Conv's stride is on W.
     Found: a pool without strides recorded its kernel as the stride. Kills: the 1-D stride on
     H."""
-    import numpy as np
-    from onnx import helper
-
-    from workloads import from_onnx
-
-    pool = _onnx_model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 3],
+    pool = _onnx_model([_node("MaxPool", ["x"], kernel_shape=[2, 3],
                                          name="pool")], {"x": [1, 2, 5, 6]})
     la = from_onnx(pool)["pool"]
     assert (la.r, la.s, la.stride, la.ho, la.wo) == (2, 3, (1, 1), 4, 4)
-    conv = _onnx_model([helper.make_node("Conv", ["x", "w"], ["y"], strides=[2], pads=[1, 1],
+    conv = _onnx_model([_node("Conv", ["x", "w"], strides=[2], pads=[1, 1],
                                          name="conv")], {"x": [2, 3, 9]},
                        {"w": np.zeros((4, 3, 3))})
     onnx_conv = from_onnx(conv)["conv"]
@@ -338,12 +341,7 @@ def test_onnx_gemm_of_two_activations_with_trans_a() -> None:
     """Gemm(A, B, transA=1) of two activations A (4 x 3), B (4 x 5) is A^T B: K = 4 (A's rows),
     3 x 5 outputs, 60 MACs (numpy's matmul of the same operands contracts 4). Kills: K as A's
     last dim whatever transA."""
-    import numpy as np
-    from onnx import helper
-
-    from workloads import from_onnx
-
-    model = _onnx_model([helper.make_node("Gemm", ["a", "b"], ["y"], transA=1, name="gemm")],
+    model = _onnx_model([_node("Gemm", ["a", "b"], transA=1, name="gemm")],
                         {"a": [4, 3], "b": [4, 5]})
     la = from_onnx(model)["gemm"]
     product = np.zeros((4, 3)).T @ np.zeros((4, 5))
@@ -355,18 +353,13 @@ def test_onnx_pool_pads_and_lstm_layout() -> None:
     """ONNX pads are [H_begin, W_begin, H_end, W_end]: pads [1, 0, 1, 0] is torch's padding
     (1, 0), the layer torch's MaxPool2d gives. An LSTM with layout=1 reads X as (batch, seq,
     input): 5 steps of 2 sequences. Kills: the W padding read from H_end; layout ignored."""
-    import numpy as np
-    from onnx import helper
-
-    from workloads import from_onnx
-
-    pool = _onnx_model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 3],
+    pool = _onnx_model([_node("MaxPool", ["x"], kernel_shape=[2, 3],
                                          strides=[1, 2], pads=[1, 0, 1, 0], name="pool")],
                        {"x": [2, 3, 6, 9]})
     ref = extract(nn.Sequential(nn.MaxPool2d((2, 3), (1, 2), (1, 0))), (3, 6, 9), batch=2)["0"]
     assert geometry(from_onnx(pool)["pool"])[1:] == geometry(ref)[1:]
     hidden = 3
-    lstm = _onnx_model([helper.make_node("LSTM", ["x", "w", "r"], ["y"], hidden_size=hidden,
+    lstm = _onnx_model([_node("LSTM", ["x", "w", "r"], hidden_size=hidden,
                                          layout=1, name="lstm")], {"x": [2, 5, 4]},
                        {"w": np.zeros((1, 4 * hidden, 4)), "r": np.zeros((1, 4 * hidden, hidden))})
     wl = from_onnx(lstm)
@@ -378,12 +371,7 @@ def test_onnx_auto_pad_is_the_padding_it_implies() -> None:
     """Conv(auto_pad=SAME_UPPER, stride 2, 3x3) on 7x7 pads (4-1)*2 + 3 - 7 = 2 rows, one per
     side: the layer torch's Conv2d(padding=1, stride=2) gives (same 4x4 output). Found: the
     layer recorded padding (0, 0) (only the ``pads`` attribute was read)."""
-    import numpy as np
-    from onnx import helper
-
-    from workloads import from_onnx
-
-    conv = _onnx_model([helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER",
+    conv = _onnx_model([_node("Conv", ["x", "w"], auto_pad="SAME_UPPER",
                                          strides=[2, 2], name="conv")], {"x": [1, 2, 7, 7]},
                        {"w": np.zeros((4, 2, 3, 3))})
     ref = extract(nn.Sequential(nn.Conv2d(2, 4, 3, 2, 1, bias=False)), (2, 7, 7), batch=1)["0"]
@@ -397,12 +385,7 @@ def test_onnx_biases_and_1d_transposed_conv_are_torchs() -> None:
     ConvTranspose's stride is on W, as torch's ConvTranspose1d layer has it. Kills: the
     transposed bias as the GEMM's K*R*S columns; Gemm's C ignored; an LSTM bias assumed; the
     1-D transposed geometry on H."""
-    import numpy as np
-    from onnx import helper
-
-    from workloads import from_onnx
-
-    up = _onnx_model([helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2],
+    up = _onnx_model([_node("ConvTranspose", ["x", "w", "b"], strides=[2],
                                        name="up")], {"x": [2, 3, 6]},
                      {"w": np.zeros((3, 5, 4)), "b": np.zeros(5)})
     torch_up = extract(nn.Sequential(nn.ConvTranspose1d(3, 5, 4, stride=2)), (3, 6), batch=2)
@@ -410,10 +393,10 @@ def test_onnx_biases_and_1d_transposed_conv_are_torchs() -> None:
     assert la.meta["bias_elems"] == ref.meta["bias_elems"] == 5
     assert la.meta["transposed"] == ref.meta["transposed"]
     assert la.meta["transposed"]["stride"] == [1, 2]
-    gemm = _onnx_model([helper.make_node("Gemm", ["x", "w", "c"], ["y"], transB=1, name="fc")],
+    gemm = _onnx_model([_node("Gemm", ["x", "w", "c"], transB=1, name="fc")],
                        {"x": [2, 6]}, {"w": np.zeros((4, 6)), "c": np.zeros(4)})
     assert from_onnx(gemm)["fc"].meta["bias_elems"] == nn.Linear(6, 4).bias.numel()
-    lstm = _onnx_model([helper.make_node("LSTM", ["x", "w", "r"], ["y"], hidden_size=3,
+    lstm = _onnx_model([_node("LSTM", ["x", "w", "r"], hidden_size=3,
                                          name="lstm")], {"x": [5, 2, 4]},
                        {"w": np.zeros((1, 12, 4)), "r": np.zeros((1, 12, 3))})
     assert all("bias_elems" not in la.meta for la in from_onnx(lstm).compute_layers())
@@ -424,17 +407,14 @@ def test_onnx_qcdq_bits_follow_onnxs_integer_types() -> None:
     inference says so), so the conv reading it multiplies 8-bit inputs; a weight stored as an
     int8 initializer and dequantized has 8-bit weights. Kills: another default width; the
     initializer's type ignored."""
-    import numpy as np
-    import onnx
+    onnx = pytest.importorskip("onnx", reason="optional extra qdse[onnx] missing")
     from onnx import TensorProto, helper, numpy_helper
-
-    from workloads import from_onnx
 
     model = _onnx_model([
         helper.make_node("QuantizeLinear", ["x", "s"], ["xq"], name="q"),
         helper.make_node("DequantizeLinear", ["xq", "s"], ["xd"], name="dq"),
         helper.make_node("DequantizeLinear", ["wq", "s"], ["w"], name="dqw"),
-        helper.make_node("Conv", ["xd", "w"], ["y"], name="conv")], {"x": [1, 2, 5, 5]},
+        _node("Conv", ["xd", "w"], name="conv")], {"x": [1, 2, 5, 5]},
         {"s": np.float32(0.1)})
     model.graph.initializer.append(  # type: ignore[attr-defined]
         numpy_helper.from_array(np.zeros((3, 2, 1, 1), np.int8), "wq"))
