@@ -8,6 +8,8 @@ call, a matmul and its einsum), ``F.fold`` for col2im, and closed forms worked o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -454,3 +456,19 @@ def test_brevitas_proxies_bits_rounded_up_and_fallbacks() -> None:
     fc = layer(4, 3)
     fc.weight_quant, fc.input_quant, fc.output_quant = proxy(4), proxy(None), proxy(8)
     assert brevitas.bits(fc) == {"weight_bits": 4, "act_bits": None, "output_bits": 8}
+
+
+# -- scalesim_io.py ---------------------------------------------------------------------------
+def test_a_scalesim_name_marks_depthwise_only_on_depthwise_layers(tmp_path: Path) -> None:
+    """SCALE-Sim reads any layer whose name contains 'DP' as depthwise: a dense conv named
+    'DPconv' must be written so it reads back dense, with its MACs (conservation through the
+    round trip). Kills: names written as they are."""
+    from workloads import Workload
+    from workloads.scalesim_io import from_scalesim
+
+    dense = Layer(name="DPconv", op="conv", c=4, h=6, w=6, k=8, r=3, s=3, ho=4, wo=4,
+                  macs=4 * 4 * 8 * 4 * 9)
+    path = tmp_path / "topo.csv"
+    Workload.from_layers([dense]).to_scalesim(path)
+    (back,) = from_scalesim(path).compute_layers()
+    assert (back.groups, back.macs, back.k) == (1, dense.macs, 8)
