@@ -209,3 +209,46 @@ def test_macs_by_bits_shares_keep_five_digits() -> None:
     row = layer_bits_summary(wl)
     assert json.loads(row["macs_by_bits"]) == {"2x2": 0.66667, "8x8": 0.33333}
     assert (row["workload_macs"], row["workload_weight_bytes"]) == (300, 7)
+
+
+# -- dse.inputs and the sweep CLI's parsing --------------------------------------------------------
+def test_a_design_file_takes_the_bandwidth_flag_and_its_stem_as_name(tmp_path) -> None:
+    """Kills --dram-gbps ignored for a design file, and an unnamed design left nameless: the
+    file's design at 7 GB/s, named after the file."""
+    import dataclasses
+
+    from arch import Accelerator, io
+    from dse.inputs import load_design
+
+    path = io.save(dataclasses.replace(Accelerator(cores=2, rows=8, cols=8), name=""),
+                   tmp_path / "my_chip.toml")
+    acc = load_design(str(path), dram_gbps=7.0)
+    assert (acc.dram_gbps, acc.cores, acc.name) == (7.0, 2, "my_chip")
+    assert load_design(str(path)).dram_gbps == io.load(path).dram_gbps
+
+
+def test_bandwidth_flag_takes_positive_numbers_and_inf_only() -> None:
+    """Kills 0 GB/s accepted: a bandwidth must be > 0 (or inf, unlimited)."""
+    from dse.inputs import finite_or_inf
+
+    assert finite_or_inf("16", "--dram-gbps") == 16.0
+    assert finite_or_inf("inf", "--dram-gbps") == float("inf")
+    for bad in ("0", "-1", "nan", "fast"):
+        with pytest.raises(ValueError, match=r"--dram-gbps=.* is not allowed; expected GB/s > 0"):
+            finite_or_inf(bad, "--dram-gbps")
+
+
+def test_sweep_flags_take_their_limits_and_one_bit_width_for_both() -> None:
+    """Kills the sweep CLI refusing its own limits (arch.area refuses only budgets ABOVE
+    MAX_AREA_MM2 and core counts above MAX_COUNT) and ``--mac-bits 4`` read as 4x1."""
+    from arch.area import MAX_AREA_MM2, MAX_COUNT
+    from dse.study.sweep import _areas, _cores, _mac_bits
+
+    assert _areas(f"{MAX_AREA_MM2:g},2x") == (MAX_AREA_MM2, "2x")
+    with pytest.raises(ValueError, match="exceeds"):
+        _areas(f"{2 * MAX_AREA_MM2:g}")
+    assert _cores(f"1,{MAX_COUNT}") == (1, MAX_COUNT)
+    with pytest.raises(ValueError, match="--cores"):
+        _cores(f"{MAX_COUNT + 1}")
+    assert _mac_bits("4") == (4, 4)
+    assert _mac_bits("2x8") == (2, 8)
