@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from quant.methods.base import Quantizer
-from quant.modules import QuantModule
+from quant.modules import QuantModule, _check_slot
 
 __all__ = ["PROJECTIONS", "QuantMultiheadAttention", "projection_weight"]
 
@@ -57,11 +57,8 @@ def _slots(field: str, given: Mapping[str, Quantizer | None] | None) -> nn.Modul
     bad = sorted(set(given) - set(PROJECTIONS))
     if bad:
         raise ValueError(f"{field} has keys {bad}; allowed: {list(PROJECTIONS)}")
-    for part, q in given.items():
-        if q is not None and not isinstance(q, Quantizer):
-            raise ValueError(f"{field}[{part!r}] must be a quant.methods.base.Quantizer or None, "
-                             f"got {type(q)!r}")
-    return nn.ModuleDict({p: q for p, q in given.items() if q is not None})
+    checked = {p: _check_slot(f"{field}[{p!r}]", q) for p, q in given.items()}
+    return nn.ModuleDict({p: q for p, q in checked.items() if q is not None})
 
 
 def _slot(slots: nn.ModuleDict, part: str) -> Quantizer | None:

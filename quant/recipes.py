@@ -163,8 +163,9 @@ def quantize(
 
     Every ``nn.Conv1d``/``nn.Conv2d``/``nn.ConvTranspose1d``/``nn.ConvTranspose2d``/``nn.Linear``
     becomes the ``Quant*`` layer of the same name (:mod:`quant.modules`) and, for relu-site recipes,
-    every ``nn.ReLU``/``nn.ReLU6`` a ``QuantAct``. Other modules with weights
-    (``nn.MultiheadAttention``, LSTM/GRU/RNN, 3-d convs, embeddings, ...) stay full precision: one
+    every ``nn.ReLU``/``nn.ReLU6`` a ``QuantAct``; every ``nn.MultiheadAttention`` becomes a
+    :class:`~quant.attention.QuantMultiheadAttention` (each projection quantized as a layer).
+    Other modules with weights (LSTM/GRU/RNN, 3-d convs, embeddings, ...) stay full precision: one
     :class:`~quant.coverage.UnquantizedLayersWarning` names them, and the result's
     ``quantize_report`` (:class:`~quant.coverage.QuantizeReport`) lists what was and was not
     quantized.
@@ -310,11 +311,12 @@ def _no_fused_transformer_paths(model: nn.Module) -> None:
     tensor for it. ``activation_relu_or_gelu`` only gates that kernel (the Python path calls
     ``activation``), and ``use_nested_tensor`` the conversion."""
     for m in model.modules():
-        if not any(is_quant_module(s) for s in m.modules()):
+        if not (isinstance(m, nn.TransformerEncoderLayer | nn.TransformerEncoder)
+                and any(is_quant_module(s) for s in m.modules())):
             continue
         if isinstance(m, nn.TransformerEncoderLayer):
             m.activation_relu_or_gelu = 0
-        elif isinstance(m, nn.TransformerEncoder):
+        else:
             m.use_nested_tensor = False
 
 

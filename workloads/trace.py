@@ -224,6 +224,10 @@ class TensorShape(NamedTuple):
     dtype: torch.dtype
 
 
+# quantized (bits-protocol) subclasses whose shapes come from their torch base class's forward
+_FLOAT_FORWARD = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.MultiheadAttention)
+
+
 class _ShapeRecorder(fx.Interpreter):
     """fx.Interpreter that stores ``tensor_meta`` like ShapeProp, without printing tracebacks."""
 
@@ -240,10 +244,12 @@ class _ShapeRecorder(fx.Interpreter):
 
     def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
         m = self.fetch_attr(target)
-        if isinstance(m, nn.MultiheadAttention) and is_quantized(m) and all(
+        base = next((b for b in _FLOAT_FORWARD if isinstance(m, b)), None)
+        if base is not None and is_quantized(m) and all(
                 a.device.type == "meta" for a in args if isinstance(a, torch.Tensor)):
-            # quantized attention has the float module's shapes (its quantizers need values)
-            return nn.MultiheadAttention.forward(m, *args, **kwargs)
+            # a quantized transposed conv or attention has its float base class's shapes (its
+            # quantizers may need real values)
+            return base.forward(m, *args, **kwargs)
         x = args[0] if len(args) == 1 and not kwargs else None
         if isinstance(x, torch.Tensor) and x.device.type == "meta":
             if type(m) in _SHAPE_PRESERVING:
@@ -253,16 +259,12 @@ class _ShapeRecorder(fx.Interpreter):
                                        f"{tuple(x.shape)}")
                 return x
             if is_quantized(m):
-                # bits protocol: a quantized (transposed) conv/linear has its base class's output
-                # shape and a quantized activation is elementwise (its quantizers may need real
-                # values)
+                # bits protocol: a quantized conv/linear has its base class's output shape and a
+                # quantized activation is elementwise (its quantizers may need real values)
                 if isinstance(m, nn.Conv2d):
                     return nn.Conv2d._conv_forward(m, x, m.weight, m.bias)
                 if isinstance(m, nn.Conv1d):
                     return nn.Conv1d._conv_forward(m, x, m.weight, m.bias)
-                for base in (nn.ConvTranspose1d, nn.ConvTranspose2d):  # not elementwise either
-                    if isinstance(m, base):
-                        return base.forward(m, x)
                 if not isinstance(m, nn.Linear) and op_kind(m) is None:
                     return x
             if isinstance(m, nn.Linear) and (type(m) is nn.Linear or is_quantized(m)):
